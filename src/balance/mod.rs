@@ -1,0 +1,118 @@
+//! Load-balancing: one small [`Selector`] trait, one file per algorithm.
+//!
+//! Load (in-flight requests, latency EWMA) is measured apart from selection in
+//! [`LoadStats`]; a selector is built from an immutable member set off the request
+//! path ([`build`]) and swapped in whole with the pool snapshot.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::config::Balance;
+
+/// Per-member load, shared between every worker thread (atomics only).
+#[derive(Debug, Default)]
+pub struct LoadStats {
+    inflight: AtomicU64,
+    /// Latency EWMA in microseconds, stored as `f64` bits. 0 = no sample yet.
+    ewma_us: AtomicU64,
+}
+
+/// Weight of the newest latency sample in the EWMA (0..1).
+pub const EWMA_ALPHA: f64 = 0.3;
+
+impl LoadStats {
+    /// Requests currently in flight to this member.
+    pub fn inflight(&self) -> u64 {
+        self.inflight.load(Ordering::Relaxed)
+    }
+
+    /// Latency EWMA in milliseconds (0 before the first sample).
+    pub fn ewma_ms(&self) -> f64 {
+        f64::from_bits(self.ewma_us.load(Ordering::Relaxed)) / 1000.0
+    }
+
+    /// Marks one request as started; the returned guard ends it on drop.
+    pub fn begin(&self) -> InflightGuard<'_> {
+        self.inflight.fetch_add(1, Ordering::Relaxed);
+        InflightGuard { stats: self }
+    }
+
+    /// Adds one latency sample to the EWMA.
+    pub fn observe(&self, latency: Duration) {
+        let sample = latency.as_secs_f64() * 1e6;
+        let _ = self
+            .ewma_us
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
+                let old = f64::from_bits(bits);
+                let new = if old == 0.0 {
+                    sample
+                } else {
+                    old + EWMA_ALPHA * (sample - old)
+                };
+                Some(new.to_bits())
+            });
+    }
+
+    /// Increments in-flight without a guard (pair with [`LoadStats::end`]).
+    pub fn begin_raw(&self) {
+        self.inflight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Decrements in-flight (pair with [`LoadStats::begin_raw`]).
+    pub fn end(&self) {
+        self.inflight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Ends one in-flight request when dropped.
+#[derive(Debug)]
+pub struct InflightGuard<'a> {
+    stats: &'a LoadStats,
+}
+
+impl Drop for InflightGuard<'_> {
+    fn drop(&mut self) {
+        self.stats.end();
+    }
+}
+
+/// The member set a selector chooses from (implemented by the pool snapshot).
+pub trait MemberSet {
+    /// Number of members (eligible or not).
+    fn len(&self) -> usize;
+    /// Whether there are no members.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Configured weight of member `i` (>= 1).
+    fn weight(&self, i: usize) -> u32;
+    /// Live load of member `i`.
+    fn load(&self, i: usize) -> &LoadStats;
+}
+
+/// Per-request input to selection.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SelectContext {
+    /// Hash of the request's `hash_key` (only for `balance = "hash"`).
+    pub hash: Option<u64>,
+}
+
+/// One load-balancing algorithm.
+///
+/// `eligible(i)` says whether member `i` may take this request (healthy, not
+/// draining, not already tried, below its connection limit). A selector returns
+/// `None` only when no member is eligible.
+pub trait Selector: Send + Sync {
+    fn select(
+        &self,
+        members: &dyn MemberSet,
+        ctx: &SelectContext,
+        eligible: &dyn Fn(usize) -> bool,
+    ) -> Option<usize>;
+}
+
+/// Builds the selector for `balance` over members with these `weights`.
+pub fn build(balance: Balance, weights: &[u32]) -> Box<dyn Selector> {
+    let _ = (balance, weights);
+    todo!("balance::build")
+}

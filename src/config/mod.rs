@@ -1,0 +1,4 @@
+//! Configuration: raw serde structs -> validated [`Config`].
+
+mod types;
+pub use types::*;

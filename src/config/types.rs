@@ -1,0 +1,316 @@
+//! Validated configuration: what the rest of drover consumes.
+//!
+//! Produced from the raw TOML by [`crate::config::load_str`] / [`crate::config::load_file`];
+//! every value here has passed validation, and every default is filled in.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The whole validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub admin: AdminConfig,
+    pub log: LogConfig,
+    /// First match wins; no match -> 404.
+    pub routes: Vec<Route>,
+    /// Pools by name (sorted by name).
+    pub pools: BTreeMap<String, PoolConfig>,
+    /// File this config was read from (`None` for the built-in demo or a string).
+    pub source: Option<PathBuf>,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    /// Plain HTTP/1.1 + h2c listeners. Default `["127.0.0.1:8080"]`.
+    pub listen: Vec<SocketAddr>,
+    /// Graceful shutdown limit for in-flight requests. Default 30 s.
+    pub shutdown_timeout: Duration,
+    /// Larger request heads get 431. Default 65536 bytes (minimum 8192).
+    pub max_header_bytes: usize,
+    /// A client slower than this to send its request head is cut off. Default 10 s.
+    pub header_read_timeout: Duration,
+    /// Idle client keep-alive connections are closed after this. Default 60 s.
+    pub idle_timeout: Duration,
+    /// Worker threads, each with its own runtime and `SO_REUSEPORT` listener.
+    /// Default 0 = one per available core.
+    pub threads: usize,
+    /// Optional TLS listener.
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[admin]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdminConfig {
+    /// Admin API, /metrics and the dashboard. Default `127.0.0.1:9090`.
+    pub listen: SocketAddr,
+    /// Bearer token; required when `listen` is not a loopback address.
+    pub token: Option<String>,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogConfig {
+    /// One JSON line per request. Default `true`.
+    pub access: bool,
+}
+
+/// `[[routes]]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct Route {
+    pub host: Option<HostMatch>,
+    /// Must start with `/` when set.
+    pub path_prefix: Option<String>,
+    pub pool: String,
+    /// Remove `path_prefix` from the path sent upstream. Default `false`.
+    pub strip_prefix: bool,
+}
+
+/// A route's `host`: exact (`api.example.com`) or wildcard (`*.example.com`).
+/// Stored lower-case, without port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostMatch {
+    Exact(String),
+    /// The suffix including the leading dot, e.g. `.example.com`.
+    Wildcard(String),
+}
+
+/// `balance = ...`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Balance {
+    #[default]
+    RoundRobin,
+    WeightedRoundRobin,
+    LeastConn,
+    Random,
+    P2cEwma,
+    Hash,
+}
+
+impl Balance {
+    /// The config spelling (`round_robin`, ...).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Balance::RoundRobin => "round_robin",
+            Balance::WeightedRoundRobin => "weighted_round_robin",
+            Balance::LeastConn => "least_conn",
+            Balance::Random => "random",
+            Balance::P2cEwma => "p2c_ewma",
+            Balance::Hash => "hash",
+        }
+    }
+}
+
+/// `hash_key = ...` for `balance = "hash"`. Default `ClientIp`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum HashKey {
+    #[default]
+    ClientIp,
+    /// `header:NAME` (name stored lower-case)
+    Header(String),
+    /// `cookie:NAME`
+    Cookie(String),
+    Path,
+}
+
+/// One static member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendConfig {
+    pub address: SocketAddr,
+    /// Default 1; must be >= 1.
+    pub weight: u32,
+}
+
+/// `[pools.NAME]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolConfig {
+    pub name: String,
+    pub balance: Balance,
+    pub hash_key: HashKey,
+    pub backends: Vec<BackendConfig>,
+    /// Default 2 s.
+    pub connect_timeout: Duration,
+    /// Until the response head arrives -> 504. Default 60 s.
+    pub request_timeout: Duration,
+    /// Other instances tried. Default 2.
+    pub retries: u32,
+    /// 0 = unlimited (default); otherwise excess requests queue.
+    pub max_connections_per_backend: u32,
+    /// How long a request may wait for a free member. Default 5 s.
+    pub queue_timeout: Duration,
+    /// Waiting requests beyond this get 503 at once. Default 1024.
+    pub max_queue: usize,
+    pub health: Option<HealthConfig>,
+    pub passive: Option<PassiveConfig>,
+    pub instances: Option<InstancesConfig>,
+    pub autoscale: Option<AutoscaleConfig>,
+}
+
+/// `[pools.NAME.health]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthConfig {
+    /// HTTP GET path; `None` = TCP connect check.
+    pub path: Option<String>,
+    /// Default 2 s.
+    pub interval: Duration,
+    /// Default 1 s.
+    pub timeout: Duration,
+    /// Consecutive passes to become healthy. Default 2.
+    pub rise: u32,
+    /// Consecutive failures to become unhealthy. Default 3.
+    pub fall: u32,
+    /// Default `200-399`.
+    pub expect_status: StatusRanges,
+    /// Default `false` (members start unhealthy until `rise` passes).
+    pub initial_healthy: bool,
+    /// Extra headers on the probe (names as written).
+    pub headers: Vec<(String, String)>,
+}
+
+/// Inclusive status ranges, e.g. `"200-299,304"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusRanges(pub Vec<(u16, u16)>);
+
+impl StatusRanges {
+    pub fn contains(&self, status: u16) -> bool {
+        self.0.iter().any(|(lo, hi)| (*lo..=*hi).contains(&status))
+    }
+}
+
+/// `[pools.NAME.passive]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct PassiveConfig {
+    /// Default 5.
+    pub consecutive_failures: u32,
+    /// Default 30 s (doubles on repeated ejection, capped).
+    pub eject_for: Duration,
+}
+
+/// `provider = ...`
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind {
+    Process,
+    Docker,
+    DockerLabels,
+    Swarm,
+}
+
+/// `on_shutdown = ...`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnShutdown {
+    #[default]
+    Stop,
+    Leave,
+}
+
+/// `address = ...` for docker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DockerAddress {
+    #[default]
+    Published,
+    Container,
+}
+
+/// `[pools.NAME.instances]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstancesConfig {
+    pub provider: ProviderKind,
+    /// Instances to keep running when there is no `[autoscale]`. Default 1.
+    pub count: u32,
+    /// process: argv with `{port}` placeholders; docker: command override.
+    pub command: Vec<String>,
+    pub image: Option<String>,
+    pub container_port: Option<u16>,
+    pub args: Vec<String>,
+    pub network: Option<String>,
+    pub address: DockerAddress,
+    /// Bytes.
+    pub memory: Option<u64>,
+    pub cpus: Option<f64>,
+    /// Default `false`.
+    pub pull: bool,
+    pub on_shutdown: OnShutdown,
+    pub service: Option<String>,
+    pub env: BTreeMap<String, String>,
+    /// Default 30 s.
+    pub start_timeout: Duration,
+    /// Default 30 s.
+    pub drain_timeout: Duration,
+    /// Default 10 s.
+    pub stop_timeout: Duration,
+}
+
+/// `[pools.NAME.autoscale]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct AutoscaleConfig {
+    /// Default 1.
+    pub min: u32,
+    /// Default 10.
+    pub max: u32,
+    /// Default 5 s.
+    pub interval: Duration,
+    pub target_inflight: Option<f64>,
+    pub target_rps: Option<f64>,
+    /// Default 10 s.
+    pub scale_up_cooldown: Duration,
+    /// Default 60 s.
+    pub scale_down_cooldown: Duration,
+    /// Default 5 m.
+    pub idle_timeout: Duration,
+    /// Default 30 s.
+    pub hold_timeout: Duration,
+    pub rules: Vec<ScaleRule>,
+}
+
+/// `metric = ...`
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    InflightPerInstance,
+    RpsPerInstance,
+    P95LatencyMs,
+    ErrorRate,
+    CpuPercent,
+}
+
+/// What a rule does when its condition held for `for_`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ScaleAction {
+    Add(u32),
+    Remove(u32),
+    Factor(f64),
+}
+
+/// Condition side.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Threshold {
+    Above(f64),
+    Below(f64),
+}
+
+/// `[[pools.NAME.autoscale.rules]]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScaleRule {
+    pub metric: Metric,
+    pub threshold: Threshold,
+    /// Default 0 s (the condition must hold this long).
+    pub for_: Duration,
+    pub action: ScaleAction,
+}
+
+/// `[server.tls]`: an optional TLS listener (rustls), ALPN h2 + http/1.1.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsConfig {
+    pub listen: Vec<SocketAddr>,
+    /// Several = SNI (the first is the default certificate).
+    pub certs: Vec<CertPair>,
+}
+
+/// One certificate chain and its key (PEM files; relative paths are relative to the config file).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CertPair {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
