@@ -1,0 +1,130 @@
+//! Parsing a file: TOML -> environment expansion -> every section read -> cross-checks.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use toml::de::{DeTable, DeValue};
+
+use super::env::expand_table;
+use super::error::{ConfigError, ConfigErrors, Errors};
+use super::reader::{describe, Tbl};
+use super::types::{Config, Route};
+use super::{pool, sections, validate};
+
+/// Parses and validates a config from a string. `file` is recorded as
+/// [`Config::source`], names the file in errors and is the base for relative paths.
+pub fn load_str(src: &str, file: Option<&Path>) -> Result<Config, ConfigErrors> {
+    load_with_env(src, file, &|name| std::env::var(name).ok())
+}
+
+/// Reads and validates a config file; a read error is a [`ConfigErrors`] too.
+pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
+    match std::fs::read_to_string(path) {
+        Ok(src) => load_str(&src, Some(path)),
+        Err(e) => {
+            let msg = e.to_string();
+            // "No such file or directory (os error 2)" -> "No such file or directory"
+            let msg = match msg.rfind(" (os error ") {
+                Some(i) => msg[..i].to_string(),
+                None => msg,
+            };
+            Err(ConfigErrors::single(
+                display_name(Some(path)),
+                format!("cannot read {}: {msg}", path.display()),
+            ))
+        }
+    }
+}
+
+/// The name errors are reported under.
+pub(crate) fn display_name(file: Option<&Path>) -> String {
+    file.map_or_else(|| "<config>".to_string(), |p| p.display().to_string())
+}
+
+/// [`load_str`] with an injectable environment (for tests).
+pub(crate) fn load_with_env(
+    src: &str,
+    file: Option<&Path>,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigErrors> {
+    let name = display_name(file);
+    let (mut doc, syntax) = DeTable::parse_recoverable(src);
+    if !syntax.is_empty() {
+        let errors = syntax
+            .iter()
+            .map(|e| ConfigError::at(src, e.span(), "", format!("TOML syntax: {}", e.message())))
+            .collect();
+        return Err(ConfigErrors { file: name, errors });
+    }
+    let mut errs = Errors::new(src);
+    expand_table(doc.get_mut(), "", lookup, &mut errs);
+    let base = file.and_then(Path::parent);
+    let root = Tbl::root(&doc);
+    root.check_keys(&mut errs, &["server", "admin", "log", "routes", "pools"]);
+    let server = sections::server(root.sub(&mut errs, "server"), &mut errs, base);
+    let admin = sections::admin(root.sub(&mut errs, "admin"), &mut errs);
+    let log = sections::log(root.sub(&mut errs, "log"), &mut errs);
+
+    let mut routes: Vec<Route> = Vec::new();
+    let mut route_pools = Vec::new();
+    let route_tables = root.tables(&mut errs, "routes");
+    for (i, t) in route_tables.iter().enumerate() {
+        let (route, pool) = sections::route(t, &mut errs);
+        if let Some(pool) = pool {
+            route_pools.push((i, pool));
+        }
+        routes.extend(route);
+    }
+
+    let mut pools = BTreeMap::new();
+    let mut pool_names = Vec::new();
+    if let Some(pt) = root.sub(&mut errs, "pools") {
+        for (k, v) in pt.table.iter() {
+            let pname: &str = k.get_ref();
+            pool_names.push(pname.to_string());
+            let path = pt.key(pname);
+            let DeValue::Table(t) = v.get_ref() else {
+                errs.push(
+                    &path,
+                    v.span(),
+                    format!(
+                        "expected a table [pools.{pname}], got {}",
+                        describe(v.get_ref())
+                    ),
+                );
+                continue;
+            };
+            let t = Tbl {
+                path,
+                table: t,
+                span: v.span(),
+            };
+            if let Some(p) = pool::pool(pname, k.span(), &t, &mut errs) {
+                pools.insert(pname.to_string(), p);
+            }
+        }
+    }
+    validate::cross_check(
+        &root,
+        &mut errs,
+        &pool_names,
+        &route_pools,
+        &mut routes,
+        &route_tables,
+    );
+
+    if !errs.is_empty() {
+        return Err(ConfigErrors {
+            file: name,
+            errors: errs.into_sorted(),
+        });
+    }
+    Ok(Config {
+        server,
+        admin,
+        log,
+        routes,
+        pools,
+        source: file.map(Path::to_path_buf),
+    })
+}

@@ -1,0 +1,342 @@
+//! `[pools.NAME]` with its `backends`, `[health]` and `[passive]`.
+
+use std::time::Duration;
+
+use toml::de::DeValue;
+
+use super::error::Errors;
+use super::reader::{
+    describe, duration, nonzero_duration, one_of, string, string_map, uint, uint_min, Tbl,
+};
+use super::scaling::{autoscale, instances};
+use super::types::{
+    BackendConfig, Balance, HealthConfig, PassiveConfig, PoolConfig, ProviderKind, StatusRanges,
+};
+use super::values::{parse_addr, parse_hash_key, parse_status_ranges, valid_header_name};
+
+pub(crate) const BALANCES: &[(&str, Balance)] = &[
+    ("round_robin", Balance::RoundRobin),
+    ("weighted_round_robin", Balance::WeightedRoundRobin),
+    ("least_conn", Balance::LeastConn),
+    ("random", Balance::Random),
+    ("p2c_ewma", Balance::P2cEwma),
+    ("hash", Balance::Hash),
+];
+
+const POOL_KEYS: &[&str] = &[
+    "balance",
+    "hash_key",
+    "backends",
+    "connect_timeout",
+    "request_timeout",
+    "retries",
+    "max_connections_per_backend",
+    "queue_timeout",
+    "max_queue",
+    "health",
+    "passive",
+    "instances",
+    "autoscale",
+];
+
+/// A pool name usable in URLs and metric labels.
+fn valid_pool_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// Reads one pool. `None` when it has errors (they are recorded).
+pub(crate) fn pool(
+    name: &str,
+    name_span: std::ops::Range<usize>,
+    t: &Tbl<'_, '_>,
+    errs: &mut Errors<'_>,
+) -> Option<PoolConfig> {
+    let before = errs.list.len();
+    if !valid_pool_name(name) {
+        errs.push(
+            &t.path,
+            name_span,
+            format!(
+                "bad pool name \"{}\"; use letters, digits, \"-\", \"_\" and \".\"",
+                name.escape_default()
+            ),
+        );
+    }
+    t.check_keys(errs, POOL_KEYS);
+    let balance = t.get(errs, "balance", one_of(BALANCES)).map(|g| g.v);
+    let hash_key = t.get(errs, "hash_key", |v| parse_hash_key(&string(v)?));
+    // A bad `balance` was reported already; judge hash_key against the default otherwise.
+    let effective = balance.or((!t.has("balance")).then_some(Balance::RoundRobin));
+    if let (Some(b), Some(_)) = (effective, &hash_key) {
+        if b != Balance::Hash {
+            t.error_at(
+                errs,
+                "hash_key",
+                format!(
+                    "only used with balance = \"hash\" (this pool uses \"{}\")",
+                    b.as_str()
+                ),
+            );
+        }
+    }
+    let backends = backends(t, errs);
+    let mut cfg = PoolConfig {
+        name: name.to_string(),
+        balance: balance.unwrap_or_default(),
+        hash_key: hash_key.map(|g| g.v).unwrap_or_default(),
+        backends,
+        connect_timeout: Duration::from_secs(2),
+        request_timeout: Duration::from_secs(60),
+        retries: 2,
+        max_connections_per_backend: 0,
+        queue_timeout: Duration::from_secs(5),
+        max_queue: 1024,
+        health: None,
+        passive: None,
+        instances: None,
+        autoscale: None,
+    };
+    if let Some(g) = t.get(errs, "connect_timeout", nonzero_duration) {
+        cfg.connect_timeout = g.v;
+    }
+    if let Some(g) = t.get(errs, "request_timeout", nonzero_duration) {
+        cfg.request_timeout = g.v;
+    }
+    if let Some(g) = t.get(errs, "retries", uint::<u32>) {
+        cfg.retries = g.v;
+    }
+    if let Some(g) = t.get(errs, "max_connections_per_backend", uint::<u32>) {
+        cfg.max_connections_per_backend = g.v;
+    }
+    if let Some(g) = t.get(errs, "queue_timeout", duration) {
+        cfg.queue_timeout = g.v;
+    }
+    if let Some(g) = t.get(errs, "max_queue", uint::<usize>) {
+        cfg.max_queue = g.v;
+    }
+    cfg.health = t.sub(errs, "health").map(|h| health(&h, errs));
+    cfg.passive = t.sub(errs, "passive").map(|p| passive(&p, errs));
+    let inst = t.sub(errs, "instances");
+    cfg.instances = inst.as_ref().and_then(|i| instances(i, errs));
+    if let Some(a) = t.sub(errs, "autoscale") {
+        if inst.is_none() && !t.has("instances") {
+            errs.push(
+                &a.path,
+                a.span.clone(),
+                format!(
+                    "needs a [{}.instances] section: drover scales only instances it manages",
+                    t.path
+                ),
+            );
+        }
+        if let Some(i) = &cfg.instances {
+            if i.provider == ProviderKind::DockerLabels {
+                errs.push(
+                    &a.path,
+                    a.span.clone(),
+                    "drover does not start or stop docker_labels containers; remove [autoscale] or use provider = \"docker\"",
+                );
+            }
+        }
+        cfg.autoscale = autoscale(&a, errs);
+    }
+    let empty_list =
+        matches!(t.raw("backends").map(|v| v.get_ref()), Some(DeValue::Array(a)) if a.is_empty());
+    if !t.has("instances") && (!t.has("backends") || empty_list) {
+        errs.push(
+            &t.path,
+            t.span.clone(),
+            format!(
+                "pool has no members; add backends = [\"127.0.0.1:8001\"] or an [{}.instances] section",
+                t.path
+            ),
+        );
+    }
+    (errs.list.len() == before).then_some(cfg)
+}
+
+/// `backends = ["host:port", { address = "host:port", weight = 3 }]`.
+fn backends(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> Vec<BackendConfig> {
+    let Some(v) = t.raw("backends") else {
+        return Vec::new();
+    };
+    let path = t.key("backends");
+    let DeValue::Array(items) = v.get_ref() else {
+        errs.push(
+            &path,
+            v.span(),
+            format!(
+                "expected a list like [\"127.0.0.1:8001\", {{ address = \"127.0.0.1:8002\", weight = 3 }}], got {}",
+                describe(v.get_ref())
+            ),
+        );
+        return Vec::new();
+    };
+    let mut out: Vec<BackendConfig> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let ipath = format!("{path}[{i}]");
+        let b = match item.get_ref() {
+            DeValue::String(s) => match parse_addr(s) {
+                Ok(address) => Some(BackendConfig { address, weight: 1 }),
+                Err(e) => {
+                    errs.push(&ipath, item.span(), e);
+                    None
+                }
+            },
+            DeValue::Table(tab) => {
+                let bt = Tbl {
+                    path: ipath.clone(),
+                    table: tab,
+                    span: item.span(),
+                };
+                bt.check_keys(errs, &["address", "weight"]);
+                let address = bt.require(errs, "address", "\"host:port\"", |v| {
+                    parse_addr(&string(v)?)
+                });
+                let weight = if bt.has("weight") {
+                    bt.get(errs, "weight", uint_min::<u32>(1)).map(|g| g.v)
+                } else {
+                    Some(1)
+                };
+                match (address, weight) {
+                    (Some(a), Some(weight)) => Some(BackendConfig {
+                        address: a.v,
+                        weight,
+                    }),
+                    _ => None,
+                }
+            }
+            other => {
+                errs.push(
+                    &ipath,
+                    item.span(),
+                    format!(
+                        "expected \"host:port\" or {{ address = \"host:port\", weight = 3 }}, got {}",
+                        describe(other)
+                    ),
+                );
+                None
+            }
+        };
+        if let Some(b) = b {
+            if b.address.port() == 0 {
+                errs.push(&ipath, item.span(), "port 0 is not a valid backend port");
+            } else if out.iter().any(|o| o.address == b.address) {
+                errs.push(
+                    &ipath,
+                    item.span(),
+                    format!("duplicate backend {}", b.address),
+                );
+            } else {
+                out.push(b);
+            }
+        }
+    }
+    out
+}
+
+fn health(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> HealthConfig {
+    t.check_keys(
+        errs,
+        &[
+            "path",
+            "interval",
+            "timeout",
+            "rise",
+            "fall",
+            "expect_status",
+            "initial_state",
+            "headers",
+        ],
+    );
+    let mut cfg = HealthConfig {
+        path: None,
+        interval: Duration::from_secs(2),
+        timeout: Duration::from_secs(1),
+        rise: 2,
+        fall: 3,
+        expect_status: StatusRanges(vec![(200, 399)]),
+        initial_healthy: false,
+        headers: Vec::new(),
+    };
+    cfg.path = t
+        .get(errs, "path", |v| {
+            let s = string(v)?;
+            if s.starts_with('/') {
+                Ok(s)
+            } else {
+                Err(format!(
+                    "must start with \"/\", like \"/health\"; got \"{}\"",
+                    s.escape_default()
+                ))
+            }
+        })
+        .map(|g| g.v);
+    if let Some(g) = t.get(errs, "interval", nonzero_duration) {
+        cfg.interval = g.v;
+    }
+    if let Some(g) = t.get(errs, "timeout", nonzero_duration) {
+        cfg.timeout = g.v;
+    }
+    if let Some(g) = t.get(errs, "rise", uint_min::<u32>(1)) {
+        cfg.rise = g.v;
+    }
+    if let Some(g) = t.get(errs, "fall", uint_min::<u32>(1)) {
+        cfg.fall = g.v;
+    }
+    if let Some(g) = t.get(errs, "expect_status", |v| match v {
+        DeValue::Integer(_) => parse_status_ranges(&uint::<u16>(v)?.to_string()),
+        _ => parse_status_ranges(&string(v)?),
+    }) {
+        cfg.expect_status = g.v;
+    }
+    if let Some(g) = t.get(
+        errs,
+        "initial_state",
+        one_of(&[("healthy", true), ("unhealthy", false)]),
+    ) {
+        cfg.initial_healthy = g.v;
+    }
+    if let Some(g) = t.get(errs, "headers", string_map) {
+        for (name, _) in &g.v {
+            if !valid_header_name(name) {
+                errs.push(
+                    &t.key("headers"),
+                    g.span.clone(),
+                    format!("\"{}\" is not a valid header name", name.escape_default()),
+                );
+            }
+        }
+        cfg.headers = g.v;
+    }
+    if !t.has("path") {
+        for key in ["headers", "expect_status"] {
+            if t.has(key) {
+                t.error_at(
+                    errs,
+                    key,
+                    "only used by HTTP checks; set path = \"/health\" (without path the check is a TCP connect)",
+                );
+            }
+        }
+    }
+    cfg
+}
+
+fn passive(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> PassiveConfig {
+    t.check_keys(errs, &["consecutive_failures", "eject_for"]);
+    let mut cfg = PassiveConfig {
+        consecutive_failures: 5,
+        eject_for: Duration::from_secs(30),
+    };
+    if let Some(g) = t.get(errs, "consecutive_failures", uint_min::<u32>(1)) {
+        cfg.consecutive_failures = g.v;
+    }
+    if let Some(g) = t.get(errs, "eject_for", nonzero_duration) {
+        cfg.eject_for = g.v;
+    }
+    cfg
+}

@@ -1,0 +1,335 @@
+//! `[pools.NAME.instances]`, `[pools.NAME.autoscale]` and its `[[rules]]`.
+
+use std::time::Duration;
+
+use super::error::Errors;
+use super::reader::{
+    boolean, duration, nonempty_string, nonzero_duration, one_of, positive, size, string_list,
+    string_map, uint, uint_min, Tbl,
+};
+use super::types::{
+    AutoscaleConfig, DockerAddress, InstancesConfig, Metric, OnShutdown, ProviderKind, ScaleAction,
+    ScaleRule, Threshold,
+};
+
+const PROVIDERS: &[(&str, ProviderKind)] = &[
+    ("process", ProviderKind::Process),
+    ("docker", ProviderKind::Docker),
+    ("docker_labels", ProviderKind::DockerLabels),
+    ("swarm", ProviderKind::Swarm),
+];
+
+const METRICS: &[(&str, Metric)] = &[
+    ("inflight_per_instance", Metric::InflightPerInstance),
+    ("rps_per_instance", Metric::RpsPerInstance),
+    ("p95_latency_ms", Metric::P95LatencyMs),
+    ("error_rate", Metric::ErrorRate),
+    ("cpu_percent", Metric::CpuPercent),
+];
+
+/// The config spelling of a provider.
+pub(crate) fn provider_name(p: ProviderKind) -> &'static str {
+    PROVIDERS
+        .iter()
+        .find(|(_, k)| *k == p)
+        .map_or("?", |(n, _)| n)
+}
+
+/// Keys that only some providers use.
+const PROVIDER_KEYS: &[(&str, &[ProviderKind])] = &[
+    ("command", &[ProviderKind::Process, ProviderKind::Docker]),
+    ("env", &[ProviderKind::Process, ProviderKind::Docker]),
+    (
+        "on_shutdown",
+        &[ProviderKind::Process, ProviderKind::Docker],
+    ),
+    ("image", &[ProviderKind::Docker]),
+    ("container_port", &[ProviderKind::Docker]),
+    ("args", &[ProviderKind::Docker]),
+    ("network", &[ProviderKind::Docker]),
+    ("address", &[ProviderKind::Docker]),
+    ("memory", &[ProviderKind::Docker]),
+    ("cpus", &[ProviderKind::Docker]),
+    ("pull", &[ProviderKind::Docker]),
+    ("service", &[ProviderKind::Swarm]),
+];
+
+pub(crate) fn instances(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> Option<InstancesConfig> {
+    let before = errs.list.len();
+    let mut keys: Vec<&str> = PROVIDER_KEYS.iter().map(|(k, _)| *k).collect();
+    keys.extend([
+        "provider",
+        "count",
+        "start_timeout",
+        "drain_timeout",
+        "stop_timeout",
+    ]);
+    t.check_keys(errs, &keys);
+    let provider = t.require(
+        errs,
+        "provider",
+        "one of process, docker, docker_labels, swarm",
+        one_of(PROVIDERS),
+    );
+    let mut cfg = InstancesConfig {
+        provider: provider.as_ref().map_or(ProviderKind::Process, |g| g.v),
+        count: 1,
+        command: Vec::new(),
+        image: None,
+        container_port: None,
+        args: Vec::new(),
+        network: None,
+        address: DockerAddress::Published,
+        memory: None,
+        cpus: None,
+        pull: false,
+        on_shutdown: OnShutdown::Stop,
+        service: None,
+        env: Default::default(),
+        start_timeout: Duration::from_secs(30),
+        drain_timeout: Duration::from_secs(30),
+        stop_timeout: Duration::from_secs(10),
+    };
+    if let Some(g) = t.get(errs, "count", uint::<u32>) {
+        cfg.count = g.v;
+    }
+    if let Some(g) = t.get(errs, "command", string_list) {
+        if g.v.is_empty() || g.v[0].trim().is_empty() {
+            errs.push(&t.key("command"), g.span, "must not be empty; give the program and its arguments, like [\"./app\", \"--port\", \"{port}\"]");
+        } else {
+            cfg.command = g.v;
+        }
+    }
+    cfg.image = t.get(errs, "image", nonempty_string).map(|g| g.v);
+    cfg.container_port = t
+        .get(errs, "container_port", uint_min::<u16>(1))
+        .map(|g| g.v);
+    if let Some(g) = t.get(errs, "args", string_list) {
+        cfg.args = g.v;
+    }
+    cfg.network = t.get(errs, "network", nonempty_string).map(|g| g.v);
+    if let Some(g) = t.get(
+        errs,
+        "address",
+        one_of(&[
+            ("published", DockerAddress::Published),
+            ("container", DockerAddress::Container),
+        ]),
+    ) {
+        cfg.address = g.v;
+    }
+    cfg.memory = t.get(errs, "memory", size).map(|g| g.v);
+    cfg.cpus = t.get(errs, "cpus", positive).map(|g| g.v);
+    if let Some(g) = t.get(errs, "pull", boolean) {
+        cfg.pull = g.v;
+    }
+    if let Some(g) = t.get(
+        errs,
+        "on_shutdown",
+        one_of(&[("stop", OnShutdown::Stop), ("leave", OnShutdown::Leave)]),
+    ) {
+        cfg.on_shutdown = g.v;
+    }
+    cfg.service = t.get(errs, "service", nonempty_string).map(|g| g.v);
+    if let Some(g) = t.get(errs, "env", string_map) {
+        cfg.env = g.v.into_iter().collect();
+    }
+    if let Some(g) = t.get(errs, "start_timeout", nonzero_duration) {
+        cfg.start_timeout = g.v;
+    }
+    if let Some(g) = t.get(errs, "drain_timeout", duration) {
+        cfg.drain_timeout = g.v;
+    }
+    if let Some(g) = t.get(errs, "stop_timeout", duration) {
+        cfg.stop_timeout = g.v;
+    }
+
+    if let Some(p) = provider.map(|g| g.v) {
+        let name = provider_name(p);
+        for (key, providers) in PROVIDER_KEYS {
+            if t.has(key) && !providers.contains(&p) {
+                let users: Vec<&str> = providers.iter().map(|p| provider_name(*p)).collect();
+                t.error_at(
+                    errs,
+                    key,
+                    format!(
+                        "not used with provider \"{name}\" (only with {})",
+                        users.join(", ")
+                    ),
+                );
+            }
+        }
+        let required: &[(&str, &str)] = match p {
+            ProviderKind::Process => &[(
+                "command",
+                "the program to run, like [\"./app\", \"--port\", \"{port}\"]",
+            )],
+            ProviderKind::Docker => &[
+                ("image", "the local image to run, like \"myapp:latest\""),
+                (
+                    "container_port",
+                    "the port the app listens on inside the container",
+                ),
+            ],
+            ProviderKind::Swarm => &[("service", "the name of an existing swarm service")],
+            ProviderKind::DockerLabels => &[],
+        };
+        for (key, what) in required {
+            if !t.has(key) {
+                errs.push(
+                    &t.key(key),
+                    t.span.clone(),
+                    format!("required for provider \"{name}\": {what}"),
+                );
+            }
+        }
+    }
+    (errs.list.len() == before).then_some(cfg)
+}
+
+const AUTOSCALE_KEYS: &[&str] = &[
+    "min",
+    "max",
+    "interval",
+    "target_inflight",
+    "target_rps",
+    "scale_up_cooldown",
+    "scale_down_cooldown",
+    "idle_timeout",
+    "hold_timeout",
+    "rules",
+];
+
+pub(crate) fn autoscale(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> Option<AutoscaleConfig> {
+    let before = errs.list.len();
+    t.check_keys(errs, AUTOSCALE_KEYS);
+    let mut cfg = AutoscaleConfig {
+        min: 1,
+        max: 10,
+        interval: Duration::from_secs(5),
+        target_inflight: None,
+        target_rps: None,
+        scale_up_cooldown: Duration::from_secs(10),
+        scale_down_cooldown: Duration::from_secs(60),
+        idle_timeout: Duration::from_secs(300),
+        hold_timeout: Duration::from_secs(30),
+        rules: Vec::new(),
+    };
+    let min = t.get(errs, "min", uint::<u32>);
+    let max = t.get(errs, "max", uint_min::<u32>(1));
+    if let Some(g) = &min {
+        cfg.min = g.v;
+    }
+    if let Some(g) = &max {
+        cfg.max = g.v;
+    }
+    if cfg.min > cfg.max && (t.has("min") || t.has("max")) {
+        let key = if t.has("min") { "min" } else { "max" };
+        t.error_at(
+            errs,
+            key,
+            format!("min ({}) is greater than max ({})", cfg.min, cfg.max),
+        );
+    }
+    if let Some(g) = t.get(errs, "interval", nonzero_duration) {
+        cfg.interval = g.v;
+    }
+    cfg.target_inflight = t.get(errs, "target_inflight", positive).map(|g| g.v);
+    cfg.target_rps = t.get(errs, "target_rps", positive).map(|g| g.v);
+    if t.has("target_inflight") && t.has("target_rps") {
+        t.error_at(
+            errs,
+            "target_rps",
+            "give target_inflight or target_rps, not both",
+        );
+    }
+    if let Some(g) = t.get(errs, "scale_up_cooldown", duration) {
+        cfg.scale_up_cooldown = g.v;
+    }
+    if let Some(g) = t.get(errs, "scale_down_cooldown", duration) {
+        cfg.scale_down_cooldown = g.v;
+    }
+    if let Some(g) = t.get(errs, "idle_timeout", nonzero_duration) {
+        cfg.idle_timeout = g.v;
+    }
+    if let Some(g) = t.get(errs, "hold_timeout", nonzero_duration) {
+        cfg.hold_timeout = g.v;
+    }
+    for r in t.tables(errs, "rules") {
+        if let Some(rule) = rule(&r, errs) {
+            cfg.rules.push(rule);
+        }
+    }
+    (errs.list.len() == before).then_some(cfg)
+}
+
+fn rule(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> Option<ScaleRule> {
+    t.check_keys(
+        errs,
+        &["metric", "above", "below", "for", "add", "remove", "factor"],
+    );
+    let metric = t.require(
+        errs,
+        "metric",
+        "one of inflight_per_instance, rps_per_instance, p95_latency_ms, error_rate, cpu_percent",
+        one_of(METRICS),
+    );
+    let above = t.get(errs, "above", super::reader::number);
+    let below = t.get(errs, "below", super::reader::number);
+    let threshold = match (t.has("above"), t.has("below")) {
+        (true, true) => {
+            t.error_at(errs, "below", "give above or below, not both");
+            None
+        }
+        (false, false) => {
+            errs.push(
+                &t.path,
+                t.span.clone(),
+                "needs a threshold: above = N or below = N",
+            );
+            None
+        }
+        _ => above
+            .map(|g| Threshold::Above(g.v))
+            .or(below.map(|g| Threshold::Below(g.v))),
+    };
+    let for_ = t.get(errs, "for", duration).map_or(Duration::ZERO, |g| g.v);
+    let given: Vec<&str> = ["add", "remove", "factor"]
+        .into_iter()
+        .filter(|k| t.has(k))
+        .collect();
+    let add = t.get(errs, "add", uint_min::<u32>(1));
+    let remove = t.get(errs, "remove", uint_min::<u32>(1));
+    let factor = t.get(errs, "factor", positive);
+    let action = match given.len() {
+        0 => {
+            errs.push(
+                &t.path,
+                t.span.clone(),
+                "needs an action: add = N, remove = N or factor = X",
+            );
+            None
+        }
+        1 => add
+            .map(|g| ScaleAction::Add(g.v))
+            .or(remove.map(|g| ScaleAction::Remove(g.v)))
+            .or(factor.map(|g| ScaleAction::Factor(g.v))),
+        _ => {
+            t.error_at(
+                errs,
+                given[1],
+                format!(
+                    "give one of add, remove, factor (this rule has {})",
+                    given.join(", ")
+                ),
+            );
+            None
+        }
+    };
+    Some(ScaleRule {
+        metric: metric?.v,
+        threshold: threshold?,
+        for_,
+        action: action?,
+    })
+}

@@ -1,0 +1,267 @@
+//! `[server]`, `[server.tls]`, `[admin]`, `[log]` and `[[routes]]`.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::de::DeValue;
+
+use super::error::Errors;
+use super::reader::{
+    boolean, describe, duration, nonempty_string, nonzero_duration, string, uint, uint_min, Got,
+    Tbl,
+};
+use super::types::{AdminConfig, CertPair, LogConfig, Route, ServerConfig, TlsConfig};
+use super::values::{parse_addr, parse_host};
+
+/// Smallest accepted `server.max_header_bytes`.
+pub const MIN_HEADER_BYTES: usize = 8192;
+
+/// One address, or a list of them (`listen = "a"` is taken as `["a"]`).
+fn addr_list(v: &DeValue<'_>) -> Result<Vec<SocketAddr>, String> {
+    let one = |i: Option<usize>, v: &DeValue<'_>| match v {
+        DeValue::String(s) => parse_addr(s).map_err(|e| match i {
+            Some(i) => format!("item {i}: {e}"),
+            None => e,
+        }),
+        other => Err(format!(
+            "expected an address like \"127.0.0.1:8080\", got {}",
+            describe(other)
+        )),
+    };
+    match v {
+        DeValue::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| one(Some(i), item.get_ref()))
+            .collect(),
+        other => one(None, other).map(|a| vec![a]),
+    }
+}
+
+fn addr(v: &DeValue<'_>) -> Result<SocketAddr, String> {
+    match v {
+        DeValue::String(s) => parse_addr(s),
+        other => Err(format!(
+            "expected an address like \"127.0.0.1:9090\", got {}",
+            describe(other)
+        )),
+    }
+}
+
+pub(crate) fn server(
+    t: Option<Tbl<'_, '_>>,
+    errs: &mut Errors<'_>,
+    base: Option<&Path>,
+) -> ServerConfig {
+    let mut cfg = ServerConfig {
+        listen: vec![SocketAddr::from((Ipv4Addr::LOCALHOST, 8080))],
+        shutdown_timeout: Duration::from_secs(30),
+        max_header_bytes: 65536,
+        header_read_timeout: Duration::from_secs(10),
+        idle_timeout: Duration::from_secs(60),
+        threads: 0,
+        tls: None,
+    };
+    let Some(t) = t else { return cfg };
+    t.check_keys(
+        errs,
+        &[
+            "listen",
+            "shutdown_timeout",
+            "max_header_bytes",
+            "header_read_timeout",
+            "idle_timeout",
+            "threads",
+            "tls",
+        ],
+    );
+    if let Some(g) = t.get(errs, "listen", addr_list) {
+        if g.v.is_empty() {
+            t.error_at(
+                errs,
+                "listen",
+                "at least one address is required, like [\"127.0.0.1:8080\"]",
+            );
+        } else {
+            cfg.listen = g.v;
+        }
+    }
+    if let Some(g) = t.get(errs, "shutdown_timeout", duration) {
+        cfg.shutdown_timeout = g.v;
+    }
+    if let Some(g) = t.get(
+        errs,
+        "max_header_bytes",
+        uint_min::<usize>(MIN_HEADER_BYTES as i128),
+    ) {
+        cfg.max_header_bytes = g.v;
+    }
+    if let Some(g) = t.get(errs, "header_read_timeout", nonzero_duration) {
+        cfg.header_read_timeout = g.v;
+    }
+    if let Some(g) = t.get(errs, "idle_timeout", nonzero_duration) {
+        cfg.idle_timeout = g.v;
+    }
+    if let Some(g) = t.get(errs, "threads", uint::<usize>) {
+        cfg.threads = g.v;
+    }
+    if let Some(tls) = t.sub(errs, "tls") {
+        cfg.tls = server_tls(&tls, errs, base);
+    }
+    cfg
+}
+
+fn server_tls(t: &Tbl<'_, '_>, errs: &mut Errors<'_>, base: Option<&Path>) -> Option<TlsConfig> {
+    t.check_keys(errs, &["listen", "certs"]);
+    let listen = t.require(
+        errs,
+        "listen",
+        "addresses like [\"0.0.0.0:8443\"]",
+        addr_list,
+    );
+    if let Some(g) = &listen {
+        if g.v.is_empty() {
+            t.error_at(
+                errs,
+                "listen",
+                "at least one address is required, like [\"0.0.0.0:8443\"]",
+            );
+        }
+    }
+    if !t.has("certs") {
+        t.error_at(
+            errs,
+            "certs",
+            "required: certs = [{ cert = \"site.pem\", key = \"site.key\" }]",
+        );
+    }
+    let pairs = t.tables(errs, "certs");
+    if t.has("certs")
+        && pairs.is_empty()
+        && matches!(t.raw("certs").map(|v| v.get_ref()), Some(DeValue::Array(a)) if a.is_empty())
+    {
+        t.error_at(errs, "certs", "at least one { cert, key } pair is required");
+    }
+    let mut certs = Vec::new();
+    for p in &pairs {
+        p.check_keys(errs, &["cert", "key"]);
+        let cert = p.require(
+            errs,
+            "cert",
+            "a PEM certificate chain file",
+            nonempty_string,
+        );
+        let key = p.require(errs, "key", "a PEM private key file", nonempty_string);
+        let cert = cert.and_then(|g| existing_file(p, errs, "cert", g, base));
+        let key = key.and_then(|g| existing_file(p, errs, "key", g, base));
+        if let (Some(cert), Some(key)) = (cert, key) {
+            certs.push(CertPair { cert, key });
+        }
+    }
+    Some(TlsConfig {
+        listen: listen?.v,
+        certs,
+    })
+}
+
+/// Resolves `path` against the config file's directory and checks that it exists.
+fn existing_file(
+    t: &Tbl<'_, '_>,
+    errs: &mut Errors<'_>,
+    key: &str,
+    g: Got<String>,
+    base: Option<&Path>,
+) -> Option<PathBuf> {
+    let p = Path::new(&g.v);
+    let full = match base {
+        Some(dir) if p.is_relative() => dir.join(p),
+        _ => p.to_path_buf(),
+    };
+    if full.is_file() {
+        Some(full)
+    } else {
+        errs.push(
+            &t.key(key),
+            g.span,
+            format!("no such file: {}", full.display()),
+        );
+        None
+    }
+}
+
+pub(crate) fn admin(t: Option<Tbl<'_, '_>>, errs: &mut Errors<'_>) -> AdminConfig {
+    let mut cfg = AdminConfig {
+        listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 9090)),
+        token: None,
+    };
+    let Some(t) = t else { return cfg };
+    t.check_keys(errs, &["listen", "token"]);
+    let listen = t.get(errs, "listen", addr);
+    if let Some(g) = &listen {
+        cfg.listen = g.v;
+    }
+    cfg.token = t.get(errs, "token", nonempty_string).map(|g| g.v);
+    if let Some(g) = listen {
+        if !g.v.ip().is_loopback() && !t.has("token") {
+            errs.push(
+                &t.key("token"),
+                g.span,
+                "required when admin.listen is not a loopback address (e.g. token = \"${DROVER_ADMIN_TOKEN}\")",
+            );
+        }
+    }
+    cfg
+}
+
+pub(crate) fn log(t: Option<Tbl<'_, '_>>, errs: &mut Errors<'_>) -> LogConfig {
+    let mut cfg = LogConfig { access: true };
+    let Some(t) = t else { return cfg };
+    t.check_keys(errs, &["access"]);
+    if let Some(g) = t.get(errs, "access", boolean) {
+        cfg.access = g.v;
+    }
+    cfg
+}
+
+/// One `[[routes]]` entry (`None` when it has errors) and its `pool` value with
+/// its span (for the cross-check, even when other keys are wrong).
+pub(crate) fn route(
+    t: &Tbl<'_, '_>,
+    errs: &mut Errors<'_>,
+) -> (Option<Route>, Option<Got<String>>) {
+    t.check_keys(errs, &["host", "path_prefix", "pool", "strip_prefix"]);
+    let host = t
+        .get(errs, "host", |v| parse_host(&string(v)?))
+        .map(|g| g.v);
+    let path_prefix = t
+        .get(errs, "path_prefix", |v| {
+            let s = string(v)?;
+            if s.starts_with('/') {
+                Ok(s)
+            } else {
+                Err(format!(
+                    "must start with \"/\", like \"/api\"; got \"{}\"",
+                    s.escape_default()
+                ))
+            }
+        })
+        .map(|g| g.v);
+    let strip_prefix = t.get(errs, "strip_prefix", boolean).is_some_and(|g| g.v);
+    if strip_prefix && !t.has("path_prefix") {
+        t.error_at(errs, "strip_prefix", "needs a path_prefix to strip");
+    }
+    let pool = t.require(errs, "pool", "the name of a pool", nonempty_string);
+    let bad_host = t.has("host") && host.is_none();
+    let bad_prefix = t.has("path_prefix") && path_prefix.is_none();
+    let route = match &pool {
+        Some(p) if !bad_host && !bad_prefix => Some(Route {
+            host,
+            path_prefix,
+            pool: p.v.clone(),
+            strip_prefix,
+        }),
+        _ => None,
+    };
+    (route, pool)
+}

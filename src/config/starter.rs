@@ -1,0 +1,165 @@
+//! The starter file written by `drover init`, and the built-in demo configuration.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use super::types::{
+    AdminConfig, BackendConfig, Balance, Config, HashKey, HealthConfig, LogConfig, PoolConfig,
+    Route, ServerConfig, StatusRanges,
+};
+
+/// The commented starter config written by `drover init`.
+pub const STARTER_CONFIG: &str = r#"# drover.toml - reverse proxy, load balancer, health checker and autoscaler.
+#
+# Check it with `drover check -c drover.toml`, run it with `drover run -c drover.toml`.
+# Durations are strings like "250ms", "2s", "5m". Unknown keys are errors.
+# "${NAME}" in any string is replaced by the environment variable NAME.
+# Commented-out lines show the default value.
+
+[server]
+listen = ["127.0.0.1:8080"]            # one or more addresses, plain HTTP/1.1 and h2c
+# shutdown_timeout = "30s"             # on SIGINT/SIGTERM: how long in-flight requests may finish
+# max_header_bytes = 65536             # larger request heads get 431 (at least 8192)
+# header_read_timeout = "10s"          # a client slower than this to send its request head is cut off
+# idle_timeout = "60s"                 # idle keep-alive client connections are closed after this
+# threads = 0                          # worker threads; 0 = one per core
+
+# [server.tls]                         # optional TLS listener, ALPN h2 + http/1.1
+# listen = ["0.0.0.0:8443"]
+# certs = [{ cert = "site.pem", key = "site.key" }]   # paths relative to this file; several = SNI
+
+[admin]
+listen = "127.0.0.1:9090"              # JSON API, /metrics and the dashboard (open it in a browser)
+# token = "${DROVER_ADMIN_TOKEN}"      # required when listen is not a loopback address;
+                                       # then requests need "Authorization: Bearer TOKEN"
+
+[log]
+access = true                          # one JSON line per request
+
+# Routes: the first match wins; a request no route matches gets 404.
+[[routes]]
+# host = "api.example.com"             # exact, or "*.example.com"; default: any host
+path_prefix = "/"                      # must start with "/"
+pool = "app"
+# strip_prefix = false                 # remove path_prefix from the path sent upstream
+
+[pools.app]
+balance = "round_robin"                # round_robin | weighted_round_robin | least_conn |
+                                       # random | p2c_ewma | hash
+# hash_key = "client_ip"               # for balance = "hash": client_ip | header:NAME | cookie:NAME | path
+backends = ["127.0.0.1:8001", "127.0.0.1:8002"]   # or { address = "127.0.0.1:8003", weight = 3 }
+# connect_timeout = "2s"
+# request_timeout = "60s"              # until the response head arrives, else 504
+# retries = 2                          # other instances tried when that is safe
+# max_connections_per_backend = 0      # 0 = unlimited; otherwise excess requests queue
+# queue_timeout = "5s"                 # how long a queued request may wait for a free backend
+# max_queue = 1024                     # requests beyond this get 503 at once
+
+# Active health checks (without this section every backend counts as healthy).
+# [pools.app.health]
+# path = "/health"                     # HTTP GET; omit path for a TCP connect check
+# interval = "2s"
+# timeout = "1s"
+# rise = 2                             # consecutive passes to become healthy
+# fall = 3                             # consecutive failures to become unhealthy
+# expect_status = "200-399"            # ranges and lists: "200-299,304"
+# initial_state = "unhealthy"          # or "healthy"
+# headers = { Host = "app.internal" }  # extra headers on the probe
+
+# Passive checks: take a backend out after failures seen in live traffic.
+# [pools.app.passive]
+# consecutive_failures = 5             # connect errors / 502 / 503 / 504 in a row
+# eject_for = "30s"                    # doubles on repeated ejection
+
+# Managed instances: drover starts and stops them (instead of, or besides, backends).
+# [pools.app.instances]
+# provider = "process"                 # process | docker | docker_labels | swarm
+# count = 1                            # instances to keep running without [autoscale]
+# command = ["drover", "backend", "--listen", "127.0.0.1:{port}"]   # process: {port} = a free port; PORT is set too
+# env = { APP_MODE = "demo" }
+# image = "myapp:latest"               # docker: a local image
+# container_port = 8080                # docker: published on 127.0.0.1
+# service = "web"                      # swarm: an existing service whose replicas drover sets
+# start_timeout = "30s"                # must pass its health check within this, or it is replaced
+# drain_timeout = "30s"                # on scale-down: wait this long for in-flight requests
+# stop_timeout = "10s"                 # after draining: SIGTERM / docker stop, then kill
+# on_shutdown = "stop"                 # or "leave" the instances running when drover exits
+
+# Autoscaling (needs [pools.app.instances]).
+# [pools.app.autoscale]
+# min = 1                              # 0 allows scale to zero
+# max = 10
+# interval = "5s"                      # how often the rules are evaluated
+# target_inflight = 20                 # desired = ceil(in-flight requests / target); or target_rps = 100
+# scale_up_cooldown = "10s"
+# scale_down_cooldown = "60s"
+# idle_timeout = "5m"                  # with min = 0: stop the last instance after this long idle
+# hold_timeout = "30s"                 # with min = 0: how long a request waits for a cold start
+
+# Explicit scaling rules, on top of target tracking.
+# [[pools.app.autoscale.rules]]
+# metric = "p95_latency_ms"            # inflight_per_instance | rps_per_instance | p95_latency_ms |
+#                                      # error_rate | cpu_percent
+# above = 250                          # or below = N
+# for = "30s"                          # how long the condition must hold
+# add = 1                              # or remove = 1, or factor = 2
+"#;
+
+/// The built-in demo: proxy on 127.0.0.1:8080, admin on 127.0.0.1:9090, one
+/// catch-all route to pool `demo` (round robin over `backends`), health checks
+/// `GET /health` every second (rise 1, fall 2, initially healthy), access log on.
+pub fn demo_config(backends: &[SocketAddr]) -> Config {
+    let pool = PoolConfig {
+        name: "demo".to_string(),
+        balance: Balance::RoundRobin,
+        hash_key: HashKey::ClientIp,
+        backends: backends
+            .iter()
+            .map(|&address| BackendConfig { address, weight: 1 })
+            .collect(),
+        connect_timeout: Duration::from_secs(2),
+        request_timeout: Duration::from_secs(60),
+        retries: 2,
+        max_connections_per_backend: 0,
+        queue_timeout: Duration::from_secs(5),
+        max_queue: 1024,
+        health: Some(HealthConfig {
+            path: Some("/health".to_string()),
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
+            rise: 1,
+            fall: 2,
+            expect_status: StatusRanges(vec![(200, 399)]),
+            initial_healthy: true,
+            headers: Vec::new(),
+        }),
+        passive: None,
+        instances: None,
+        autoscale: None,
+    };
+    Config {
+        server: ServerConfig {
+            listen: vec![SocketAddr::from((Ipv4Addr::LOCALHOST, 8080))],
+            shutdown_timeout: Duration::from_secs(30),
+            max_header_bytes: 65536,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            threads: 0,
+            tls: None,
+        },
+        admin: AdminConfig {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 9090)),
+            token: None,
+        },
+        log: LogConfig { access: true },
+        routes: vec![Route {
+            host: None,
+            path_prefix: None,
+            pool: "demo".to_string(),
+            strip_prefix: false,
+        }],
+        pools: BTreeMap::from([("demo".to_string(), pool)]),
+        source: None,
+    }
+}

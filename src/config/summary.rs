@@ -1,0 +1,79 @@
+//! One line per pool for `drover check`.
+
+use super::scaling::provider_name;
+use super::types::{Config, HostMatch, Route};
+
+fn route_label(r: &Route) -> String {
+    let host = match &r.host {
+        None => String::new(),
+        Some(HostMatch::Exact(h)) => h.clone(),
+        Some(HostMatch::Wildcard(s)) => format!("*{s}"),
+    };
+    match (&r.path_prefix, host.is_empty()) {
+        (Some(p), _) => format!("{host}{p}"),
+        (None, true) => "/".to_string(),
+        (None, false) => host,
+    }
+}
+
+fn fmt_duration(d: std::time::Duration) -> String {
+    let ms = d.as_millis();
+    if ms == 0 {
+        "0s".into()
+    } else if ms.is_multiple_of(3_600_000) {
+        format!("{}h", ms / 3_600_000)
+    } else if ms.is_multiple_of(60_000) {
+        format!("{}m", ms / 60_000)
+    } else if ms.is_multiple_of(1000) {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
+/// `pool api: 2 backends, least_conn, health GET /health every 2s, routes: api.example.com/api`
+/// (plus `managed: process x1` and `autoscale 1..10` when configured).
+pub fn summary_lines(cfg: &Config) -> Vec<String> {
+    cfg.pools
+        .values()
+        .map(|p| {
+            let n = p.backends.len();
+            let mut parts = vec![
+                format!("{n} backend{}", if n == 1 { "" } else { "s" }),
+                p.balance.as_str().to_string(),
+            ];
+            if let Some(i) = &p.instances {
+                parts.push(format!(
+                    "managed: {} x{}",
+                    provider_name(i.provider),
+                    i.count
+                ));
+            }
+            if let Some(a) = &p.autoscale {
+                parts.push(format!("autoscale {}..{}", a.min, a.max));
+            }
+            match &p.health {
+                Some(h) => {
+                    let what = match &h.path {
+                        Some(path) => format!("GET {path}"),
+                        None => "TCP".to_string(),
+                    };
+                    parts.push(format!("health {what} every {}", fmt_duration(h.interval)));
+                }
+                None => parts.push("no health check".to_string()),
+            }
+            let routes: Vec<String> = cfg
+                .routes
+                .iter()
+                .filter(|r| r.pool == p.name)
+                .map(route_label)
+                .collect();
+            if routes.is_empty() {
+                parts.push("no routes".to_string());
+            } else {
+                parts.push(format!("routes: {}", routes.join(", ")));
+            }
+            format!("pool {}: {}", p.name, parts.join(", "))
+        })
+        .collect()
+}

@@ -1,0 +1,270 @@
+//! Parsers for the string-typed values: addresses, host patterns, hash keys, status ranges.
+
+use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
+
+use super::types::{HashKey, HostMatch, StatusRanges};
+
+/// `"IP:port"`, `"[v6]:port"`, `"localhost:port"` (127.0.0.1) or `"host:port"` resolved
+/// with the system resolver (the first address wins).
+pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    let s = s.trim();
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    let bad = || {
+        format!(
+            "expected an address like \"127.0.0.1:8001\" or \"localhost:8001\", got \"{}\"",
+            s.escape_default()
+        )
+    };
+    let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    if host.is_empty() || host.contains(|c: char| c.is_whitespace() || c == '/' || c == ':') {
+        return Err(bad());
+    }
+    if host.eq_ignore_ascii_case("localhost") {
+        return Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+    }
+    let mut addrs = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve \"{host}\": {e}"))?;
+    addrs
+        .next()
+        .ok_or_else(|| format!("cannot resolve \"{host}\": no addresses"))
+}
+
+/// A route's `host`: `api.example.com` or `*.example.com` (case-insensitive; a `:port` is ignored).
+pub fn parse_host(s: &str) -> Result<HostMatch, String> {
+    let bad = |why: &str| {
+        format!(
+            "bad host pattern \"{}\" ({why}); use an exact name like \"api.example.com\" or a wildcard like \"*.example.com\"",
+            s.escape_default()
+        )
+    };
+    let lower = s.trim().to_ascii_lowercase();
+    let host = if let Some(rest) = lower.strip_prefix('[') {
+        // [v6] or [v6]:port
+        let end = rest.find(']').ok_or_else(|| bad("unclosed \"[\""))?;
+        let ip = &rest[..end];
+        ip.parse::<std::net::Ipv6Addr>()
+            .map_err(|_| bad("not an IPv6 address"))?;
+        return Ok(HostMatch::Exact(format!("[{ip}]")));
+    } else {
+        match lower.rsplit_once(':') {
+            Some((h, port)) if port.parse::<u16>().is_ok() => h.to_string(),
+            Some(_) => return Err(bad("unexpected \":\"")),
+            None => lower.clone(),
+        }
+    };
+    let (wildcard, name) = match host.strip_prefix("*.") {
+        Some(rest) => (true, rest),
+        None => (false, host.as_str()),
+    };
+    if name.is_empty() {
+        return Err(bad("empty name"));
+    }
+    let name = name.strip_suffix('.').unwrap_or(name);
+    for label in name.split('.') {
+        if label.is_empty() {
+            return Err(bad("empty label"));
+        }
+        if label.len() > 63 {
+            return Err(bad("label longer than 63 characters"));
+        }
+        if !label
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(bad(
+                "only letters, digits, \"-\" and a leading \"*.\" are allowed",
+            ));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(bad("a label cannot start or end with \"-\""));
+        }
+    }
+    Ok(if wildcard {
+        HostMatch::Wildcard(format!(".{name}"))
+    } else {
+        HostMatch::Exact(name.to_string())
+    })
+}
+
+/// `client_ip | header:NAME | cookie:NAME | path`.
+pub fn parse_hash_key(s: &str) -> Result<HashKey, String> {
+    let expected = "expected one of client_ip, header:NAME, cookie:NAME, path";
+    let valid_name = |n: &str| {
+        !n.is_empty()
+            && n.chars()
+                .all(|c| c.is_ascii_graphic() && !"()<>@,;:\\\"/[]?={}".contains(c))
+    };
+    match s {
+        "client_ip" => Ok(HashKey::ClientIp),
+        "path" => Ok(HashKey::Path),
+        _ => {
+            if let Some(name) = s.strip_prefix("header:") {
+                if valid_name(name) {
+                    return Ok(HashKey::Header(name.to_ascii_lowercase()));
+                }
+                return Err(format!("bad header name in \"{s}\"; {expected}"));
+            }
+            if let Some(name) = s.strip_prefix("cookie:") {
+                if valid_name(name) {
+                    return Ok(HashKey::Cookie(name.to_string()));
+                }
+                return Err(format!("bad cookie name in \"{s}\"; {expected}"));
+            }
+            Err(format!("unknown \"{}\"; {expected}", s.escape_default()))
+        }
+    }
+}
+
+/// `"200-399"`, `"200,204"`, `"200-299,304"` (statuses 100..=599).
+pub fn parse_status_ranges(s: &str) -> Result<StatusRanges, String> {
+    let bad = || {
+        format!(
+            "expected status codes like \"200-399\" or \"200-299,304\", got \"{}\"",
+            s.escape_default()
+        )
+    };
+    let code = |t: &str| -> Result<u16, String> {
+        let c: u16 = t.trim().parse().map_err(|_| bad())?;
+        if (100..=599).contains(&c) {
+            Ok(c)
+        } else {
+            Err(format!("status {c} is outside 100-599"))
+        }
+    };
+    let mut out = Vec::new();
+    for part in s.split(',') {
+        let part = part.trim();
+        if part.is_empty() {
+            return Err(bad());
+        }
+        let (lo, hi) = match part.split_once('-') {
+            Some((a, b)) => (code(a)?, code(b)?),
+            None => {
+                let c = code(part)?;
+                (c, c)
+            }
+        };
+        if lo > hi {
+            return Err(format!("range \"{part}\" is backwards"));
+        }
+        out.push((lo, hi));
+    }
+    Ok(StatusRanges(out))
+}
+
+/// Header names as in RFC 9110 §5.1 (a token).
+pub fn valid_header_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses() {
+        assert_eq!(
+            parse_addr("127.0.0.1:8001").unwrap().to_string(),
+            "127.0.0.1:8001"
+        );
+        assert_eq!(
+            parse_addr("localhost:8002").unwrap().to_string(),
+            "127.0.0.1:8002"
+        );
+        assert_eq!(
+            parse_addr("LOCALHOST:1").unwrap().to_string(),
+            "127.0.0.1:1"
+        );
+        assert_eq!(parse_addr("[::1]:80").unwrap().to_string(), "[::1]:80");
+        for bad in [
+            "127.0.0.1",
+            "127.0.0.1:99999",
+            ":80",
+            "a b:80",
+            "http://x:80",
+            "",
+        ] {
+            assert!(parse_addr(bad).is_err(), "{bad}");
+        }
+        assert!(parse_addr("no-such-host.invalid:80")
+            .unwrap_err()
+            .starts_with("cannot resolve \"no-such-host.invalid\""));
+    }
+
+    #[test]
+    fn hosts() {
+        assert_eq!(
+            parse_host("API.Example.com").unwrap(),
+            HostMatch::Exact("api.example.com".into())
+        );
+        assert_eq!(
+            parse_host("api.example.com:8080").unwrap(),
+            HostMatch::Exact("api.example.com".into())
+        );
+        assert_eq!(
+            parse_host("*.example.com").unwrap(),
+            HostMatch::Wildcard(".example.com".into())
+        );
+        assert_eq!(
+            parse_host("127.0.0.1").unwrap(),
+            HostMatch::Exact("127.0.0.1".into())
+        );
+        assert_eq!(
+            parse_host("[::1]:80").unwrap(),
+            HostMatch::Exact("[::1]".into())
+        );
+        for bad in [
+            "",
+            "*",
+            "*.",
+            "a..b",
+            "a*.example.com",
+            "api.*.com",
+            "http://x",
+            "a b",
+            "-a.com",
+            "x:y",
+        ] {
+            let e = parse_host(bad).unwrap_err();
+            assert!(e.starts_with("bad host pattern"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn hash_keys() {
+        assert_eq!(parse_hash_key("client_ip").unwrap(), HashKey::ClientIp);
+        assert_eq!(parse_hash_key("path").unwrap(), HashKey::Path);
+        assert_eq!(
+            parse_hash_key("header:X-User").unwrap(),
+            HashKey::Header("x-user".into())
+        );
+        assert_eq!(
+            parse_hash_key("cookie:sid").unwrap(),
+            HashKey::Cookie("sid".into())
+        );
+        assert!(parse_hash_key("header:").is_err());
+        assert!(parse_hash_key("ip")
+            .unwrap_err()
+            .contains("client_ip, header:NAME, cookie:NAME, path"));
+    }
+
+    #[test]
+    fn status_ranges() {
+        assert_eq!(parse_status_ranges("200-399").unwrap().0, vec![(200, 399)]);
+        assert_eq!(
+            parse_status_ranges("200,204").unwrap().0,
+            vec![(200, 200), (204, 204)]
+        );
+        let r = parse_status_ranges("200-299, 304").unwrap();
+        assert!(r.contains(304) && r.contains(250) && !r.contains(301));
+        for bad in ["", "ok", "200-", "399-200", "200,,204", "99", "600", "2xx"] {
+            assert!(parse_status_ranges(bad).is_err(), "{bad}");
+        }
+    }
+}
