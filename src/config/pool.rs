@@ -72,11 +72,12 @@ pub(crate) fn pool(
     let effective = balance.or((!t.has("balance")).then_some(Balance::RoundRobin));
     if let (Some(b), Some(_)) = (effective, &hash_key) {
         if b != Balance::Hash {
+            let uses = if t.has("balance") { "" } else { "the default " };
             t.error_at(
                 errs,
                 "hash_key",
                 format!(
-                    "only used with balance = \"hash\" (this pool uses \"{}\")",
+                    "only used with balance = \"hash\" (this pool uses {uses}\"{}\")",
                     b.as_str()
                 ),
             );
