@@ -48,14 +48,16 @@ pub(crate) fn load_with_env(
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigErrors> {
     let name = display_name(file);
-    let (mut doc, syntax) = DeTable::parse_recoverable(src);
-    if !syntax.is_empty() {
-        let errors = syntax
-            .iter()
-            .map(|e| ConfigError::at(src, e.span(), "", format!("TOML syntax: {}", e.message())))
-            .collect();
-        return Err(ConfigErrors { file: name, errors });
-    }
+    // A syntax error is reported alone: errors after it are mostly echoes of it.
+    let mut doc = DeTable::parse(src).map_err(|e| ConfigErrors {
+        file: name.clone(),
+        errors: vec![ConfigError::at(
+            src,
+            e.span(),
+            "",
+            format!("TOML syntax: {}", e.message()),
+        )],
+    })?;
     let mut errs = Errors::new(src);
     expand_table(doc.get_mut(), "", lookup, &mut errs);
     let base = file.and_then(Path::parent);

@@ -151,7 +151,7 @@ pub(crate) fn pool(
             &t.path,
             t.span.clone(),
             format!(
-                "pool has no members; add backends = [\"127.0.0.1:8001\"] or an [{}.instances] section",
+                "pool has no members; add backends = [\"127.0.0.1:8001\"] or a [{}.instances] section",
                 t.path
             ),
         );

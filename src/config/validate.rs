@@ -51,7 +51,7 @@ pub(crate) fn cross_check(
                 "routes",
                 0..0,
                 format!(
-                    "no [[routes]]; with several pools each request needs a route, like [[routes]] path_prefix = \"/\" pool = \"{}\"",
+                    "no [[routes]]; with several pools each request needs a route: add [[routes]] with pool = \"{}\" and a host or path_prefix",
                     pool_names[0]
                 ),
             );
