@@ -4,3 +4,6 @@
 pub mod backend_app;
 pub mod balance;
 pub mod config;
+pub mod access_log;
+pub mod pool;
+pub mod proxy;

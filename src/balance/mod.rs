@@ -116,3 +116,13 @@ pub fn build(balance: Balance, weights: &[u32]) -> Box<dyn Selector> {
     let _ = (balance, weights);
     todo!("balance::build")
 }
+
+/// TEMP until the hash module lands.
+pub fn hash_key_bytes(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}

@@ -1,0 +1,44 @@
+//! JSON views of pools and members for the admin API.
+
+use std::sync::atomic::Ordering;
+
+use serde_json::{json, Value};
+
+use crate::pool::{Member, Pool};
+
+/// One member as `GET /api/v1/pools` shows it.
+pub fn member_json(m: &Member) -> Value {
+    json!({
+        "address": m.address.to_string(),
+        "state": m.state.as_str(),
+        "reason": m.reason,
+        "inflight": m.stats.load.inflight(),
+        "requests": m.stats.requests.load(Ordering::Relaxed),
+        "failures": m.stats.failures.load(Ordering::Relaxed),
+        "consecutive_failures": m.stats.consecutive_failures.load(Ordering::Relaxed),
+        "ewma_ms": (m.stats.load.ewma_ms() * 1000.0).round() / 1000.0,
+        "weight": m.weight,
+        "managed": m.managed,
+    })
+}
+
+/// One pool as `GET /api/v1/pools/{pool}` shows it.
+pub fn pool_json(pool: &Pool) -> Value {
+    let snap = pool.snapshot();
+    let members: Vec<Value> = snap.members.iter().map(member_json).collect();
+    let desired = snap
+        .config
+        .instances
+        .as_ref()
+        .map(|i| i.count)
+        .unwrap_or(0);
+    let managed = snap.members.iter().filter(|m| m.managed).count();
+    json!({
+        "name": pool.name,
+        "balance": snap.config.balance.as_str(),
+        "desired": desired,
+        "instances": managed,
+        "retries": pool.metrics.retries.load(Ordering::Relaxed),
+        "backends": members,
+    })
+}

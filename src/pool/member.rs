@@ -1,0 +1,112 @@
+//! One member of a pool: its address, state and live counters.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::balance::LoadStats;
+
+/// A member's state as the admin API shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MemberState {
+    /// A managed instance that has not passed its health check yet.
+    Starting,
+    /// Takes requests.
+    Healthy,
+    /// Failed its active health checks; takes no requests.
+    Unhealthy,
+    /// Taken out by passive outlier detection for a while.
+    Ejected,
+    /// Takes no new requests; in-flight ones finish.
+    Draining,
+}
+
+impl MemberState {
+    /// The API spelling (`healthy`, ...).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            MemberState::Starting => "starting",
+            MemberState::Healthy => "healthy",
+            MemberState::Unhealthy => "unhealthy",
+            MemberState::Ejected => "ejected",
+            MemberState::Draining => "draining",
+        }
+    }
+
+    /// Whether new requests may be sent to a member in this state.
+    pub fn routable(&self) -> bool {
+        matches!(self, MemberState::Healthy)
+    }
+}
+
+/// Number of exact status codes counted per member (100..=599).
+const CODES: usize = 500;
+
+/// Live counters of one member; kept across snapshot swaps and reloads for as
+/// long as the member's address stays in the pool.
+#[derive(Debug)]
+pub struct MemberStats {
+    /// In-flight requests and latency EWMA (what selection reads).
+    pub load: LoadStats,
+    /// Requests answered with a response head from this member.
+    pub requests: AtomicU64,
+    /// Connection failures, timeouts and 502/503/504 from this member.
+    pub failures: AtomicU64,
+    /// Consecutive connection failures (reset by a success).
+    pub consecutive_failures: AtomicU32,
+    codes: Box<[AtomicU64]>,
+}
+
+impl Default for MemberStats {
+    fn default() -> Self {
+        MemberStats {
+            load: LoadStats::default(),
+            requests: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            consecutive_failures: AtomicU32::new(0),
+            codes: (0..CODES).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+}
+
+impl MemberStats {
+    /// Counts one response with this status code.
+    pub fn count_status(&self, code: u16) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        if let Some(c) = code.checked_sub(100).and_then(|i| self.codes.get(i as usize)) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts one failure of the connection to this member.
+    pub fn count_failure(&self) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        self.consecutive_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Non-zero per-status counters as `(code, count)`.
+    pub fn status_counts(&self) -> Vec<(u16, u64)> {
+        self.codes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                let n = c.load(Ordering::Relaxed);
+                (n > 0).then_some((i as u16 + 100, n))
+            })
+            .collect()
+    }
+}
+
+/// One member in a pool snapshot (immutable; a change builds a new snapshot).
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub address: SocketAddr,
+    /// >= 1.
+    pub weight: u32,
+    /// Started by drover (an instance) rather than listed in the config.
+    pub managed: bool,
+    pub state: MemberState,
+    /// Why the member is in its state (last transition's reason).
+    pub reason: String,
+    pub stats: Arc<MemberStats>,
+}

@@ -1,0 +1,231 @@
+//! The response body drover sends downstream, and the per-request completion
+//! bookkeeping that runs when it ends.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+
+use super::server::ConnActivity;
+use super::upstream::{self, Sender};
+use crate::access_log::AccessRecord;
+use crate::pool::{MemberStats, Pool};
+
+/// Body error type.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Runs when a request is finished (its response body ended or was dropped):
+/// ends the member's in-flight count, records the duration, writes the access log.
+pub struct Completion {
+    pub started: Instant,
+    pub pool: Option<Arc<Pool>>,
+    pub member: Option<Arc<MemberStats>>,
+    pub log: Option<AccessRecord>,
+    pub bytes: u64,
+    /// The client connection's activity (for `idle_timeout`).
+    pub conn: Option<Arc<ConnActivity>>,
+}
+
+impl Completion {
+    pub fn new(started: Instant) -> Completion {
+        Completion {
+            started,
+            pool: None,
+            member: None,
+            log: None,
+            bytes: 0,
+            conn: None,
+        }
+    }
+}
+
+impl Drop for Completion {
+    fn drop(&mut self) {
+        if let Some(m) = self.member.take() {
+            m.load.end();
+        }
+        if let Some(c) = self.conn.take() {
+            c.end();
+        }
+        let elapsed = self.started.elapsed();
+        if let Some(p) = &self.pool {
+            p.metrics.duration.observe(elapsed);
+        }
+        if let Some(mut rec) = self.log.take() {
+            rec.bytes = self.bytes;
+            rec.duration = elapsed;
+            rec.send();
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body: streamed from a backend, or made by drover.
+    pub struct ProxyBody {
+        #[pin]
+        inner: Inner,
+        done: Option<Completion>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = InnerProj]
+    enum Inner {
+        Upstream {
+            #[pin]
+            body: Incoming,
+            // Returned to the pool when the body ends.
+            conn: Option<(SocketAddr, Sender)>,
+        },
+        Full { data: Option<Bytes> },
+    }
+}
+
+impl ProxyBody {
+    /// A body streamed from a backend; `conn` goes back to the pool at its end.
+    pub fn upstream(body: Incoming, conn: Option<(SocketAddr, Sender)>, done: Completion) -> ProxyBody {
+        let mut b = ProxyBody {
+            inner: Inner::Upstream { body, conn },
+            done: Some(done),
+        };
+        b.release_if_ended();
+        b
+    }
+
+    /// A complete body made by drover.
+    pub fn full(data: impl Into<Bytes>, done: Option<Completion>) -> ProxyBody {
+        let data: Bytes = data.into();
+        let mut done = done;
+        if let Some(d) = done.as_mut() {
+            d.bytes = data.len() as u64;
+        }
+        ProxyBody {
+            inner: Inner::Full {
+                data: (!data.is_empty()).then_some(data),
+            },
+            done,
+        }
+    }
+
+    /// Marks the end of this response on the client connection's activity
+    /// (when the completion runs; at once if there is none).
+    pub fn on_end(&mut self, conn: Arc<ConnActivity>) {
+        match self.done.as_mut() {
+            Some(d) => d.conn = Some(conn),
+            None => conn.end(),
+        }
+    }
+
+    /// An empty body.
+    pub fn empty() -> ProxyBody {
+        ProxyBody::full(Bytes::new(), None)
+    }
+
+    fn release_if_ended(&mut self) {
+        if let Inner::Upstream { body, conn } = &mut self.inner {
+            if body.is_end_stream() {
+                if let Some((addr, sender)) = conn.take() {
+                    upstream::put_idle(addr, sender);
+                }
+            }
+        }
+    }
+}
+
+impl Body for ProxyBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.project();
+        match this.inner.project() {
+            InnerProj::Upstream { body, conn } => match body.poll_frame(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let (Some(d), Some(data)) = (this.done.as_mut(), frame.data_ref()) {
+                        d.bytes += data.len() as u64;
+                    }
+                    Poll::Ready(Some(Ok(frame)))
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    conn.take();
+                    Poll::Ready(Some(Err(e.into())))
+                }
+                Poll::Ready(None) => {
+                    if let Some((addr, sender)) = conn.take() {
+                        upstream::put_idle(addr, sender);
+                    }
+                    this.done.take();
+                    Poll::Ready(None)
+                }
+            },
+            InnerProj::Full { data } => match data.take() {
+                Some(d) => Poll::Ready(Some(Ok(Frame::data(d)))),
+                None => {
+                    this.done.take();
+                    Poll::Ready(None)
+                }
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.inner {
+            Inner::Upstream { body, .. } => body.is_end_stream(),
+            Inner::Full { data } => data.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.inner {
+            Inner::Upstream { body, .. } => body.size_hint(),
+            Inner::Full { data } => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A request body sent upstream: the client's stream, or empty (a replay).
+    #[project = RequestBodyProj]
+    pub enum RequestBody {
+        Stream { #[pin] body: Incoming },
+        Empty,
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.project() {
+            RequestBodyProj::Stream { body } => body.poll_frame(cx),
+            RequestBodyProj::Empty => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            RequestBody::Stream { body } => body.is_end_stream(),
+            RequestBody::Empty => true,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            RequestBody::Stream { body } => body.size_hint(),
+            RequestBody::Empty => SizeHint::with_exact(0),
+        }
+    }
+}

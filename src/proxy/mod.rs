@@ -1,0 +1,11 @@
+//! The reverse proxy: listeners and workers, forwarding, header rules, upgrades.
+
+pub mod body;
+pub mod errors;
+pub mod forward;
+pub mod headers;
+pub mod request_id;
+pub mod router;
+pub mod server;
+pub mod upgrade;
+pub mod upstream;

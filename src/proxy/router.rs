@@ -1,0 +1,137 @@
+//! Route matching: first `[[routes]]` entry whose host and path prefix match.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::config::{Config, HostMatch, Route};
+use crate::pool::Pool;
+
+/// The routes and pools in force; swapped whole on reload.
+pub struct Router {
+    pub routes: Vec<Route>,
+    pub pools: HashMap<String, Arc<Pool>>,
+}
+
+/// A matched route.
+pub struct Matched<'a> {
+    pub route: &'a Route,
+    pub pool: &'a Arc<Pool>,
+}
+
+impl Router {
+    /// Builds a router for `config`, reusing the pools in `old` that the new
+    /// config still names (they are reconfigured in place, keeping member state).
+    pub fn build(config: &Config, old: Option<&Router>) -> Router {
+        let pools = config
+            .pools
+            .iter()
+            .map(|(name, pc)| {
+                let pc = Arc::new(pc.clone());
+                let pool = match old.and_then(|o| o.pools.get(name)) {
+                    Some(p) => {
+                        let _ = p.apply(crate::pool::PoolCommand::Configure(pc));
+                        p.clone()
+                    }
+                    None => Arc::new(Pool::new(pc)),
+                };
+                (name.clone(), pool)
+            })
+            .collect();
+        Router {
+            routes: config.routes.clone(),
+            pools,
+        }
+    }
+
+    /// The first route matching `host` (without port, any case) and `path`.
+    pub fn find(&self, host: Option<&str>, path: &str) -> Option<Matched<'_>> {
+        let host = host.map(strip_port);
+        self.routes
+            .iter()
+            .find(|r| host_matches(r.host.as_ref(), host) && path_matches(r.path_prefix.as_deref(), path))
+            .and_then(|route| {
+                self.pools
+                    .get(&route.pool)
+                    .map(|pool| Matched { route, pool })
+            })
+    }
+}
+
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        // [::1]:8080
+        return host.split(']').next().map(|h| &host[..h.len() + 1]).unwrap_or(host);
+    }
+    match host.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    }
+}
+
+fn host_matches(pattern: Option<&HostMatch>, host: Option<&str>) -> bool {
+    match (pattern, host) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(HostMatch::Exact(h)), Some(got)) => h.eq_ignore_ascii_case(got),
+        (Some(HostMatch::Wildcard(suffix)), Some(got)) => {
+            got.len() > suffix.len()
+                && got.as_bytes()[got.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
+        }
+    }
+}
+
+/// `/api` matches `/api`, `/api/x` and `/api?q`, not `/apix`; a prefix ending in `/` matches anything below it.
+fn path_matches(prefix: Option<&str>, path: &str) -> bool {
+    match prefix {
+        None => true,
+        Some(p) => {
+            path.starts_with(p)
+                && (p.ends_with('/') || path.len() == p.len() || path.as_bytes()[p.len()] == b'/')
+        }
+    }
+}
+
+/// The path sent upstream when `strip_prefix` is on: `/api/x` -> `/x`, `/api` -> `/`.
+pub fn strip_prefix<'a>(path: &'a str, prefix: &str) -> std::borrow::Cow<'a, str> {
+    let rest = &path[prefix.trim_end_matches('/').len()..];
+    if rest.starts_with('/') {
+        std::borrow::Cow::Borrowed(rest)
+    } else {
+        std::borrow::Cow::Owned(format!("/{rest}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_prefix_matches_on_segment_boundaries() {
+        assert!(path_matches(Some("/api"), "/api"));
+        assert!(path_matches(Some("/api"), "/api/v1"));
+        assert!(!path_matches(Some("/api"), "/apix"));
+        assert!(path_matches(Some("/api/"), "/api/x"));
+        assert!(path_matches(Some("/"), "/anything"));
+        assert!(path_matches(None, "/x"));
+    }
+
+    #[test]
+    fn hosts_match_exact_and_wildcard_without_port() {
+        let exact = HostMatch::Exact("api.example.com".into());
+        let wild = HostMatch::Wildcard(".example.com".into());
+        assert!(host_matches(Some(&exact), Some(strip_port("API.example.com:8080"))));
+        assert!(!host_matches(Some(&exact), Some("www.example.com")));
+        assert!(host_matches(Some(&wild), Some("a.example.com")));
+        assert!(host_matches(Some(&wild), Some("a.b.example.com")));
+        assert!(!host_matches(Some(&wild), Some("example.com")));
+        assert!(!host_matches(Some(&wild), None));
+        assert_eq!(strip_port("[::1]:80"), "[::1]");
+    }
+
+    #[test]
+    fn strip_prefix_keeps_a_leading_slash() {
+        assert_eq!(strip_prefix("/api/x", "/api"), "/x");
+        assert_eq!(strip_prefix("/api", "/api"), "/");
+        assert_eq!(strip_prefix("/api/x", "/api/"), "/x");
+    }
+}
