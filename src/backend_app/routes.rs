@@ -77,12 +77,16 @@ pub(super) fn text(status: StatusCode, text: impl Into<String>) -> Response<Body
         .expect("static response parts are valid")
 }
 
-/// Parses a path segment as a number, or explains why not with a `400`.
-fn number<T: FromStr>(segment: &str, what: &str) -> Result<T, Response<Body>> {
-    segment.parse().map_err(|_| {
-        let msg = format!("{what} must be a non-negative integer, got {segment:?}\n");
-        text(StatusCode::BAD_REQUEST, msg)
-    })
+/// Parses a path segment as a number, or says why not (for a `400`).
+fn number<T: FromStr>(segment: &str, what: &str) -> Result<T, String> {
+    segment
+        .parse()
+        .map_err(|_| format!("{what} must be a non-negative integer, got {segment:?}\n"))
+}
+
+/// `400 Bad Request` with `msg` as the body.
+fn bad_request(msg: String) -> Response<Body> {
+    text(StatusCode::BAD_REQUEST, msg)
 }
 
 /// Whether the query has `NAME=1` or `NAME=true`.
@@ -142,7 +146,7 @@ async fn admin(req: Request<Incoming>, path: &str, state: &State) -> Response<Bo
 async fn delay(req: Request<Incoming>, ms: &str, state: &State) -> Response<Body> {
     let ms: u64 = match number(ms, "delay milliseconds") {
         Ok(ms) => ms,
-        Err(resp) => return drained(req, resp).await,
+        Err(msg) => return drained(req, bad_request(msg)).await,
     };
     tokio::time::sleep(Duration::from_millis(ms)).await;
     echo::respond(req, &state.name).await
@@ -152,7 +156,7 @@ async fn delay(req: Request<Incoming>, ms: &str, state: &State) -> Response<Body
 fn status(code: &str) -> Response<Body> {
     let code: u16 = match number(code, "status code") {
         Ok(code) => code,
-        Err(resp) => return resp,
+        Err(msg) => return bad_request(msg),
     };
     let status = match StatusCode::from_u16(code) {
         Ok(status) if (200..=599).contains(&code) => status,
@@ -174,7 +178,7 @@ fn status(code: &str) -> Response<Body> {
 fn bytes(n: &str, chunked: bool) -> Response<Body> {
     let len: u64 = match number(n, "byte count") {
         Ok(len) => len,
-        Err(resp) => return resp,
+        Err(msg) => return bad_request(msg),
     };
     let mut builder = Response::builder().header(header::CONTENT_TYPE, "application/octet-stream");
     if !chunked {
@@ -191,7 +195,7 @@ fn stream(n: &str, ms: &str) -> Response<Body> {
         .and_then(|n| number::<u64>(ms, "interval milliseconds").map(|ms| (n, ms)));
     let (count, ms) = match parsed {
         Ok(parsed) => parsed,
-        Err(resp) => return resp,
+        Err(msg) => return bad_request(msg),
     };
     Response::builder()
         .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
