@@ -1,1 +1,0 @@
-//! The built-in demo/test backend (`drover backend`).
