@@ -153,7 +153,19 @@ mod tests {
             retries: 1,
         };
         let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
-        for k in ["ts", "request_id", "client", "method", "path", "status", "bytes", "duration_ms", "pool", "backend", "retries"] {
+        for k in [
+            "ts",
+            "request_id",
+            "client",
+            "method",
+            "path",
+            "status",
+            "bytes",
+            "duration_ms",
+            "pool",
+            "backend",
+            "retries",
+        ] {
             assert!(v.get(k).is_some(), "missing {k}");
         }
         assert_eq!(v["duration_ms"], 1.5);

@@ -1,9 +1,12 @@
 #![forbid(unsafe_code)]
 //! drover: reverse proxy, load balancer, health checker and autoscaler.
 
+pub mod access_log;
+pub mod admin;
+pub mod app;
 pub mod backend_app;
 pub mod balance;
+pub mod cli;
 pub mod config;
-pub mod access_log;
 pub mod pool;
 pub mod proxy;

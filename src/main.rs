@@ -1,1 +1,123 @@
-fn main(){}
+#![forbid(unsafe_code)]
+//! The `drover` binary: parse the command line, set up logging, run, map errors to exit codes.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use drover::app::{self, ConfigSource, RunError, RunOptions};
+use drover::cli::{Cli, Command, LogFormat};
+use drover::config;
+use tracing_subscriber::EnvFilter;
+
+fn init_logging(cli: &Cli) {
+    let level = match (cli.verbose, cli.quiet) {
+        (_, q) if q > 0 => "warn",
+        (0, _) => "info",
+        (1, _) => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_env("DROVER_LOG").unwrap_or_else(|_| EnvFilter::new(level));
+    let json = match cli.log_format {
+        Some(LogFormat::Json) => true,
+        Some(LogFormat::Pretty) => false,
+        None => !std::io::stderr().is_terminal(),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.compact().init();
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    let command = cli.command.unwrap_or(Command::Run {
+        config: None,
+        threads: 0,
+    });
+    match command {
+        Command::Run { config, threads } => {
+            let source = match config {
+                Some(path) => ConfigSource::File(path),
+                None if PathBuf::from("drover.toml").exists() => {
+                    ConfigSource::File(PathBuf::from("drover.toml"))
+                }
+                None => ConfigSource::Demo,
+            };
+            match runtime().block_on(app::run(RunOptions { source, threads })) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(RunError::Config(e)) => {
+                    eprintln!("{e}");
+                    ExitCode::from(2)
+                }
+                Err(RunError::Runtime(e)) => {
+                    eprintln!("drover: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Check { config: path } => match config::load_file(&path) {
+            Ok(cfg) => {
+                println!("ok");
+                for line in config::summary_lines(&cfg) {
+                    println!("{line}");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                eprintln!("{} error(s) in {}", e.errors.len(), path.display());
+                ExitCode::from(2)
+            }
+        },
+        Command::Init { file } => {
+            use std::io::Write;
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&file)
+            {
+                Ok(mut f) => match f.write_all(config::STARTER_CONFIG.as_bytes()) {
+                    Ok(()) => {
+                        println!("wrote {}; check it with `drover check -c {0}`, run it with `drover run -c {0}`", file.display());
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("drover: cannot write {}: {e}", file.display());
+                        ExitCode::from(1)
+                    }
+                },
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    eprintln!("drover: {} already exists; not overwriting it (remove it or name another file)", file.display());
+                    ExitCode::from(2)
+                }
+                Err(e) => {
+                    eprintln!("drover: cannot create {}: {e}", file.display());
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Backend { listen, name } => {
+            match runtime().block_on(drover::backend_app::run(listen, name)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("drover backend: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
+}

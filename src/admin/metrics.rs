@@ -9,7 +9,9 @@ use crate::pool::{MemberState, Pool};
 
 /// Escapes a label value (backslash, quote, newline).
 fn esc(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -21,50 +23,109 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
 pub fn render<'a>(pools: impl Iterator<Item = &'a Pool> + Clone) -> String {
     let mut out = String::with_capacity(4096);
 
-    header(&mut out, "drover_requests_total", "counter", "Responses by pool, backend and status code (backend \"\" = made by drover).");
+    header(
+        &mut out,
+        "drover_requests_total",
+        "counter",
+        "Responses by pool, backend and status code (backend \"\" = made by drover).",
+    );
     for p in pools.clone() {
         let pn = esc(&p.name);
         for m in p.snapshot().members.iter() {
             for (code, n) in m.stats.status_counts() {
-                let _ = writeln!(out, "drover_requests_total{{pool=\"{pn}\",backend=\"{}\",code=\"{code}\"}} {n}", m.address);
+                let _ = writeln!(
+                    out,
+                    "drover_requests_total{{pool=\"{pn}\",backend=\"{}\",code=\"{code}\"}} {n}",
+                    m.address
+                );
             }
         }
-        for (code, c) in [(502, &p.metrics.local_502), (503, &p.metrics.local_503), (504, &p.metrics.local_504)] {
+        for (code, c) in [
+            (502, &p.metrics.local_502),
+            (503, &p.metrics.local_503),
+            (504, &p.metrics.local_504),
+        ] {
             let n = c.load(Ordering::Relaxed);
             if n > 0 {
-                let _ = writeln!(out, "drover_requests_total{{pool=\"{pn}\",backend=\"\",code=\"{code}\"}} {n}");
+                let _ = writeln!(
+                    out,
+                    "drover_requests_total{{pool=\"{pn}\",backend=\"\",code=\"{code}\"}} {n}"
+                );
             }
         }
     }
 
-    header(&mut out, "drover_request_duration_seconds", "histogram", "Request duration from arrival to the end of the response, by pool.");
+    header(
+        &mut out,
+        "drover_request_duration_seconds",
+        "histogram",
+        "Request duration from arrival to the end of the response, by pool.",
+    );
     for p in pools.clone() {
         let pn = esc(&p.name);
         let (buckets, count, sum) = p.metrics.duration.read();
         for (le, n) in buckets {
-            let _ = writeln!(out, "drover_request_duration_seconds_bucket{{pool=\"{pn}\",le=\"{le}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "drover_request_duration_seconds_bucket{{pool=\"{pn}\",le=\"{le}\"}} {n}"
+            );
         }
-        let _ = writeln!(out, "drover_request_duration_seconds_bucket{{pool=\"{pn}\",le=\"+Inf\"}} {count}");
-        let _ = writeln!(out, "drover_request_duration_seconds_sum{{pool=\"{pn}\"}} {sum}");
-        let _ = writeln!(out, "drover_request_duration_seconds_count{{pool=\"{pn}\"}} {count}");
+        let _ = writeln!(
+            out,
+            "drover_request_duration_seconds_bucket{{pool=\"{pn}\",le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(
+            out,
+            "drover_request_duration_seconds_sum{{pool=\"{pn}\"}} {sum}"
+        );
+        let _ = writeln!(
+            out,
+            "drover_request_duration_seconds_count{{pool=\"{pn}\"}} {count}"
+        );
     }
 
-    header(&mut out, "drover_backend_inflight", "gauge", "Requests in flight to a backend.");
+    header(
+        &mut out,
+        "drover_backend_inflight",
+        "gauge",
+        "Requests in flight to a backend.",
+    );
     for p in pools.clone() {
         for m in p.snapshot().members.iter() {
-            let _ = writeln!(out, "drover_backend_inflight{{pool=\"{}\",backend=\"{}\"}} {}", esc(&p.name), m.address, m.stats.load.inflight());
+            let _ = writeln!(
+                out,
+                "drover_backend_inflight{{pool=\"{}\",backend=\"{}\"}} {}",
+                esc(&p.name),
+                m.address,
+                m.stats.load.inflight()
+            );
         }
     }
 
-    header(&mut out, "drover_backend_up", "gauge", "1 when the backend takes requests (healthy), else 0.");
+    header(
+        &mut out,
+        "drover_backend_up",
+        "gauge",
+        "1 when the backend takes requests (healthy), else 0.",
+    );
     for p in pools.clone() {
         for m in p.snapshot().members.iter() {
             let up = u8::from(m.state == MemberState::Healthy);
-            let _ = writeln!(out, "drover_backend_up{{pool=\"{}\",backend=\"{}\"}} {up}", esc(&p.name), m.address);
+            let _ = writeln!(
+                out,
+                "drover_backend_up{{pool=\"{}\",backend=\"{}\"}} {up}",
+                esc(&p.name),
+                m.address
+            );
         }
     }
 
-    header(&mut out, "drover_pool_instances", "gauge", "Members of a pool by state.");
+    header(
+        &mut out,
+        "drover_pool_instances",
+        "gauge",
+        "Members of a pool by state.",
+    );
     for p in pools.clone() {
         let mut by_state: BTreeMap<&str, usize> = [
             MemberState::Starting,
@@ -80,23 +141,59 @@ pub fn render<'a>(pools: impl Iterator<Item = &'a Pool> + Clone) -> String {
             *by_state.entry(m.state.as_str()).or_default() += 1;
         }
         for (state, n) in by_state {
-            let _ = writeln!(out, "drover_pool_instances{{pool=\"{}\",state=\"{state}\"}} {n}", esc(&p.name));
+            let _ = writeln!(
+                out,
+                "drover_pool_instances{{pool=\"{}\",state=\"{state}\"}} {n}",
+                esc(&p.name)
+            );
         }
     }
 
-    header(&mut out, "drover_pool_desired_instances", "gauge", "Instances the pool should run (managed pools; static pools: member count).");
+    header(
+        &mut out,
+        "drover_pool_desired_instances",
+        "gauge",
+        "Instances the pool should run (managed pools; static pools: member count).",
+    );
     for p in pools.clone() {
         let snap = p.snapshot();
-        let desired = snap.config.instances.as_ref().map_or(snap.members.len() as u64, |i| u64::from(i.count));
-        let _ = writeln!(out, "drover_pool_desired_instances{{pool=\"{}\"}} {desired}", esc(&p.name));
+        let desired = snap
+            .config
+            .instances
+            .as_ref()
+            .map_or(snap.members.len() as u64, |i| u64::from(i.count));
+        let _ = writeln!(
+            out,
+            "drover_pool_desired_instances{{pool=\"{}\"}} {desired}",
+            esc(&p.name)
+        );
     }
 
-    header(&mut out, "drover_retries_total", "counter", "Requests retried on another member.");
+    header(
+        &mut out,
+        "drover_retries_total",
+        "counter",
+        "Requests retried on another member.",
+    );
     for p in pools.clone() {
-        let _ = writeln!(out, "drover_retries_total{{pool=\"{}\"}} {}", esc(&p.name), p.metrics.retries.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "drover_retries_total{{pool=\"{}\"}} {}",
+            esc(&p.name),
+            p.metrics.retries.load(Ordering::Relaxed)
+        );
     }
 
-    header(&mut out, "drover_access_log_dropped_total", "counter", "Access log records dropped because the log buffer was full.");
-    let _ = writeln!(out, "drover_access_log_dropped_total {}", crate::access_log::dropped());
+    header(
+        &mut out,
+        "drover_access_log_dropped_total",
+        "counter",
+        "Access log records dropped because the log buffer was full.",
+    );
+    let _ = writeln!(
+        out,
+        "drover_access_log_dropped_total {}",
+        crate::access_log::dropped()
+    );
     out
 }

@@ -84,7 +84,11 @@ async fn route(app: Arc<App>, req: Request<Incoming>) -> Resp {
             if app.is_ready() {
                 text(StatusCode::OK, "text/plain", "ready\n".into())
             } else {
-                text(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "starting\n".into())
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    "starting\n".into(),
+                )
             }
         }
         (&Method::GET, ["metrics"]) => text(

@@ -114,7 +114,7 @@ pub trait Selector: Send + Sync {
 /// Builds the selector for `balance` over members with these `weights`.
 pub fn build(balance: Balance, weights: &[u32]) -> Box<dyn Selector> {
     let _ = (balance, weights);
-    todo!("balance::build")
+    Box::new(TempRoundRobin(std::sync::atomic::AtomicUsize::new(0)))
 }
 
 /// TEMP until the hash module lands.
@@ -125,4 +125,18 @@ pub fn hash_key_bytes(bytes: &[u8]) -> u64 {
         h = h.wrapping_mul(0x100000001b3);
     }
     h
+}
+
+struct TempRoundRobin(std::sync::atomic::AtomicUsize);
+impl Selector for TempRoundRobin {
+    fn select(
+        &self,
+        m: &dyn MemberSet,
+        _: &SelectContext,
+        e: &dyn Fn(usize) -> bool,
+    ) -> Option<usize> {
+        let n = m.len();
+        let start = self.0.fetch_add(1, Ordering::Relaxed);
+        (0..n).map(|k| (start + k) % n).find(|i| e(*i))
+    }
 }

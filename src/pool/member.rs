@@ -73,7 +73,10 @@ impl MemberStats {
     /// Counts one response with this status code.
     pub fn count_status(&self, code: u16) {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        if let Some(c) = code.checked_sub(100).and_then(|i| self.codes.get(i as usize)) {
+        if let Some(c) = code
+            .checked_sub(100)
+            .and_then(|i| self.codes.get(i as usize))
+        {
             c.fetch_add(1, Ordering::Relaxed);
         }
     }

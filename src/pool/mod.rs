@@ -120,9 +120,10 @@ impl Pool {
 
     fn initial_state(config: &PoolConfig) -> (MemberState, &'static str) {
         match &config.health {
-            Some(h) if !h.initial_healthy => {
-                (MemberState::Unhealthy, "waiting for the first health checks")
-            }
+            Some(h) if !h.initial_healthy => (
+                MemberState::Unhealthy,
+                "waiting for the first health checks",
+            ),
             _ => (MemberState::Healthy, "configured"),
         }
     }
@@ -132,21 +133,23 @@ impl Pool {
         let mut members: Vec<Member> = config
             .backends
             .iter()
-            .map(|b: &BackendConfig| match old.iter().find(|m| m.address == b.address) {
-                Some(m) => Member {
-                    weight: b.weight,
-                    managed: false,
-                    ..m.clone()
+            .map(
+                |b: &BackendConfig| match old.iter().find(|m| m.address == b.address) {
+                    Some(m) => Member {
+                        weight: b.weight,
+                        managed: false,
+                        ..m.clone()
+                    },
+                    None => Member {
+                        address: b.address,
+                        weight: b.weight,
+                        managed: false,
+                        state,
+                        reason: reason.to_string(),
+                        stats: Arc::new(MemberStats::default()),
+                    },
                 },
-                None => Member {
-                    address: b.address,
-                    weight: b.weight,
-                    managed: false,
-                    state,
-                    reason: reason.to_string(),
-                    stats: Arc::new(MemberStats::default()),
-                },
-            })
+            )
             .collect();
         // Managed members are not in the config; they stay.
         members.extend(old.iter().filter(|m| m.managed).cloned());

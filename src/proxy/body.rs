@@ -88,7 +88,11 @@ pin_project_lite::pin_project! {
 
 impl ProxyBody {
     /// A body streamed from a backend; `conn` goes back to the pool at its end.
-    pub fn upstream(body: Incoming, conn: Option<(SocketAddr, Sender)>, done: Completion) -> ProxyBody {
+    pub fn upstream(
+        body: Incoming,
+        conn: Option<(SocketAddr, Sender)>,
+        done: Completion,
+    ) -> ProxyBody {
         let mut b = ProxyBody {
             inner: Inner::Upstream { body, conn },
             done: Some(done),
@@ -187,7 +191,9 @@ impl Body for ProxyBody {
     fn size_hint(&self) -> SizeHint {
         match &self.inner {
             Inner::Upstream { body, .. } => body.size_hint(),
-            Inner::Full { data } => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
+            Inner::Full { data } => {
+                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
+            }
         }
     }
 }

@@ -26,7 +26,10 @@ pub fn local(
     let mut resp = Response::new(ProxyBody::full(text, done));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
-    h.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     h.insert(&X_REQUEST_ID, request_id.clone());
     if status == StatusCode::SERVICE_UNAVAILABLE {
         h.insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));

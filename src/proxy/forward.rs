@@ -48,7 +48,11 @@ fn request_host(req: &Request<Incoming>) -> Option<&str> {
 }
 
 /// Handles one downstream request; never fails (errors become responses).
-pub async fn handle(router: &Router, req: Request<Incoming>, down: Downstream) -> Response<ProxyBody> {
+pub async fn handle(
+    router: &Router,
+    req: Request<Incoming>,
+    down: Downstream,
+) -> Response<ProxyBody> {
     let started = Instant::now();
     let request_id = req
         .headers()
@@ -88,7 +92,11 @@ pub async fn handle(router: &Router, req: Request<Incoming>, down: Downstream) -
         rec.pool = pool.name.clone();
     }
     done.pool = Some(pool.clone());
-    let strip = m.route.strip_prefix.then(|| m.route.path_prefix.clone()).flatten();
+    let strip = m
+        .route
+        .strip_prefix
+        .then(|| m.route.path_prefix.clone())
+        .flatten();
     let snap = pool.snapshot_arc();
     Forward::new(&pool, &snap, req, strip.as_deref(), down, request_id, done)
         .run()
@@ -244,10 +252,12 @@ impl<'a> Forward<'a> {
         let replayable = idempotent(req.method()) && body_empty && !is_upgrade;
         let (parts, body) = req.into_parts();
         let mut h = parts.headers;
-        let host = h
-            .get(HOST)
-            .cloned()
-            .or_else(|| parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
+        let host = h.get(HOST).cloned().or_else(|| {
+            parts
+                .uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        });
         headers::strip_hop_by_hop(&mut h, is_upgrade);
         h.remove(EXPECT);
         headers::add_forwarded(
@@ -340,7 +350,10 @@ impl<'a> Forward<'a> {
                     if matches!(code, 502..=504) {
                         member.stats.count_failure();
                     } else {
-                        member.stats.consecutive_failures.store(0, Ordering::Relaxed);
+                        member
+                            .stats
+                            .consecutive_failures
+                            .store(0, Ordering::Relaxed);
                     }
                     if matches!(code, 502 | 503) && self.replayable && self.retry() {
                         member.stats.load.end();
@@ -430,7 +443,12 @@ impl<'a> Forward<'a> {
     }
 
     /// Turns the backend's response into the downstream response.
-    fn respond(mut self, mut resp: Response<Incoming>, sender: Sender, member: &Member) -> Response<ProxyBody> {
+    fn respond(
+        mut self,
+        mut resp: Response<Incoming>,
+        sender: Sender,
+        member: &Member,
+    ) -> Response<ProxyBody> {
         let status = resp.status();
         self.done.member = Some(member.stats.clone());
         if let Some(rec) = self.done.log.as_mut() {
@@ -440,7 +458,8 @@ impl<'a> Forward<'a> {
         }
         let switching = status == StatusCode::SWITCHING_PROTOCOLS;
         headers::clean_response(resp.headers_mut(), switching && self.on_upgrade.is_some());
-        resp.headers_mut().insert(&X_REQUEST_ID, self.request_id.clone());
+        resp.headers_mut()
+            .insert(&X_REQUEST_ID, self.request_id.clone());
         if switching {
             if let Some(client) = self.on_upgrade.take() {
                 let backend = hyper::upgrade::on(&mut resp);

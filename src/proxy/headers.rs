@@ -97,10 +97,7 @@ pub struct ForwardInfo<'a> {
 /// Adds `X-Forwarded-*`, `Via` and `X-Request-Id` to an upstream request.
 pub fn add_forwarded(headers: &mut HeaderMap, info: &ForwardInfo<'_>) {
     append_list(headers, &X_FORWARDED_FOR, &info.client_ip.to_string());
-    headers.insert(
-        &X_FORWARDED_PROTO,
-        HeaderValue::from_static(info.proto),
-    );
+    headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(info.proto));
     if let Some(host) = info.host.and_then(|h| HeaderValue::from_str(h).ok()) {
         headers.insert(&X_FORWARDED_HOST, host);
     }
@@ -197,7 +194,11 @@ mod tests {
 
     #[test]
     fn forwarded_headers_append_and_set() {
-        let mut h = map(&[("x-forwarded-for", "10.0.0.1"), ("x-forwarded-for", "10.0.0.2"), ("via", "1.0 edge")]);
+        let mut h = map(&[
+            ("x-forwarded-for", "10.0.0.1"),
+            ("x-forwarded-for", "10.0.0.2"),
+            ("via", "1.0 edge"),
+        ]);
         let id = HeaderValue::from_static("abc");
         add_forwarded(
             &mut h,
@@ -209,7 +210,10 @@ mod tests {
                 request_id: &id,
             },
         );
-        assert_eq!(h.get("x-forwarded-for").unwrap(), "10.0.0.1, 10.0.0.2, 127.0.0.1");
+        assert_eq!(
+            h.get("x-forwarded-for").unwrap(),
+            "10.0.0.1, 10.0.0.2, 127.0.0.1"
+        );
         assert_eq!(h.get("x-forwarded-proto").unwrap(), "http");
         assert_eq!(h.get("x-forwarded-host").unwrap(), "example.com");
         assert_eq!(h.get("via").unwrap(), "1.0 edge, 1.1 drover");

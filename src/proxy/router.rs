@@ -48,7 +48,9 @@ impl Router {
         let host = host.map(strip_port);
         self.routes
             .iter()
-            .find(|r| host_matches(r.host.as_ref(), host) && path_matches(r.path_prefix.as_deref(), path))
+            .find(|r| {
+                host_matches(r.host.as_ref(), host) && path_matches(r.path_prefix.as_deref(), path)
+            })
             .and_then(|route| {
                 self.pools
                     .get(&route.pool)
@@ -60,7 +62,11 @@ impl Router {
 fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
         // [::1]:8080
-        return host.split(']').next().map(|h| &host[..h.len() + 1]).unwrap_or(host);
+        return host
+            .split(']')
+            .next()
+            .map(|h| &host[..h.len() + 1])
+            .unwrap_or(host);
     }
     match host.rsplit_once(':') {
         Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
@@ -75,7 +81,8 @@ fn host_matches(pattern: Option<&HostMatch>, host: Option<&str>) -> bool {
         (Some(HostMatch::Exact(h)), Some(got)) => h.eq_ignore_ascii_case(got),
         (Some(HostMatch::Wildcard(suffix)), Some(got)) => {
             got.len() > suffix.len()
-                && got.as_bytes()[got.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
+                && got.as_bytes()[got.len() - suffix.len()..]
+                    .eq_ignore_ascii_case(suffix.as_bytes())
         }
     }
 }
@@ -119,7 +126,10 @@ mod tests {
     fn hosts_match_exact_and_wildcard_without_port() {
         let exact = HostMatch::Exact("api.example.com".into());
         let wild = HostMatch::Wildcard(".example.com".into());
-        assert!(host_matches(Some(&exact), Some(strip_port("API.example.com:8080"))));
+        assert!(host_matches(
+            Some(&exact),
+            Some(strip_port("API.example.com:8080"))
+        ));
         assert!(!host_matches(Some(&exact), Some("www.example.com")));
         assert!(host_matches(Some(&wild), Some("a.example.com")));
         assert!(host_matches(Some(&wild), Some("a.b.example.com")));

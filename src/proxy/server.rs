@@ -45,8 +45,12 @@ pub fn bind_reuseport(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
 
 /// Binds every address once per worker. Port 0 is resolved by the first bind,
 /// so all workers share the same port. Errors name the address.
-pub fn bind_all(addrs: &[SocketAddr], workers: usize) -> anyhow::Result<(Vec<SocketAddr>, Vec<Vec<std::net::TcpListener>>)> {
-    let mut per_worker: Vec<Vec<std::net::TcpListener>> = (0..workers).map(|_| Vec::new()).collect();
+pub fn bind_all(
+    addrs: &[SocketAddr],
+    workers: usize,
+) -> anyhow::Result<(Vec<SocketAddr>, Vec<Vec<std::net::TcpListener>>)> {
+    let mut per_worker: Vec<Vec<std::net::TcpListener>> =
+        (0..workers).map(|_| Vec::new()).collect();
     let mut bound = Vec::new();
     for addr in addrs {
         let first = bind_reuseport(*addr).map_err(|e| listen_error(*addr, e))?;
@@ -63,7 +67,9 @@ pub fn bind_all(addrs: &[SocketAddr], workers: usize) -> anyhow::Result<(Vec<Soc
 /// "cannot listen on 127.0.0.1:8080: address in use (is another drover or server running there?)"
 pub fn listen_error(addr: SocketAddr, e: io::Error) -> anyhow::Error {
     let hint = match e.kind() {
-        io::ErrorKind::AddrInUse => " (is another server already listening there? change server.listen)",
+        io::ErrorKind::AddrInUse => {
+            " (is another server already listening there? change server.listen)"
+        }
         io::ErrorKind::PermissionDenied => " (ports below 1024 need privileges)",
         io::ErrorKind::AddrNotAvailable => " (that address is not on this machine)",
         _ => "",
@@ -118,7 +124,12 @@ pub struct Workers {
 
 impl Workers {
     /// Binds and starts `workers` threads serving `shared`.
-    pub fn start(shared: Arc<Shared>, server: &ServerConfig, workers: usize, proto: &'static str) -> anyhow::Result<Workers> {
+    pub fn start(
+        shared: Arc<Shared>,
+        server: &ServerConfig,
+        workers: usize,
+        proto: &'static str,
+    ) -> anyhow::Result<Workers> {
         let workers = workers.max(1);
         let (addrs, listeners) = bind_all(&server.listen, workers)?;
         let (tx, rx) = watch::channel(false);
@@ -182,9 +193,16 @@ fn worker(
         let mut accepts = Vec::new();
         for l in listeners {
             let l = TcpListener::from_std(l).expect("listener into tokio");
-            let (builder, shared, shutdown, server, open) =
-                (builder.clone(), shared.clone(), shutdown.clone(), server.clone(), open.clone());
-            accepts.push(tokio::spawn(accept_loop(l, builder, shared, shutdown, server, proto, open)));
+            let (builder, shared, shutdown, server, open) = (
+                builder.clone(),
+                shared.clone(),
+                shutdown.clone(),
+                server.clone(),
+                open.clone(),
+            );
+            accepts.push(tokio::spawn(accept_loop(
+                l, builder, shared, shutdown, server, proto, open,
+            )));
         }
         for a in accepts {
             let _ = a.await;
@@ -222,11 +240,25 @@ async fn accept_loop(
             },
         };
         let _ = stream.set_nodelay(true);
-        let (builder, shared, shutdown, open) = (builder.clone(), shared.clone(), shutdown.clone(), open.clone());
+        let (builder, shared, shutdown, open) = (
+            builder.clone(),
+            shared.clone(),
+            shutdown.clone(),
+            open.clone(),
+        );
         let idle_timeout = server.idle_timeout;
         open.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
-            serve_connection(stream, client, builder, shared, shutdown, idle_timeout, proto).await;
+            serve_connection(
+                stream,
+                client,
+                builder,
+                shared,
+                shutdown,
+                idle_timeout,
+                proto,
+            )
+            .await;
             open.fetch_sub(1, Ordering::Relaxed);
         });
     }
@@ -258,7 +290,11 @@ async fn serve_connection(
     tokio::pin!(conn);
     let mut closing = false;
     loop {
-        let idle_check = tokio::time::sleep(idle_timeout.saturating_sub(activity.idle_for()).max(Duration::from_millis(50)));
+        let idle_check = tokio::time::sleep(
+            idle_timeout
+                .saturating_sub(activity.idle_for())
+                .max(Duration::from_millis(50)),
+        );
         tokio::select! {
             r = conn.as_mut() => {
                 if let Err(e) = r {

@@ -1,0 +1,215 @@
+//! `drover run`: starts the proxy workers and the admin API, handles signals
+//! (SIGHUP reload, SIGTERM/SIGINT graceful shutdown) and reloads.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::config::{self, Config, ConfigErrors};
+use crate::proxy::router::Router;
+use crate::proxy::server::{listen_error, Shared, Workers};
+
+/// Where the config comes from.
+#[derive(Debug, Clone)]
+pub enum ConfigSource {
+    File(PathBuf),
+    /// The built-in demo: three in-process backends.
+    Demo,
+}
+
+/// What `drover run` can fail with; maps to the exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Exit 2.
+    #[error("{0}")]
+    Config(ConfigErrors),
+    /// Exit 1.
+    #[error("{0:#}")]
+    Runtime(anyhow::Error),
+}
+
+impl From<anyhow::Error> for RunError {
+    fn from(e: anyhow::Error) -> Self {
+        RunError::Runtime(e)
+    }
+}
+
+/// Options of `drover run`.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub source: ConfigSource,
+    /// Worker threads override (0 = config, then one per core).
+    pub threads: usize,
+}
+
+/// The running drover, shared by the admin API and the signal handlers.
+pub struct App {
+    pub shared: Arc<Shared>,
+    config: ArcSwap<Config>,
+    source: ConfigSource,
+    ready: AtomicBool,
+}
+
+impl App {
+    /// The config in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.load_full()
+    }
+
+    /// Whether the proxy listeners are up.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    /// Re-reads the config file; an invalid one changes nothing.
+    pub fn reload(&self) -> Result<(), ConfigErrors> {
+        let ConfigSource::File(path) = &self.source else {
+            tracing::info!(
+                "reload requested, but the built-in demo has no config file; nothing to do"
+            );
+            return Ok(());
+        };
+        let new = match config::load_file(path) {
+            Ok(c) => c,
+            Err(e) => {
+                for err in &e.errors {
+                    tracing::error!(key = %err.key, line = ?err.line, column = ?err.column, "reload refused: {}", err.message);
+                }
+                return Err(e);
+            }
+        };
+        let old = self.config();
+        if new.server.listen != old.server.listen || new.admin.listen != old.admin.listen {
+            tracing::warn!("server.listen / admin.listen changes take effect after a restart");
+        }
+        let router = Router::build(&new, Some(&self.shared.router.load()));
+        self.shared.router.store(Arc::new(router));
+        crate::access_log::set_enabled(new.log.access);
+        self.config.store(Arc::new(new));
+        tracing::info!(file = %path.display(), "config reloaded");
+        Ok(())
+    }
+}
+
+fn worker_count(cfg: &Config, opt: usize) -> usize {
+    if opt > 0 {
+        return opt;
+    }
+    if cfg.server.threads > 0 {
+        return cfg.server.threads;
+    }
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Starts the demo backends in this runtime and returns their addresses.
+async fn start_demo_backends() -> anyhow::Result<Vec<SocketAddr>> {
+    let mut addrs = Vec::new();
+    for i in 1..=3 {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = l.local_addr()?;
+        addrs.push(addr);
+        let name = format!("demo-{i}");
+        tokio::spawn(async move {
+            if let Err(e) = crate::backend_app::serve(l, name).await {
+                tracing::error!(error = %e, "demo backend stopped");
+            }
+        });
+    }
+    Ok(addrs)
+}
+
+/// Runs drover until SIGTERM/SIGINT. Must be called inside a tokio runtime
+/// (admin API, signals and background tasks run there; proxy workers on their own threads).
+pub async fn run(opts: RunOptions) -> Result<(), RunError> {
+    let cfg = match &opts.source {
+        ConfigSource::File(path) => config::load_file(path).map_err(RunError::Config)?,
+        ConfigSource::Demo => config::demo_config(&start_demo_backends().await?),
+    };
+    crate::access_log::set_enabled(cfg.log.access);
+
+    // Admin first: a port conflict there should stop us before the proxy binds.
+    let admin_listener = tokio::net::TcpListener::bind(cfg.admin.listen)
+        .await
+        .map_err(|e| listen_error(cfg.admin.listen, e))?;
+    let admin_addr = admin_listener.local_addr().map_err(anyhow::Error::from)?;
+
+    let shared = Arc::new(Shared {
+        router: ArcSwap::from_pointee(Router::build(&cfg, None)),
+    });
+    let workers = worker_count(&cfg, opts.threads);
+    let proxy = Workers::start(shared.clone(), &cfg.server, workers, "http")?;
+    let app = Arc::new(App {
+        shared,
+        config: ArcSwap::from_pointee(cfg.clone()),
+        source: opts.source.clone(),
+        ready: AtomicBool::new(true),
+    });
+    let admin = tokio::spawn(crate::admin::serve(admin_listener, app.clone()));
+
+    for addr in &proxy.addrs {
+        tracing::info!(addr = %addr, workers, "proxy listening");
+    }
+    tracing::info!(addr = %admin_addr, "admin listening");
+    if matches!(opts.source, ConfigSource::Demo) {
+        print_demo_banner(&proxy.addrs, admin_addr, &cfg);
+    }
+
+    wait_for_shutdown(&app).await.map_err(anyhow::Error::from)?;
+    app.ready.store(false, Ordering::Relaxed);
+    tracing::info!(timeout = ?app.config().server.shutdown_timeout, "shutting down: finishing in-flight requests");
+    // Workers join their threads; do it off the runtime.
+    let second = tokio::spawn(async {
+        let mut term = signal(SignalKind::terminate()).ok()?;
+        let mut int = signal(SignalKind::interrupt()).ok()?;
+        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+        Some(())
+    });
+    let joined = tokio::task::spawn_blocking(move || proxy.shutdown());
+    tokio::select! {
+        _ = joined => {}
+        Some(Some(())) = async { second.await.ok() } => {
+            tracing::warn!("second signal: exiting at once");
+        }
+    }
+    admin.abort();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn print_demo_banner(proxy: &[SocketAddr], admin: SocketAddr, cfg: &Config) {
+    let p = proxy[0];
+    let backends: Vec<String> = cfg
+        .pools
+        .values()
+        .flat_map(|pc| pc.backends.iter().map(|b| b.address.to_string()))
+        .collect();
+    eprintln!(
+        "\n  drover is running its built-in demo (no drover.toml here; `drover init` writes one).\n\n  \
+         proxy   http://{p}/  -> pool \"demo\", round robin over {}\n  \
+         admin   http://{admin}/api/v1/pools   metrics http://{admin}/metrics\n\n  \
+         try:    curl http://{p}/anything      (repeat it: the \"name\" rotates demo-1, demo-2, demo-3)\n          \
+         curl http://{p}/delay/200   curl http://{p}/status/503   curl -i http://{p}/bytes/100\n\n  \
+         Ctrl-C stops it.\n",
+        backends.join(", ")
+    );
+}
+
+async fn wait_for_shutdown(app: &Arc<App>) -> std::io::Result<()> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => return Ok(()),
+            _ = int.recv() => return Ok(()),
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reloading config");
+                let _ = app.reload();
+            }
+        }
+    }
+}

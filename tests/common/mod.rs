@@ -1,0 +1,242 @@
+//! Test harness: real `drover` processes on 127.0.0.1 port 0.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_drover");
+
+/// Lines a child wrote, shared with a reader thread.
+#[derive(Clone, Default)]
+pub struct Lines(Arc<Mutex<Vec<String>>>);
+
+impl Lines {
+    fn follow(&self, r: impl std::io::Read + Send + 'static) {
+        let lines = self.0.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(r).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line);
+            }
+        });
+    }
+
+    pub fn all(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// Waits until a line satisfies `f`, returning it.
+    pub fn wait_for(&self, what: &str, timeout: Duration, f: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(l) = self.0.lock().unwrap().iter().find(|l| f(l)) {
+                return l.clone();
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "timed out waiting for {what}; lines so far:\n{}",
+                    self.all().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The `addr` field of the JSON log event with this message.
+    pub fn addr_of(&self, message: &str) -> SocketAddr {
+        let line = self.wait_for(message, Duration::from_secs(20), |l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .map(|v| v["message"] == message)
+                .unwrap_or(false)
+        });
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        v["addr"].as_str().unwrap().parse().unwrap()
+    }
+}
+
+/// A child process killed (SIGKILL) on drop unless already stopped.
+pub struct Proc {
+    pub child: Child,
+    pub stdout: Lines,
+    pub stderr: Lines,
+}
+
+impl Proc {
+    pub fn spawn(args: &[&str], dir: Option<&std::path::Path>) -> Proc {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .env_remove("DROVER_LOG");
+        if let Some(d) = dir {
+            cmd.current_dir(d);
+        }
+        let mut child = cmd.spawn().expect("spawn drover");
+        let (stdout, stderr) = (Lines::default(), Lines::default());
+        stdout.follow(child.stdout.take().unwrap());
+        stderr.follow(child.stderr.take().unwrap());
+        Proc {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.pid().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{sig} failed");
+    }
+
+    /// Waits for exit up to `timeout`, returning the exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s.code();
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A `drover backend` process.
+pub struct Backend {
+    pub proc: Proc,
+    pub addr: SocketAddr,
+    pub name: String,
+}
+
+impl Backend {
+    pub fn start(name: &str) -> Backend {
+        Self::start_on("127.0.0.1:0", name)
+    }
+
+    pub fn start_on(listen: &str, name: &str) -> Backend {
+        let proc = Proc::spawn(
+            &[
+                "--log-format",
+                "json",
+                "backend",
+                "--listen",
+                listen,
+                "--name",
+                name,
+            ],
+            None,
+        );
+        let addr = proc.stderr.addr_of("backend listening");
+        Backend {
+            proc,
+            addr,
+            name: name.to_string(),
+        }
+    }
+}
+
+/// A `drover run` process with a config written to a temp dir.
+pub struct Drover {
+    pub proc: Proc,
+    pub proxy: SocketAddr,
+    pub admin: SocketAddr,
+    pub dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+}
+
+impl Drover {
+    /// Starts drover with this config (use `127.0.0.1:0` for listeners).
+    pub fn start(config: &str) -> Drover {
+        Self::start_with(config, &[])
+    }
+
+    pub fn start_with(config: &str, extra: &[&str]) -> Drover {
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("drover.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let path = config_path.to_str().unwrap().to_string();
+        let mut args = vec!["--log-format", "json", "run", "-c", &path];
+        args.extend_from_slice(extra);
+        let proc = Proc::spawn(&args, None);
+        let proxy = proc.stderr.addr_of("proxy listening");
+        let admin = proc.stderr.addr_of("admin listening");
+        Drover {
+            proc,
+            proxy,
+            admin,
+            dir,
+            config_path,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.proxy, path)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.admin, path)
+    }
+}
+
+/// A config with one pool over these backends.
+pub fn one_pool(backends: &[SocketAddr], pool_extra: &str) -> String {
+    let list: Vec<String> = backends.iter().map(|b| format!("\"{b}\"")).collect();
+    format!(
+        r#"
+[server]
+listen = ["127.0.0.1:0"]
+[admin]
+listen = "127.0.0.1:0"
+[log]
+access = false
+[[routes]]
+pool = "app"
+[pools.app]
+backends = [{}]
+{pool_extra}
+"#,
+        list.join(", ")
+    )
+}
+
+/// A reqwest client that does not follow redirects and has no proxy.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// `curl` with these args; returns stdout.
+pub fn curl(args: &[&str]) -> String {
+    let out = Command::new("curl")
+        .args(["-sS", "--noproxy", "*"])
+        .args(args)
+        .output()
+        .expect("curl");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
