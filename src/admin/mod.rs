@@ -108,6 +108,24 @@ async fn route(app: Arc<App>, req: Request<Incoming>) -> Resp {
                 json!({"pool": name, "pools": router.pools.keys().collect::<Vec<_>>()}),
             ),
         },
+        (&Method::GET, ["api", "v1", "events"]) => {
+            let since = req
+                .uri()
+                .query()
+                .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("since=")))
+                .map(|v| v.parse::<u64>());
+            match since {
+                Some(Err(_)) => error(
+                    StatusCode::BAD_REQUEST,
+                    "since must be an event id (a whole number)",
+                    json!(null),
+                ),
+                other => {
+                    let since = other.and_then(Result::ok).unwrap_or(0);
+                    json_resp(StatusCode::OK, &json!(crate::events::log().since(since, 1000)))
+                }
+            }
+        }
         (&Method::POST, ["api", "v1", "reload"]) => match app.reload() {
             Ok(()) => json_resp(StatusCode::OK, &json!({"reloaded": true})),
             Err(e) => error(
