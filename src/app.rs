@@ -91,7 +91,12 @@ impl App {
         crate::access_log::set_enabled(new.log.access);
         self.config.store(Arc::new(new));
         tracing::info!(file = %path.display(), "config reloaded");
-        crate::events::record("", "reload", None, format!("config reloaded from {}", path.display()));
+        crate::events::record(
+            "",
+            "reload",
+            None,
+            format!("config reloaded from {}", path.display()),
+        );
         Ok(())
     }
 }

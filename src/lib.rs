@@ -8,6 +8,6 @@ pub mod backend_app;
 pub mod balance;
 pub mod cli;
 pub mod config;
+pub mod events;
 pub mod pool;
 pub mod proxy;
-pub mod events;

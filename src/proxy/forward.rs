@@ -147,16 +147,10 @@ fn hash_of(key: &HashKey, req: &Request<Incoming>, client: SocketAddr) -> Option
 fn upstream_uri(uri: &Uri, strip: Option<&str>) -> Uri {
     let pq = uri.path_and_query().map_or("/", |p| p.as_str());
     match strip {
-        None if uri.scheme().is_none() => {
-            // Already origin form: keep the parsed value as is.
-            let mut parts = uri.clone().into_parts();
-            parts.scheme = None;
-            parts.authority = None;
-            Uri::from_parts(parts).unwrap_or_else(|_| Uri::from_static("/"))
-        }
-        None => PathAndQuery::from_maybe_shared(pq.to_string())
-            .map(Uri::from)
-            .unwrap_or_else(|_| Uri::from_static("/")),
+        None => uri
+            .path_and_query()
+            .cloned()
+            .map_or_else(|| Uri::from_static("/"), Uri::from),
         Some(prefix) => {
             let (path, query) = match pq.split_once('?') {
                 Some((p, q)) => (p, Some(q)),
