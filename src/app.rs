@@ -147,7 +147,7 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         router: ArcSwap::from_pointee(Router::build(&cfg, None)),
     });
     let workers = worker_count(&cfg, opts.threads);
-    let proxy = Workers::start(shared.clone(), &cfg.server, workers, "http")?;
+    let proxy = Workers::start(shared.clone(), &cfg.server, workers)?;
     let app = Arc::new(App {
         shared,
         config: ArcSwap::from_pointee(cfg.clone()),
@@ -158,6 +158,9 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
 
     for addr in &proxy.addrs {
         tracing::info!(addr = %addr, workers, "proxy listening");
+    }
+    for addr in &proxy.tls_addrs {
+        tracing::info!(addr = %addr, workers, "tls listening");
     }
     tracing::info!(addr = %admin_addr, "admin listening");
     if matches!(opts.source, ConfigSource::Demo) {
