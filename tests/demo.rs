@@ -26,7 +26,11 @@ async fn run_without_config_starts_the_demo_and_says_so() {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let mut answered = 0;
     while answered < 5 {
-        if let Ok(r) = client().get(format!("http://{proxy}/anything")).send().await {
+        if let Ok(r) = client()
+            .get(format!("http://{proxy}/anything"))
+            .send()
+            .await
+        {
             if r.status() == 200 {
                 let v: serde_json::Value = r.json().await.unwrap();
                 assert_eq!(v["path"], "/anything");
@@ -35,7 +39,10 @@ async fn run_without_config_starts_the_demo_and_says_so() {
                 continue;
             }
         }
-        assert!(answered == 0, "a demo request failed after the first success");
+        assert!(
+            answered == 0,
+            "a demo request failed after the first success"
+        );
         assert!(std::time::Instant::now() < deadline, "demo never answered");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

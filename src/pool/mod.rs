@@ -41,7 +41,11 @@ impl MemberSet for PoolSnapshot {
 impl PoolSnapshot {
     fn build(config: Arc<PoolConfig>, members: Vec<Member>) -> PoolSnapshot {
         let weights: Vec<u32> = members.iter().map(|m| m.weight).collect();
-        let selector = balance::build(config.balance, &weights);
+        let seeds: Vec<u64> = members
+            .iter()
+            .map(|m| balance::hash_key_bytes(m.address.to_string().as_bytes()))
+            .collect();
+        let selector = balance::build(config.balance, &weights, &seeds);
         PoolSnapshot {
             config,
             members,
