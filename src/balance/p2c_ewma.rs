@@ -21,6 +21,9 @@ fn cost(members: &dyn MemberSet, i: usize) -> f64 {
     ewma * (l.inflight() as f64 + 1.0) / f64::from(members.weight(i).max(1))
 }
 
+/// Random probes tried before falling back to a full scan of eligible members.
+const PROBES: usize = 8;
+
 impl Selector for P2cEwma {
     fn select(
         &self,
@@ -28,13 +31,35 @@ impl Selector for P2cEwma {
         _ctx: &SelectContext,
         eligible: &dyn Fn(usize) -> bool,
     ) -> Option<usize> {
-        let count = (0..members.len()).filter(|&i| eligible(i)).count();
-        let nth = |k: usize| (0..members.len()).filter(|&i| eligible(i)).nth(k);
+        let n = members.len();
+        let mut rng = rand::rng();
+        // Fast path (O(1) when most members are eligible): two distinct random eligible members.
+        if n >= 2 {
+            let mut first = None;
+            for _ in 0..PROBES {
+                let i = rng.random_range(0..n);
+                if !eligible(i) || first == Some(i) {
+                    continue;
+                }
+                match first {
+                    None => first = Some(i),
+                    Some(a) => {
+                        return Some(if cost(members, i) < cost(members, a) {
+                            i
+                        } else {
+                            a
+                        })
+                    }
+                }
+            }
+        }
+        // Few eligible members: pick among them exactly.
+        let count = (0..n).filter(|&i| eligible(i)).count();
+        let nth = |k: usize| (0..n).filter(|&i| eligible(i)).nth(k);
         match count {
             0 => None,
             1 => nth(0),
             _ => {
-                let mut rng = rand::rng();
                 let a = rng.random_range(0..count);
                 let mut b = rng.random_range(0..count - 1);
                 if b >= a {
