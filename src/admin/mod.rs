@@ -122,7 +122,10 @@ async fn route(app: Arc<App>, req: Request<Incoming>) -> Resp {
                 ),
                 other => {
                     let since = other.and_then(Result::ok).unwrap_or(0);
-                    json_resp(StatusCode::OK, &json!(crate::events::log().since(since, 1000)))
+                    json_resp(
+                        StatusCode::OK,
+                        &json!(crate::events::log().since(since, 1000)),
+                    )
                 }
             }
         }
