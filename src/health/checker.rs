@@ -228,3 +228,97 @@ pub async fn run(pool: Arc<Pool>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::load_str;
+
+    fn pool(extra: &str) -> Arc<Pool> {
+        let cfg = load_str(
+            &format!(
+                "[pools.p]\nbackends = [\"127.0.0.1:1\", \"127.0.0.1:2\", \"127.0.0.1:3\"]\n{extra}"
+            ),
+            None,
+        )
+        .unwrap();
+        Arc::new(Pool::new(Arc::new(cfg.pools["p"].clone())))
+    }
+
+    fn state(pool: &Pool, i: usize) -> MemberState {
+        pool.snapshot().members[i].state
+    }
+
+    fn eject(pool: &Pool, i: usize) -> Result<(), crate::pool::PoolError> {
+        let snap = pool.snapshot_arc();
+        let p = snap.config.passive.clone().unwrap();
+        pool.apply(PoolCommand::Eject {
+            address: snap.members[i].address,
+            eject_for: p.eject_for,
+            reason: "test".into(),
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ejected_members_return_after_eject_for_and_a_relapse_doubles_it() {
+        let pool = pool("[pools.p.passive]\neject_for = \"10s\"\n");
+        let task = tokio::spawn(run(pool.clone()));
+        eject(&pool, 0).unwrap();
+        assert!(
+            eject(&pool, 1).is_err(),
+            "a second of three would be more than half"
+        );
+        tokio::time::sleep(Duration::from_millis(9_900)).await;
+        assert_eq!(state(&pool, 0), MemberState::Ejected);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(state(&pool, 0), MemberState::Healthy);
+
+        // Fails again at once: 20 s this time.
+        eject(&pool, 0).unwrap();
+        assert_eq!(
+            pool.snapshot().members[0].ejection.last_for,
+            Duration::from_secs(20)
+        );
+        tokio::time::sleep(Duration::from_millis(19_900)).await;
+        assert_eq!(state(&pool, 0), MemberState::Ejected);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(state(&pool, 0), MemberState::Healthy);
+
+        // Served well for longer than that: back to 10 s.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        eject(&pool, 0).unwrap();
+        assert_eq!(
+            pool.snapshot().members[0].ejection.last_for,
+            Duration::from_secs(10)
+        );
+        task.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failing_checks_take_members_out_after_fall() {
+        // Nothing listens on ports 1-3: every TCP check fails at once.
+        let pool = pool(
+            "[pools.p.health]\ninterval = \"1s\"\nrise = 2\nfall = 3\ninitial_state = \"healthy\"\n",
+        );
+        let task = tokio::spawn(run(pool.clone()));
+        // First checks within one interval (jittered), then one per interval: 3 failures by 3 s.
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        assert_eq!(
+            state(&pool, 0),
+            MemberState::Healthy,
+            "one failure is not enough"
+        );
+        tokio::time::sleep(Duration::from_millis(2_000)).await;
+        for i in 0..3 {
+            assert_eq!(state(&pool, i), MemberState::Unhealthy);
+            let m = &pool.snapshot().members[i];
+            assert!(
+                m.reason.starts_with("3 failed checks: connection refused"),
+                "{}",
+                m.reason
+            );
+            assert!(m.stats.check_failures.load(Ordering::Relaxed) >= 3);
+        }
+        task.abort();
+    }
+}
