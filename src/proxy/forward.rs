@@ -154,7 +154,7 @@ fn upstream_uri(uri: &Uri, strip: Option<&str>) -> Uri {
             parts.authority = None;
             Uri::from_parts(parts).unwrap_or_else(|_| Uri::from_static("/"))
         }
-        None => PathAndQuery::from_maybe_shared(pq.to_string())
+        None => PathAndQuery::try_from(pq)
             .map(Uri::from)
             .unwrap_or_else(|_| Uri::from_static("/")),
         Some(prefix) => {
