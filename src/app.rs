@@ -52,6 +52,8 @@ pub struct App {
     config: ArcSwap<Config>,
     source: ConfigSource,
     ready: AtomicBool,
+    /// Per-pool health tasks, kept in step with the router's pools.
+    health: crate::health::Supervisor,
 }
 
 impl App {
@@ -86,8 +88,9 @@ impl App {
         if new.server.listen != old.server.listen || new.admin.listen != old.admin.listen {
             tracing::warn!("server.listen / admin.listen changes take effect after a restart");
         }
-        let router = Router::build(&new, Some(&self.shared.router.load()));
-        self.shared.router.store(Arc::new(router));
+        let router = Arc::new(Router::build(&new, Some(&self.shared.router.load())));
+        self.shared.router.store(router.clone());
+        self.health.sync(&router);
         crate::access_log::set_enabled(new.log.access);
         self.config.store(Arc::new(new));
         tracing::info!(file = %path.display(), "config reloaded");
@@ -153,7 +156,9 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         config: ArcSwap::from_pointee(cfg.clone()),
         source: opts.source.clone(),
         ready: AtomicBool::new(true),
+        health: crate::health::Supervisor::new(tokio::runtime::Handle::current()),
     });
+    app.health.sync(&app.shared.router.load());
     let admin = tokio::spawn(crate::admin::serve(admin_listener, app.clone()));
 
     for addr in &proxy.addrs {

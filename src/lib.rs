@@ -9,5 +9,6 @@ pub mod balance;
 pub mod cli;
 pub mod config;
 pub mod events;
+pub mod health;
 pub mod pool;
 pub mod proxy;

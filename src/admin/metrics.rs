@@ -19,6 +19,63 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
+/// `drover_health_checks_total`, `drover_backend_ejections_total`, `drover_queue_waiting`.
+fn health_metrics<'a>(out: &mut String, pools: impl Iterator<Item = &'a Pool> + Clone) {
+    header(
+        out,
+        "drover_health_checks_total",
+        "counter",
+        "Active health checks by pool, backend and result (pass, fail).",
+    );
+    for p in pools.clone() {
+        for m in p.snapshot().members.iter() {
+            for (result, c) in [
+                ("pass", &m.stats.checks_passed),
+                ("fail", &m.stats.checks_failed),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "drover_health_checks_total{{pool=\"{}\",backend=\"{}\",result=\"{result}\"}} {}",
+                    esc(&p.name),
+                    m.address,
+                    c.load(Ordering::Relaxed)
+                );
+            }
+        }
+    }
+    header(
+        out,
+        "drover_backend_ejections_total",
+        "counter",
+        "Passive ejections of a backend (outlier detection).",
+    );
+    for p in pools.clone() {
+        for m in p.snapshot().members.iter() {
+            let _ = writeln!(
+                out,
+                "drover_backend_ejections_total{{pool=\"{}\",backend=\"{}\"}} {}",
+                esc(&p.name),
+                m.address,
+                m.stats.ejections.load(Ordering::Relaxed)
+            );
+        }
+    }
+    header(
+        out,
+        "drover_queue_waiting",
+        "gauge",
+        "Requests waiting for a backend below max_connections_per_backend.",
+    );
+    for p in pools {
+        let _ = writeln!(
+            out,
+            "drover_queue_waiting{{pool=\"{}\"}} {}",
+            esc(&p.name),
+            p.queue.waiting()
+        );
+    }
+}
+
 /// Renders every metric for these pools.
 pub fn render<'a>(pools: impl Iterator<Item = &'a Pool> + Clone) -> String {
     let mut out = String::with_capacity(4096);
@@ -183,6 +240,8 @@ pub fn render<'a>(pools: impl Iterator<Item = &'a Pool> + Clone) -> String {
             p.metrics.retries.load(Ordering::Relaxed)
         );
     }
+
+    health_metrics(&mut out, pools.clone());
 
     header(
         &mut out,

@@ -74,6 +74,20 @@ impl LoadStats {
         self.inflight.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Increments in-flight only while it is below `limit` (0 = no limit);
+    /// `false` = the member is at its limit. Pair a `true` with [`LoadStats::end`].
+    pub fn try_begin_raw(&self, limit: u64) -> bool {
+        if limit == 0 {
+            self.begin_raw();
+            return true;
+        }
+        self.inflight
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
     /// Decrements in-flight (pair with [`LoadStats::begin_raw`]).
     pub fn end(&self) {
         self.inflight.fetch_sub(1, Ordering::Relaxed);

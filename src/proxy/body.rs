@@ -47,7 +47,10 @@ impl Completion {
 impl Drop for Completion {
     fn drop(&mut self) {
         if let Some(m) = self.member.take() {
-            m.load.end();
+            match &self.pool {
+                Some(p) => p.end_request(&m),
+                None => m.load.end(),
+            }
         }
         if let Some(c) = self.conn.take() {
             c.end();
