@@ -54,6 +54,8 @@ pub struct App {
     ready: AtomicBool,
     /// Per-pool health tasks, kept in step with the router's pools.
     health: crate::health::Supervisor,
+    /// Docker label discovery tasks, kept in step with the router's pools.
+    discovery: crate::docker::labels::Discovery,
 }
 
 impl App {
@@ -91,6 +93,7 @@ impl App {
         let router = Arc::new(Router::build(&new, Some(&self.shared.router.load())));
         self.shared.router.store(router.clone());
         self.health.sync(&router);
+        self.discovery.sync(&router);
         crate::access_log::set_enabled(new.log.access);
         self.config.store(Arc::new(new));
         tracing::info!(file = %path.display(), "config reloaded");
@@ -157,8 +160,10 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         source: opts.source.clone(),
         ready: AtomicBool::new(true),
         health: crate::health::Supervisor::new(tokio::runtime::Handle::current()),
+        discovery: Default::default(),
     });
     app.health.sync(&app.shared.router.load());
+    app.discovery.sync(&app.shared.router.load());
     let admin = tokio::spawn(crate::admin::serve(admin_listener, app.clone()));
 
     for addr in &proxy.addrs {

@@ -8,6 +8,7 @@ pub mod backend_app;
 pub mod balance;
 pub mod cli;
 pub mod config;
+pub mod docker;
 pub mod events;
 pub mod health;
 pub mod pool;
