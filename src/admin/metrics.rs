@@ -245,6 +245,18 @@ pub fn render<'a>(pools: impl Iterator<Item = &'a Pool> + Clone) -> String {
 
     header(
         &mut out,
+        "drover_upstream_connects_total",
+        "counter",
+        "Upstream connections opened (keep-alive reuse keeps this low).",
+    );
+    let _ = writeln!(
+        out,
+        "drover_upstream_connects_total {}",
+        crate::proxy::upstream::CONNECTS.load(Ordering::Relaxed)
+    );
+
+    header(
+        &mut out,
         "drover_access_log_dropped_total",
         "counter",
         "Access log records dropped because the log buffer was full.",
