@@ -4,6 +4,7 @@
 pub mod access_log;
 pub mod admin;
 pub mod app;
+pub mod autoscale;
 pub mod backend_app;
 pub mod balance;
 pub mod cli;
@@ -11,5 +12,6 @@ pub mod config;
 pub mod docker;
 pub mod events;
 pub mod health;
+pub mod instances;
 pub mod pool;
 pub mod proxy;

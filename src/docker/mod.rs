@@ -1,6 +1,7 @@
 //! The Docker Engine: connecting (with API version negotiation, so older
 //! engines work), and label discovery (`provider = "docker_labels"`).
 
+pub mod containers;
 pub mod labels;
 
 use bollard::Docker;

@@ -58,6 +58,12 @@ pub struct PoolMetrics {
     pub local_502: AtomicU64,
     pub local_503: AtomicU64,
     pub local_504: AtomicU64,
+    /// `drover_cold_start_seconds{pool}`: how long requests were held for a starting instance.
+    pub cold_start: Histogram,
+    /// `drover_scale_events_total{pool,direction="up"}`.
+    pub scale_up: AtomicU64,
+    /// `drover_scale_events_total{pool,direction="down"}`.
+    pub scale_down: AtomicU64,
 }
 
 impl PoolMetrics {

@@ -134,6 +134,14 @@ pub struct Pool {
     pub queue: WaitQueue,
     /// Notified on every snapshot swap (the health task waits on it).
     pub changed: Notify,
+    /// Notified (all waiters) on every snapshot swap: requests held for a cold start wait on it.
+    pub swapped: Notify,
+    /// Instances the pool should run (managed pools; set by the instance controller).
+    pub desired: std::sync::atomic::AtomicU32,
+    /// Requests held while an instance starts (scale from zero).
+    pub held: std::sync::atomic::AtomicU32,
+    /// Notified when a request finds no routable member (wakes the instance controller).
+    pub demand: Notify,
     snapshot: ArcSwap<PoolSnapshot>,
     write: Mutex<()>,
 }
@@ -150,6 +158,15 @@ impl Pool {
             budget: RetryBudget::default(),
             queue: WaitQueue::default(),
             changed: Notify::new(),
+            swapped: Notify::new(),
+            desired: std::sync::atomic::AtomicU32::new(config.instances.as_ref().map_or(0, |i| {
+                match &config.autoscale {
+                    Some(a) => a.min.max(i.count.min(a.max)),
+                    None => i.count,
+                }
+            })),
+            held: std::sync::atomic::AtomicU32::new(0),
+            demand: Notify::new(),
             snapshot: ArcSwap::from_pointee(PoolSnapshot::build(config, members)),
             write: Mutex::new(()),
         }
@@ -296,6 +313,7 @@ impl Pool {
         self.snapshot
             .store(Arc::new(PoolSnapshot::build(config, members)));
         self.changed.notify_one();
+        self.swapped.notify_waiters();
         self.queue.wake_all();
         Ok(())
     }
@@ -327,4 +345,23 @@ fn set_state(m: &mut Member, state: MemberState, reason: String) {
     }
     m.state = state;
     m.reason = reason;
+}
+
+impl Pool {
+    /// Whether requests finding no member are held while an instance starts
+    /// (pools with managed instances), and for how long: `autoscale.hold_timeout`,
+    /// else `instances.start_timeout`.
+    pub fn hold_timeout(&self) -> Option<std::time::Duration> {
+        let snap = self.snapshot();
+        let inst = snap.config.instances.as_ref()?;
+        if inst.provider == crate::config::ProviderKind::DockerLabels {
+            return None;
+        }
+        Some(
+            snap.config
+                .autoscale
+                .as_ref()
+                .map_or(inst.start_timeout, |a| a.hold_timeout),
+        )
+    }
 }

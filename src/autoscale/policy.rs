@@ -1,0 +1,304 @@
+//! The autoscaling decision as a pure state machine:
+//! [`decide`]`(window, state, config, now) -> Decision { desired, reason }`.
+//!
+//! - Target tracking (Kubernetes HPA): `desired = ceil(ready × metric / target)`,
+//!   unchanged while `metric / target` is within [`TOLERANCE`] of 1.
+//! - Explicit rules: a rule fires once its condition held for `for`; `add` /
+//!   `factor` rules recommend more, `remove` rules fewer. Up: the largest
+//!   recommendation wins. Down: only when every remove rule fires and the
+//!   target (if any) also recommends fewer; the least aggressive of them wins.
+//! - Stabilisation: no scale-down while any recommendation within
+//!   `scale_down_cooldown` was higher; `scale_up_cooldown` between scale-ups;
+//!   up at most `max(4, 100%)` and down at most `max(1, 50%)` per evaluation;
+//!   no scale-down while an instance is still starting; clamped to `[min, max]`.
+//! - Burst guard (Knative's panic mode): when the short-window demand is at
+//!   least 2× capacity, scale up at once (ignoring the up cooldown) and never
+//!   down while it holds.
+//! - Scale to zero (`min = 0`): the pool keeps one instance until it has had no
+//!   request for `idle_timeout`.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::config::{AutoscaleConfig, Metric, ScaleAction, Threshold};
+
+/// Relative band around the target in which target tracking does nothing. 0.1 = 10%.
+pub const TOLERANCE: f64 = 0.1;
+/// Short-window demand at or above this multiple of capacity triggers the burst guard.
+pub const BURST_FACTOR: f64 = 2.0;
+
+/// What drover measured over the last evaluation window.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Window {
+    /// Instances that passed their health check (their metrics are the ones below).
+    pub ready: u32,
+    /// Instances started but not ready yet (count as capacity).
+    pub starting: u32,
+    /// In-flight requests over all ready instances, time-averaged over the window.
+    pub inflight: f64,
+    /// In-flight requests (including ones held for a cold start) over the last ~1 s.
+    pub inflight_short: f64,
+    /// Requests per second over all instances.
+    pub rps: f64,
+    /// 95th percentile latency in ms, if there were requests.
+    pub p95_ms: Option<f64>,
+    /// Share of 5xx answers (0..1).
+    pub error_rate: f64,
+    /// Mean CPU use of an instance in percent of one core, if known.
+    pub cpu_percent: Option<f64>,
+    /// Time since the pool's last request.
+    pub idle_for: Duration,
+}
+
+/// What the policy remembers between evaluations.
+#[derive(Debug, Clone, Default)]
+pub struct State {
+    /// The desired count in force.
+    pub current: u32,
+    last_up: Option<Instant>,
+    /// Recent recommendations (for the scale-down stabilisation window).
+    history: VecDeque<(Instant, u32)>,
+    /// Since when each rule's condition has held.
+    since: Vec<Option<Instant>>,
+    /// A count set by hand (API) and when.
+    manual: Option<(Instant, u32)>,
+}
+
+impl State {
+    /// Starts at `current` instances.
+    pub fn new(current: u32) -> State {
+        State {
+            current,
+            ..State::default()
+        }
+    }
+
+    /// Records a count set by hand: the autoscaler may lower it again only
+    /// after `scale_down_cooldown`, or raise it when its rules call for more.
+    pub fn set_manual(&mut self, n: u32, now: Instant) {
+        self.current = n;
+        self.manual = Some((now, n));
+        self.history.clear();
+    }
+}
+
+/// The outcome of one evaluation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub desired: u32,
+    /// Why, in words; shown in events and the dashboard.
+    pub reason: String,
+}
+
+fn metric_value(m: Metric, w: &Window) -> Option<f64> {
+    let per = |total: f64| (w.ready > 0).then(|| total / f64::from(w.ready));
+    match m {
+        Metric::InflightPerInstance => per(w.inflight),
+        Metric::RpsPerInstance => per(w.rps),
+        Metric::P95LatencyMs => w.p95_ms,
+        Metric::ErrorRate => Some(w.error_rate),
+        Metric::CpuPercent => w.cpu_percent,
+    }
+}
+
+fn metric_name(m: Metric) -> &'static str {
+    match m {
+        Metric::InflightPerInstance => "inflight_per_instance",
+        Metric::RpsPerInstance => "rps_per_instance",
+        Metric::P95LatencyMs => "p95_latency_ms",
+        Metric::ErrorRate => "error_rate",
+        Metric::CpuPercent => "cpu_percent",
+    }
+}
+
+/// Target tracking: `(recommendation, explanation)`, or None without a target.
+fn target_tracking(w: &Window, cfg: &AutoscaleConfig, current: u32) -> Option<(u32, String)> {
+    let (total, target, what) = match (cfg.target_inflight, cfg.target_rps) {
+        (Some(t), _) => (w.inflight, t, "in-flight"),
+        (None, Some(t)) => (w.rps, t, "rps"),
+        (None, None) => return None,
+    };
+    let ready = w.ready.max(1);
+    let per = total / f64::from(ready);
+    let ratio = per / target;
+    let rec = if w.ready > 0 && (ratio - 1.0).abs() <= TOLERANCE {
+        current
+    } else {
+        (total / target).ceil() as u32
+    };
+    Some((rec, format!("{what} {per:.1}/instance, target {target}")))
+}
+
+/// Evaluates once. `state.current` becomes the returned `desired`.
+pub fn decide(w: &Window, st: &mut State, cfg: &AutoscaleConfig, now: Instant) -> Decision {
+    let current = st.current;
+    let capacity = w.ready + w.starting;
+    let mut ups: Vec<(u32, String)> = Vec::new();
+    let mut downs: Vec<(u32, String)> = Vec::new();
+    let mut down_blocked: Option<String> = None;
+
+    if let Some((rec, why)) = target_tracking(w, cfg, current) {
+        if rec > current {
+            ups.push((rec, why));
+        } else if rec < current {
+            downs.push((rec, why));
+        } else {
+            down_blocked = Some(format!("{why}: within {:.0}%", TOLERANCE * 100.0));
+        }
+    }
+
+    st.since.resize(cfg.rules.len(), None);
+    let mut remove_rules = 0;
+    for (i, rule) in cfg.rules.iter().enumerate() {
+        let value = metric_value(rule.metric, w);
+        let holds = match (value, rule.threshold) {
+            (Some(v), Threshold::Above(t)) => v > t,
+            (Some(v), Threshold::Below(t)) => v < t,
+            (None, _) => false,
+        };
+        st.since[i] = if holds {
+            st.since[i].or(Some(now))
+        } else {
+            None
+        };
+        let fired = st.since[i].is_some_and(|s| now.duration_since(s) >= rule.for_);
+        let desc = |v: Option<f64>| {
+            let (op, t) = match rule.threshold {
+                Threshold::Above(t) => (">", t),
+                Threshold::Below(t) => ("<", t),
+            };
+            format!(
+                "{} {:.1} {op} {t} for {:?}",
+                metric_name(rule.metric),
+                v.unwrap_or(0.0),
+                rule.for_
+            )
+        };
+        match rule.action {
+            ScaleAction::Add(n) if fired => ups.push((current + n, desc(value))),
+            ScaleAction::Factor(f) if fired && f > 1.0 => {
+                ups.push(((f64::from(current.max(1)) * f).ceil() as u32, desc(value)))
+            }
+            ScaleAction::Factor(f) if fired && f < 1.0 => {
+                remove_rules += 1;
+                downs.push(((f64::from(current) * f).floor() as u32, desc(value)));
+            }
+            ScaleAction::Remove(n) => {
+                remove_rules += 1;
+                if fired {
+                    downs.push((current.saturating_sub(n), desc(value)));
+                } else {
+                    down_blocked.get_or_insert_with(|| {
+                        format!("rule {} does not hold", metric_name(rule.metric))
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    // Burst guard: short-window demand far above capacity.
+    let burst_target = cfg.target_inflight.unwrap_or(1.0);
+    let burst = cfg.target_inflight.is_some()
+        && w.inflight_short >= BURST_FACTOR * f64::from(capacity.max(1)) * burst_target;
+    if burst {
+        let rec = (w.inflight_short / burst_target).ceil() as u32;
+        ups.push((
+            rec,
+            format!(
+                "burst: {:.1} in flight now, capacity {capacity}",
+                w.inflight_short
+            ),
+        ));
+    }
+
+    // Idle pool with min = 0.
+    let idle_zero = cfg.min == 0 && w.idle_for >= cfg.idle_timeout && w.inflight_short == 0.0;
+
+    let (mut desired, mut reason) =
+        if let Some((rec, why)) = ups.iter().max_by_key(|(r, _)| *r).cloned() {
+            (rec, why)
+        } else if idle_zero {
+            (0, format!("no request for {:?}", w.idle_for))
+        } else if !downs.is_empty()
+            && down_blocked.is_none()
+            && (remove_rules == 0 || downs.len() >= remove_rules)
+        {
+            downs
+                .iter()
+                .max_by_key(|(r, _)| *r)
+                .cloned()
+                .expect("non-empty")
+        } else {
+            (
+                current,
+                down_blocked.unwrap_or_else(|| "steady".to_string()),
+            )
+        };
+
+    // With min = 0 keep one instance until the idle timeout.
+    if cfg.min == 0 && desired == 0 && !idle_zero {
+        desired = 1;
+    }
+    // A manual count holds against scale-down for scale_down_cooldown.
+    if let Some((at, n)) = st.manual {
+        if now.duration_since(at) < cfg.scale_down_cooldown && desired < n {
+            desired = n;
+            reason = format!("set by hand to {n}; kept for {:?}", cfg.scale_down_cooldown);
+        }
+    }
+    st.history.push_back((now, desired));
+    while st
+        .history
+        .front()
+        .is_some_and(|(t, _)| now.duration_since(*t) > cfg.scale_down_cooldown)
+    {
+        st.history.pop_front();
+    }
+
+    if desired > current {
+        let limit = current + current.max(4);
+        if !burst
+            && st
+                .last_up
+                .is_some_and(|t| now.duration_since(t) < cfg.scale_up_cooldown)
+        {
+            desired = current;
+            reason = format!(
+                "{reason}; waiting for scale_up_cooldown {:?}",
+                cfg.scale_up_cooldown
+            );
+        } else if desired > limit {
+            desired = limit;
+            reason = format!("{reason}; limited to +{} per interval", current.max(4));
+        }
+    } else if desired < current {
+        let highest = st.history.iter().map(|(_, r)| *r).max().unwrap_or(desired);
+        if burst {
+            desired = current;
+        } else if w.starting > 0 {
+            desired = current;
+            reason = format!(
+                "{reason}; not scaling down while {} instance(s) start",
+                w.starting
+            );
+        } else if highest > desired && !idle_zero {
+            desired = highest.min(current);
+            reason = format!(
+                "{reason}; held by a higher recommendation within {:?}",
+                cfg.scale_down_cooldown
+            );
+        }
+        let floor = current - (current / 2).max(1).min(current);
+        if desired < floor && !idle_zero {
+            desired = floor;
+            reason = format!("{reason}; limited to -{} per interval", current - floor);
+        }
+    }
+    desired = desired.clamp(cfg.min, cfg.max);
+    if desired > current {
+        st.last_up = Some(now);
+    }
+    st.current = desired;
+    Decision { desired, reason }
+}

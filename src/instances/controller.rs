@@ -1,0 +1,421 @@
+//! The per-pool instance controller: keeps `Pool::desired` instances running.
+//!
+//! Lifecycle of an instance: `starting` (added to the pool, not routable) →
+//! `healthy` once it passes its health check (the health task promotes it) →
+//! `draining` on scale-down (no new requests; waits until its in-flight count is
+//! 0 or `drain_timeout`) → stopped (SIGTERM / `docker stop`, then forced after
+//! `stop_timeout`) → removed. An instance that exits, is not healthy within
+//! `start_timeout`, or stays unhealthy for `start_timeout` after having been
+//! healthy is replaced; repeated failures back off from 1 s doubling to 60 s.
+//! With `[autoscale]`, the policy ([`crate::autoscale::policy`]) sets the
+//! desired count every `interval` from what drover measures itself.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use super::{Provider, Started};
+use crate::autoscale::policy::{self, State};
+use crate::autoscale::sampler::Sampler;
+use crate::config::{AutoscaleConfig, InstancesConfig};
+use crate::events;
+use crate::pool::{MemberState, Pool, PoolCommand};
+
+/// How often the controller looks at its instances. Default 200 ms.
+pub const TICK: Duration = Duration::from_millis(200);
+/// First back-off after a failed instance. Default 1 s.
+pub const BACKOFF_MIN: Duration = Duration::from_secs(1);
+/// Longest back-off. Default 60 s.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+/// Back-off after `failures` consecutive failures: 1 s, 2 s, 4 s, ... 60 s.
+pub fn backoff(failures: u32) -> Duration {
+    if failures == 0 {
+        return Duration::ZERO;
+    }
+    BACKOFF_MIN
+        .saturating_mul(1u32 << (failures - 1).min(16))
+        .min(BACKOFF_MAX)
+}
+
+struct Tracked {
+    address: SocketAddr,
+    started_at: Instant,
+    healthy_once: bool,
+    unhealthy_since: Option<Instant>,
+    exited: oneshot::Receiver<String>,
+    stopping: bool,
+}
+
+/// The controller of one pool (shared with the admin API for `set_desired`).
+pub struct Controller {
+    pool: Weak<Pool>,
+    provider: Arc<dyn Provider>,
+    policy: Mutex<State>,
+}
+
+impl Controller {
+    /// Sets the desired count by hand (admin API); refused outside `[min, max]`.
+    pub fn set_desired(&self, n: u32) -> Result<(), String> {
+        let pool = self.pool.upgrade().ok_or("pool is gone")?;
+        let snap = pool.snapshot();
+        if let Some(a) = &snap.config.autoscale {
+            if n < a.min || n > a.max {
+                return Err(format!(
+                    "{n} is outside autoscale [min, max] = [{}, {}]",
+                    a.min, a.max
+                ));
+            }
+        }
+        let before = pool.desired.swap(n, Ordering::Relaxed);
+        self.policy
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .set_manual(n, Instant::now());
+        events::record(
+            &pool.name,
+            "scale_set",
+            None,
+            format!("scale {before} -> {n}: set through the admin API"),
+        );
+        pool.demand.notify_one();
+        Ok(())
+    }
+
+    /// Stops every instance this controller started (drover shutting down).
+    pub async fn stop_all(&self, timeout: Duration) {
+        let stops: Vec<_> = self
+            .provider
+            .list()
+            .into_iter()
+            .map(|i| {
+                let p = self.provider.clone();
+                async move { p.stop(&i.id, timeout).await }
+            })
+            .collect();
+        futures_util::future::join_all(stops).await;
+    }
+}
+
+/// Starts the controller (and, with `[autoscale]`, the autoscaler) for `pool`.
+pub fn spawn(pool: &Arc<Pool>, provider: Arc<dyn Provider>) -> Arc<Controller> {
+    let initial = pool.desired.load(Ordering::Relaxed);
+    let ctl = Arc::new(Controller {
+        pool: Arc::downgrade(pool),
+        provider,
+        policy: Mutex::new(State::new(initial)),
+    });
+    tokio::spawn(run_instances(ctl.clone()));
+    tokio::spawn(run_autoscaler(ctl.clone()));
+    ctl
+}
+
+fn config_of(pool: &Pool) -> Option<(InstancesConfig, Option<AutoscaleConfig>, bool)> {
+    let snap = pool.snapshot();
+    let inst = snap.config.instances.clone()?;
+    Some((
+        inst,
+        snap.config.autoscale.clone(),
+        snap.config.health.is_some(),
+    ))
+}
+
+async fn run_instances(ctl: Arc<Controller>) {
+    let mut tracked: HashMap<String, Tracked> = HashMap::new();
+    let mut failures = 0u32;
+    let mut next_start = Instant::now();
+    loop {
+        let Some(pool) = ctl.pool.upgrade() else {
+            return;
+        };
+        let Some((cfg, _, has_health)) = config_of(&pool) else {
+            return;
+        };
+        let now = Instant::now();
+        let snap = pool.snapshot_arc();
+
+        // Exits and health deadlines.
+        let mut failed: Vec<(String, String)> = Vec::new();
+        for (id, t) in tracked.iter_mut() {
+            if let Ok(why) = t.exited.try_recv() {
+                if !t.stopping {
+                    failed.push((id.clone(), format!("instance exited: {why}")));
+                }
+                t.stopping = true;
+                continue;
+            }
+            if t.stopping {
+                continue;
+            }
+            let state = snap.position(t.address).map(|i| snap.members[i].state);
+            match state {
+                Some(MemberState::Healthy) => {
+                    if !t.healthy_once {
+                        failures = 0;
+                    }
+                    t.healthy_once = true;
+                    t.unhealthy_since = None;
+                }
+                Some(MemberState::Starting | MemberState::Unhealthy) => {
+                    let since = *t.unhealthy_since.get_or_insert(if t.healthy_once {
+                        now
+                    } else {
+                        t.started_at
+                    });
+                    if now.duration_since(since) > cfg.start_timeout {
+                        let why = if t.healthy_once {
+                            format!(
+                                "unhealthy for longer than start_timeout {:?}",
+                                cfg.start_timeout
+                            )
+                        } else {
+                            format!("not healthy within start_timeout {:?}", cfg.start_timeout)
+                        };
+                        failed.push((id.clone(), why));
+                    }
+                }
+                _ => {}
+            }
+        }
+        for (id, why) in failed {
+            let Some(t) = tracked.get_mut(&id) else {
+                continue;
+            };
+            t.stopping = true;
+            failures += 1;
+            let wait = backoff(failures);
+            next_start = now + wait;
+            let _ = pool.apply(PoolCommand::Remove { address: t.address });
+            events::record(
+                &pool.name,
+                "instance_failed",
+                Some(t.address.to_string()),
+                format!("{id}: {why}; replacing it in {wait:?}"),
+            );
+            let p = ctl.provider.clone();
+            let stop_timeout = cfg.stop_timeout;
+            tokio::spawn(async move { p.stop(&id, stop_timeout).await });
+        }
+        tracked.retain(|_, t| !(t.stopping && t.exited.is_terminated()));
+
+        let active: Vec<(&String, &Tracked)> =
+            tracked.iter().filter(|(_, t)| !t.stopping).collect();
+        let desired = pool.desired.load(Ordering::Relaxed) as usize;
+        if active.len() < desired && now >= next_start {
+            match ctl.provider.start().await {
+                Ok(Started { instance, exited }) => {
+                    let state = MemberState::Starting;
+                    let _ = pool.apply(PoolCommand::Add {
+                        address: instance.address,
+                        weight: 1,
+                        managed: true,
+                        state,
+                    });
+                    events::record(
+                        &pool.name,
+                        "instance_started",
+                        Some(instance.address.to_string()),
+                        format!("{} started; waiting for its health check", instance.id),
+                    );
+                    if !has_health {
+                        tokio::spawn(tcp_ready(Arc::downgrade(&pool), instance.address));
+                    }
+                    tracked.insert(
+                        instance.id,
+                        Tracked {
+                            address: instance.address,
+                            started_at: now,
+                            healthy_once: false,
+                            unhealthy_since: None,
+                            exited,
+                            stopping: false,
+                        },
+                    );
+                }
+                Err(why) => {
+                    failures += 1;
+                    let wait = backoff(failures);
+                    next_start = now + wait;
+                    events::record(
+                        &pool.name,
+                        "instance_failed",
+                        None,
+                        format!("{why}; retrying in {wait:?}"),
+                    );
+                }
+            }
+            continue;
+        } else if active.len() > desired {
+            // Fewest in-flight first, newest on ties.
+            let victim = active
+                .iter()
+                .min_by_key(|(_, t)| {
+                    let inflight = snap
+                        .position(t.address)
+                        .map_or(0, |i| snap.members[i].stats.load.inflight());
+                    (inflight, std::cmp::Reverse(t.started_at))
+                })
+                .map(|(id, _)| (*id).clone());
+            if let Some(id) = victim {
+                let t = tracked.get_mut(&id).expect("victim is tracked");
+                t.stopping = true;
+                tokio::spawn(drain_and_stop(
+                    Arc::downgrade(&pool),
+                    ctl.provider.clone(),
+                    id,
+                    t.address,
+                    cfg.clone(),
+                ));
+            }
+        }
+        drop(snap);
+        drop(pool);
+        let pool = ctl.pool.upgrade();
+        let Some(pool) = pool else { return };
+        tokio::select! {
+            _ = tokio::time::sleep(TICK) => {}
+            _ = pool.demand.notified() => {}
+        }
+    }
+}
+
+/// Without a `[health]` section: the instance is ready once its port accepts connections.
+async fn tcp_ready(pool: Weak<Pool>, addr: SocketAddr) {
+    for _ in 0..600 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            if let Some(p) = pool.upgrade() {
+                let _ = p.apply(PoolCommand::Transition {
+                    address: addr,
+                    from: vec![MemberState::Starting],
+                    to: MemberState::Healthy,
+                    reason: "accepts connections".to_string(),
+                });
+                events::record(
+                    &p.name,
+                    "healthy",
+                    Some(addr.to_string()),
+                    "port accepts connections",
+                );
+            }
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Scale-down of one instance: draining → in-flight 0 or `drain_timeout` → stop → removed.
+async fn drain_and_stop(
+    pool: Weak<Pool>,
+    provider: Arc<dyn Provider>,
+    id: String,
+    addr: SocketAddr,
+    cfg: InstancesConfig,
+) {
+    let Some(p) = pool.upgrade() else { return };
+    let from = {
+        let snap = p.snapshot();
+        snap.position(addr).map(|i| snap.members[i].state)
+    };
+    if let Some(from) = from {
+        let _ = p.apply(PoolCommand::Transition {
+            address: addr,
+            from: vec![from],
+            to: MemberState::Draining,
+            reason: "scale down".to_string(),
+        });
+    }
+    events::record(
+        &p.name,
+        "draining",
+        Some(addr.to_string()),
+        format!("{id}: scale down; no new requests"),
+    );
+    let deadline = Instant::now() + cfg.drain_timeout;
+    let stats = {
+        let snap = p.snapshot();
+        snap.position(addr).map(|i| snap.members[i].stats.clone())
+    };
+    drop(p);
+    while let Some(s) = &stats {
+        if s.load.inflight() == 0 || Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    provider.stop(&id, cfg.stop_timeout).await;
+    if let Some(p) = pool.upgrade() {
+        let _ = p.apply(PoolCommand::Remove { address: addr });
+        events::record(
+            &p.name,
+            "stopped",
+            Some(addr.to_string()),
+            format!("{id} stopped after draining"),
+        );
+    }
+}
+
+async fn run_autoscaler(ctl: Arc<Controller>) {
+    let mut sampler = Sampler::default();
+    let mut last_eval = Instant::now();
+    loop {
+        let Some(pool) = ctl.pool.upgrade() else {
+            return;
+        };
+        let Some((_, Some(auto), _)) = config_of(&pool) else {
+            drop(pool);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        };
+        sampler.sample(&pool, Instant::now());
+        let burst = sampler.short_demand(&pool)
+            >= policy::BURST_FACTOR
+                * f64::from(sampler.capacity(&pool).max(1))
+                * auto.target_inflight.unwrap_or(f64::INFINITY);
+        if last_eval.elapsed() >= auto.interval || burst {
+            last_eval = Instant::now();
+            let window = sampler.window(&pool, auto.interval);
+            let decision = {
+                let mut st = ctl.policy.lock().unwrap_or_else(|e| e.into_inner());
+                st.current = pool.desired.load(Ordering::Relaxed);
+                policy::decide(&window, &mut st, &auto, Instant::now())
+            };
+            let before = pool.desired.swap(decision.desired, Ordering::Relaxed);
+            if decision.desired != before {
+                let (kind, counter) = if decision.desired > before {
+                    ("scale_up", &pool.metrics.scale_up)
+                } else {
+                    ("scale_down", &pool.metrics.scale_down)
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                events::record(
+                    &pool.name,
+                    kind,
+                    None,
+                    format!(
+                        "scale {before} -> {}: {}",
+                        decision.desired, decision.reason
+                    ),
+                );
+                pool.demand.notify_one();
+            }
+        }
+        drop(pool);
+        tokio::time::sleep(crate::autoscale::sampler::SAMPLE_EVERY).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_one_second_to_a_minute() {
+        let got: Vec<u64> = (0..9).map(|f| backoff(f).as_secs()).collect();
+        assert_eq!(got, vec![0, 1, 2, 4, 8, 16, 32, 60, 60]);
+        assert_eq!(backoff(1000), BACKOFF_MAX);
+    }
+}

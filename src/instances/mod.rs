@@ -1,0 +1,39 @@
+//! Managed instances: the [`Provider`] trait (start / stop / list) and the
+//! per-pool [`controller`] that keeps the desired number running: it starts,
+//! replaces (with back-off), drains and stops instances.
+
+pub mod controller;
+pub mod process;
+pub mod supervise;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use tokio::sync::oneshot;
+
+/// One running instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    /// Provider-specific id (process: `p<pid>`; docker: the container id).
+    pub id: String,
+    /// Where drover dials it.
+    pub address: SocketAddr,
+}
+
+/// A started instance and the signal that it ended (with a reason).
+pub struct Started {
+    pub instance: Instance,
+    /// Resolves when the instance exits or disappears, with why.
+    pub exited: oneshot::Receiver<String>,
+}
+
+/// Starts and stops the instances of one pool.
+pub trait Provider: Send + Sync {
+    /// Starts one instance.
+    fn start(&self) -> BoxFuture<'_, Result<Started, String>>;
+    /// Stops one instance: graceful first, forced after `timeout`.
+    fn stop(&self, id: &str, timeout: Duration) -> BoxFuture<'_, ()>;
+    /// The instances this provider started that still run.
+    fn list(&self) -> Vec<Instance>;
+}
