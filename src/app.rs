@@ -56,12 +56,22 @@ pub struct App {
     health: crate::health::Supervisor,
     /// Docker label discovery tasks, kept in step with the router's pools.
     discovery: crate::docker::labels::Discovery,
+    /// Instance controllers of managed pools, kept in step with the router's pools.
+    pub controllers: crate::instances::controller::Controllers,
 }
 
 impl App {
     /// The config in force.
     pub fn config(&self) -> Arc<Config> {
         self.config.load_full()
+    }
+
+    /// Who owns the containers this drover starts (stable for a config file).
+    pub fn owner(&self) -> String {
+        match &self.source {
+            ConfigSource::File(p) => crate::docker::containers::owner_id(Some(p)),
+            ConfigSource::Demo => crate::docker::containers::owner_id(None),
+        }
     }
 
     /// Whether the proxy listeners are up.
@@ -94,6 +104,7 @@ impl App {
         self.shared.router.store(router.clone());
         self.health.sync(&router);
         self.discovery.sync(&router);
+        self.controllers.sync(&router, &self.owner());
         crate::access_log::set_enabled(new.log.access);
         self.config.store(Arc::new(new));
         tracing::info!(file = %path.display(), "config reloaded");
@@ -117,29 +128,15 @@ fn worker_count(cfg: &Config, opt: usize) -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// Starts the demo backends in this runtime and returns their addresses.
-async fn start_demo_backends() -> anyhow::Result<Vec<SocketAddr>> {
-    let mut addrs = Vec::new();
-    for i in 1..=3 {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = l.local_addr()?;
-        addrs.push(addr);
-        let name = format!("demo-{i}");
-        tokio::spawn(async move {
-            if let Err(e) = crate::backend_app::serve(l, name).await {
-                tracing::error!(error = %e, "demo backend stopped");
-            }
-        });
-    }
-    Ok(addrs)
-}
-
 /// Runs drover until SIGTERM/SIGINT. Must be called inside a tokio runtime
 /// (admin API, signals and background tasks run there; proxy workers on their own threads).
 pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     let cfg = match &opts.source {
         ConfigSource::File(path) => config::load_file(path).map_err(RunError::Config)?,
-        ConfigSource::Demo => config::demo_config(&start_demo_backends().await?),
+        ConfigSource::Demo => config::demo_autoscaled(
+            &std::env::current_exe()
+                .map_err(|e| anyhow::anyhow!("cannot find the drover executable: {e}"))?,
+        ),
     };
     crate::access_log::set_enabled(cfg.log.access);
 
@@ -161,9 +158,12 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         ready: AtomicBool::new(true),
         health: crate::health::Supervisor::new(tokio::runtime::Handle::current()),
         discovery: Default::default(),
+        controllers: Default::default(),
     });
     app.health.sync(&app.shared.router.load());
     app.discovery.sync(&app.shared.router.load());
+    app.controllers
+        .sync(&app.shared.router.load(), &app.owner());
     let admin = tokio::spawn(crate::admin::serve(admin_listener, app.clone()));
 
     for addr in &proxy.addrs {
@@ -188,8 +188,14 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         Some(())
     });
     let joined = tokio::task::spawn_blocking(move || proxy.shutdown());
+    let app2 = app.clone();
+    let drained = async move {
+        let _ = joined.await;
+        // In-flight requests are done: now stop the instances drover started.
+        app2.controllers.shutdown().await;
+    };
     tokio::select! {
-        _ = joined => {}
+        _ = drained => {}
         Some(Some(())) = async { second.await.ok() } => {
             tracing::warn!("second signal: exiting at once");
         }
@@ -199,21 +205,16 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     Ok(())
 }
 
-fn print_demo_banner(proxy: &[SocketAddr], admin: SocketAddr, cfg: &Config) {
+fn print_demo_banner(proxy: &[SocketAddr], admin: SocketAddr, _cfg: &Config) {
     let p = proxy[0];
-    let backends: Vec<String> = cfg
-        .pools
-        .values()
-        .flat_map(|pc| pc.backends.iter().map(|b| b.address.to_string()))
-        .collect();
     eprintln!(
         "\n  drover is running its built-in demo (no drover.toml here; `drover init` writes one).\n\n  \
-         proxy   http://{p}/  -> pool \"demo\", round robin over {}\n  \
-         admin   http://{admin}/api/v1/pools   metrics http://{admin}/metrics\n\n  \
-         try:    curl http://{p}/anything      (repeat it: the \"name\" rotates demo-1, demo-2, demo-3)\n          \
-         curl http://{p}/delay/200   curl http://{p}/status/503   curl -i http://{p}/bytes/100\n\n  \
-         Ctrl-C stops it.\n",
-        backends.join(", ")
+         proxy   http://{p}/  -> pool \"demo\": `drover backend` processes drover starts itself,\n          \
+         autoscaled 1..5 on in-flight requests (target 5 per instance, evaluated every 2 s)\n  \
+         admin   http://{admin}/api/v1/pools   events http://{admin}/api/v1/events   metrics http://{admin}/metrics\n\n  \
+         try:    curl http://{p}/anything\n          \
+         wrk -c 40 -d 20s http://{p}/delay/200     (then watch the pool grow and shrink in /api/v1/pools)\n\n  \
+         Ctrl-C stops it (and the instances it started).\n"
     );
 }
 

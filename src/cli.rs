@@ -60,4 +60,11 @@ pub enum Command {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Internal: runs a managed instance and stops it when drover goes away.
+    #[command(name = "__supervise", hide = true)]
+    Supervise {
+        /// The instance's command and arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        argv: Vec<String>,
+    },
 }

@@ -43,6 +43,9 @@ fn runtime() -> tokio::runtime::Runtime {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Supervise { argv }) = &cli.command {
+        return drover::instances::supervise::run(argv);
+    }
     init_logging(&cli);
     let command = cli.command.unwrap_or(Command::Run {
         config: None,
@@ -110,6 +113,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Supervise { .. } => unreachable!("handled before logging is set up"),
         Command::Backend { listen, name } => {
             match runtime().block_on(drover::backend_app::run(listen, name)) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -33,7 +33,10 @@ pub fn member_json(m: &Member) -> Value {
 pub fn pool_json(pool: &Pool) -> Value {
     let snap = pool.snapshot();
     let members: Vec<Value> = snap.members.iter().map(member_json).collect();
-    let desired = snap.config.instances.as_ref().map(|i| i.count).unwrap_or(0);
+    let desired = match snap.config.instances {
+        Some(_) => pool.desired.load(std::sync::atomic::Ordering::Relaxed),
+        None => snap.members.len() as u32,
+    };
     let managed = snap.members.iter().filter(|m| m.managed).count();
     json!({
         "name": pool.name,

@@ -218,11 +218,56 @@ pub fn render<'a>(pools: impl Iterator<Item = &'a Pool> + Clone) -> String {
             .config
             .instances
             .as_ref()
-            .map_or(snap.members.len() as u64, |i| u64::from(i.count));
+            .map_or(snap.members.len() as u64, |_| {
+                u64::from(p.desired.load(Ordering::Relaxed))
+            });
         let _ = writeln!(
             out,
             "drover_pool_desired_instances{{pool=\"{}\"}} {desired}",
             esc(&p.name)
+        );
+    }
+
+    header(
+        &mut out,
+        "drover_scale_events_total",
+        "counter",
+        "Changes of the desired instance count by the autoscaler, by direction.",
+    );
+    for p in pools.clone() {
+        for (dir, c) in [("up", &p.metrics.scale_up), ("down", &p.metrics.scale_down)] {
+            let _ = writeln!(
+                out,
+                "drover_scale_events_total{{pool=\"{}\",direction=\"{dir}\"}} {}",
+                esc(&p.name),
+                c.load(Ordering::Relaxed)
+            );
+        }
+    }
+
+    header(
+        &mut out,
+        "drover_cold_start_seconds",
+        "histogram",
+        "How long requests were held while an instance started (scale from zero).",
+    );
+    for p in pools.clone() {
+        let pn = esc(&p.name);
+        let (buckets, count, sum) = p.metrics.cold_start.read();
+        for (le, n) in buckets {
+            let _ = writeln!(
+                out,
+                "drover_cold_start_seconds_bucket{{pool=\"{pn}\",le=\"{le}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "drover_cold_start_seconds_bucket{{pool=\"{pn}\",le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(out, "drover_cold_start_seconds_sum{{pool=\"{pn}\"}} {sum}");
+        let _ = writeln!(
+            out,
+            "drover_cold_start_seconds_count{{pool=\"{pn}\"}} {count}"
         );
     }
 

@@ -27,7 +27,7 @@ mod tests_rules;
 pub use duration::{parse_duration, parse_size};
 pub use error::{ConfigError, ConfigErrors};
 pub use load::{load_file, load_str};
-pub use starter::{demo_config, STARTER_CONFIG};
+pub use starter::{demo_autoscaled, demo_config, DEMO_TOML, STARTER_CONFIG};
 pub use summary::summary_lines;
 pub use types::*;
 pub use values::{parse_addr, parse_hash_key, parse_host, parse_status_ranges};

@@ -163,3 +163,52 @@ pub fn demo_config(backends: &[SocketAddr]) -> Config {
         source: None,
     }
 }
+
+/// The built-in demo's config: a managed, autoscaled pool (1..5) of
+/// `drover backend` processes started from `exe`, behind 127.0.0.1:8080.
+pub const DEMO_TOML: &str = r#"
+[server]
+listen = ["127.0.0.1:8080"]
+
+[admin]
+listen = "127.0.0.1:9090"
+
+[log]
+access = false
+
+[pools.demo]
+balance = "least_conn"
+
+[pools.demo.health]
+path = "/health"
+interval = "1s"
+rise = 1
+fall = 2
+
+[pools.demo.instances]
+provider = "process"
+command = ["${DROVER_DEMO_EXE}", "backend", "--listen", "127.0.0.1:{port}", "--name", "demo-{port}"]
+start_timeout = "10s"
+drain_timeout = "10s"
+stop_timeout = "5s"
+
+[pools.demo.autoscale]
+min = 1
+max = 5
+interval = "2s"
+target_inflight = 5
+scale_up_cooldown = "2s"
+scale_down_cooldown = "10s"
+"#;
+
+/// [`DEMO_TOML`] with the backend command pointing at `exe`.
+pub fn demo_autoscaled(exe: &std::path::Path) -> Config {
+    let src = DEMO_TOML.replace(
+        "${DROVER_DEMO_EXE}",
+        &exe.display()
+            .to_string()
+            .replace('\\', "\\\\")
+            .replace('"', "\\\""),
+    );
+    super::load_str(&src, None).expect("the built-in demo config is valid")
+}

@@ -269,3 +269,12 @@ pub async fn last_logs(docker: &Docker, id: &str, n: usize) -> String {
     }
     out.trim_end().to_string()
 }
+
+/// Whether container `id` runs (`None` if it does not exist).
+pub async fn list_state(docker: &Docker, id: &str) -> Option<bool> {
+    docker
+        .inspect_container(id, None::<InspectContainerOptions>)
+        .await
+        .ok()
+        .map(|i| i.state.and_then(|s| s.running).unwrap_or(false))
+}

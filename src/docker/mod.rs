@@ -3,6 +3,7 @@
 
 pub mod containers;
 pub mod labels;
+pub mod provider;
 
 use bollard::Docker;
 

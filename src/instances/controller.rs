@@ -126,6 +126,34 @@ fn config_of(pool: &Pool) -> Option<(InstancesConfig, Option<AutoscaleConfig>, b
 
 async fn run_instances(ctl: Arc<Controller>) {
     let mut tracked: HashMap<String, Tracked> = HashMap::new();
+    for Started { instance, exited } in ctl.provider.adopt().await {
+        let Some(pool) = ctl.pool.upgrade() else {
+            return;
+        };
+        let _ = pool.apply(PoolCommand::Add {
+            address: instance.address,
+            weight: 1,
+            managed: true,
+            state: MemberState::Starting,
+        });
+        events::record(
+            &pool.name,
+            "instance_adopted",
+            Some(instance.address.to_string()),
+            format!("{} was already running; adopted", instance.id),
+        );
+        tracked.insert(
+            instance.id,
+            Tracked {
+                address: instance.address,
+                started_at: Instant::now(),
+                healthy_once: false,
+                unhealthy_since: None,
+                exited,
+                stopping: false,
+            },
+        );
+    }
     let mut failures = 0u32;
     let mut next_start = Instant::now();
     loop {
@@ -417,5 +445,74 @@ mod tests {
         let got: Vec<u64> = (0..9).map(|f| backoff(f).as_secs()).collect();
         assert_eq!(got, vec![0, 1, 2, 4, 8, 16, 32, 60, 60]);
         assert_eq!(backoff(1000), BACKOFF_MAX);
+    }
+}
+
+/// A managed pool and its controller.
+type Managed = (Weak<Pool>, Arc<Controller>);
+
+/// The controllers of every managed pool, kept in step with the router.
+#[derive(Default)]
+pub struct Controllers {
+    map: Mutex<HashMap<String, Managed>>,
+}
+
+impl Controllers {
+    /// Starts controllers for new managed pools; stops the instances of pools that are gone.
+    pub fn sync(&self, router: &crate::proxy::router::Router, owner: &str) {
+        use crate::config::ProviderKind;
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|name, (weak, ctl)| {
+            let keep = router
+                .pools
+                .get(name)
+                .is_some_and(|p| Weak::ptr_eq(weak, &Arc::downgrade(p)));
+            if !keep {
+                let ctl = ctl.clone();
+                tokio::spawn(async move { ctl.stop_all(Duration::from_secs(10)).await });
+            }
+            keep
+        });
+        for (name, pool) in &router.pools {
+            if map.contains_key(name) {
+                continue;
+            }
+            let Some(inst) = pool.snapshot().config.instances.clone() else {
+                continue;
+            };
+            let provider: Arc<dyn Provider> = match inst.provider {
+                ProviderKind::Process => Arc::new(super::process::ProcessProvider::new(name, inst)),
+                ProviderKind::Docker => Arc::new(crate::docker::provider::DockerProvider::new(
+                    name, inst, owner,
+                )),
+                ProviderKind::DockerLabels | ProviderKind::Swarm => continue,
+            };
+            map.insert(name.clone(), (Arc::downgrade(pool), spawn(pool, provider)));
+        }
+    }
+
+    /// The controller of `pool`, if it has managed instances.
+    pub fn get(&self, pool: &str) -> Option<Arc<Controller>> {
+        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(pool).map(|(_, c)| c.clone())
+    }
+
+    /// Stops the instances of every pool whose `on_shutdown` is `stop` (drover exiting).
+    pub async fn shutdown(&self) {
+        let ctls: Vec<Managed> = {
+            let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+            map.values().cloned().collect()
+        };
+        let mut stops = Vec::new();
+        for (weak, ctl) in ctls {
+            let Some(pool) = weak.upgrade() else { continue };
+            let Some(inst) = pool.snapshot().config.instances.clone() else {
+                continue;
+            };
+            if inst.on_shutdown == crate::config::OnShutdown::Stop {
+                stops.push(async move { ctl.stop_all(inst.stop_timeout).await });
+            }
+        }
+        futures_util::future::join_all(stops).await;
     }
 }

@@ -36,4 +36,9 @@ pub trait Provider: Send + Sync {
     fn stop(&self, id: &str, timeout: Duration) -> BoxFuture<'_, ()>;
     /// The instances this provider started that still run.
     fn list(&self) -> Vec<Instance>;
+    /// Instances a previous drover left running, taken over (and leftovers
+    /// that stopped, removed). Default: none (processes die with drover).
+    fn adopt(&self) -> BoxFuture<'_, Vec<Started>> {
+        Box::pin(async { Vec::new() })
+    }
 }

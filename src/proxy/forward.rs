@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use http::header::{HeaderMap, HeaderValue, EXPECT, HOST};
 use http::uri::PathAndQuery;
@@ -236,6 +236,8 @@ struct Forward<'a> {
     retries: u32,
     /// A retry was wanted but the pool's retry budget had no room.
     over_budget: bool,
+    /// How long the request was held for a cold start, if it was.
+    cold_start: Option<Duration>,
 }
 
 impl<'a> Forward<'a> {
@@ -303,6 +305,7 @@ impl<'a> Forward<'a> {
             tried: Vec::new(),
             retries: 0,
             over_budget: false,
+            cold_start: None,
         }
     }
 
@@ -354,7 +357,14 @@ impl<'a> Forward<'a> {
     /// A member for the next attempt; waits in the pool's queue (FIFO, up to
     /// `queue_timeout`, at most `max_queue` waiting) while all are at their limit.
     async fn acquire(&mut self) -> Result<usize, String> {
-        if let Some(i) = self.take()? {
+        let taken = match self.take() {
+            Err(why) => match self.pool.hold_timeout() {
+                Some(limit) => self.hold(limit, why).await?,
+                None => return Err(why),
+            },
+            Ok(t) => t,
+        };
+        if let Some(i) = taken {
             return Ok(i);
         }
         let pool = self.pool;
@@ -377,6 +387,43 @@ impl<'a> Forward<'a> {
                 pool.name
             )),
         }
+    }
+
+    /// No member is routable in a pool with managed instances (scaled to zero,
+    /// or all starting): holds the request up to `limit` while an instance
+    /// starts, and takes it the moment one passes its health check.
+    async fn hold(&mut self, limit: Duration, why: String) -> Result<Option<usize>, String> {
+        let pool = self.pool;
+        let started = Instant::now();
+        let deadline = tokio::time::Instant::now() + limit;
+        pool.held.fetch_add(1, Ordering::Relaxed);
+        pool.demand.notify_one();
+        let got = loop {
+            let swapped = pool.swapped.notified();
+            tokio::pin!(swapped);
+            swapped.as_mut().enable();
+            self.snap = pool.snapshot_arc();
+            match self.take() {
+                Ok(t) => break Ok(t),
+                Err(_) if tokio::time::Instant::now() >= deadline => {
+                    break Err(format!(
+                        "{why}; no instance became healthy within {limit:?}"
+                    ))
+                }
+                Err(_) => {}
+            }
+            tokio::select! {
+                _ = swapped => {}
+                _ = tokio::time::sleep_until(deadline) => {}
+            }
+        };
+        pool.held.fetch_sub(1, Ordering::Relaxed);
+        if got.is_ok() {
+            let waited = started.elapsed();
+            pool.metrics.cold_start.observe(waited);
+            self.cold_start = Some(waited);
+        }
+        got
     }
 
     fn fail(self, status: StatusCode, why: &str) -> Response<ProxyBody> {
@@ -425,7 +472,13 @@ impl<'a> Forward<'a> {
             let member = &snap.members[idx];
             let addr = member.address;
             let t0 = Instant::now();
+            // If the client goes away while we wait, the in-flight count must still end.
+            let guard = InflightGuard {
+                pool: self.pool,
+                stats: Some(&member.stats),
+            };
             let attempt = self.attempt(member).await;
+            guard.disarm();
             match attempt {
                 Attempt::Response(resp, sender) => {
                     let code = resp.status().as_u16();
@@ -540,6 +593,11 @@ impl<'a> Forward<'a> {
         headers::clean_response(resp.headers_mut(), switching && self.on_upgrade.is_some());
         resp.headers_mut()
             .insert(&X_REQUEST_ID, self.request_id.clone());
+        if let Some(waited) = self.cold_start {
+            if let Ok(v) = HeaderValue::from_str(&format!("{:.3}", waited.as_secs_f64())) {
+                resp.headers_mut().insert("x-drover-cold-start", v);
+            }
+        }
         if switching {
             if let Some(client) = self.on_upgrade.take() {
                 let backend = hyper::upgrade::on(&mut resp);
@@ -550,5 +608,26 @@ impl<'a> Forward<'a> {
         let conn = Some((member.address, sender));
         let done = self.done;
         resp.map(|b| ProxyBody::upstream(b, conn, done))
+    }
+}
+
+/// Ends a member's in-flight request if the request future is dropped
+/// mid-attempt (client gone); disarmed once the attempt returns.
+struct InflightGuard<'a> {
+    pool: &'a Pool,
+    stats: Option<&'a crate::pool::MemberStats>,
+}
+
+impl InflightGuard<'_> {
+    fn disarm(mut self) {
+        self.stats = None;
+    }
+}
+
+impl Drop for InflightGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(s) = self.stats.take() {
+            self.pool.end_request(s);
+        }
     }
 }

@@ -1,0 +1,307 @@
+//! End to end: managed process instances and autoscaling, with real processes.
+
+mod common;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{client, Drover, BIN};
+
+/// Pids of live processes whose command line contains `marker`.
+fn pids_with(marker: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let zombie = stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|r| r.trim_start().starts_with('Z'));
+        if cmd.contains(marker)
+            && cmd.contains(" backend ")
+            && !cmd.contains("__supervise")
+            && !zombie
+        {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+fn config(marker: &str, instances_extra: &str, autoscale: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = ["127.0.0.1:0"]
+shutdown_timeout = "5s"
+[admin]
+listen = "127.0.0.1:0"
+[log]
+access = false
+[pools.app]
+balance = "least_conn"
+retries = 2
+[pools.app.health]
+path = "/health"
+interval = "200ms"
+rise = 1
+fall = 2
+[pools.app.instances]
+provider = "process"
+command = ["{BIN}", "backend", "--listen", "127.0.0.1:{{port}}", "--name", "{marker}-{{port}}"]
+start_timeout = "10s"
+drain_timeout = "5s"
+stop_timeout = "2s"
+{instances_extra}
+{autoscale}
+"#
+    )
+}
+
+async fn pool(d: &Drover) -> serde_json::Value {
+    client()
+        .get(d.admin_url("/api/v1/pools/app"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn healthy(d: &Drover) -> usize {
+    let p = pool(d).await;
+    p["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["state"] == "healthy")
+        .count()
+}
+
+async fn wait_until(what: &str, secs: u64, mut f: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn events(d: &Drover) -> Vec<serde_json::Value> {
+    let v: serde_json::Value = client()
+        .get(d.admin_url("/api/v1/events"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v.as_array().unwrap().clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_load_scales_up_within_max_and_back_down_with_no_failed_requests() {
+    let marker = format!("as{}", std::process::id());
+    let d = Drover::start(&config(
+        &marker,
+        "",
+        r#"[pools.app.autoscale]
+min = 1
+max = 4
+interval = "500ms"
+target_inflight = 2
+scale_up_cooldown = "500ms"
+scale_down_cooldown = "2s""#,
+    ));
+    wait_until("first instance", 20, async || healthy(&d).await == 1).await;
+
+    let failures = Arc::new(AtomicU64::new(0));
+    let ok = Arc::new(AtomicU64::new(0));
+    let stop_at = Instant::now() + Duration::from_secs(8);
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        let (url, failures, ok) = (d.url("/delay/300"), failures.clone(), ok.clone());
+        clients.push(tokio::spawn(async move {
+            let c = client();
+            for _ in 0..200 {
+                if Instant::now() > stop_at {
+                    break;
+                }
+                match c.get(&url).send().await {
+                    Ok(r) if r.status() == 200 => ok.fetch_add(1, Ordering::Relaxed),
+                    _ => failures.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        }));
+    }
+    let mut peak = 0;
+    while Instant::now() < stop_at {
+        let p = pool(&d).await;
+        let desired = p["desired"].as_u64().unwrap();
+        assert!(desired <= 4, "desired {desired} above max");
+        peak = peak.max(healthy(&d).await);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for c in clients {
+        c.await.unwrap();
+    }
+    assert!(peak >= 3, "only {peak} healthy instances at peak");
+    assert!(pids_with(&marker).len() <= 4);
+    // Load gone: back to min.
+    wait_until("scale down to 1", 30, async || {
+        let p = pool(&d).await;
+        p["desired"] == 1 && p["backends"].as_array().unwrap().len() == 1
+    })
+    .await;
+    assert_eq!(
+        failures.load(Ordering::Relaxed),
+        0,
+        "failed requests across up and down"
+    );
+    assert!(ok.load(Ordering::Relaxed) > 50);
+    let ev = events(&d).await;
+    let reasons: Vec<String> = ev
+        .iter()
+        .filter(|e| e["kind"] == "scale_up")
+        .map(|e| e["reason"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        reasons.iter().any(|r| r.starts_with("scale 1 -> ")),
+        "{reasons:?}"
+    );
+    assert!(ev.iter().any(|e| e["kind"] == "scale_down"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigkilled_instance_is_replaced() {
+    let marker = format!("kr{}", std::process::id());
+    let d = Drover::start(&config(&marker, "count = 2", ""));
+    wait_until("two instances", 20, async || healthy(&d).await == 2).await;
+    let before = pids_with(&marker);
+    assert_eq!(before.len(), 2, "{before:?}");
+    let victim = before[0];
+    assert!(std::process::Command::new("kill")
+        .args(["-KILL", &victim.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    wait_until("replacement", 20, async || {
+        let now = pids_with(&marker);
+        now.len() == 2 && !now.contains(&victim)
+    })
+    .await;
+    wait_until("two healthy again", 20, async || healthy(&d).await == 2).await;
+    let ev = events(&d).await;
+    assert!(
+        ev.iter()
+            .any(|e| e["kind"] == "instance_failed"
+                && e["reason"].as_str().unwrap().contains("exited")),
+        "{ev:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scales_to_zero_when_idle_and_holds_a_request_for_the_cold_start() {
+    let marker = format!("sz{}", std::process::id());
+    let d = Drover::start(&config(
+        &marker,
+        "",
+        r#"[pools.app.autoscale]
+min = 0
+max = 2
+interval = "300ms"
+target_inflight = 5
+scale_down_cooldown = "0s"
+idle_timeout = "1s"
+hold_timeout = "20s""#,
+    ));
+    wait_until("scaled to zero", 30, async || {
+        let p = pool(&d).await;
+        p["desired"] == 0 && p["backends"].as_array().unwrap().is_empty()
+    })
+    .await;
+    wait_until("no process left", 10, async || {
+        pids_with(&marker).is_empty()
+    })
+    .await;
+    let t0 = Instant::now();
+    let r = client().get(d.url("/cold")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let cold: f64 = r.headers()["x-drover-cold-start"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(cold > 0.0 && cold <= t0.elapsed().as_secs_f64() + 0.01);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["path"], "/cold");
+    let metrics = client()
+        .get(d.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("drover_cold_start_seconds_count{pool=\"app\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_and_sigkill_of_drover_leave_no_instance_behind() {
+    for sig in ["TERM", "KILL"] {
+        let marker = format!("nl{}{sig}", std::process::id());
+        let mut d = Drover::start(&config(&marker, "count = 2", ""));
+        wait_until("two instances", 20, async || healthy(&d).await == 2).await;
+        assert_eq!(pids_with(&marker).len(), 2);
+        d.proc.signal(sig);
+        let _ = d.proc.wait_exit(Duration::from_secs(10));
+        wait_until(&format!("instances gone after SIG{sig}"), 10, async || {
+            pids_with(&marker).is_empty()
+        })
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_that_cannot_start_backs_off_with_events() {
+    let cfg = config("bad", "count = 1", "").replace(
+        &format!("\"{BIN}\", \"backend\""),
+        "\"/nonexistent/drover-test-cmd\", \"backend\"",
+    );
+    let d = Drover::start(&cfg);
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let failed: Vec<serde_json::Value> = events(&d)
+        .await
+        .into_iter()
+        .filter(|e| e["kind"] == "instance_failed")
+        .collect();
+    // 1 s, 2 s back-off: two or three failures in 3.5 s, not a tight loop.
+    assert!((1..=4).contains(&failed.len()), "{failed:?}");
+    assert!(
+        failed[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("replacing it in 1s"),
+        "{failed:?}"
+    );
+    // drover itself keeps serving its admin API.
+    assert_eq!(
+        client()
+            .get(d.admin_url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
