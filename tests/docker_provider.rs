@@ -1,0 +1,233 @@
+//! End to end on the real Docker Engine: `provider = "docker"`.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::docker::{available, docker, image, ImageCleanup};
+use common::{client, Drover, Proc};
+
+fn config(pool: &str, count: u32, image: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = ["127.0.0.1:0"]
+[admin]
+listen = "127.0.0.1:0"
+[log]
+access = false
+[[routes]]
+path_prefix = "/other"
+pool = "other"
+[[routes]]
+pool = "{pool}"
+[pools.other]
+backends = ["127.0.0.1:1"]
+[pools.{pool}]
+retries = 2
+[pools.{pool}.health]
+path = "/health"
+interval = "200ms"
+rise = 1
+fall = 2
+[pools.{pool}.instances]
+provider = "docker"
+image = "{image}"
+container_port = 8080
+count = {count}
+start_timeout = "20s"
+stop_timeout = "2s"
+drain_timeout = "2s"
+"#
+    )
+}
+
+/// Ids of containers labelled for `pool`, running or not.
+fn containers(pool: &str) -> Vec<String> {
+    let out = docker(&[
+        "ps",
+        "-aq",
+        "--no-trunc",
+        "--filter",
+        &format!("label=drover.pool={pool}"),
+    ]);
+    out.lines().map(str::to_string).collect()
+}
+
+async fn healthy(d: &Drover, pool: &str) -> usize {
+    let v: serde_json::Value = client()
+        .get(d.admin_url(&format!("/api/v1/pools/{pool}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["state"] == "healthy")
+        .count()
+}
+
+async fn wait_until(what: &str, secs: u64, mut f: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Removes every container of `pool` on drop (this test's own, by label).
+struct PoolCleanup(String);
+
+impl Drop for PoolCleanup {
+    fn drop(&mut self) {
+        for id in containers(&self.0) {
+            let _ = std::process::Command::new("docker")
+                .args(["rm", "-f", &id])
+                .output();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_pool_runs_replaces_adopts_and_cleans_up_its_containers() {
+    if !available("docker_pool_runs_replaces_adopts_and_cleans_up_its_containers") {
+        return;
+    }
+    let _image = ImageCleanup;
+    let pool = format!("dk{}", std::process::id());
+    let _cleanup = PoolCleanup(pool.clone());
+    let cfg = config(&pool, 2, image());
+    let mut d = Drover::start(&cfg);
+    wait_until("two healthy containers", 60, async || {
+        healthy(&d, &pool).await == 2
+    })
+    .await;
+    let first = containers(&pool);
+    assert_eq!(first.len(), 2, "{first:?}");
+    let r = client().get(d.url("/hello")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+
+    // docker kill behind drover's back: replaced.
+    docker(&["kill", &first[0]]);
+    wait_until("replacement", 60, async || {
+        let now = containers(&pool);
+        healthy(&d, &pool).await == 2 && !now.contains(&first[0])
+    })
+    .await;
+    let ev: serde_json::Value = client()
+        .get(d.admin_url("/api/v1/events"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        ev.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "instance_failed"),
+        "{ev}"
+    );
+
+    // SIGKILL drover, start it again on the same config file: the containers are adopted.
+    let running_before = containers(&pool);
+    d.proc.signal("KILL");
+    let _ = d.proc.wait_exit(Duration::from_secs(5));
+    let path = d.config_path.to_str().unwrap().to_string();
+    let again = Proc::spawn(&["--log-format", "json", "run", "-c", &path], None);
+    let admin = again.stderr.addr_of("admin listening");
+    let admin_url = format!("http://{admin}/api/v1/pools/{pool}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let v: serde_json::Value = client()
+            .get(&admin_url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let n = v["backends"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["state"] == "healthy")
+            .count();
+        if n == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "adopted containers never became healthy"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut after = containers(&pool);
+    let mut before = running_before.clone();
+    after.sort();
+    before.sort();
+    assert_eq!(
+        after, before,
+        "containers were not adopted as they were (no duplicates, none lost)"
+    );
+
+    // SIGTERM: drover stops and removes its containers.
+    let mut again = again;
+    again.signal("TERM");
+    assert_eq!(again.wait_exit(Duration::from_secs(30)), Some(0));
+    assert!(
+        containers(&pool).is_empty(),
+        "containers left after SIGTERM: {:?}",
+        containers(&pool)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_image_is_a_clear_event_and_other_pools_keep_serving() {
+    if !available("a_missing_image_is_a_clear_event_and_other_pools_keep_serving") {
+        return;
+    }
+    let pool = format!("mi{}", std::process::id());
+    let _cleanup = PoolCleanup(pool.clone());
+    let b = common::Backend::start("other");
+    let cfg =
+        config(&pool, 1, "drover-no-such-image:never").replace("127.0.0.1:1", &b.addr.to_string());
+    let d = Drover::start(&cfg);
+    let mut found = None;
+    for _ in 0..50 {
+        let ev: serde_json::Value = client()
+            .get(d.admin_url("/api/v1/events"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        found = ev
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["kind"] == "instance_failed")
+            .cloned();
+        if found.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let e = found.expect("an instance_failed event");
+    assert!(
+        e["reason"]
+            .as_str()
+            .unwrap()
+            .contains("is not on this machine"),
+        "{e}"
+    );
+    let r = client().get(d.url("/other/x")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(containers(&pool).is_empty());
+}
