@@ -4,11 +4,12 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
 use tokio::signal::unix::{signal, SignalKind};
 
+use crate::admin::scale::ScaleControl;
 use crate::config::{self, Config, ConfigErrors};
 use crate::proxy::router::Router;
 use crate::proxy::server::{listen_error, Shared, Workers};
@@ -44,6 +45,8 @@ pub struct RunOptions {
     pub source: ConfigSource,
     /// Worker threads override (0 = config, then one per core).
     pub threads: usize,
+    /// Reload when the config file changes (polled every second). Default off.
+    pub watch: bool,
 }
 
 /// The running drover, shared by the admin API and the signal handlers.
@@ -52,6 +55,8 @@ pub struct App {
     config: ArcSwap<Config>,
     source: ConfigSource,
     ready: AtomicBool,
+    /// Desired-instance control for `PUT /api/v1/pools/{pool}/scale`, set once by the instance controller.
+    scale: OnceLock<Arc<dyn ScaleControl>>,
 }
 
 impl App {
@@ -63,6 +68,16 @@ impl App {
     /// Whether the proxy listeners are up.
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Relaxed)
+    }
+
+    /// Registers the instance controller behind `PUT .../scale` (first call wins).
+    pub fn set_scale_control(&self, control: Arc<dyn ScaleControl>) {
+        let _ = self.scale.set(control);
+    }
+
+    /// The instance controller, once one is registered.
+    pub fn scale_control(&self) -> Option<Arc<dyn ScaleControl>> {
+        self.scale.get().cloned()
     }
 
     /// Re-reads the config file; an invalid one changes nothing.
@@ -84,14 +99,25 @@ impl App {
         };
         let old = self.config();
         if new.server.listen != old.server.listen || new.admin.listen != old.admin.listen {
-            tracing::warn!("server.listen / admin.listen changes take effect after a restart");
+            tracing::warn!(
+                old_listen = ?old.server.listen,
+                new_listen = ?new.server.listen,
+                old_admin = %old.admin.listen,
+                new_admin = %new.admin.listen,
+                "listener addresses changed: the new server.listen / admin.listen take effect only after a restart; everything else is applied now"
+            );
         }
         let router = Router::build(&new, Some(&self.shared.router.load()));
         self.shared.router.store(Arc::new(router));
         crate::access_log::set_enabled(new.log.access);
         self.config.store(Arc::new(new));
         tracing::info!(file = %path.display(), "config reloaded");
-        crate::events::record("", "reload", None, format!("config reloaded from {}", path.display()));
+        crate::events::record(
+            "",
+            "reload",
+            None,
+            format!("config reloaded from {}", path.display()),
+        );
         Ok(())
     }
 }
@@ -148,7 +174,11 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         config: ArcSwap::from_pointee(cfg.clone()),
         source: opts.source.clone(),
         ready: AtomicBool::new(true),
+        scale: OnceLock::new(),
     });
+    if let (true, ConfigSource::File(path)) = (opts.watch, &opts.source) {
+        tokio::spawn(crate::watch::run(app.clone(), path.clone()));
+    }
     let admin = tokio::spawn(crate::admin::serve(admin_listener, app.clone()));
 
     for addr in &proxy.addrs {

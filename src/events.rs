@@ -34,9 +34,21 @@ pub struct EventLog {
 }
 
 impl EventLog {
-    /// Appends an event, logs it, and returns its id.
-    pub fn record(&self, pool: &str, kind: &str, backend: Option<String>, reason: impl Into<String>) -> u64 {
+    /// Appends an event, logs it, and returns its id; `scale_up` / `scale_down`
+    /// events also count in `drover_scale_events_total`.
+    pub fn record(
+        &self,
+        pool: &str,
+        kind: &str,
+        backend: Option<String>,
+        reason: impl Into<String>,
+    ) -> u64 {
         let reason = reason.into();
+        match kind {
+            "scale_up" => crate::admin::ops_metrics::count_scale_event(pool, true),
+            "scale_down" => crate::admin::ops_metrics::count_scale_event(pool, false),
+            _ => {}
+        }
         tracing::info!(pool, kind, backend = backend.as_deref().unwrap_or(""), reason = %reason, "event");
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         g.0 += 1;
@@ -58,7 +70,11 @@ impl EventLog {
     /// Events with `id > since`, oldest first, at most `limit`.
     pub fn since(&self, since: u64, limit: usize) -> Vec<Event> {
         let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        g.1.iter().filter(|e| e.id > since).take(limit).cloned().collect()
+        g.1.iter()
+            .filter(|e| e.id > since)
+            .take(limit)
+            .cloned()
+            .collect()
     }
 
     /// The id of the newest event (0 if none).
@@ -92,6 +108,9 @@ mod tests {
         let first = l.since(0, 3);
         assert_eq!(first[0].id, 6, "oldest five dropped");
         let tail = l.since(CAPACITY as u64 + 3, 100);
-        assert_eq!(tail.iter().map(|e| e.id).collect::<Vec<_>>(), vec![CAPACITY as u64 + 4, CAPACITY as u64 + 5]);
+        assert_eq!(
+            tail.iter().map(|e| e.id).collect::<Vec<_>>(),
+            vec![CAPACITY as u64 + 4, CAPACITY as u64 + 5]
+        );
     }
 }
