@@ -204,6 +204,10 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         _ = joined => {}
         Some(Some(())) = async { second.await.ok() } => {
             tracing::warn!("second signal: exiting at once");
+            admin.abort();
+            return Err(RunError::Runtime(anyhow::anyhow!(
+                "second signal: exited without waiting for in-flight requests"
+            )));
         }
     }
     admin.abort();

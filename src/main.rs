@@ -75,11 +75,15 @@ fn main() -> ExitCode {
                 }
                 None => ConfigSource::Demo,
             };
-            match runtime().block_on(app::run(RunOptions {
+            let rt = runtime();
+            let result = rt.block_on(app::run(RunOptions {
                 source,
                 threads,
                 watch,
-            })) {
+            }));
+            // Do not wait for a shutdown cut short by a second signal.
+            rt.shutdown_background();
+            match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(RunError::Config(e)) => {
                     eprintln!("{e}");
