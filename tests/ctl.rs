@@ -10,7 +10,10 @@ use common::{client, one_pool, Backend, Drover, Proc, BIN};
 /// Runs `drover ctl ARGS`; returns (exit code, stdout, stderr).
 fn ctl(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let mut cmd = Command::new(BIN);
-    cmd.arg("ctl").args(args).env_remove("DROVER_ADMIN").env_remove("DROVER_ADMIN_TOKEN");
+    cmd.arg("ctl")
+        .args(args)
+        .env_remove("DROVER_ADMIN")
+        .env_remove("DROVER_ADMIN_TOKEN");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -25,9 +28,8 @@ fn ctl(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
 #[tokio::test]
 async fn ctl_lists_changes_and_follows_a_live_drover() {
     let (a, b) = (Backend::start("a"), Backend::start("b"));
-    let d = Drover::start(
-        &one_pool(&[a.addr], "").replace("[admin]\n", "[admin]\ntoken = \"tok\"\n"),
-    );
+    let d =
+        Drover::start(&one_pool(&[a.addr], "").replace("[admin]\n", "[admin]\ntoken = \"tok\"\n"));
     client().get(d.url("/x")).send().await.unwrap();
     let admin = d.admin_url("");
     let (aa, ba) = (a.addr.to_string(), b.addr.to_string());
@@ -40,24 +42,43 @@ async fn ctl_lists_changes_and_follows_a_live_drover() {
     let (code, out, err) = with(&["status"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("ready"), "{out}");
-    assert!(out.lines().any(|l| l.starts_with("app ") && l.contains("round_robin")), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("app ") && l.contains("round_robin")),
+        "{out}"
+    );
 
     let (code, out, _) = with(&["add", "app", &ba, "--weight", "3"]);
     assert_eq!(code, 0);
-    assert!(out.contains(&format!("added {ba} to pool app (weight 3")), "{out}");
+    assert!(
+        out.contains(&format!("added {ba} to pool app (weight 3")),
+        "{out}"
+    );
     let (code, _, err) = with(&["add", "app", &ba]);
     assert_eq!(code, 1);
-    assert!(err.contains("409") && err.contains("already has member"), "{err}");
+    assert!(
+        err.contains("409") && err.contains("already has member"),
+        "{err}"
+    );
 
     let (code, out, _) = with(&["drain", "app", &aa]);
     assert_eq!(code, 0);
     assert!(out.contains("draining"), "{out}");
     let (code, out, _) = with(&["pools"]);
     assert_eq!(code, 0);
-    let row = out.lines().find(|l| l.starts_with(&aa)).unwrap_or_else(|| panic!("{out}"));
-    assert!(row.contains("draining") && row.contains("drained via admin API"), "{row}");
+    let row = out
+        .lines()
+        .find(|l| l.starts_with(&aa))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        row.contains("draining") && row.contains("drained via admin API"),
+        "{row}"
+    );
     assert!(out.lines().next().unwrap().starts_with("pool app"), "{out}");
-    assert!(out.contains("BACKEND") && out.contains("IN FLIGHT"), "{out}");
+    assert!(
+        out.contains("BACKEND") && out.contains("IN FLIGHT"),
+        "{out}"
+    );
 
     // --json gives the API's JSON.
     let (code, out, _) = with(&["--json", "pools"]);
@@ -85,10 +106,16 @@ async fn ctl_lists_changes_and_follows_a_live_drover() {
     std::fs::write(&d.config_path, "[pools.app]\nbackends = [\"nope\"]\n").unwrap();
     let (code, _, err) = with(&["reload"]);
     assert_eq!(code, 1);
-    assert!(err.contains("400") && err.contains("pools.app.backends[0]"), "{err}");
+    assert!(
+        err.contains("400") && err.contains("pools.app.backends[0]"),
+        "{err}"
+    );
 
     // The environment works as the flags do; a wrong token is refused with the API's words.
-    let (code, out, _) = ctl(&["pools"], &[("DROVER_ADMIN", &admin), ("DROVER_ADMIN_TOKEN", "tok")]);
+    let (code, out, _) = ctl(
+        &["pools"],
+        &[("DROVER_ADMIN", &admin), ("DROVER_ADMIN_TOKEN", "tok")],
+    );
     assert_eq!(code, 0);
     assert!(out.contains("pool app"));
     let (code, _, err) = ctl(&["--admin", &admin, "pools"], &[]);
@@ -98,22 +125,42 @@ async fn ctl_lists_changes_and_follows_a_live_drover() {
     // events --follow prints new events as they happen.
     let admin_hostport = d.admin.to_string();
     let follow = Proc::spawn(
-        &["ctl", "--admin", &admin_hostport, "--token", "tok", "events", "--follow"],
+        &[
+            "ctl",
+            "--admin",
+            &admin_hostport,
+            "--token",
+            "tok",
+            "events",
+            "--follow",
+        ],
         None,
     );
-    follow.stdout.wait_for("header", Duration::from_secs(5), |l| l.starts_with("ID"));
+    follow
+        .stdout
+        .wait_for("header", Duration::from_secs(5), |l| l.starts_with("ID"));
     let (code, _, _) = with(&["drain", "app", &aa]); // already draining: no new event
     assert_eq!(code, 0);
-    std::fs::write(&d.config_path, one_pool(&[a.addr], "").replace("[admin]\n", "[admin]\ntoken = \"tok\"\n")).unwrap();
+    std::fs::write(
+        &d.config_path,
+        one_pool(&[a.addr], "").replace("[admin]\n", "[admin]\ntoken = \"tok\"\n"),
+    )
+    .unwrap();
     with(&["reload"]);
-    follow.stdout.wait_for("the reload event", Duration::from_secs(5), |l| {
-        l.contains("reload") && l.contains("config reloaded from")
-    });
+    follow
+        .stdout
+        .wait_for("the reload event", Duration::from_secs(5), |l| {
+            l.contains("reload") && l.contains("config reloaded from")
+        });
 }
 
 #[test]
 fn ctl_says_clearly_when_drover_is_not_running() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let url = format!("http://127.0.0.1:{port}");
     let (code, out, err) = ctl(&["--admin", &url, "status"], &[]);
     assert_eq!(code, 1);

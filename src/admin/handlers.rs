@@ -9,7 +9,7 @@ use http::StatusCode;
 use serde_json::{json, Value};
 
 use super::scale::{self, ScaleError};
-use super::{error, json_resp, Resp};
+use super::{fail, json_resp, ApiResult, Resp};
 use crate::app::App;
 use crate::pool::{MemberState, Pool, PoolCommand};
 
@@ -34,12 +34,12 @@ pub fn pool_view(app: &App, pool: &Pool) -> Value {
 }
 
 /// The pool named `name`, or a 404 listing the pools there are.
-pub fn find_pool(app: &App, name: &str) -> Result<Arc<Pool>, Resp> {
+pub fn find_pool(app: &App, name: &str) -> ApiResult<Arc<Pool>> {
     let router = app.shared.router.load();
     router.pools.get(name).cloned().ok_or_else(|| {
         let mut names: Vec<&String> = router.pools.keys().collect();
         names.sort();
-        error(
+        fail(
             StatusCode::NOT_FOUND,
             &format!("no such pool: {name}"),
             json!({"pool": name, "pools": names}),
@@ -47,9 +47,9 @@ pub fn find_pool(app: &App, name: &str) -> Result<Arc<Pool>, Resp> {
     })
 }
 
-fn parse_addr(s: &str) -> Result<SocketAddr, Resp> {
+fn parse_addr(s: &str) -> ApiResult<SocketAddr> {
     s.trim().parse().map_err(|_| {
-        error(
+        fail(
             StatusCode::BAD_REQUEST,
             &format!("bad backend address {s:?}"),
             json!("expected ip:port, like 127.0.0.1:8001 or [::1]:8001"),
@@ -57,11 +57,11 @@ fn parse_addr(s: &str) -> Result<SocketAddr, Resp> {
     })
 }
 
-fn member_of(pool: &Pool, addr: SocketAddr) -> Result<Value, Resp> {
+fn member_of(pool: &Pool, addr: SocketAddr) -> ApiResult<Value> {
     let snap = pool.snapshot();
     match snap.position(addr) {
         Some(i) => Ok(super::api::member_json(&snap.members[i])),
-        None => Err(error(
+        None => Err(fail(
             StatusCode::NOT_FOUND,
             &format!("pool {} has no member {addr}", pool.name),
             json!({"members": snap.members.iter().map(|m| m.address.to_string()).collect::<Vec<_>>()}),
@@ -70,15 +70,15 @@ fn member_of(pool: &Pool, addr: SocketAddr) -> Result<Value, Resp> {
 }
 
 /// Parses a JSON request body into an object.
-pub fn body_json(body: &[u8]) -> Result<Value, Resp> {
+pub fn body_json(body: &[u8]) -> ApiResult<Value> {
     match serde_json::from_slice::<Value>(body) {
         Ok(v) if v.is_object() => Ok(v),
-        Ok(_) => Err(error(
+        Ok(_) => Err(fail(
             StatusCode::BAD_REQUEST,
             "the body must be a JSON object",
             Value::Null,
         )),
-        Err(e) => Err(error(
+        Err(e) => Err(fail(
             StatusCode::BAD_REQUEST,
             "the body is not valid JSON",
             json!(e.to_string()),
@@ -87,11 +87,11 @@ pub fn body_json(body: &[u8]) -> Result<Value, Resp> {
 }
 
 /// `POST /api/v1/pools/{pool}/backends` `{"address", "weight"}`.
-pub fn add_backend(app: &App, pool: &str, body: &[u8]) -> Result<Resp, Resp> {
+pub fn add_backend(app: &App, pool: &str, body: &[u8]) -> ApiResult<Resp> {
     let pool = find_pool(app, pool)?;
     let v = body_json(body)?;
     let Some(address) = v.get("address").and_then(Value::as_str) else {
-        return Err(error(
+        return Err(fail(
             StatusCode::BAD_REQUEST,
             "missing \"address\"",
             json!("send {\"address\": \"127.0.0.1:8001\", \"weight\": 1}"),
@@ -103,7 +103,7 @@ pub fn add_backend(app: &App, pool: &str, body: &[u8]) -> Result<Resp, Resp> {
         Some(w) => match w.as_u64() {
             Some(n @ 1..=1_000_000) => n as u32,
             _ => {
-                return Err(error(
+                return Err(fail(
                     StatusCode::BAD_REQUEST,
                     "weight must be a whole number from 1 to 1000000",
                     w.clone(),
@@ -112,7 +112,7 @@ pub fn add_backend(app: &App, pool: &str, body: &[u8]) -> Result<Resp, Resp> {
         },
     };
     if pool.snapshot().position(addr).is_some() {
-        return Err(error(
+        return Err(fail(
             StatusCode::CONFLICT,
             &format!("pool {} already has member {addr}", pool.name),
             Value::Null,
@@ -137,7 +137,7 @@ pub fn add_backend(app: &App, pool: &str, body: &[u8]) -> Result<Resp, Resp> {
 }
 
 /// Sets a member draining (no-op when it already is); returns its JSON.
-fn drain(pool: &Pool, addr: SocketAddr, reason: &str) -> Result<Value, Resp> {
+fn drain(pool: &Pool, addr: SocketAddr, reason: &str) -> ApiResult<Value> {
     member_of(pool, addr)?;
     let already = pool
         .snapshot()
@@ -156,7 +156,7 @@ fn drain(pool: &Pool, addr: SocketAddr, reason: &str) -> Result<Value, Resp> {
 }
 
 /// `POST /api/v1/pools/{pool}/backends/{address}/drain`.
-pub fn drain_backend(app: &App, pool: &str, address: &str) -> Result<Resp, Resp> {
+pub fn drain_backend(app: &App, pool: &str, address: &str) -> ApiResult<Resp> {
     let pool = find_pool(app, pool)?;
     let addr = parse_addr(address)?;
     let m = drain(&pool, addr, "drained via admin API")?;
@@ -164,7 +164,7 @@ pub fn drain_backend(app: &App, pool: &str, address: &str) -> Result<Resp, Resp>
 }
 
 /// `DELETE /api/v1/pools/{pool}/backends/{address}`: drain now, remove in the background.
-pub fn remove_backend(app: &App, pool: &str, address: &str) -> Result<Resp, Resp> {
+pub fn remove_backend(app: &App, pool: &str, address: &str) -> ApiResult<Resp> {
     let pool = find_pool(app, pool)?;
     let addr = parse_addr(address)?;
     let m = drain(&pool, addr, "removal requested via admin API")?;
@@ -207,7 +207,7 @@ async fn finish_removal(pool: Arc<Pool>, addr: SocketAddr, timeout: Duration) {
 }
 
 /// `PUT /api/v1/pools/{pool}/scale` `{"instances": N}`.
-pub fn scale(app: &App, pool: &str, body: &[u8]) -> Result<Resp, Resp> {
+pub fn scale(app: &App, pool: &str, body: &[u8]) -> ApiResult<Resp> {
     let pool = find_pool(app, pool)?;
     let v = body_json(body)?;
     let Some(n) = v
@@ -215,7 +215,7 @@ pub fn scale(app: &App, pool: &str, body: &[u8]) -> Result<Resp, Resp> {
         .and_then(Value::as_u64)
         .and_then(|n| u32::try_from(n).ok())
     else {
-        return Err(error(
+        return Err(fail(
             StatusCode::BAD_REQUEST,
             "\"instances\" must be a whole number",
             json!("send {\"instances\": 3}"),
@@ -247,18 +247,18 @@ pub fn scale(app: &App, pool: &str, body: &[u8]) -> Result<Resp, Resp> {
                 ScaleError::OutOfRange { min, max, .. } => json!({"min": min, "max": max}),
                 _ => Value::Null,
             };
-            Err(error(status, &e.to_string(), detail))
+            Err(fail(status, &e.to_string(), detail))
         }
     }
 }
 
 /// `GET /api/v1/events?since=ID&limit=N` (limit default and maximum 1000).
-pub fn events(query: Option<&str>) -> Result<Resp, Resp> {
-    let num = |key: &str, default: u64| -> Result<u64, Resp> {
+pub fn events(query: Option<&str>) -> ApiResult<Resp> {
+    let num = |key: &str, default: u64| -> ApiResult<u64> {
         match super::routes::query_param(query, key) {
             None => Ok(default),
             Some(v) => v.parse().map_err(|_| {
-                error(
+                fail(
                     StatusCode::BAD_REQUEST,
                     &format!("{key} must be a whole number"),
                     json!(v),

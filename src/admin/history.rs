@@ -74,7 +74,8 @@ fn round2(x: f64) -> f64 {
 }
 
 impl History {
-    /// Takes one sample of every pool; pools no longer configured are forgotten.
+    /// Takes one sample of every pool (a pool's first sample is only a baseline);
+    /// pools no longer configured are forgotten.
     pub fn sample(&self, app: &App) {
         let router = app.shared.router.load_full();
         let now = Instant::now();
@@ -104,7 +105,11 @@ impl History {
                     let ms = |q| quantile(&per, n, q).map(|s| round2(s * 1000.0));
                     (round2(n as f64 / secs), ms(0.5), ms(0.95))
                 }
-                None => (0.0, None, None),
+                None => {
+                    // The first sample is only the baseline for the next one's rates.
+                    series.last = Some((now, cum, count));
+                    continue;
+                }
             };
             series.last = Some((now, cum, count));
             if series.points.len() == POINTS {

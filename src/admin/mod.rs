@@ -41,6 +41,14 @@ pub(crate) fn json_resp(status: StatusCode, v: &Value) -> Resp {
     r
 }
 
+/// A handler's result; the error is a ready response (boxed: responses are large).
+pub(crate) type ApiResult<T> = Result<T, Box<Resp>>;
+
+/// [`error`], boxed for [`ApiResult`].
+pub(crate) fn fail(status: StatusCode, msg: &str, detail: Value) -> Box<Resp> {
+    Box::new(error(status, msg, detail))
+}
+
 /// `{"error": "...", "detail": ...}`
 pub fn error(status: StatusCode, msg: &str, detail: Value) -> Resp {
     json_resp(status, &json!({"error": msg, "detail": detail}))
@@ -82,11 +90,11 @@ fn tokens_equal(a: &[u8], b: &[u8]) -> bool {
 /// Largest request body the API reads (JSON commands). 64 KiB.
 const MAX_BODY: usize = 64 * 1024;
 
-async fn read_body(body: Incoming) -> Result<Bytes, Resp> {
+async fn read_body(body: Incoming) -> ApiResult<Bytes> {
     let limited = http_body_util::Limited::new(body, MAX_BODY);
     match limited.collect().await {
         Ok(c) => Ok(c.to_bytes()),
-        Err(e) => Err(error(
+        Err(e) => Err(fail(
             StatusCode::BAD_REQUEST,
             "could not read the request body",
             json!(format!("{e} (at most {MAX_BODY} bytes)")),
@@ -128,7 +136,7 @@ async fn route(app: Arc<App>, history: Arc<History>, req: Request<Incoming>) -> 
     };
     let p = |i: usize| params.get(i).map(String::as_str).unwrap_or("");
     let query = req.uri().query().map(str::to_string);
-    let result: Result<Resp, Resp> = match id {
+    let result: ApiResult<Resp> = match id {
         RouteId::Dashboard => Ok(dashboard::page()),
         RouteId::Healthz => Ok(text(StatusCode::OK, "text/plain", "ok\n".into())),
         RouteId::Readyz => Ok(if app.is_ready() {
@@ -191,14 +199,14 @@ async fn route(app: Arc<App>, history: Arc<History>, req: Request<Incoming>) -> 
                 StatusCode::OK,
                 &json!({"reloaded": true, "pools": app.config().pools.keys().collect::<Vec<_>>()}),
             )),
-            Err(e) => Err(error(
+            Err(e) => Err(fail(
                 StatusCode::BAD_REQUEST,
                 "invalid config; the running one stays",
                 json!(e.to_string().lines().collect::<Vec<_>>()),
             )),
         },
     };
-    result.unwrap_or_else(|e| e)
+    result.unwrap_or_else(|e| *e)
 }
 
 /// Serves the admin API on `listener` until the task is dropped; also runs

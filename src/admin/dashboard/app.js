@@ -73,8 +73,9 @@
     const fmt = (v) => v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2);
     label(fmt(max) + unit, T + 8);
     label("0", H - B);
-    const span = points.length > 1 ? Math.round((points[points.length - 1].ts - points[0].ts) / 60000) : 0;
-    const t = svg("text", { x: L, y: H - 3 }); t.textContent = span ? `last ${span} min` : "collecting (one point per 5 s)"; g.append(t);
+    const secs = points.length > 1 ? Math.round((points[points.length - 1].ts - points[0].ts) / 1000) : 0;
+    const span = secs >= 120 ? `last ${Math.round(secs / 60)} min` : secs > 0 ? `last ${secs} s` : "collecting (one point per 5 s)";
+    const t = svg("text", { x: L, y: H - 3 }); t.textContent = span; g.append(t);
     series.forEach((s, si) => {
       let d = "";
       s.values.forEach((v, i) => {
@@ -82,6 +83,11 @@
         d += (d && s.values[i - 1] !== null ? " L" : " M") + x(i).toFixed(1) + "," + y(v).toFixed(1);
       });
       if (d) g.append(svg("path", { d: d.trim(), fill: "none", stroke: COLORS[si], "stroke-width": 1.6, "vector-effect": "non-scaling-stroke" }));
+      // Points without a neighbour would be invisible as a path: mark them.
+      s.values.forEach((v, i) => {
+        const lone = v !== null && (i === 0 || s.values[i - 1] === null) && (i + 1 >= s.values.length || s.values[i + 1] === null);
+        if (lone) g.append(svg("circle", { cx: x(i).toFixed(1), cy: y(v).toFixed(1), r: 2.2, fill: COLORS[si] }));
+      });
     });
     box.append(g);
     return box;
