@@ -55,6 +55,10 @@ pub struct App {
     config: ArcSwap<Config>,
     source: ConfigSource,
     ready: AtomicBool,
+    /// Per-pool health tasks, kept in step with the router's pools.
+    health: crate::health::Supervisor,
+    /// Docker label discovery tasks, kept in step with the router's pools.
+    discovery: crate::docker::labels::Discovery,
     /// Desired-instance control for `PUT /api/v1/pools/{pool}/scale`, set once by the instance controller.
     scale: OnceLock<Arc<dyn ScaleControl>>,
 }
@@ -107,8 +111,10 @@ impl App {
                 "listener addresses changed: the new server.listen / admin.listen take effect only after a restart; everything else is applied now"
             );
         }
-        let router = Router::build(&new, Some(&self.shared.router.load()));
-        self.shared.router.store(Arc::new(router));
+        let router = Arc::new(Router::build(&new, Some(&self.shared.router.load())));
+        self.shared.router.store(router.clone());
+        self.health.sync(&router);
+        self.discovery.sync(&router);
         crate::access_log::set_enabled(new.log.access);
         self.config.store(Arc::new(new));
         tracing::info!(file = %path.display(), "config reloaded");
@@ -168,14 +174,18 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         router: ArcSwap::from_pointee(Router::build(&cfg, None)),
     });
     let workers = worker_count(&cfg, opts.threads);
-    let proxy = Workers::start(shared.clone(), &cfg.server, workers, "http")?;
+    let proxy = Workers::start(shared.clone(), &cfg.server, workers)?;
     let app = Arc::new(App {
         shared,
         config: ArcSwap::from_pointee(cfg.clone()),
         source: opts.source.clone(),
         ready: AtomicBool::new(true),
+        health: crate::health::Supervisor::new(tokio::runtime::Handle::current()),
+        discovery: Default::default(),
         scale: OnceLock::new(),
     });
+    app.health.sync(&app.shared.router.load());
+    app.discovery.sync(&app.shared.router.load());
     if let (true, ConfigSource::File(path)) = (opts.watch, &opts.source) {
         tokio::spawn(crate::watch::run(app.clone(), path.clone()));
     }
@@ -183,6 +193,9 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
 
     for addr in &proxy.addrs {
         tracing::info!(addr = %addr, workers, "proxy listening");
+    }
+    for addr in &proxy.tls_addrs {
+        tracing::info!(addr = %addr, workers, "tls listening");
     }
     tracing::info!(addr = %admin_addr, "admin listening");
     if matches!(opts.source, ConfigSource::Demo) {

@@ -210,3 +210,41 @@ async fn sigterm_finishes_the_request_in_flight_then_exits_0() {
     assert_eq!(inflight.await.unwrap().unwrap(), 200);
     assert_eq!(d.proc.wait_exit(Duration::from_secs(10)), Some(0));
 }
+
+#[tokio::test]
+async fn upstream_connections_are_reused_across_requests() {
+    let a = Backend::start("a");
+    let d = Drover::start(&one_pool(&[a.addr], ""));
+    let c = client();
+    for p in [
+        "/bytes/100",
+        "/x",
+        "/bytes/70000",
+        "/status/204",
+        "/stream/2/1",
+    ] {
+        for _ in 0..20 {
+            let r = c.get(d.url(p)).send().await.unwrap();
+            r.bytes().await.unwrap();
+        }
+    }
+    let text = c
+        .get(d.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let n: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("drover_upstream_connects_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    // One client connection lands on one worker: one upstream connection, a few at most.
+    assert!(
+        n <= 3,
+        "100 sequential requests opened {n} upstream connections"
+    );
+}

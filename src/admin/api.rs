@@ -16,6 +16,13 @@ pub fn member_json(m: &Member) -> Value {
         "requests": m.stats.requests.load(Ordering::Relaxed),
         "failures": m.stats.failures.load(Ordering::Relaxed),
         "consecutive_failures": m.stats.consecutive_failures.load(Ordering::Relaxed),
+        "last_check": m.stats.last_check().map(|c| json!({
+            "result": if c.pass { "pass" } else { "fail" },
+            "detail": c.detail,
+            "at": crate::access_log::rfc3339(c.at),
+        })),
+        "consecutive_check_failures": m.stats.check_failures.load(Ordering::Relaxed),
+        "ejections": m.stats.ejections.load(Ordering::Relaxed),
         "ewma_ms": (m.stats.load.ewma_ms() * 1000.0).round() / 1000.0,
         "weight": m.weight,
         "managed": m.managed,
@@ -34,6 +41,7 @@ pub fn pool_json(pool: &Pool) -> Value {
         "desired": desired,
         "instances": managed,
         "retries": pool.metrics.retries.load(Ordering::Relaxed),
+        "queued": pool.queue.waiting(),
         "backends": members,
     })
 }

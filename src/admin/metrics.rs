@@ -19,6 +19,63 @@ pub(crate) fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
+/// `drover_health_checks_total`, `drover_backend_ejections_total`, `drover_queue_waiting`.
+fn health_metrics<'a>(out: &mut String, pools: impl Iterator<Item = &'a Pool> + Clone) {
+    header(
+        out,
+        "drover_health_checks_total",
+        "counter",
+        "Active health checks by pool, backend and result (pass, fail).",
+    );
+    for p in pools.clone() {
+        for m in p.snapshot().members.iter() {
+            for (result, c) in [
+                ("pass", &m.stats.checks_passed),
+                ("fail", &m.stats.checks_failed),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "drover_health_checks_total{{pool=\"{}\",backend=\"{}\",result=\"{result}\"}} {}",
+                    esc(&p.name),
+                    m.address,
+                    c.load(Ordering::Relaxed)
+                );
+            }
+        }
+    }
+    header(
+        out,
+        "drover_backend_ejections_total",
+        "counter",
+        "Passive ejections of a backend (outlier detection).",
+    );
+    for p in pools.clone() {
+        for m in p.snapshot().members.iter() {
+            let _ = writeln!(
+                out,
+                "drover_backend_ejections_total{{pool=\"{}\",backend=\"{}\"}} {}",
+                esc(&p.name),
+                m.address,
+                m.stats.ejections.load(Ordering::Relaxed)
+            );
+        }
+    }
+    header(
+        out,
+        "drover_queue_waiting",
+        "gauge",
+        "Requests waiting for a backend below max_connections_per_backend.",
+    );
+    for p in pools {
+        let _ = writeln!(
+            out,
+            "drover_queue_waiting{{pool=\"{}\"}} {}",
+            esc(&p.name),
+            p.queue.waiting()
+        );
+    }
+}
+
 /// Renders every metric for these pools; `desired` gives a pool's desired instance count.
 pub fn render<'a>(
     pools: impl Iterator<Item = &'a Pool> + Clone,
@@ -181,6 +238,20 @@ pub fn render<'a>(
             p.metrics.retries.load(Ordering::Relaxed)
         );
     }
+
+    health_metrics(&mut out, pools.clone());
+
+    header(
+        &mut out,
+        "drover_upstream_connects_total",
+        "counter",
+        "Upstream connections opened (keep-alive reuse keeps this low).",
+    );
+    let _ = writeln!(
+        out,
+        "drover_upstream_connects_total {}",
+        crate::proxy::upstream::CONNECTS.load(Ordering::Relaxed)
+    );
 
     header(
         &mut out,

@@ -1,10 +1,9 @@
-//! Counters fed by the health checker and the instance controller (off the
-//! request path, so a mutex is fine): `drover_health_checks_total`,
-//! `drover_scale_events_total` and `drover_cold_start_seconds`.
+//! Counters fed by the instance controller (off the request path, so a mutex
+//! is fine): `drover_scale_events_total` and `drover_cold_start_seconds`.
+//! (`drover_health_checks_total` lives on the members: see `metrics.rs`.)
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::net::SocketAddr;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -13,8 +12,6 @@ use crate::pool::Histogram;
 
 #[derive(Default)]
 struct Registry {
-    /// (pool, backend, result) -> count.
-    health: BTreeMap<(String, String, &'static str), u64>,
     /// (pool, direction) -> count.
     scale: BTreeMap<(String, &'static str), u64>,
     /// pool -> seconds from start to first passing health check.
@@ -28,16 +25,6 @@ fn registry() -> &'static Mutex<Registry> {
 
 fn with<T>(f: impl FnOnce(&mut Registry) -> T) -> T {
     f(&mut registry().lock().unwrap_or_else(|e| e.into_inner()))
-}
-
-/// Counts one active health check of `backend` (`pass` or `fail`).
-pub fn count_health_check(pool: &str, backend: SocketAddr, passed: bool) {
-    let result = if passed { "pass" } else { "fail" };
-    with(|r| {
-        *r.health
-            .entry((pool.into(), backend.to_string(), result))
-            .or_default() += 1
-    });
 }
 
 /// Counts one scaling decision applied (`direction` is `up` or `down`).
@@ -54,20 +41,6 @@ pub fn observe_cold_start(pool: &str, took: Duration) {
 /// Appends the three families (HELP and TYPE always, samples once counted).
 pub fn render(out: &mut String, pools: &[&str]) {
     with(|r| {
-        header(
-            out,
-            "drover_health_checks_total",
-            "counter",
-            "Active health checks by pool, backend and result (pass, fail).",
-        );
-        for ((pool, backend, result), n) in &r.health {
-            let _ = writeln!(
-                out,
-                "drover_health_checks_total{{pool=\"{}\",backend=\"{}\",result=\"{result}\"}} {n}",
-                esc(pool),
-                esc(backend)
-            );
-        }
         header(
             out,
             "drover_scale_events_total",
@@ -118,17 +91,10 @@ mod tests {
 
     #[test]
     fn counters_render_with_labels() {
-        let b: SocketAddr = "127.0.0.1:9".parse().unwrap();
-        count_health_check("ops-test", b, true);
-        count_health_check("ops-test", b, false);
-        count_health_check("ops-test", b, false);
         count_scale_event("ops-test", true);
         observe_cold_start("ops-test", Duration::from_millis(700));
         let mut out = String::new();
         render(&mut out, &["ops-test"]);
-        assert!(out.contains(
-            "drover_health_checks_total{pool=\"ops-test\",backend=\"127.0.0.1:9\",result=\"fail\"} 2"
-        ));
         assert!(out.contains("drover_scale_events_total{pool=\"ops-test\",direction=\"up\"} 1"));
         assert!(out.contains("drover_scale_events_total{pool=\"ops-test\",direction=\"down\"} 0"));
         assert!(out.contains("drover_cold_start_seconds_bucket{pool=\"ops-test\",le=\"1\"} 1"));

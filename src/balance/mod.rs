@@ -9,6 +9,22 @@ use std::time::Duration;
 
 use crate::config::Balance;
 
+mod hash;
+mod least_conn;
+mod p2c_ewma;
+mod random;
+mod round_robin;
+#[cfg(test)]
+mod tests;
+mod weighted_round_robin;
+
+pub use hash::{hash_key_bytes, HashSelector};
+pub use least_conn::LeastConn;
+pub use p2c_ewma::P2cEwma;
+pub use random::Random;
+pub use round_robin::RoundRobin;
+pub use weighted_round_robin::WeightedRoundRobin;
+
 /// Per-member load, shared between every worker thread (atomics only).
 #[derive(Debug, Default)]
 pub struct LoadStats {
@@ -56,6 +72,20 @@ impl LoadStats {
     /// Increments in-flight without a guard (pair with [`LoadStats::end`]).
     pub fn begin_raw(&self) {
         self.inflight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Increments in-flight only while it is below `limit` (0 = no limit);
+    /// `false` = the member is at its limit. Pair a `true` with [`LoadStats::end`].
+    pub fn try_begin_raw(&self, limit: u64) -> bool {
+        if limit == 0 {
+            self.begin_raw();
+            return true;
+        }
+        self.inflight
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .is_ok()
     }
 
     /// Decrements in-flight (pair with [`LoadStats::begin_raw`]).
@@ -111,32 +141,42 @@ pub trait Selector: Send + Sync {
     ) -> Option<usize>;
 }
 
-/// Builds the selector for `balance` over members with these `weights`.
-pub fn build(balance: Balance, weights: &[u32]) -> Box<dyn Selector> {
-    let _ = (balance, weights);
-    Box::new(TempRoundRobin(std::sync::atomic::AtomicUsize::new(0)))
-}
-
-/// TEMP until the hash module lands.
-pub fn hash_key_bytes(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x100000001b3);
+/// Builds the selector for `balance` over members with these `weights`;
+/// `seeds[i]` is a stable identity of member `i` (for `hash`: a hash of its address).
+pub fn build(balance: Balance, weights: &[u32], seeds: &[u64]) -> Box<dyn Selector> {
+    match balance {
+        Balance::RoundRobin => Box::new(RoundRobin::default()),
+        Balance::WeightedRoundRobin => Box::new(WeightedRoundRobin::new(weights.len())),
+        Balance::LeastConn => Box::new(LeastConn::default()),
+        Balance::Random => Box::new(Random),
+        Balance::P2cEwma => Box::new(P2cEwma),
+        Balance::Hash => Box::new(HashSelector::new(seeds.to_vec())),
     }
-    h
 }
 
-struct TempRoundRobin(std::sync::atomic::AtomicUsize);
-impl Selector for TempRoundRobin {
-    fn select(
-        &self,
-        m: &dyn MemberSet,
-        _: &SelectContext,
-        e: &dyn Fn(usize) -> bool,
-    ) -> Option<usize> {
-        let n = m.len();
-        let start = self.0.fetch_add(1, Ordering::Relaxed);
-        (0..n).map(|k| (start + k) % n).find(|i| e(*i))
+/// A plain member set (weights and loads), for tests and benchmarks.
+#[derive(Debug, Default)]
+pub struct StaticMembers {
+    pub weights: Vec<u32>,
+    pub loads: Vec<LoadStats>,
+}
+
+impl StaticMembers {
+    /// `n` members with these weights and no load.
+    pub fn with_weights(weights: Vec<u32>) -> Self {
+        let loads = weights.iter().map(|_| LoadStats::default()).collect();
+        StaticMembers { weights, loads }
+    }
+}
+
+impl MemberSet for StaticMembers {
+    fn len(&self) -> usize {
+        self.weights.len()
+    }
+    fn weight(&self, i: usize) -> u32 {
+        self.weights[i]
+    }
+    fn load(&self, i: usize) -> &LoadStats {
+        &self.loads[i]
     }
 }

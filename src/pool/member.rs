@@ -2,9 +2,11 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use crate::balance::LoadStats;
+use crate::health::Ejection;
 
 /// A member's state as the admin API shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -52,9 +54,28 @@ pub struct MemberStats {
     pub requests: AtomicU64,
     /// Connection failures, timeouts and 502/503/504 from this member.
     pub failures: AtomicU64,
-    /// Consecutive connection failures (reset by a success).
+    /// Consecutive connection failures (reset by a success or a return from ejection).
     pub consecutive_failures: AtomicU32,
+    /// Active health checks passed (`drover_health_checks_total{result="pass"}`).
+    pub checks_passed: AtomicU64,
+    /// Active health checks failed (`drover_health_checks_total{result="fail"}`).
+    pub checks_failed: AtomicU64,
+    /// Consecutive failed health checks (reset by a pass).
+    pub check_failures: AtomicU32,
+    /// Passive ejections so far (`drover_backend_ejections_total`).
+    pub ejections: AtomicU64,
+    /// The latest health check (written by the health task, read by the API).
+    last_check: Mutex<Option<LastCheck>>,
     codes: Box<[AtomicU64]>,
+}
+
+/// The result of a member's latest active health check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastCheck {
+    pub pass: bool,
+    /// `status 200`, `connection refused`, `timed out after 1s`, ...
+    pub detail: String,
+    pub at: SystemTime,
 }
 
 impl Default for MemberStats {
@@ -64,6 +85,11 @@ impl Default for MemberStats {
             requests: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             consecutive_failures: AtomicU32::new(0),
+            checks_passed: AtomicU64::new(0),
+            checks_failed: AtomicU64::new(0),
+            check_failures: AtomicU32::new(0),
+            ejections: AtomicU64::new(0),
+            last_check: Mutex::new(None),
             codes: (0..CODES).map(|_| AtomicU64::new(0)).collect(),
         }
     }
@@ -81,10 +107,36 @@ impl MemberStats {
         }
     }
 
-    /// Counts one failure of the connection to this member.
-    pub fn count_failure(&self) {
+    /// Counts one failure of the connection to this member; returns the
+    /// consecutive failures including this one.
+    pub fn count_failure(&self) -> u32 {
         self.failures.fetch_add(1, Ordering::Relaxed);
-        self.consecutive_failures.fetch_add(1, Ordering::Relaxed);
+        self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Records one active health check.
+    pub fn record_check(&self, pass: bool, detail: String) {
+        if pass {
+            self.checks_passed.fetch_add(1, Ordering::Relaxed);
+            self.check_failures.store(0, Ordering::Relaxed);
+        } else {
+            self.checks_failed.fetch_add(1, Ordering::Relaxed);
+            self.check_failures.fetch_add(1, Ordering::Relaxed);
+        }
+        let rec = LastCheck {
+            pass,
+            detail,
+            at: SystemTime::now(),
+        };
+        *self.last_check.lock().unwrap_or_else(|e| e.into_inner()) = Some(rec);
+    }
+
+    /// The latest health check, if any ran.
+    pub fn last_check(&self) -> Option<LastCheck> {
+        self.last_check
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Non-zero per-status counters as `(code, count)`.
@@ -112,4 +164,6 @@ pub struct Member {
     /// Why the member is in its state (last transition's reason).
     pub reason: String,
     pub stats: Arc<MemberStats>,
+    /// Passive ejection: until when (while `Ejected`) and the back-off history.
+    pub ejection: Ejection,
 }

@@ -5,16 +5,22 @@
 //! [`Pool::apply`] with a typed [`PoolCommand`], which builds the new snapshot —
 //! members and their state together — and swaps it in.
 
+mod budget;
 mod member;
 mod metrics;
+mod queue;
 
-pub use member::{Member, MemberState, MemberStats};
+pub use budget::{RetryBudget, Window as BudgetWindow};
+pub use member::{LastCheck, Member, MemberState, MemberStats};
 pub use metrics::{Histogram, PoolMetrics, BUCKETS};
+pub use queue::{QueueError, WaitQueue};
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use arc_swap::{ArcSwap, Guard};
+use tokio::sync::Notify;
 
 use crate::balance::{self, LoadStats, MemberSet, Selector};
 use crate::config::{BackendConfig, PoolConfig};
@@ -41,7 +47,11 @@ impl MemberSet for PoolSnapshot {
 impl PoolSnapshot {
     fn build(config: Arc<PoolConfig>, members: Vec<Member>) -> PoolSnapshot {
         let weights: Vec<u32> = members.iter().map(|m| m.weight).collect();
-        let selector = balance::build(config.balance, &weights);
+        let seeds: Vec<u64> = members
+            .iter()
+            .map(|m| balance::hash_key_bytes(m.address.to_string().as_bytes()))
+            .collect();
+        let selector = balance::build(config.balance, &weights, &seeds);
         PoolSnapshot {
             config,
             members,
@@ -76,6 +86,22 @@ pub enum PoolCommand {
         state: MemberState,
         reason: String,
     },
+    /// Set a member's state only if it is in one of `from` now (health
+    /// transitions, so they never override e.g. `draining` set meanwhile).
+    Transition {
+        address: SocketAddr,
+        from: Vec<MemberState>,
+        to: MemberState,
+        reason: String,
+    },
+    /// Passive ejection of a healthy member for `eject_for` (doubled on a
+    /// quick relapse, see [`crate::health::passive`]); refused when it would
+    /// take out more than half of the members.
+    Eject {
+        address: SocketAddr,
+        eject_for: Duration,
+        reason: String,
+    },
 }
 
 /// Why a command could not be applied.
@@ -83,6 +109,18 @@ pub enum PoolCommand {
 pub enum PoolError {
     #[error("pool {pool} has no member {address}")]
     NoSuchMember { pool: String, address: SocketAddr },
+    #[error("member {address} of pool {pool} is {state}; not changed")]
+    StateChanged {
+        pool: String,
+        address: SocketAddr,
+        state: &'static str,
+    },
+    #[error("member {address} of pool {pool} not ejected: {why}")]
+    EjectRefused {
+        pool: String,
+        address: SocketAddr,
+        why: String,
+    },
 }
 
 /// A pool: its current snapshot and the single path that changes it.
@@ -90,6 +128,12 @@ pub struct Pool {
     pub name: String,
     /// Counters kept across snapshots and reloads.
     pub metrics: PoolMetrics,
+    /// Retries allowed per 10 s window (see [`RetryBudget`]).
+    pub budget: RetryBudget,
+    /// Requests waiting for a member below `max_connections_per_backend`.
+    pub queue: WaitQueue,
+    /// Notified on every snapshot swap (the health task waits on it).
+    pub changed: Notify,
     snapshot: ArcSwap<PoolSnapshot>,
     write: Mutex<()>,
 }
@@ -103,6 +147,9 @@ impl Pool {
         Pool {
             name: config.name.clone(),
             metrics: PoolMetrics::default(),
+            budget: RetryBudget::default(),
+            queue: WaitQueue::default(),
+            changed: Notify::new(),
             snapshot: ArcSwap::from_pointee(PoolSnapshot::build(config, members)),
             write: Mutex::new(()),
         }
@@ -116,6 +163,12 @@ impl Pool {
     /// The current snapshot as an owned `Arc`.
     pub fn snapshot_arc(&self) -> Arc<PoolSnapshot> {
         self.snapshot.load_full()
+    }
+
+    /// Ends one in-flight request on a member and wakes a queued request.
+    pub fn end_request(&self, stats: &MemberStats) {
+        stats.load.end();
+        self.queue.release();
     }
 
     fn initial_state(config: &PoolConfig) -> (MemberState, &'static str) {
@@ -147,6 +200,7 @@ impl Pool {
                         state,
                         reason: reason.to_string(),
                         stats: Arc::new(MemberStats::default()),
+                        ejection: Default::default(),
                     },
                 },
             )
@@ -181,6 +235,7 @@ impl Pool {
                     state,
                     reason: "added".to_string(),
                     stats: Arc::new(MemberStats::default()),
+                    ejection: Default::default(),
                 }),
             },
             PoolCommand::Remove { address } => {
@@ -195,17 +250,65 @@ impl Pool {
                 state,
                 reason,
             } => {
-                let m = members
-                    .iter_mut()
-                    .find(|m| m.address == address)
+                let m = self.member_mut(&mut members, address)?;
+                set_state(m, state, reason);
+            }
+            PoolCommand::Transition {
+                address,
+                from,
+                to,
+                reason,
+            } => {
+                let m = self.member_mut(&mut members, address)?;
+                if !from.contains(&m.state) {
+                    return Err(PoolError::StateChanged {
+                        pool: self.name.clone(),
+                        address,
+                        state: m.state.as_str(),
+                    });
+                }
+                set_state(m, to, reason);
+            }
+            PoolCommand::Eject {
+                address,
+                eject_for,
+                reason,
+            } => {
+                let i = members
+                    .iter()
+                    .position(|m| m.address == address)
                     .ok_or_else(|| self.no_such(address))?;
-                m.state = state;
+                let now = tokio::time::Instant::now();
+                let e =
+                    crate::health::passive::plan(&members, i, eject_for, now).map_err(|why| {
+                        PoolError::EjectRefused {
+                            pool: self.name.clone(),
+                            address,
+                            why,
+                        }
+                    })?;
+                let m = &mut members[i];
+                m.state = MemberState::Ejected;
                 m.reason = reason;
+                m.ejection = e;
             }
         }
         self.snapshot
             .store(Arc::new(PoolSnapshot::build(config, members)));
+        self.changed.notify_one();
+        self.queue.wake_all();
         Ok(())
+    }
+
+    fn member_mut<'m>(
+        &self,
+        members: &'m mut [Member],
+        address: SocketAddr,
+    ) -> Result<&'m mut Member, PoolError> {
+        members
+            .iter_mut()
+            .find(|m| m.address == address)
+            .ok_or_else(|| self.no_such(address))
     }
 
     fn no_such(&self, address: SocketAddr) -> PoolError {
@@ -214,4 +317,14 @@ impl Pool {
             address,
         }
     }
+}
+
+/// Sets a member's state; leaving `ejected` ends the ejection (its history stays
+/// for the back-off of the next one).
+fn set_state(m: &mut Member, state: MemberState, reason: String) {
+    if m.state == MemberState::Ejected && state != MemberState::Ejected {
+        m.ejection = crate::health::passive::returned(m.ejection, tokio::time::Instant::now());
+    }
+    m.state = state;
+    m.reason = reason;
 }

@@ -47,7 +47,10 @@ impl Completion {
 impl Drop for Completion {
     fn drop(&mut self) {
         if let Some(m) = self.member.take() {
-            m.load.end();
+            match &self.pool {
+                Some(p) => p.end_request(&m),
+                None => m.load.end(),
+            }
         }
         if let Some(c) = self.conn.take() {
             c.end();
@@ -151,11 +154,18 @@ impl Body for ProxyBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.project();
         match this.inner.project() {
-            InnerProj::Upstream { body, conn } => match body.poll_frame(cx) {
+            InnerProj::Upstream { mut body, conn } => match body.as_mut().poll_frame(cx) {
                 Poll::Pending => Poll::Pending,
                 Poll::Ready(Some(Ok(frame))) => {
                     if let (Some(d), Some(data)) = (this.done.as_mut(), frame.data_ref()) {
                         d.bytes += data.len() as u64;
+                    }
+                    // The server may not poll again once it sees the end (Content-Length
+                    // reached): hand the connection back now.
+                    if body.is_end_stream() {
+                        if let Some((addr, sender)) = conn.take() {
+                            upstream::put_idle(addr, sender);
+                        }
                     }
                     Poll::Ready(Some(Ok(frame)))
                 }

@@ -21,7 +21,7 @@ use super::upstream::{self, Sender};
 use crate::access_log::{self, AccessRecord};
 use crate::balance::SelectContext;
 use crate::config::{Balance, HashKey};
-use crate::pool::{Member, Pool, PoolSnapshot};
+use crate::pool::{Member, Pool, PoolSnapshot, QueueError};
 
 /// What a connection handler knows about its client.
 #[derive(Debug, Clone, Copy)]
@@ -98,7 +98,7 @@ pub async fn handle(
         .then(|| m.route.path_prefix.clone())
         .flatten();
     let snap = pool.snapshot_arc();
-    Forward::new(&pool, &snap, req, strip.as_deref(), down, request_id, done)
+    Forward::new(&pool, snap, req, strip.as_deref(), down, request_id, done)
         .run()
         .await
 }
@@ -147,16 +147,10 @@ fn hash_of(key: &HashKey, req: &Request<Incoming>, client: SocketAddr) -> Option
 fn upstream_uri(uri: &Uri, strip: Option<&str>) -> Uri {
     let pq = uri.path_and_query().map_or("/", |p| p.as_str());
     match strip {
-        None if uri.scheme().is_none() => {
-            // Already origin form: keep the parsed value as is.
-            let mut parts = uri.clone().into_parts();
-            parts.scheme = None;
-            parts.authority = None;
-            Uri::from_parts(parts).unwrap_or_else(|_| Uri::from_static("/"))
-        }
-        None => PathAndQuery::from_maybe_shared(pq.to_string())
-            .map(Uri::from)
-            .unwrap_or_else(|_| Uri::from_static("/")),
+        None => uri
+            .path_and_query()
+            .cloned()
+            .map_or_else(|| Uri::from_static("/"), Uri::from),
         Some(prefix) => {
             let (path, query) = match pq.split_once('?') {
                 Some((p, q)) => (p, Some(q)),
@@ -215,10 +209,21 @@ enum Attempt {
     TimedOut,
 }
 
+/// What selection found.
+enum Pick {
+    /// This member may take the request.
+    Member(usize),
+    /// Members are routable, but every one is at `max_connections_per_backend`.
+    Busy,
+    /// No member is routable.
+    Nothing,
+}
+
 /// The state of one request across its attempts.
 struct Forward<'a> {
     pool: &'a Arc<Pool>,
-    snap: &'a PoolSnapshot,
+    /// Re-read while the request waits in the queue.
+    snap: Arc<PoolSnapshot>,
     ctx: SelectContext,
     head: Option<Head>,
     body: Option<RequestBody>,
@@ -226,14 +231,17 @@ struct Forward<'a> {
     replayable: bool,
     request_id: HeaderValue,
     done: Completion,
-    tried: Vec<usize>,
+    /// Members tried already (by address: the snapshot may change while queued).
+    tried: Vec<SocketAddr>,
     retries: u32,
+    /// A retry was wanted but the pool's retry budget had no room.
+    over_budget: bool,
 }
 
 impl<'a> Forward<'a> {
     fn new(
         pool: &'a Arc<Pool>,
-        snap: &'a PoolSnapshot,
+        snap: Arc<PoolSnapshot>,
         mut req: Request<Incoming>,
         strip: Option<&str>,
         down: Downstream,
@@ -294,37 +302,102 @@ impl<'a> Forward<'a> {
             done,
             tried: Vec::new(),
             retries: 0,
+            over_budget: false,
         }
     }
 
-    /// Picks a member not tried yet, else any eligible one.
-    fn pick(&self) -> Option<usize> {
-        let cfg = &self.snap.config;
-        let eligible = |i: usize, skip_tried: bool| {
-            let m = &self.snap.members[i];
-            m.state.routable()
-                && !(skip_tried && self.tried.contains(&i))
-                && (cfg.max_connections_per_backend == 0
-                    || m.stats.load.inflight() < u64::from(cfg.max_connections_per_backend))
+    /// Picks a member not tried yet, else any eligible one (below its connection limit).
+    fn pick(&self) -> Pick {
+        let snap = &*self.snap;
+        let limit = u64::from(snap.config.max_connections_per_backend);
+        let routable = |i: usize, skip_tried: bool| {
+            let m = &snap.members[i];
+            m.state.routable() && !(skip_tried && self.tried.contains(&m.address))
         };
-        let sel = &self.snap.selector;
-        sel.select(self.snap, &self.ctx, &|i| eligible(i, true))
-            .or_else(|| {
-                if self.tried.is_empty() {
-                    None
-                } else {
-                    sel.select(self.snap, &self.ctx, &|i| eligible(i, false))
+        let below = |i: usize| limit == 0 || snap.members[i].stats.load.inflight() < limit;
+        let sel = &snap.selector;
+        let pass = |skip_tried: bool| {
+            sel.select(snap, &self.ctx, &|i| routable(i, skip_tried) && below(i))
+        };
+        let found = pass(true).or_else(|| (!self.tried.is_empty()).then(|| pass(false)).flatten());
+        match found {
+            Some(i) => Pick::Member(i),
+            None if (0..snap.members.len()).any(|i| routable(i, false)) => Pick::Busy,
+            None => Pick::Nothing,
+        }
+    }
+
+    /// Picks a member and starts the request on it (its in-flight count taken);
+    /// `None` = every routable member is at its limit; `Err` = none is routable.
+    fn take(&self) -> Result<Option<usize>, String> {
+        let limit = u64::from(self.snap.config.max_connections_per_backend);
+        // Another thread may take the last slot between look and take: look again.
+        for _ in 0..8 {
+            match self.pick() {
+                Pick::Member(i) => {
+                    if self.snap.members[i].stats.load.try_begin_raw(limit) {
+                        return Ok(Some(i));
+                    }
                 }
+                Pick::Busy => return Ok(None),
+                Pick::Nothing => {
+                    return Err(format!(
+                        "no healthy member available in pool {}",
+                        self.pool.name
+                    ))
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// A member for the next attempt; waits in the pool's queue (FIFO, up to
+    /// `queue_timeout`, at most `max_queue` waiting) while all are at their limit.
+    async fn acquire(&mut self) -> Result<usize, String> {
+        if let Some(i) = self.take()? {
+            return Ok(i);
+        }
+        let pool = self.pool;
+        let (max, timeout) = (self.snap.config.max_queue, self.snap.config.queue_timeout);
+        let waited = pool
+            .queue
+            .wait(max, timeout, || {
+                self.snap = pool.snapshot_arc();
+                self.take().transpose()
             })
+            .await;
+        match waited {
+            Ok(r) => r,
+            Err(QueueError::Full(n)) => Err(format!(
+                "every member of pool {} is at max_connections_per_backend and the queue is full ({n} waiting)",
+                pool.name
+            )),
+            Err(QueueError::TimedOut(t)) => Err(format!(
+                "no member of pool {} was free within queue_timeout ({t:?})",
+                pool.name
+            )),
+        }
     }
 
     fn fail(self, status: StatusCode, why: &str) -> Response<ProxyBody> {
-        local_done(status, why, &self.request_id, self.done, self.retries)
+        let why = if self.over_budget {
+            format!(
+                "{why} (not retried: retry budget of pool {} exhausted)",
+                self.pool.name
+            )
+        } else {
+            why.to_string()
+        };
+        local_done(status, &why, &self.request_id, self.done, self.retries)
     }
 
-    /// Whether another attempt is allowed; counts it.
+    /// Whether another attempt is allowed (by `retries` and the pool's retry budget); counts it.
     fn retry(&mut self) -> bool {
         if self.retries >= self.snap.config.retries {
+            return false;
+        }
+        if !self.pool.budget.try_retry() {
+            self.over_budget = true;
             return false;
         }
         self.retries += 1;
@@ -332,15 +405,25 @@ impl<'a> Forward<'a> {
         true
     }
 
+    /// Books a failure of the connection to `member`: ends its in-flight
+    /// request, counts it, and lets passive ejection judge it.
+    fn failed(&mut self, member: &Member, why: &str) {
+        self.pool.end_request(&member.stats);
+        self.tried.push(member.address);
+        let n = member.stats.count_failure();
+        crate::health::passive::on_failure(self.pool, member, n, why);
+    }
+
     async fn run(mut self) -> Response<ProxyBody> {
+        self.pool.budget.request();
         loop {
-            let Some(idx) = self.pick() else {
-                let why = format!("no healthy member available in pool {}", self.pool.name);
-                return self.fail(StatusCode::SERVICE_UNAVAILABLE, &why);
+            let idx = match self.acquire().await {
+                Ok(i) => i,
+                Err(why) => return self.fail(StatusCode::SERVICE_UNAVAILABLE, &why),
             };
-            let member = &self.snap.members[idx];
+            let snap = self.snap.clone();
+            let member = &snap.members[idx];
             let addr = member.address;
-            member.stats.load.begin_raw();
             let t0 = Instant::now();
             let attempt = self.attempt(member).await;
             match attempt {
@@ -348,7 +431,9 @@ impl<'a> Forward<'a> {
                     let code = resp.status().as_u16();
                     member.stats.count_status(code);
                     if matches!(code, 502..=504) {
-                        member.stats.count_failure();
+                        let n = member.stats.count_failure();
+                        let why = format!("status {code} from the backend");
+                        crate::health::passive::on_failure(self.pool, member, n, &why);
                     } else {
                         member
                             .stats
@@ -356,8 +441,8 @@ impl<'a> Forward<'a> {
                             .store(0, Ordering::Relaxed);
                     }
                     if matches!(code, 502 | 503) && self.replayable && self.retry() {
-                        member.stats.load.end();
-                        self.tried.push(idx);
+                        self.pool.end_request(&member.stats);
+                        self.tried.push(addr);
                         // Put the empty body back for the replay.
                         self.body = Some(RequestBody::Empty);
                         continue;
@@ -366,9 +451,7 @@ impl<'a> Forward<'a> {
                     return self.respond(resp, sender, member);
                 }
                 Attempt::NotSent(req, why) => {
-                    member.stats.load.end();
-                    member.stats.count_failure();
-                    self.tried.push(idx);
+                    self.failed(member, &why);
                     tracing::warn!(pool = %self.pool.name, backend = %addr, reason = %why, "backend connect failed");
                     let (head, body) = Head::from_request(req);
                     self.head = Some(head);
@@ -378,9 +461,7 @@ impl<'a> Forward<'a> {
                     }
                 }
                 Attempt::Sent(why) => {
-                    member.stats.load.end();
-                    member.stats.count_failure();
-                    self.tried.push(idx);
+                    self.failed(member, &why);
                     tracing::warn!(pool = %self.pool.name, backend = %addr, reason = %why, "backend request failed");
                     if !(self.replayable && self.retry()) {
                         return self.fail(StatusCode::BAD_GATEWAY, &why);
@@ -388,12 +469,11 @@ impl<'a> Forward<'a> {
                     self.body = Some(RequestBody::Empty);
                 }
                 Attempt::TimedOut => {
-                    member.stats.load.end();
-                    member.stats.count_failure();
                     let why = format!(
                         "backend {addr} did not answer within {:?}",
                         self.snap.config.request_timeout
                     );
+                    self.failed(member, &why);
                     tracing::warn!(pool = %self.pool.name, backend = %addr, reason = %why, "backend timed out");
                     return self.fail(StatusCode::GATEWAY_TIMEOUT, &why);
                 }

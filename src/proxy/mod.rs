@@ -7,5 +7,6 @@ pub mod headers;
 pub mod request_id;
 pub mod router;
 pub mod server;
+pub mod tls;
 pub mod upgrade;
 pub mod upstream;

@@ -19,6 +19,7 @@ use hyper_util::server::conn::auto;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 
 use super::forward::{self, Downstream};
 use super::router::Router;
@@ -117,6 +118,8 @@ impl ConnActivity {
 pub struct Workers {
     /// The addresses actually bound (port 0 resolved).
     pub addrs: Vec<SocketAddr>,
+    /// The TLS addresses actually bound.
+    pub tls_addrs: Vec<SocketAddr>,
     shutdown: watch::Sender<bool>,
     threads: Vec<std::thread::JoinHandle<()>>,
     open: Arc<AtomicUsize>,
@@ -128,10 +131,21 @@ impl Workers {
         shared: Arc<Shared>,
         server: &ServerConfig,
         workers: usize,
-        proto: &'static str,
     ) -> anyhow::Result<Workers> {
         let workers = workers.max(1);
-        let (addrs, listeners) = bind_all(&server.listen, workers)?;
+        let (addrs, mut listeners) = bind_all(&server.listen, workers)?;
+        let plain = server.listen.len();
+        let (tls_addrs, acceptor) = match &server.tls {
+            Some(tls) => {
+                let acceptor = super::tls::acceptor(tls)?;
+                let (bound, per_worker) = bind_all(&tls.listen, workers)?;
+                for (w, extra) in listeners.iter_mut().zip(per_worker) {
+                    w.extend(extra);
+                }
+                (bound, Some(acceptor))
+            }
+            None => (Vec::new(), None),
+        };
         let (tx, rx) = watch::channel(false);
         let open = Arc::new(AtomicUsize::new(0));
         let mut threads = Vec::new();
@@ -140,14 +154,16 @@ impl Workers {
             let rx = rx.clone();
             let server = server.clone();
             let open = open.clone();
+            let acceptor = acceptor.clone();
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("drover-worker-{i}"))
-                    .spawn(move || worker(ls, shared, rx, server, proto, open))?,
+                    .spawn(move || worker(ls, plain, acceptor, shared, rx, server, open))?,
             );
         }
         Ok(Workers {
             addrs,
+            tls_addrs,
             shutdown: tx,
             threads,
             open,
@@ -169,12 +185,14 @@ impl Workers {
     }
 }
 
+/// One worker thread: the first `plain` listeners serve HTTP, the rest TLS.
 fn worker(
     listeners: Vec<std::net::TcpListener>,
+    plain: usize,
+    acceptor: Option<TlsAcceptor>,
     shared: Arc<Shared>,
     shutdown: watch::Receiver<bool>,
     server: ServerConfig,
-    proto: &'static str,
     open: Arc<AtomicUsize>,
 ) {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -191,8 +209,9 @@ fn worker(
             .keep_alive(true);
         let builder = Arc::new(builder);
         let mut accepts = Vec::new();
-        for l in listeners {
+        for (i, l) in listeners.into_iter().enumerate() {
             let l = TcpListener::from_std(l).expect("listener into tokio");
+            let tls = if i < plain { None } else { acceptor.clone() };
             let (builder, shared, shutdown, server, open) = (
                 builder.clone(),
                 shared.clone(),
@@ -201,7 +220,7 @@ fn worker(
                 open.clone(),
             );
             accepts.push(tokio::spawn(accept_loop(
-                l, builder, shared, shutdown, server, proto, open,
+                l, tls, builder, shared, shutdown, server, open,
             )));
         }
         for a in accepts {
@@ -219,11 +238,11 @@ fn worker(
 
 async fn accept_loop(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     builder: Arc<auto::Builder<TokioExecutor>>,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
     server: ServerConfig,
-    proto: &'static str,
     open: Arc<AtomicUsize>,
 ) {
     loop {
@@ -246,33 +265,44 @@ async fn accept_loop(
             shutdown.clone(),
             open.clone(),
         );
-        let idle_timeout = server.idle_timeout;
+        let idle = server.idle_timeout;
+        let handshake_timeout = server.header_read_timeout;
+        let tls = tls.clone();
         open.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
-            serve_connection(
-                stream,
-                client,
-                builder,
-                shared,
-                shutdown,
-                idle_timeout,
-                proto,
-            )
-            .await;
+            match tls {
+                None => {
+                    serve_connection(stream, client, builder, shared, shutdown, idle, "http").await
+                }
+                Some(acceptor) => {
+                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(s)) => {
+                            serve_connection(s, client, builder, shared, shutdown, idle, "https")
+                                .await
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(client = %client, error = %e, "TLS handshake failed")
+                        }
+                        Err(_) => tracing::debug!(client = %client, "TLS handshake timed out"),
+                    }
+                }
+            }
             open.fetch_sub(1, Ordering::Relaxed);
         });
     }
 }
 
-async fn serve_connection(
-    stream: tokio::net::TcpStream,
+async fn serve_connection<I>(
+    stream: I,
     client: SocketAddr,
     builder: Arc<auto::Builder<TokioExecutor>>,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
     idle_timeout: Duration,
     proto: &'static str,
-) {
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let activity = Arc::new(ConnActivity::new());
     let down = Downstream { client, proto };
     let act = activity.clone();

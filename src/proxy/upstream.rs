@@ -31,6 +31,9 @@ struct Idle {
     since: Instant,
 }
 
+/// Upstream connections opened since start (`drover_upstream_connects_total`).
+pub static CONNECTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 thread_local! {
     static IDLE: RefCell<HashMap<SocketAddr, Vec<Idle>>> = RefCell::new(HashMap::new());
 }
@@ -56,13 +59,15 @@ impl std::fmt::Display for ConnectError {
     }
 }
 
-/// Takes an idle, ready connection to `addr` from this thread's pool.
+/// Takes an idle connection to `addr` from this thread's pool (newest first),
+/// skipping closed and stale ones. It may still be finishing its previous
+/// exchange: [`checkout`] waits for it to be ready.
 pub fn take_idle(addr: SocketAddr) -> Option<Sender> {
     IDLE.with(|idle| {
         let mut idle = idle.borrow_mut();
         let list = idle.get_mut(&addr)?;
         while let Some(c) = list.pop() {
-            if c.sender.is_ready() && c.since.elapsed() < IDLE_REUSE_LIMIT {
+            if !c.sender.is_closed() && c.since.elapsed() < IDLE_REUSE_LIMIT {
                 return Some(c.sender);
             }
         }
@@ -95,6 +100,7 @@ pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Sender, Conn
         Ok(Ok(s)) => s,
     };
     let _ = stream.set_nodelay(true);
+    CONNECTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let (sender, conn) = http1::Builder::new()
         .handshake(TokioIo::new(stream))
         .await
@@ -107,10 +113,13 @@ pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Sender, Conn
     Ok(sender)
 }
 
-/// An idle connection if one is ready, else a new one.
+/// An idle connection if one is (or becomes) ready, else a new one.
+/// The flag says whether the connection was reused.
 pub async fn checkout(addr: SocketAddr, timeout: Duration) -> Result<(Sender, bool), ConnectError> {
-    if let Some(s) = take_idle(addr) {
-        return Ok((s, true));
+    while let Some(mut s) = take_idle(addr) {
+        if s.is_ready() || s.ready().await.is_ok() {
+            return Ok((s, true));
+        }
     }
     connect(addr, timeout).await.map(|s| (s, false))
 }

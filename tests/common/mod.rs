@@ -8,6 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod docker;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_drover");
 
 /// Lines a child wrote, shared with a reader thread.

@@ -1,0 +1,52 @@
+//! `weighted_round_robin`: smooth weighted round robin, as nginx does it.
+
+use std::sync::Mutex;
+
+use super::{MemberSet, SelectContext, Selector};
+
+/// Each pick adds every eligible member's weight to its current weight, takes
+/// the largest, and subtracts the round's total from it: weights 5,1,1 give
+/// a a b a c a a. The mutex is held only for this arithmetic.
+#[derive(Debug)]
+pub struct WeightedRoundRobin {
+    current: Mutex<Vec<i64>>,
+}
+
+impl WeightedRoundRobin {
+    /// For `n` members.
+    pub fn new(n: usize) -> Self {
+        WeightedRoundRobin {
+            current: Mutex::new(vec![0; n]),
+        }
+    }
+}
+
+impl Selector for WeightedRoundRobin {
+    fn select(
+        &self,
+        members: &dyn MemberSet,
+        _ctx: &SelectContext,
+        eligible: &dyn Fn(usize) -> bool,
+    ) -> Option<usize> {
+        let mut cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        if cur.len() != members.len() {
+            cur.resize(members.len(), 0);
+        }
+        let mut total = 0i64;
+        let mut best: Option<usize> = None;
+        for i in 0..members.len() {
+            if !eligible(i) {
+                continue;
+            }
+            let w = i64::from(members.weight(i).max(1));
+            cur[i] += w;
+            total += w;
+            if best.is_none_or(|b| cur[i] > cur[b]) {
+                best = Some(i);
+            }
+        }
+        let b = best?;
+        cur[b] -= total;
+        Some(b)
+    }
+}

@@ -1,0 +1,75 @@
+//! Fault tolerance: active health checks, the pure rise/fall counter, and
+//! passive ejection (outlier detection from live traffic).
+//!
+//! Health state is the member's state in the pool snapshot — changed only
+//! through [`crate::pool::Pool::apply`], swapped together with membership.
+//! One task per pool ([`checker::run`]) probes the members and returns
+//! ejected ones to rotation; the [`Supervisor`] starts and stops those tasks
+//! as reloads add and remove pools.
+
+pub mod checker;
+pub mod counter;
+pub mod passive;
+pub mod probe;
+
+pub use counter::{Flip, RiseFall};
+pub use passive::Ejection;
+pub use probe::{probe, ProbeResult};
+
+use std::sync::{Arc, Mutex};
+
+use tokio::runtime::Handle;
+use tokio::task::AbortHandle;
+
+use crate::pool::Pool;
+use crate::proxy::router::Router;
+
+/// Owns the per-pool health tasks (on the runtime it was created in).
+pub struct Supervisor {
+    runtime: Handle,
+    tasks: Mutex<Vec<(Arc<Pool>, AbortHandle)>>,
+}
+
+impl Supervisor {
+    /// A supervisor spawning its tasks on `runtime`.
+    pub fn new(runtime: Handle) -> Supervisor {
+        Supervisor {
+            runtime,
+            tasks: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Starts a health task for every pool of `router` that has none, and
+    /// stops the tasks of pools that are gone (call after every router swap).
+    pub fn sync(&self, router: &Router) {
+        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        tasks.retain(|(pool, task)| {
+            let kept = router.pools.values().any(|p| Arc::ptr_eq(p, pool));
+            if !kept {
+                task.abort();
+            }
+            kept
+        });
+        for pool in router.pools.values() {
+            if !tasks.iter().any(|(p, _)| Arc::ptr_eq(p, pool)) {
+                let task = self.runtime.spawn(checker::run(pool.clone()));
+                tasks.push((pool.clone(), task.abort_handle()));
+            }
+        }
+    }
+
+    /// Pools with a running health task.
+    pub fn pools(&self) -> Vec<String> {
+        let tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        tasks.iter().map(|(p, _)| p.name.clone()).collect()
+    }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        let tasks = self.tasks.get_mut().unwrap_or_else(|e| e.into_inner());
+        for (_, t) in tasks.drain(..) {
+            t.abort();
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! One active health check of one member: an HTTP `GET path` (or, without a
+//! path, a TCP connect), bounded by the check's `timeout`.
+
+use std::net::SocketAddr;
+
+use http::header::{HeaderName, HeaderValue, CONNECTION, HOST, USER_AGENT};
+use http::{Method, Request};
+
+use crate::config::HealthConfig;
+use crate::proxy::body::RequestBody;
+use crate::proxy::upstream::{self, ConnectError};
+
+/// `User-Agent` of probes (unless `headers` sets one).
+pub const PROBE_USER_AGENT: &str = "drover-health-check";
+
+/// What one check found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeResult {
+    pub pass: bool,
+    /// Short words for events and the API: `status 200`, `connection refused`,
+    /// `timed out after 1s`, `status 503 (expected 200-399)`.
+    pub detail: String,
+}
+
+impl ProbeResult {
+    fn fail(detail: impl Into<String>) -> ProbeResult {
+        ProbeResult {
+            pass: false,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Checks `addr` once as `cfg` says. The whole check (connect, request,
+/// response head) must finish within `cfg.timeout`.
+pub async fn probe(addr: SocketAddr, cfg: &HealthConfig) -> ProbeResult {
+    let check = async {
+        match &cfg.path {
+            None => tcp(addr).await,
+            Some(path) => http(addr, path, cfg).await,
+        }
+    };
+    match tokio::time::timeout(cfg.timeout, check).await {
+        Ok(r) => r,
+        Err(_) => ProbeResult::fail(format!("timed out after {:?}", cfg.timeout)),
+    }
+}
+
+async fn tcp(addr: SocketAddr) -> ProbeResult {
+    match tokio::net::TcpStream::connect(addr).await {
+        Ok(_) => ProbeResult {
+            pass: true,
+            detail: "connected".to_string(),
+        },
+        Err(e) => ProbeResult::fail(ConnectError::Io(e).to_string()),
+    }
+}
+
+/// The probe request: `GET path` with `Host` (from `headers` or the member
+/// address), `Connection: close`, a `User-Agent`, and the configured headers.
+fn request(
+    addr: SocketAddr,
+    path: &str,
+    cfg: &HealthConfig,
+) -> Result<Request<RequestBody>, String> {
+    let mut req = Request::new(RequestBody::Empty);
+    *req.method_mut() = Method::GET;
+    *req.uri_mut() = path
+        .parse()
+        .map_err(|e| format!("bad path {path:?}: {e}"))?;
+    let h = req.headers_mut();
+    h.insert(
+        HOST,
+        HeaderValue::from_str(&addr.to_string()).map_err(|e| e.to_string())?,
+    );
+    h.insert(USER_AGENT, HeaderValue::from_static(PROBE_USER_AGENT));
+    h.insert(CONNECTION, HeaderValue::from_static("close"));
+    for (name, value) in &cfg.headers {
+        let name =
+            HeaderName::from_bytes(name.as_bytes()).map_err(|e| format!("header {name}: {e}"))?;
+        let value = HeaderValue::from_str(value).map_err(|e| format!("header {name}: {e}"))?;
+        h.insert(name, value);
+    }
+    Ok(req)
+}
+
+async fn http(addr: SocketAddr, path: &str, cfg: &HealthConfig) -> ProbeResult {
+    let req = match request(addr, path, cfg) {
+        Ok(r) => r,
+        Err(e) => return ProbeResult::fail(e),
+    };
+    // The outer timeout bounds the connect too.
+    let mut sender = match upstream::connect(addr, cfg.timeout).await {
+        Ok(s) => s,
+        Err(e) => return ProbeResult::fail(e.to_string()),
+    };
+    match sender.send_request(req).await {
+        Ok(resp) => {
+            let code = resp.status().as_u16();
+            if cfg.expect_status.contains(code) {
+                ProbeResult {
+                    pass: true,
+                    detail: format!("status {code}"),
+                }
+            } else {
+                ProbeResult::fail(format!("status {code} (expected {})", ranges(cfg)))
+            }
+        }
+        Err(e) => ProbeResult::fail(format!("request failed: {e}")),
+    }
+}
+
+fn ranges(cfg: &HealthConfig) -> String {
+    cfg.expect_status
+        .0
+        .iter()
+        .map(|(lo, hi)| {
+            if lo == hi {
+                lo.to_string()
+            } else {
+                format!("{lo}-{hi}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::StatusRanges;
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn cfg(path: Option<&str>) -> HealthConfig {
+        HealthConfig {
+            path: path.map(str::to_string),
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_millis(500),
+            rise: 1,
+            fall: 1,
+            expect_status: StatusRanges(vec![(200, 299), (418, 418)]),
+            initial_healthy: false,
+            headers: vec![
+                ("Host".into(), "app.internal".into()),
+                ("X-Probe".into(), "1".into()),
+            ],
+        }
+    }
+
+    /// A one-shot server answering `status`; returns its address and the request head it saw.
+    async fn server(status: u16) -> (SocketAddr, tokio::task::JoinHandle<String>) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let mut head = Vec::new();
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = s.read(&mut buf).await.unwrap();
+                head.extend_from_slice(&buf[..n]);
+            }
+            let resp = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\n\r\n");
+            s.write_all(resp.as_bytes()).await.unwrap();
+            String::from_utf8_lossy(&head).into_owned()
+        });
+        (addr, task)
+    }
+
+    #[tokio::test]
+    async fn http_check_sends_host_and_headers_and_judges_the_status() {
+        let (addr, seen) = server(418).await;
+        let r = probe(addr, &cfg(Some("/healthz?full=1"))).await;
+        assert_eq!(
+            r,
+            ProbeResult {
+                pass: true,
+                detail: "status 418".into()
+            }
+        );
+        let head = seen.await.unwrap().to_ascii_lowercase();
+        assert!(
+            head.starts_with("get /healthz?full=1 http/1.1\r\n"),
+            "{head}"
+        );
+        assert!(head.contains("host: app.internal\r\n"), "{head}");
+        assert!(head.contains("x-probe: 1\r\n"), "{head}");
+
+        let (addr, _) = server(503).await;
+        let r = probe(addr, &cfg(Some("/health"))).await;
+        assert!(!r.pass);
+        assert_eq!(r.detail, "status 503 (expected 200-299,418)");
+    }
+
+    #[tokio::test]
+    async fn host_defaults_to_the_member_address() {
+        let (addr, seen) = server(200).await;
+        let mut c = cfg(Some("/health"));
+        c.headers.clear();
+        assert!(probe(addr, &c).await.pass);
+        let head = seen.await.unwrap().to_ascii_lowercase();
+        assert!(head.contains(&format!("host: {addr}\r\n")), "{head}");
+    }
+
+    #[tokio::test]
+    async fn refused_and_silent_members_fail() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let dead = l.local_addr().unwrap();
+        drop(l);
+        let r = probe(dead, &cfg(None)).await;
+        assert_eq!(r, ProbeResult::fail("connection refused"));
+
+        // Accepts (the kernel backlog does) but never answers.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let r = probe(silent.local_addr().unwrap(), &cfg(Some("/health"))).await;
+        assert_eq!(r, ProbeResult::fail("timed out after 500ms"));
+        // A TCP check passes on the same socket.
+        assert!(probe(silent.local_addr().unwrap(), &cfg(None)).await.pass);
+    }
+}

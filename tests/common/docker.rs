@@ -1,0 +1,83 @@
+//! Docker helpers for tests: engine check (skip loudly, or fail when
+//! `DROVER_REQUIRE_DOCKER=1`), the test image, and containers removed by id on drop.
+
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// Whether Docker tests can run here. Without an engine: skips with one loud
+/// line, or panics when `DROVER_REQUIRE_DOCKER=1` (CI).
+pub fn available(test: &str) -> bool {
+    let ok = Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
+        if std::env::var("DROVER_REQUIRE_DOCKER").as_deref() == Ok("1") {
+            panic!("{test}: Docker engine not reachable and DROVER_REQUIRE_DOCKER=1");
+        }
+        eprintln!("!!! SKIPPED {test}: no Docker engine reachable (set DROVER_REQUIRE_DOCKER=1 to make this fail)");
+    }
+    ok
+}
+
+/// The test image built from this build's drover binary (once per test binary).
+pub fn image() -> &'static str {
+    static IMAGE: OnceLock<String> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        let tag = format!("drover-backend:test-{}", std::process::id());
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/build-test-image.sh");
+        let out = Command::new("bash")
+            .args([script, super::BIN, &tag])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "image build failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        tag
+    })
+}
+
+/// `docker ARGS`, asserting success; returns trimmed stdout.
+pub fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A container this test started; removed (by id) on drop.
+pub struct Container {
+    pub id: String,
+}
+
+impl Container {
+    /// `docker run -d ARGS... IMAGE`.
+    pub fn run(args: &[&str]) -> Container {
+        let mut all = vec!["run", "-d"];
+        all.extend_from_slice(args);
+        all.push(image());
+        Container { id: docker(&all) }
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["rm", "-f", &self.id]).output();
+    }
+}
+
+/// Removes this test binary's image on drop (declare it first in a test so it drops last).
+pub struct ImageCleanup;
+
+impl Drop for ImageCleanup {
+    fn drop(&mut self) {
+        let tag = format!("drover-backend:test-{}", std::process::id());
+        let _ = Command::new("docker").args(["rmi", "-f", &tag]).output();
+    }
+}
