@@ -1,4 +1,5 @@
-//! The access log: one JSON line per request on stdout.
+//! The access log: one line per request on stdout, JSON (default) or a
+//! compact text format ([`set_text`], for `--log-format pretty` / a terminal).
 //!
 //! Records are handed to a writer thread through a bounded channel
 //! ([`CAPACITY`]); the request path never blocks on it, and records that do
@@ -17,6 +18,7 @@ pub const CAPACITY: usize = 16384;
 static SENDER: OnceLock<SyncSender<AccessRecord>> = OnceLock::new();
 static ENABLED: AtomicBool = AtomicBool::new(false);
 static DROPPED: AtomicU64 = AtomicU64::new(0);
+static TEXT: AtomicBool = AtomicBool::new(false);
 
 /// One finished request.
 #[derive(Debug, Clone)]
@@ -42,6 +44,40 @@ impl AccessRecord {
             if let Err(TrySendError::Full(_)) = tx.try_send(self) {
                 DROPPED.fetch_add(1, Ordering::Relaxed);
             }
+        }
+    }
+
+    /// The compact text line (without newline):
+    /// `2026-11-28T15:04:05.123Z 127.0.0.1 "GET /x" 200 1234B 1.5ms app->127.0.0.1:8001 retries=0 id=...`
+    pub fn to_text(&self) -> String {
+        let backend = self
+            .backend
+            .map_or_else(|| "-".to_string(), |b| b.to_string());
+        let pool = if self.pool.is_empty() {
+            "-"
+        } else {
+            &self.pool
+        };
+        format!(
+            "{} {} \"{} {}\" {} {}B {:.1}ms {pool}->{backend} retries={} id={}",
+            rfc3339(self.ts),
+            self.client,
+            self.method,
+            self.path.escape_debug(),
+            self.status,
+            self.bytes,
+            self.duration.as_secs_f64() * 1e3,
+            self.retries,
+            self.request_id
+        )
+    }
+
+    /// The line in the configured format.
+    fn line(&self) -> String {
+        if TEXT.load(Ordering::Relaxed) {
+            self.to_text()
+        } else {
+            self.to_json()
         }
     }
 
@@ -83,6 +119,11 @@ pub fn set_enabled(on: bool) {
     ENABLED.store(on, Ordering::Relaxed);
 }
 
+/// Writes the compact text format instead of JSON lines (default JSON).
+pub fn set_text(text: bool) {
+    TEXT.store(text, Ordering::Relaxed);
+}
+
 /// Records dropped because the buffer was full.
 pub fn dropped() -> u64 {
     DROPPED.load(Ordering::Relaxed)
@@ -92,9 +133,9 @@ fn writer(rx: Receiver<AccessRecord>) {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
     while let Ok(rec) = rx.recv() {
-        let _ = writeln!(out, "{}", rec.to_json());
+        let _ = writeln!(out, "{}", rec.line());
         while let Ok(rec) = rx.try_recv() {
-            let _ = writeln!(out, "{}", rec.to_json());
+            let _ = writeln!(out, "{}", rec.line());
         }
         let _ = out.flush();
     }
@@ -170,5 +211,9 @@ mod tests {
         }
         assert_eq!(v["duration_ms"], 1.5);
         assert_eq!(v["backend"], "127.0.0.1:8001");
+        assert_eq!(
+            r.to_text(),
+            "1970-01-01T00:00:00.000Z 127.0.0.1 \"GET /x?y\" 200 5B 1.5ms api->127.0.0.1:8001 retries=1 id=r1"
+        );
     }
 }

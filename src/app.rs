@@ -4,11 +4,12 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
 use tokio::signal::unix::{signal, SignalKind};
 
+use crate::admin::scale::ScaleControl;
 use crate::config::{self, Config, ConfigErrors};
 use crate::proxy::router::Router;
 use crate::proxy::server::{listen_error, Shared, Workers};
@@ -44,6 +45,8 @@ pub struct RunOptions {
     pub source: ConfigSource,
     /// Worker threads override (0 = config, then one per core).
     pub threads: usize,
+    /// Reload when the config file changes (polled every second). Default off.
+    pub watch: bool,
 }
 
 /// The running drover, shared by the admin API and the signal handlers.
@@ -57,7 +60,9 @@ pub struct App {
     /// Docker label discovery tasks, kept in step with the router's pools.
     discovery: crate::docker::labels::Discovery,
     /// Instance controllers of managed pools, kept in step with the router's pools.
-    pub controllers: crate::instances::controller::Controllers,
+    pub controllers: Arc<crate::instances::controller::Controllers>,
+    /// Desired-instance control for `PUT /api/v1/pools/{pool}/scale`, set once by the instance controller.
+    scale: OnceLock<Arc<dyn ScaleControl>>,
 }
 
 impl App {
@@ -79,6 +84,16 @@ impl App {
         self.ready.load(Ordering::Relaxed)
     }
 
+    /// Registers the instance controller behind `PUT .../scale` (first call wins).
+    pub fn set_scale_control(&self, control: Arc<dyn ScaleControl>) {
+        let _ = self.scale.set(control);
+    }
+
+    /// The instance controller, once one is registered.
+    pub fn scale_control(&self) -> Option<Arc<dyn ScaleControl>> {
+        self.scale.get().cloned()
+    }
+
     /// Re-reads the config file; an invalid one changes nothing.
     pub fn reload(&self) -> Result<(), ConfigErrors> {
         let ConfigSource::File(path) = &self.source else {
@@ -98,7 +113,13 @@ impl App {
         };
         let old = self.config();
         if new.server.listen != old.server.listen || new.admin.listen != old.admin.listen {
-            tracing::warn!("server.listen / admin.listen changes take effect after a restart");
+            tracing::warn!(
+                old_listen = ?old.server.listen,
+                new_listen = ?new.server.listen,
+                old_admin = %old.admin.listen,
+                new_admin = %new.admin.listen,
+                "listener addresses changed: the new server.listen / admin.listen take effect only after a restart; everything else is applied now"
+            );
         }
         let router = Arc::new(Router::build(&new, Some(&self.shared.router.load())));
         self.shared.router.store(router.clone());
@@ -159,11 +180,16 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         health: crate::health::Supervisor::new(tokio::runtime::Handle::current()),
         discovery: Default::default(),
         controllers: Default::default(),
+        scale: OnceLock::new(),
     });
     app.health.sync(&app.shared.router.load());
     app.discovery.sync(&app.shared.router.load());
     app.controllers
         .sync(&app.shared.router.load(), &app.owner());
+    app.set_scale_control(app.controllers.clone());
+    if let (true, ConfigSource::File(path)) = (opts.watch, &opts.source) {
+        tokio::spawn(crate::watch::run(app.clone(), path.clone()));
+    }
     let admin = tokio::spawn(crate::admin::serve(admin_listener, app.clone()));
 
     for addr in &proxy.addrs {
@@ -198,6 +224,10 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         _ = drained => {}
         Some(Some(())) = async { second.await.ok() } => {
             tracing::warn!("second signal: exiting at once");
+            admin.abort();
+            return Err(RunError::Runtime(anyhow::anyhow!(
+                "second signal: exited without waiting for in-flight requests"
+            )));
         }
     }
     admin.abort();

@@ -38,6 +38,9 @@ pub enum Command {
         /// Worker threads (default: server.threads, else one per core).
         #[arg(long, default_value_t = 0)]
         threads: usize,
+        /// Reload when the config file changes (checked every second, debounced).
+        #[arg(long)]
+        watch: bool,
     },
     /// Validate a config file: prints "ok" and one line per pool, or every error. Exit 0 valid, 2 invalid.
     Check {
@@ -67,4 +70,65 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
         argv: Vec<String>,
     },
+    /// Client of a running drover's admin API: status, pools, drain, add, remove, scale, events, reload.
+    Ctl(CtlArgs),
+}
+
+/// `drover ctl [--admin URL] [--token T] [--json] SUBCOMMAND`
+#[derive(Debug, clap::Args)]
+pub struct CtlArgs {
+    /// Admin API URL (or host:port).
+    #[arg(
+        long,
+        global = true,
+        env = "DROVER_ADMIN",
+        default_value = "http://127.0.0.1:9090"
+    )]
+    pub admin: String,
+    /// Bearer token when admin.token is set.
+    #[arg(
+        long,
+        global = true,
+        env = "DROVER_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+    /// Print the API's JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: CtlCommand,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum CtlCommand {
+    /// Readiness and one line per pool.
+    Status,
+    /// Every pool with its members, state and counters.
+    Pools,
+    /// Stop sending new requests to a member (in-flight ones finish).
+    Drain { pool: String, address: String },
+    /// Add a static member to a pool (dropped again by a reload whose file does not list it).
+    Add {
+        pool: String,
+        address: String,
+        /// Weight for weighted balancing (>= 1).
+        #[arg(long, default_value_t = 1)]
+        weight: u32,
+    },
+    /// Drain a member, then remove it once nothing is in flight.
+    Remove { pool: String, address: String },
+    /// Set a managed pool's desired instance count.
+    Scale { pool: String, instances: u32 },
+    /// The event log (health, membership, scaling, reloads).
+    Events {
+        /// Keep printing new events (polls every second) until interrupted.
+        #[arg(short, long)]
+        follow: bool,
+        /// Only events after this id.
+        #[arg(long, default_value_t = 0)]
+        since: u64,
+    },
+    /// Reload the config file (an invalid file is refused with its errors).
+    Reload,
 }

@@ -34,7 +34,8 @@ pub struct EventLog {
 }
 
 impl EventLog {
-    /// Appends an event, logs it, and returns its id.
+    /// Appends an event, logs it, and returns its id; `scale_up` / `scale_down`
+    /// events also count in `drover_scale_events_total`.
     pub fn record(
         &self,
         pool: &str,

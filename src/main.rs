@@ -27,6 +27,12 @@ fn init_logging(cli: &Cli) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
+    // The access log (stdout) follows the same choice, judged by stdout's terminal.
+    let access_text = match cli.log_format {
+        Some(f) => f == LogFormat::Pretty,
+        None => std::io::stdout().is_terminal(),
+    };
+    drover::access_log::set_text(access_text);
     if json {
         builder.json().flatten_event(true).init();
     } else {
@@ -50,9 +56,21 @@ fn main() -> ExitCode {
     let command = cli.command.unwrap_or(Command::Run {
         config: None,
         threads: 0,
+        watch: false,
     });
     match command {
-        Command::Run { config, threads } => {
+        Command::Ctl(args) => match runtime().block_on(drover::ctl::run(args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("drover ctl: {e}");
+                ExitCode::from(1)
+            }
+        },
+        Command::Run {
+            config,
+            threads,
+            watch,
+        } => {
             let source = match config {
                 Some(path) => ConfigSource::File(path),
                 None if PathBuf::from("drover.toml").exists() => {
@@ -60,7 +78,15 @@ fn main() -> ExitCode {
                 }
                 None => ConfigSource::Demo,
             };
-            match runtime().block_on(app::run(RunOptions { source, threads })) {
+            let rt = runtime();
+            let result = rt.block_on(app::run(RunOptions {
+                source,
+                threads,
+                watch,
+            }));
+            // Do not wait for a shutdown cut short by a second signal.
+            rt.shutdown_background();
+            match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(RunError::Config(e)) => {
                     eprintln!("{e}");

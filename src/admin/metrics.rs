@@ -8,13 +8,13 @@ use std::sync::atomic::Ordering;
 use crate::pool::{MemberState, Pool};
 
 /// Escapes a label value (backslash, quote, newline).
-fn esc(v: &str) -> String {
+pub(crate) fn esc(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
 }
 
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+pub(crate) fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
@@ -76,8 +76,11 @@ fn health_metrics<'a>(out: &mut String, pools: impl Iterator<Item = &'a Pool> + 
     }
 }
 
-/// Renders every metric for these pools.
-pub fn render<'a>(pools: impl Iterator<Item = &'a Pool> + Clone) -> String {
+/// Renders every metric for these pools; `desired` gives a pool's desired instance count.
+pub fn render<'a>(
+    pools: impl Iterator<Item = &'a Pool> + Clone,
+    desired: impl Fn(&Pool) -> u32,
+) -> String {
     let mut out = String::with_capacity(4096);
 
     header(
@@ -213,18 +216,11 @@ pub fn render<'a>(pools: impl Iterator<Item = &'a Pool> + Clone) -> String {
         "Instances the pool should run (managed pools; static pools: member count).",
     );
     for p in pools.clone() {
-        let snap = p.snapshot();
-        let desired = snap
-            .config
-            .instances
-            .as_ref()
-            .map_or(snap.members.len() as u64, |_| {
-                u64::from(p.desired.load(Ordering::Relaxed))
-            });
         let _ = writeln!(
             out,
-            "drover_pool_desired_instances{{pool=\"{}\"}} {desired}",
-            esc(&p.name)
+            "drover_pool_desired_instances{{pool=\"{}\"}} {}",
+            esc(&p.name),
+            desired(p)
         );
     }
 

@@ -516,3 +516,20 @@ impl Controllers {
         futures_util::future::join_all(stops).await;
     }
 }
+
+impl crate::admin::scale::ScaleControl for Controllers {
+    fn set_desired(&self, pool: &str, n: u32) -> Result<(), crate::admin::scale::ScaleError> {
+        use crate::admin::scale::ScaleError;
+        let ctl = self
+            .get(pool)
+            .ok_or_else(|| ScaleError::NoController(pool.to_string()))?;
+        ctl.set_desired(n).map_err(ScaleError::Failed)
+    }
+
+    fn desired(&self, pool: &str) -> Option<u32> {
+        let ctl = self.get(pool)?;
+        ctl.pool
+            .upgrade()
+            .map(|p| p.desired.load(Ordering::Relaxed))
+    }
+}

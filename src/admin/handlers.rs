@@ -1,0 +1,275 @@
+//! The admin API's handlers for pools, members, scaling and events. Every
+//! change is a [`PoolCommand`] applied through [`Pool::apply`], and recorded as an event.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::StatusCode;
+use serde_json::{json, Value};
+
+use super::scale::{self, ScaleError};
+use super::{fail, json_resp, ApiResult, Resp};
+use crate::app::App;
+use crate::pool::{MemberState, Pool, PoolCommand};
+
+/// How long `DELETE .../backends/{address}` waits for in-flight requests when
+/// the pool has no `instances.drain_timeout`. Default 30 s.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How often a pending removal checks the member's in-flight count. 100 ms.
+const DRAIN_POLL: Duration = Duration::from_millis(100);
+
+/// One pool as the API shows it: [`super::api::pool_json`] plus desired/ready and scale bounds.
+pub fn pool_view(app: &App, pool: &Pool) -> Value {
+    let mut v = super::api::pool_json(pool);
+    let snap = pool.snapshot();
+    let bounds = scale::bounds(&snap.config).ok();
+    v["desired"] = json!(super::history::desired(app, pool));
+    v["ready"] = json!(super::history::ready(pool));
+    v["scalable"] = json!(bounds.is_some());
+    v["min"] = json!(bounds.map(|b| b.0));
+    v["max"] = json!(bounds.map(|b| b.1));
+    v
+}
+
+/// The pool named `name`, or a 404 listing the pools there are.
+pub fn find_pool(app: &App, name: &str) -> ApiResult<Arc<Pool>> {
+    let router = app.shared.router.load();
+    router.pools.get(name).cloned().ok_or_else(|| {
+        let mut names: Vec<&String> = router.pools.keys().collect();
+        names.sort();
+        fail(
+            StatusCode::NOT_FOUND,
+            &format!("no such pool: {name}"),
+            json!({"pool": name, "pools": names}),
+        )
+    })
+}
+
+fn parse_addr(s: &str) -> ApiResult<SocketAddr> {
+    s.trim().parse().map_err(|_| {
+        fail(
+            StatusCode::BAD_REQUEST,
+            &format!("bad backend address {s:?}"),
+            json!("expected ip:port, like 127.0.0.1:8001 or [::1]:8001"),
+        )
+    })
+}
+
+fn member_of(pool: &Pool, addr: SocketAddr) -> ApiResult<Value> {
+    let snap = pool.snapshot();
+    match snap.position(addr) {
+        Some(i) => Ok(super::api::member_json(&snap.members[i])),
+        None => Err(fail(
+            StatusCode::NOT_FOUND,
+            &format!("pool {} has no member {addr}", pool.name),
+            json!({"members": snap.members.iter().map(|m| m.address.to_string()).collect::<Vec<_>>()}),
+        )),
+    }
+}
+
+/// Parses a JSON request body into an object.
+pub fn body_json(body: &[u8]) -> ApiResult<Value> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(v) if v.is_object() => Ok(v),
+        Ok(_) => Err(fail(
+            StatusCode::BAD_REQUEST,
+            "the body must be a JSON object",
+            Value::Null,
+        )),
+        Err(e) => Err(fail(
+            StatusCode::BAD_REQUEST,
+            "the body is not valid JSON",
+            json!(e.to_string()),
+        )),
+    }
+}
+
+/// `POST /api/v1/pools/{pool}/backends` `{"address", "weight"}`.
+pub fn add_backend(app: &App, pool: &str, body: &[u8]) -> ApiResult<Resp> {
+    let pool = find_pool(app, pool)?;
+    let v = body_json(body)?;
+    let Some(address) = v.get("address").and_then(Value::as_str) else {
+        return Err(fail(
+            StatusCode::BAD_REQUEST,
+            "missing \"address\"",
+            json!("send {\"address\": \"127.0.0.1:8001\", \"weight\": 1}"),
+        ));
+    };
+    let addr = parse_addr(address)?;
+    let weight = match v.get("weight") {
+        None | Some(Value::Null) => 1,
+        Some(w) => match w.as_u64() {
+            Some(n @ 1..=1_000_000) => n as u32,
+            _ => {
+                return Err(fail(
+                    StatusCode::BAD_REQUEST,
+                    "weight must be a whole number from 1 to 1000000",
+                    w.clone(),
+                ))
+            }
+        },
+    };
+    if pool.snapshot().position(addr).is_some() {
+        return Err(fail(
+            StatusCode::CONFLICT,
+            &format!("pool {} already has member {addr}", pool.name),
+            Value::Null,
+        ));
+    }
+    let cfg = pool.snapshot().config.clone();
+    let (state, why) = match &cfg.health {
+        Some(h) if !h.initial_healthy => (
+            MemberState::Unhealthy,
+            "added via admin API; waiting for health checks",
+        ),
+        _ => (MemberState::Healthy, "added via admin API"),
+    };
+    let _ = pool.apply(PoolCommand::Add {
+        address: addr,
+        weight,
+        managed: false,
+        state,
+    });
+    crate::events::record(&pool.name, "added", Some(addr.to_string()), why);
+    Ok(json_resp(StatusCode::CREATED, &member_of(&pool, addr)?))
+}
+
+/// Sets a member draining (no-op when it already is); returns its JSON.
+fn drain(pool: &Pool, addr: SocketAddr, reason: &str) -> ApiResult<Value> {
+    member_of(pool, addr)?;
+    let already = pool
+        .snapshot()
+        .members
+        .iter()
+        .any(|m| m.address == addr && m.state == MemberState::Draining);
+    if !already {
+        let _ = pool.apply(PoolCommand::SetState {
+            address: addr,
+            state: MemberState::Draining,
+            reason: reason.to_string(),
+        });
+        crate::events::record(&pool.name, "draining", Some(addr.to_string()), reason);
+    }
+    member_of(pool, addr)
+}
+
+/// `POST /api/v1/pools/{pool}/backends/{address}/drain`.
+pub fn drain_backend(app: &App, pool: &str, address: &str) -> ApiResult<Resp> {
+    let pool = find_pool(app, pool)?;
+    let addr = parse_addr(address)?;
+    let m = drain(&pool, addr, "drained via admin API")?;
+    Ok(json_resp(StatusCode::ACCEPTED, &m))
+}
+
+/// `DELETE /api/v1/pools/{pool}/backends/{address}`: drain now, remove in the background.
+pub fn remove_backend(app: &App, pool: &str, address: &str) -> ApiResult<Resp> {
+    let pool = find_pool(app, pool)?;
+    let addr = parse_addr(address)?;
+    let m = drain(&pool, addr, "removal requested via admin API")?;
+    let timeout = pool
+        .snapshot()
+        .config
+        .instances
+        .as_ref()
+        .map_or(DEFAULT_DRAIN_TIMEOUT, |i| i.drain_timeout);
+    tokio::spawn(finish_removal(pool, addr, timeout));
+    Ok(json_resp(
+        StatusCode::ACCEPTED,
+        &json!({"member": m, "removal": format!("once nothing is in flight, at most {timeout:?}")}),
+    ))
+}
+
+/// Removes the member once its in-flight count is 0 or `timeout` passed.
+async fn finish_removal(pool: Arc<Pool>, addr: SocketAddr, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let snap = pool.snapshot_arc();
+        let Some(i) = snap.position(addr) else {
+            return; // already gone (a reload or another removal)
+        };
+        let inflight = snap.members[i].stats.load.inflight();
+        let timed_out = Instant::now() >= deadline;
+        if inflight == 0 || timed_out {
+            if pool.apply(PoolCommand::Remove { address: addr }).is_ok() {
+                let why = if timed_out && inflight > 0 {
+                    format!("drain timeout ({timeout:?}) passed with {inflight} in flight")
+                } else {
+                    "drained (nothing in flight); removed via admin API".to_string()
+                };
+                crate::events::record(&pool.name, "removed", Some(addr.to_string()), why);
+            }
+            return;
+        }
+        tokio::time::sleep(DRAIN_POLL).await;
+    }
+}
+
+/// `PUT /api/v1/pools/{pool}/scale` `{"instances": N}`.
+pub fn scale(app: &App, pool: &str, body: &[u8]) -> ApiResult<Resp> {
+    let pool = find_pool(app, pool)?;
+    let v = body_json(body)?;
+    let Some(n) = v
+        .get("instances")
+        .and_then(Value::as_u64)
+        .and_then(|n| u32::try_from(n).ok())
+    else {
+        return Err(fail(
+            StatusCode::BAD_REQUEST,
+            "\"instances\" must be a whole number",
+            json!("send {\"instances\": 3}"),
+        ));
+    };
+    let cfg = pool.snapshot().config.clone();
+    let control = app.scale_control();
+    match scale::set_desired(&cfg, n, control.as_deref()) {
+        Ok(()) => {
+            crate::events::record(
+                &pool.name,
+                "scale_set",
+                None,
+                format!("desired instances set to {n} via admin API"),
+            );
+            Ok(json_resp(
+                StatusCode::ACCEPTED,
+                &json!({"pool": pool.name, "desired": n}),
+            ))
+        }
+        Err(e) => {
+            let status = match &e {
+                ScaleError::NotManaged(_) => StatusCode::CONFLICT,
+                ScaleError::OutOfRange { .. } => StatusCode::BAD_REQUEST,
+                ScaleError::NoController(_) => StatusCode::SERVICE_UNAVAILABLE,
+                ScaleError::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            let detail = match &e {
+                ScaleError::OutOfRange { min, max, .. } => json!({"min": min, "max": max}),
+                _ => Value::Null,
+            };
+            Err(fail(status, &e.to_string(), detail))
+        }
+    }
+}
+
+/// `GET /api/v1/events?since=ID&limit=N` (limit default and maximum 1000).
+pub fn events(query: Option<&str>) -> ApiResult<Resp> {
+    let num = |key: &str, default: u64| -> ApiResult<u64> {
+        match super::routes::query_param(query, key) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|_| {
+                fail(
+                    StatusCode::BAD_REQUEST,
+                    &format!("{key} must be a whole number"),
+                    json!(v),
+                )
+            }),
+        }
+    };
+    let since = num("since", 0)?;
+    let limit = num("limit", 1000)?.clamp(1, 1000) as usize;
+    Ok(json_resp(
+        StatusCode::OK,
+        &json!(crate::events::log().since(since, limit)),
+    ))
+}

@@ -1,0 +1,199 @@
+//! Recent history per pool for the dashboard's charts: a task samples every
+//! [`SAMPLE_INTERVAL`] into a ring of [`POINTS`] points per pool (15 minutes),
+//! served by `GET /api/v1/pools/{pool}/history` and `GET /api/v1/history`.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use crate::app::App;
+use crate::pool::{MemberState, Pool, BUCKETS};
+
+/// Time between samples. 5 s.
+pub const SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
+/// Points kept per pool: 180 × 5 s = 15 minutes.
+pub const POINTS: usize = 180;
+
+/// One sample of a pool.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Point {
+    /// Unix time in milliseconds.
+    pub ts: u64,
+    /// Requests per second over the interval before `ts`.
+    pub rps: f64,
+    /// Median request duration over the interval, milliseconds (`null` without requests).
+    pub p50_ms: Option<f64>,
+    /// 95th percentile request duration over the interval, milliseconds.
+    pub p95_ms: Option<f64>,
+    /// Instances the pool should run (static pools: the member count).
+    pub desired: u32,
+    /// Members taking requests (healthy).
+    pub ready: u32,
+    /// Requests in flight at `ts`.
+    pub inflight: u64,
+}
+
+#[derive(Default)]
+struct Series {
+    points: VecDeque<Point>,
+    /// Histogram bucket counts and total at the previous sample.
+    last: Option<(Instant, Vec<u64>, u64)>,
+}
+
+/// Per-pool rings of samples.
+#[derive(Default)]
+pub struct History {
+    pools: Mutex<BTreeMap<String, Series>>,
+}
+
+/// The `q` quantile (0..1) from per-bucket counts (not cumulative) over
+/// [`BUCKETS`], interpolated within the bucket; `total` includes requests above
+/// the last bucket (reported as the last bound). Seconds; `None` without requests.
+pub fn quantile(per_bucket: &[u64], total: u64, q: f64) -> Option<f64> {
+    if total == 0 {
+        return None;
+    }
+    let target = q * total as f64;
+    let mut acc = 0u64;
+    let mut lower = 0.0;
+    for (n, upper) in per_bucket.iter().zip(BUCKETS) {
+        if *n > 0 && (acc + n) as f64 >= target {
+            let frac = ((target - acc as f64) / *n as f64).clamp(0.0, 1.0);
+            return Some(lower + (upper - lower) * frac);
+        }
+        acc += n;
+        lower = upper;
+    }
+    Some(BUCKETS[BUCKETS.len() - 1])
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+impl History {
+    /// Takes one sample of every pool (a pool's first sample is only a baseline);
+    /// pools no longer configured are forgotten.
+    pub fn sample(&self, app: &App) {
+        let router = app.shared.router.load_full();
+        let now = Instant::now();
+        let ts = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis() as u64;
+        let mut g = self.pools.lock().unwrap_or_else(|e| e.into_inner());
+        g.retain(|name, _| router.pools.contains_key(name));
+        for (name, pool) in &router.pools {
+            let series = g.entry(name.clone()).or_default();
+            let (cumulative, count, _) = pool.metrics.duration.read();
+            let cum: Vec<u64> = cumulative.iter().map(|(_, n)| *n).collect();
+            let (rps, p50, p95) = match &series.last {
+                Some((t, prev, prev_count)) => {
+                    let per: Vec<u64> = cum
+                        .iter()
+                        .zip(prev)
+                        .scan((0u64, 0u64), |(pc, pp), (c, p)| {
+                            let d = (c - *pc).saturating_sub(p - *pp);
+                            (*pc, *pp) = (*c, *p);
+                            Some(d)
+                        })
+                        .collect();
+                    let n = count.saturating_sub(*prev_count);
+                    let secs = now.duration_since(*t).as_secs_f64().max(0.001);
+                    let ms = |q| quantile(&per, n, q).map(|s| round2(s * 1000.0));
+                    (round2(n as f64 / secs), ms(0.5), ms(0.95))
+                }
+                None => {
+                    // The first sample is only the baseline for the next one's rates.
+                    series.last = Some((now, cum, count));
+                    continue;
+                }
+            };
+            series.last = Some((now, cum, count));
+            if series.points.len() == POINTS {
+                series.points.pop_front();
+            }
+            series.points.push_back(Point {
+                ts,
+                rps,
+                p50_ms: p50,
+                p95_ms: p95,
+                desired: desired(app, pool),
+                ready: ready(pool),
+                inflight: pool
+                    .snapshot()
+                    .members
+                    .iter()
+                    .map(|m| m.stats.load.inflight())
+                    .sum(),
+            });
+        }
+    }
+
+    /// The points of one pool, oldest first (`None` for an unknown pool).
+    pub fn pool(&self, name: &str) -> Option<Vec<Point>> {
+        let g = self.pools.lock().unwrap_or_else(|e| e.into_inner());
+        g.get(name).map(|s| s.points.iter().cloned().collect())
+    }
+
+    /// Every pool's points.
+    pub fn all(&self) -> BTreeMap<String, Vec<Point>> {
+        let g = self.pools.lock().unwrap_or_else(|e| e.into_inner());
+        g.iter()
+            .map(|(k, s)| (k.clone(), s.points.iter().cloned().collect()))
+            .collect()
+    }
+}
+
+/// Desired instances: the controller's, else `instances.count`, else (static) the member count.
+pub fn desired(app: &App, pool: &Pool) -> u32 {
+    if let Some(n) = app.scale_control().and_then(|c| c.desired(&pool.name)) {
+        return n;
+    }
+    let snap = pool.snapshot();
+    snap.config
+        .instances
+        .as_ref()
+        .map_or(snap.members.len() as u32, |i| i.count)
+}
+
+/// Members taking requests.
+pub fn ready(pool: &Pool) -> u32 {
+    pool.snapshot()
+        .members
+        .iter()
+        .filter(|m| m.state == MemberState::Healthy)
+        .count() as u32
+}
+
+/// Samples now and then every [`SAMPLE_INTERVAL`], forever.
+pub async fn run(history: Arc<History>, app: Arc<App>) {
+    let mut tick = tokio::time::interval(SAMPLE_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        history.sample(&app);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_interpolate_within_buckets() {
+        let mut per = vec![0u64; BUCKETS.len()];
+        assert_eq!(quantile(&per, 0, 0.5), None);
+        // 10 requests in (0.005, 0.01], 10 in (0.05, 0.1].
+        per[3] = 10;
+        per[6] = 10;
+        let p50 = quantile(&per, 20, 0.5).unwrap();
+        assert!((p50 - 0.01).abs() < 1e-9, "{p50}");
+        let p95 = quantile(&per, 20, 0.95).unwrap();
+        assert!((p95 - 0.095).abs() < 1e-9, "{p95}");
+        // Everything above the last bucket reports the last bound.
+        assert_eq!(quantile(&vec![0; BUCKETS.len()], 3, 0.5), Some(10.0));
+    }
+}

@@ -1,0 +1,126 @@
+//! `PUT /api/v1/pools/{pool}/scale`: the admin side of desired-instance control.
+//!
+//! The instance controller (managed instances and autoscaling) implements
+//! [`ScaleControl`] and registers it with [`crate::app::App::set_scale_control`];
+//! the API validates the request against the pool's bounds ([`bounds`]) first.
+
+use crate::config::PoolConfig;
+
+/// Upper bound of `instances` for a managed pool without `[autoscale]`. Default 100.
+pub const MAX_FIXED_INSTANCES: u32 = 100;
+
+/// Why a desired-count change was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScaleError {
+    /// 409: the pool is static.
+    #[error("pool {0} has no managed instances (add [pools.{0}.instances] to the config)")]
+    NotManaged(String),
+    /// 400: outside the pool's bounds.
+    #[error("{n} instances is outside [{min}, {max}] for pool {pool}{why}")]
+    OutOfRange {
+        pool: String,
+        n: u32,
+        min: u32,
+        max: u32,
+        why: &'static str,
+    },
+    /// 503: nothing is managing instances in this process.
+    #[error("no instance controller is running for pool {0}")]
+    NoController(String),
+    /// 500: the controller failed to apply it.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Sets and reads the desired instance count of managed pools.
+pub trait ScaleControl: Send + Sync {
+    /// Sets `pool`'s desired instance count now; the controller starts or
+    /// drains and stops instances to reach it. `n` is already within [`bounds`].
+    fn set_desired(&self, pool: &str, n: u32) -> Result<(), ScaleError>;
+    /// The desired count in force for `pool`, if this controller manages it.
+    fn desired(&self, pool: &str) -> Option<u32>;
+}
+
+/// The `[min, max]` a pool's desired count may be set to: `autoscale.min..=autoscale.max`,
+/// or `0..=`[`MAX_FIXED_INSTANCES`] for `[instances]` without `[autoscale]`.
+pub fn bounds(pc: &PoolConfig) -> Result<(u32, u32, &'static str), ScaleError> {
+    match (&pc.instances, &pc.autoscale) {
+        (None, _) => Err(ScaleError::NotManaged(pc.name.clone())),
+        (Some(_), Some(a)) => Ok((a.min, a.max, " (autoscale.min / autoscale.max)")),
+        (Some(_), None) => Ok((0, MAX_FIXED_INSTANCES, "")),
+    }
+}
+
+/// Validates `n` against the pool's bounds, then hands it to the controller.
+pub fn set_desired(
+    pc: &PoolConfig,
+    n: u32,
+    control: Option<&dyn ScaleControl>,
+) -> Result<(), ScaleError> {
+    let (min, max, why) = bounds(pc)?;
+    if n < min || n > max {
+        return Err(ScaleError::OutOfRange {
+            pool: pc.name.clone(),
+            n,
+            min,
+            max,
+            why,
+        });
+    }
+    match control {
+        Some(c) => c.set_desired(&pc.name, n),
+        None => Err(ScaleError::NoController(pc.name.clone())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct Fake(Mutex<Vec<(String, u32)>>);
+
+    impl ScaleControl for Fake {
+        fn set_desired(&self, pool: &str, n: u32) -> Result<(), ScaleError> {
+            self.0.lock().unwrap().push((pool.to_string(), n));
+            Ok(())
+        }
+        fn desired(&self, _: &str) -> Option<u32> {
+            self.0.lock().unwrap().last().map(|x| x.1)
+        }
+    }
+
+    fn pool(src: &str) -> PoolConfig {
+        let cfg = crate::config::load_str(src, None).expect("valid config");
+        cfg.pools["p"].clone()
+    }
+
+    #[test]
+    fn scale_is_checked_against_bounds_then_applied() {
+        let fake = Fake::default();
+        let static_pool = pool("[pools.p]\nbackends = [\"127.0.0.1:1\"]\n");
+        assert_eq!(
+            set_desired(&static_pool, 1, Some(&fake)),
+            Err(ScaleError::NotManaged("p".into()))
+        );
+        let managed = pool(
+            "[pools.p.instances]\nprovider = \"process\"\ncommand = [\"x\", \"{port}\"]\n\
+             [pools.p.autoscale]\nmin = 1\nmax = 3\ntarget_inflight = 5\n",
+        );
+        assert!(matches!(
+            set_desired(&managed, 4, Some(&fake)),
+            Err(ScaleError::OutOfRange { min: 1, max: 3, .. })
+        ));
+        assert!(matches!(
+            set_desired(&managed, 0, Some(&fake)),
+            Err(ScaleError::OutOfRange { .. })
+        ));
+        assert_eq!(
+            set_desired(&managed, 2, None),
+            Err(ScaleError::NoController("p".into()))
+        );
+        assert_eq!(set_desired(&managed, 3, Some(&fake)), Ok(()));
+        assert_eq!(fake.desired("p"), Some(3));
+    }
+}
