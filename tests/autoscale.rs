@@ -305,3 +305,39 @@ async fn a_command_that_cannot_start_backs_off_with_events() {
         200
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_scale_sets_the_instance_count_and_refuses_outside_min_max() {
+    let marker = format!("ps{}", std::process::id());
+    let d = Drover::start(&config(
+        &marker,
+        "",
+        r#"[pools.app.autoscale]
+min = 1
+max = 3
+interval = "500ms"
+target_inflight = 50
+scale_down_cooldown = "30s""#,
+    ));
+    wait_until("first instance", 20, async || healthy(&d).await == 1).await;
+    let url = d.admin_url("/api/v1/pools/app/scale");
+    let r = client()
+        .put(&url)
+        .json(&serde_json::json!({"instances": 5}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = client()
+        .put(&url)
+        .json(&serde_json::json!({"instances": 3}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    wait_until("three instances", 30, async || healthy(&d).await == 3).await;
+    assert_eq!(pids_with(&marker).len(), 3);
+    // The autoscaler sees no load, but keeps the manual count within scale_down_cooldown.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(pool(&d).await["desired"], 3);
+}
