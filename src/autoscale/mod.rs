@@ -1,5 +1,6 @@
 //! Autoscaling: the pure policy and the sampler of what drover measures.
 
+pub mod cpu;
 pub mod policy;
 pub mod sampler;
 #[cfg(test)]

@@ -388,6 +388,7 @@ async fn drain_and_stop(
 
 async fn run_autoscaler(ctl: Arc<Controller>) {
     let mut sampler = Sampler::default();
+    let mut cpu = crate::autoscale::cpu::CpuMeter::default();
     let mut last_eval = Instant::now();
     loop {
         let Some(pool) = ctl.pool.upgrade() else {
@@ -405,7 +406,9 @@ async fn run_autoscaler(ctl: Arc<Controller>) {
                 * auto.target_inflight.unwrap_or(f64::INFINITY);
         if last_eval.elapsed() >= auto.interval || burst {
             last_eval = Instant::now();
-            let window = sampler.window(&pool, auto.interval);
+            let mut window = sampler.window(&pool, auto.interval);
+            let groups = ctl.provider.process_groups().into_iter().collect();
+            window.cpu_percent = cpu.read(&groups, Instant::now());
             let decision = {
                 let mut st = ctl.policy.lock().unwrap_or_else(|e| e.into_inner());
                 st.current = pool.desired.load(Ordering::Relaxed);

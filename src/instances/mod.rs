@@ -36,6 +36,10 @@ pub trait Provider: Send + Sync {
     fn stop(&self, id: &str, timeout: Duration) -> BoxFuture<'_, ()>;
     /// The instances this provider started that still run.
     fn list(&self) -> Vec<Instance>;
+    /// Process groups of running instances (for `cpu_percent`). Default: none.
+    fn process_groups(&self) -> Vec<i32> {
+        Vec::new()
+    }
     /// Instances a previous drover left running, taken over (and leftovers
     /// that stopped, removed). Default: none (processes die with drover).
     fn adopt(&self) -> BoxFuture<'_, Vec<Started>> {

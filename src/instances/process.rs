@@ -180,6 +180,10 @@ impl Provider for ProcessProvider {
         })
     }
 
+    fn process_groups(&self) -> Vec<i32> {
+        self.pids().into_iter().map(|(_, pgid)| pgid).collect()
+    }
+
     fn list(&self) -> Vec<Instance> {
         let r = self.running.lock().unwrap_or_else(|e| e.into_inner());
         r.values().map(|run| run.instance.clone()).collect()
