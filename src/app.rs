@@ -63,6 +63,8 @@ pub struct App {
     pub controllers: Arc<crate::instances::controller::Controllers>,
     /// Desired-instance control for `PUT /api/v1/pools/{pool}/scale`, set once by the instance controller.
     scale: OnceLock<Arc<dyn ScaleControl>>,
+    /// The proxy workers (taken at shutdown).
+    workers: std::sync::Mutex<Option<Workers>>,
 }
 
 impl App {
@@ -112,13 +114,40 @@ impl App {
             }
         };
         let old = self.config();
-        if new.server.listen != old.server.listen || new.admin.listen != old.admin.listen {
+        if new.server.listen != old.server.listen {
+            let rebound = self
+                .workers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+                .map(|w| w.rebind(&new.server.listen));
+            match rebound {
+                Some(Ok(added)) => {
+                    for addr in added {
+                        tracing::info!(addr = %addr, "proxy listening");
+                    }
+                }
+                Some(Err(e)) => {
+                    let e = ConfigErrors {
+                        file: path.display().to_string(),
+                        errors: vec![crate::config::ConfigError {
+                            key: "server.listen".to_string(),
+                            line: None,
+                            column: None,
+                            message: format!("{e:#}; the running config stays"),
+                        }],
+                    };
+                    tracing::error!("reload refused: {e}");
+                    return Err(e);
+                }
+                None => {}
+            }
+        }
+        if new.admin.listen != old.admin.listen || new.server.tls != old.server.tls {
             tracing::warn!(
-                old_listen = ?old.server.listen,
-                new_listen = ?new.server.listen,
                 old_admin = %old.admin.listen,
                 new_admin = %new.admin.listen,
-                "listener addresses changed: the new server.listen / admin.listen take effect only after a restart; everything else is applied now"
+                "admin.listen / server.tls changes take effect only after a restart; everything else is applied now"
             );
         }
         let router = Arc::new(Router::build(&new, Some(&self.shared.router.load())));
@@ -172,6 +201,7 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     });
     let workers = worker_count(&cfg, opts.threads);
     let proxy = Workers::start(shared.clone(), &cfg.server, workers)?;
+    let (proxy_addrs, tls_addrs) = (proxy.addrs.clone(), proxy.tls_addrs.clone());
     let app = Arc::new(App {
         shared,
         config: ArcSwap::from_pointee(cfg.clone()),
@@ -181,6 +211,7 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         discovery: Default::default(),
         controllers: Default::default(),
         scale: OnceLock::new(),
+        workers: std::sync::Mutex::new(Some(proxy)),
     });
     app.health.sync(&app.shared.router.load());
     app.discovery.sync(&app.shared.router.load());
@@ -192,15 +223,15 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     }
     let admin = tokio::spawn(crate::admin::serve(admin_listener, app.clone()));
 
-    for addr in &proxy.addrs {
+    for addr in &proxy_addrs {
         tracing::info!(addr = %addr, workers, "proxy listening");
     }
-    for addr in &proxy.tls_addrs {
+    for addr in &tls_addrs {
         tracing::info!(addr = %addr, workers, "tls listening");
     }
     tracing::info!(addr = %admin_addr, "admin listening");
     if matches!(opts.source, ConfigSource::Demo) {
-        print_demo_banner(&proxy.addrs, admin_addr, &cfg);
+        print_demo_banner(&proxy_addrs, admin_addr, &cfg);
     }
 
     wait_for_shutdown(&app).await.map_err(anyhow::Error::from)?;
@@ -213,7 +244,12 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
         Some(())
     });
-    let joined = tokio::task::spawn_blocking(move || proxy.shutdown());
+    let proxy = app.workers.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let joined = tokio::task::spawn_blocking(move || {
+        if let Some(p) = proxy {
+            p.shutdown()
+        }
+    });
     let app2 = app.clone();
     let drained = async move {
         let _ = joined.await;

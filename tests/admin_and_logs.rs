@@ -2,6 +2,8 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::{client, one_pool, Backend, Drover};
@@ -247,4 +249,95 @@ async fn upstream_connections_are_reused_across_requests() {
         n <= 3,
         "100 sequential requests opened {n} upstream connections"
     );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_rebinds_changed_listeners_without_a_gap_for_the_others() {
+    let a = Backend::start("a");
+    let (p1, p2) = (free_port(), free_port());
+    let cfg = |ports: &[u16]| {
+        let list: Vec<String> = ports.iter().map(|p| format!("\"127.0.0.1:{p}\"")).collect();
+        one_pool(&[a.addr], "").replace(
+            "listen = [\"127.0.0.1:0\"]",
+            &format!("listen = [{}]", list.join(", ")),
+        )
+    };
+    let d = Drover::start(&cfg(&[p1]));
+    let url = |p: u16| format!("http://127.0.0.1:{p}/x");
+    assert_eq!(client().get(url(p1)).send().await.unwrap().status(), 200);
+    assert!(client().get(url(p2)).send().await.is_err());
+
+    // Add p2.
+    std::fs::write(&d.config_path, cfg(&[p1, p2])).unwrap();
+    assert_eq!(
+        client()
+            .post(d.admin_url("/api/v1/reload"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(client().get(url(p2)).send().await.unwrap().status(), 200);
+
+    // Remove p1 while clients hammer p2: p2 never fails, p1 stops accepting.
+    let failures = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = Vec::new();
+    for _ in 0..4 {
+        let (failures, stop, u) = (failures.clone(), stop.clone(), url(p2));
+        load.push(tokio::spawn(async move {
+            let c = client();
+            for _ in 0..5000 {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                if !matches!(c.get(&u).send().await, Ok(r) if r.status() == 200) {
+                    failures.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    std::fs::write(&d.config_path, cfg(&[p2])).unwrap();
+    assert_eq!(
+        client()
+            .post(d.admin_url("/api/v1/reload"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    for l in load {
+        l.await.unwrap();
+    }
+    assert_eq!(failures.load(Ordering::Relaxed), 0);
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", p1)).is_err(),
+        "p1 still accepts"
+    );
+
+    // A listener that cannot be bound refuses the reload and keeps the running config.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = taken.local_addr().unwrap().port();
+    std::fs::write(&d.config_path, cfg(&[p2, busy])).unwrap();
+    let r = client()
+        .post(d.admin_url("/api/v1/reload"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("cannot listen on"));
+    assert_eq!(client().get(url(p2)).send().await.unwrap().status(), 200);
 }

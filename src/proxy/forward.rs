@@ -449,6 +449,9 @@ impl<'a> Forward<'a> {
         }
         self.retries += 1;
         self.pool.metrics.retries.fetch_add(1, Ordering::Relaxed);
+        // Members may have changed since the request arrived (an instance
+        // replaced, one just healthy): retry against the current set.
+        self.snap = self.pool.snapshot_arc();
         true
     }
 

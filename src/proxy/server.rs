@@ -18,7 +18,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 
 use super::forward::{self, Downstream};
@@ -114,6 +114,14 @@ impl ConnActivity {
     }
 }
 
+/// A change to a worker's listeners.
+enum WorkerCmd {
+    /// Start accepting on this (already bound) listener.
+    Listen(std::net::TcpListener),
+    /// Stop accepting on the listener bound to this address (open connections finish).
+    Unlisten(SocketAddr),
+}
+
 /// A running set of proxy workers.
 pub struct Workers {
     /// The addresses actually bound (port 0 resolved).
@@ -122,6 +130,10 @@ pub struct Workers {
     pub tls_addrs: Vec<SocketAddr>,
     shutdown: watch::Sender<bool>,
     threads: Vec<std::thread::JoinHandle<()>>,
+    /// Commands to each worker (listeners added or removed on reload).
+    cmds: Vec<mpsc::UnboundedSender<WorkerCmd>>,
+    /// Plain listeners in force: configured address -> bound address.
+    bound: std::sync::Mutex<Vec<(SocketAddr, SocketAddr)>>,
     open: Arc<AtomicUsize>,
 }
 
@@ -149,7 +161,10 @@ impl Workers {
         let (tx, rx) = watch::channel(false);
         let open = Arc::new(AtomicUsize::new(0));
         let mut threads = Vec::new();
+        let mut cmds = Vec::new();
         for (i, ls) in listeners.into_iter().enumerate() {
+            let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+            cmds.push(cmd_tx);
             let shared = shared.clone();
             let rx = rx.clone();
             let server = server.clone();
@@ -158,16 +173,64 @@ impl Workers {
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("drover-worker-{i}"))
-                    .spawn(move || worker(ls, plain, acceptor, shared, rx, server, open))?,
+                    .spawn(move || {
+                        let init = WorkerInit {
+                            shared,
+                            shutdown: rx,
+                            server,
+                            open,
+                        };
+                        worker(ls, plain, acceptor, cmd_rx, init)
+                    })?,
             );
         }
+        let bound = server
+            .listen
+            .iter()
+            .copied()
+            .zip(addrs.iter().copied())
+            .collect();
         Ok(Workers {
             addrs,
             tls_addrs,
+            cmds,
+            bound: std::sync::Mutex::new(bound),
             shutdown: tx,
             threads,
             open,
         })
+    }
+
+    /// Makes the plain listeners match `listen` (reload): binds the new
+    /// addresses on every worker first (an error changes nothing), then stops
+    /// accepting on the removed ones; unchanged listeners are not touched.
+    /// Returns the newly bound addresses.
+    pub fn rebind(&self, listen: &[SocketAddr]) -> anyhow::Result<Vec<SocketAddr>> {
+        let mut bound = self.bound.lock().unwrap_or_else(|e| e.into_inner());
+        let added: Vec<SocketAddr> = listen
+            .iter()
+            .copied()
+            .filter(|a| !bound.iter().any(|(c, _)| c == a))
+            .collect();
+        let (new_addrs, per_worker) = bind_all(&added, self.cmds.len())?;
+        for (tx, ls) in self.cmds.iter().zip(per_worker) {
+            for l in ls {
+                let _ = tx.send(WorkerCmd::Listen(l));
+            }
+        }
+        let removed: Vec<SocketAddr> = bound
+            .iter()
+            .filter(|(c, _)| !listen.contains(c))
+            .map(|(_, b)| *b)
+            .collect();
+        for addr in &removed {
+            for tx in &self.cmds {
+                let _ = tx.send(WorkerCmd::Unlisten(*addr));
+            }
+        }
+        bound.retain(|(c, _)| listen.contains(c));
+        bound.extend(added.into_iter().zip(new_addrs.iter().copied()));
+        Ok(new_addrs)
     }
 
     /// Client connections currently open.
@@ -185,16 +248,38 @@ impl Workers {
     }
 }
 
+/// What every worker shares.
+struct WorkerInit {
+    shared: Arc<Shared>,
+    shutdown: watch::Receiver<bool>,
+    server: ServerConfig,
+    open: Arc<AtomicUsize>,
+}
+
+/// What an accept loop needs (cloned per listener).
+#[derive(Clone)]
+struct AcceptCtx {
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    shared: Arc<Shared>,
+    shutdown: watch::Receiver<bool>,
+    server: ServerConfig,
+    open: Arc<AtomicUsize>,
+}
+
 /// One worker thread: the first `plain` listeners serve HTTP, the rest TLS.
 fn worker(
     listeners: Vec<std::net::TcpListener>,
     plain: usize,
     acceptor: Option<TlsAcceptor>,
-    shared: Arc<Shared>,
-    shutdown: watch::Receiver<bool>,
-    server: ServerConfig,
-    open: Arc<AtomicUsize>,
+    mut cmds: mpsc::UnboundedReceiver<WorkerCmd>,
+    init: WorkerInit,
 ) {
+    let WorkerInit {
+        shared,
+        mut shutdown,
+        server,
+        open,
+    } = init;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -207,21 +292,48 @@ fn worker(
             .header_read_timeout(server.header_read_timeout)
             .max_buf_size(server.max_header_bytes.max(8192))
             .keep_alive(true);
-        let builder = Arc::new(builder);
+        let ctx = AcceptCtx {
+            builder: Arc::new(builder),
+            shared,
+            shutdown: shutdown.clone(),
+            server: server.clone(),
+            open: open.clone(),
+        };
         let mut accepts = Vec::new();
+        // Per-listener stop switches, by bound address (plain listeners only).
+        let mut stops: Vec<(SocketAddr, watch::Sender<bool>)> = Vec::new();
+        let spawn_accept =
+            |l: std::net::TcpListener,
+             tls: Option<TlsAcceptor>,
+             stops: &mut Vec<(SocketAddr, watch::Sender<bool>)>| {
+                let l = TcpListener::from_std(l).expect("listener into tokio");
+                let (stop_tx, stop_rx) = watch::channel(false);
+                if let Ok(a) = l.local_addr() {
+                    stops.push((a, stop_tx));
+                }
+                tokio::spawn(accept_loop(l, tls, ctx.clone(), stop_rx))
+            };
         for (i, l) in listeners.into_iter().enumerate() {
-            let l = TcpListener::from_std(l).expect("listener into tokio");
             let tls = if i < plain { None } else { acceptor.clone() };
-            let (builder, shared, shutdown, server, open) = (
-                builder.clone(),
-                shared.clone(),
-                shutdown.clone(),
-                server.clone(),
-                open.clone(),
-            );
-            accepts.push(tokio::spawn(accept_loop(
-                l, tls, builder, shared, shutdown, server, open,
-            )));
+            accepts.push(spawn_accept(l, tls, &mut stops));
+        }
+        loop {
+            tokio::select! {
+                _ = stopped(&mut shutdown) => break,
+                cmd = cmds.recv() => match cmd {
+                    Some(WorkerCmd::Listen(l)) => accepts.push(spawn_accept(l, None, &mut stops)),
+                    Some(WorkerCmd::Unlisten(addr)) => {
+                        for (_, tx) in stops.iter().filter(|(a, _)| *a == addr) {
+                            let _ = tx.send(true);
+                        }
+                        stops.retain(|(a, _)| *a != addr);
+                    }
+                    None => {
+                        stopped(&mut shutdown).await;
+                        break;
+                    }
+                },
+            }
         }
         for a in accepts {
             let _ = a.await;
@@ -239,15 +351,20 @@ fn worker(
 async fn accept_loop(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
-    shared: Arc<Shared>,
-    mut shutdown: watch::Receiver<bool>,
-    server: ServerConfig,
-    open: Arc<AtomicUsize>,
+    ctx: AcceptCtx,
+    mut unlisten: watch::Receiver<bool>,
 ) {
+    let AcceptCtx {
+        builder,
+        shared,
+        mut shutdown,
+        server,
+        open,
+    } = ctx;
     loop {
         let (stream, client) = tokio::select! {
             _ = stopped(&mut shutdown) => return,
+            _ = stopped(&mut unlisten) => return,
             r = listener.accept() => match r {
                 Ok(x) => x,
                 Err(e) => {
