@@ -1,7 +1,7 @@
 //! One line per pool for `drover check`.
 
 use super::scaling::provider_name;
-use super::types::{Config, HostMatch, Route};
+use super::types::{Config, HostMatch, ProviderKind, Route};
 
 fn route_label(r: &Route) -> String {
     let host = match &r.host {
@@ -43,11 +43,12 @@ pub fn summary_lines(cfg: &Config) -> Vec<String> {
                 p.balance.as_str().to_string(),
             ];
             if let Some(i) = &p.instances {
-                parts.push(format!(
-                    "managed: {} x{}",
-                    provider_name(i.provider),
-                    i.count
-                ));
+                parts.push(match i.provider {
+                    ProviderKind::DockerLabels => {
+                        "discovered: containers labelled drover.pool".to_string()
+                    }
+                    _ => format!("managed: {} x{}", provider_name(i.provider), i.count),
+                });
             }
             if let Some(a) = &p.autoscale {
                 parts.push(format!("autoscale {}..{}", a.min, a.max));
