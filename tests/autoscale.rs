@@ -2,11 +2,11 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{client, Drover, BIN};
+use common::{
+    all_events as events, client, healthy_count, pool_json, wait_until, Drover, Load, BIN,
+};
 
 /// Pids of live processes whose command line contains `marker`.
 fn pids_with(marker: &str) -> Vec<i32> {
@@ -66,44 +66,11 @@ stop_timeout = "2s"
 }
 
 async fn pool(d: &Drover) -> serde_json::Value {
-    client()
-        .get(d.admin_url("/api/v1/pools/app"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    pool_json(d, "app").await
 }
 
 async fn healthy(d: &Drover) -> usize {
-    let p = pool(d).await;
-    p["backends"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["state"] == "healthy")
-        .count()
-}
-
-async fn wait_until(what: &str, secs: u64, mut f: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn events(d: &Drover) -> Vec<serde_json::Value> {
-    let v: serde_json::Value = client()
-        .get(d.admin_url("/api/v1/events"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v.as_array().unwrap().clone()
+    healthy_count(d, "app").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -122,25 +89,8 @@ scale_down_cooldown = "2s""#,
     ));
     wait_until("first instance", 20, async || healthy(&d).await == 1).await;
 
-    let failures = Arc::new(AtomicU64::new(0));
-    let ok = Arc::new(AtomicU64::new(0));
     let stop_at = Instant::now() + Duration::from_secs(8);
-    let mut clients = Vec::new();
-    for _ in 0..8 {
-        let (url, failures, ok) = (d.url("/delay/300"), failures.clone(), ok.clone());
-        clients.push(tokio::spawn(async move {
-            let c = client();
-            for _ in 0..200 {
-                if Instant::now() > stop_at {
-                    break;
-                }
-                match c.get(&url).send().await {
-                    Ok(r) if r.status() == 200 => ok.fetch_add(1, Ordering::Relaxed),
-                    _ => failures.fetch_add(1, Ordering::Relaxed),
-                };
-            }
-        }));
-    }
+    let load = Load::start(&d.url("/delay/300"), 8, 200);
     let mut peak = 0;
     while Instant::now() < stop_at {
         let p = pool(&d).await;
@@ -149,9 +99,7 @@ scale_down_cooldown = "2s""#,
         peak = peak.max(healthy(&d).await);
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    for c in clients {
-        c.await.unwrap();
-    }
+    let (ok, failed) = load.stop().await;
     assert!(peak >= 3, "only {peak} healthy instances at peak");
     assert!(pids_with(&marker).len() <= 4);
     // Load gone: back to min.
@@ -160,12 +108,8 @@ scale_down_cooldown = "2s""#,
         p["desired"] == 1 && p["backends"].as_array().unwrap().len() == 1
     })
     .await;
-    assert_eq!(
-        failures.load(Ordering::Relaxed),
-        0,
-        "failed requests across up and down"
-    );
-    assert!(ok.load(Ordering::Relaxed) > 50);
+    assert_eq!(failed, 0, "failed requests across up and down");
+    assert!(ok > 50);
     let ev = events(&d).await;
     let reasons: Vec<String> = ev
         .iter()

@@ -2,12 +2,10 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::docker::{available, Container};
-use common::{client, Drover};
+use common::{all_events, client, healthy_count, wait_until, Drover, Load};
 
 fn config(pool: &str) -> String {
     format!(
@@ -31,36 +29,11 @@ fall = 2
     )
 }
 
-async fn healthy_members(d: &Drover, pool: &str) -> Vec<String> {
-    let v: serde_json::Value = client()
-        .get(d.admin_url(&format!("/api/v1/pools/{pool}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["backends"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["state"] == "healthy")
-        .map(|m| m["address"].as_str().unwrap().to_string())
-        .collect()
-}
-
 async fn wait_members(d: &Drover, pool: &str, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if healthy_members(d, pool).await.len() == n {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "pool {pool} never had {n} healthy members"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until(&format!("{n} healthy members in {pool}"), 30, async || {
+        healthy_count(d, pool).await == n
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -108,41 +81,13 @@ async fn labelled_containers_join_while_running_and_leave_on_stop_without_failed
     assert_eq!(names.into_iter().collect::<Vec<_>>(), vec!["c-a", "c-b"]);
 
     // Steady GET load while `a` is stopped: no client sees a failure.
-    let failures = Arc::new(AtomicU64::new(0));
-    let done = Arc::new(AtomicU64::new(0));
-    let url = d.url("/load");
-    let stop_at = Instant::now() + Duration::from_secs(6);
-    let mut clients = Vec::new();
-    for _ in 0..4 {
-        let (url, failures, done) = (url.clone(), failures.clone(), done.clone());
-        clients.push(tokio::spawn(async move {
-            let c = client();
-            for _ in 0..5000 {
-                if Instant::now() > stop_at {
-                    break;
-                }
-                match c.get(&url).send().await {
-                    Ok(r) if r.status() == 200 => {
-                        done.fetch_add(1, Ordering::Relaxed);
-                    }
-                    _ => {
-                        failures.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
-        }));
-    }
+    let load = Load::start(&d.url("/load"), 4, 5000);
     tokio::time::sleep(Duration::from_secs(1)).await;
     common::docker::docker(&["stop", "-t", "2", &a.id]);
-    for c in clients {
-        c.await.unwrap();
-    }
-    assert_eq!(
-        failures.load(Ordering::Relaxed),
-        0,
-        "failed requests while a container stopped"
-    );
-    assert!(done.load(Ordering::Relaxed) > 50);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (ok, failed) = load.stop().await;
+    assert_eq!(failed, 0, "failed requests while a container stopped");
+    assert!(ok > 50);
     wait_members(&d, &pool, 1).await;
     let v: serde_json::Value = client()
         .get(d.url("/x"))
@@ -153,14 +98,7 @@ async fn labelled_containers_join_while_running_and_leave_on_stop_without_failed
         .await
         .unwrap();
     assert_eq!(v["name"], "c-b");
-    let ev: serde_json::Value = client()
-        .get(d.admin_url("/api/v1/events"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ev: serde_json::Value = serde_json::Value::Array(all_events(&d).await);
     let kinds: Vec<&str> = ev
         .as_array()
         .unwrap()

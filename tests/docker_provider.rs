@@ -5,7 +5,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::docker::{available, docker, image, ImageCleanup};
-use common::{client, Drover, Proc};
+use common::{client, healthy_count, wait_until, Drover, Proc};
 
 fn config(pool: &str, count: u32, image: &str) -> String {
     format!(
@@ -54,31 +54,6 @@ fn containers(pool: &str) -> Vec<String> {
     out.lines().map(str::to_string).collect()
 }
 
-async fn healthy(d: &Drover, pool: &str) -> usize {
-    let v: serde_json::Value = client()
-        .get(d.admin_url(&format!("/api/v1/pools/{pool}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["backends"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["state"] == "healthy")
-        .count()
-}
-
-async fn wait_until(what: &str, secs: u64, mut f: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 /// Removes every container of `pool` on drop (this test's own, by label).
 struct PoolCleanup(String);
 
@@ -103,7 +78,7 @@ async fn docker_pool_runs_replaces_adopts_and_cleans_up_its_containers() {
     let cfg = config(&pool, 2, image());
     let mut d = Drover::start(&cfg);
     wait_until("two healthy containers", 60, async || {
-        healthy(&d, &pool).await == 2
+        healthy_count(&d, &pool).await == 2
     })
     .await;
     let first = containers(&pool);
@@ -115,7 +90,7 @@ async fn docker_pool_runs_replaces_adopts_and_cleans_up_its_containers() {
     docker(&["kill", &first[0]]);
     wait_until("replacement", 60, async || {
         let now = containers(&pool);
-        healthy(&d, &pool).await == 2 && !now.contains(&first[0])
+        healthy_count(&d, &pool).await == 2 && !now.contains(&first[0])
     })
     .await;
     let ev: serde_json::Value = client()

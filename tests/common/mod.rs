@@ -242,3 +242,108 @@ pub fn curl(args: &[&str]) -> String {
         .expect("curl");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// GET `url` and parse the JSON body.
+pub async fn get_json(url: &str) -> serde_json::Value {
+    client()
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// `GET /api/v1/pools/{pool}` from drover's admin API.
+pub async fn pool_json(d: &Drover, pool: &str) -> serde_json::Value {
+    get_json(&d.admin_url(&format!("/api/v1/pools/{pool}"))).await
+}
+
+/// How many members of `pool` are `healthy`.
+pub async fn healthy_count(d: &Drover, pool: &str) -> usize {
+    let p = pool_json(d, pool).await;
+    p["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["state"] == "healthy")
+        .count()
+}
+
+/// Every event in drover's log (`GET /api/v1/events`).
+pub async fn all_events(d: &Drover) -> Vec<serde_json::Value> {
+    get_json(&d.admin_url("/api/v1/events"))
+        .await
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// Polls `f` every 100 ms until it holds; panics after `secs`.
+pub async fn wait_until(what: &str, secs: u64, mut f: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Concurrent GET clients on one URL, counting answers that are not 200.
+/// Bounded: each client stops after `max_requests` or when stopped.
+pub struct Load {
+    ok: Arc<std::sync::atomic::AtomicU64>,
+    failed: Arc<std::sync::atomic::AtomicU64>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    clients: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    /// Starts `clients` loops of GET `url` (at most `max_requests` each, at most 60 s).
+    pub fn start(url: &str, clients: usize, max_requests: usize) -> Load {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        let (ok, failed, stop) = (
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let clients = (0..clients)
+            .map(|_| {
+                let (url, ok, failed, stop) =
+                    (url.to_string(), ok.clone(), failed.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let c = client();
+                    for _ in 0..max_requests {
+                        if stop.load(Ordering::Relaxed) || Instant::now() > deadline {
+                            break;
+                        }
+                        match c.get(&url).send().await {
+                            Ok(r) if r.status() == 200 => ok.fetch_add(1, Ordering::Relaxed),
+                            _ => failed.fetch_add(1, Ordering::Relaxed),
+                        };
+                    }
+                })
+            })
+            .collect();
+        Load {
+            ok,
+            failed,
+            stop,
+            clients,
+        }
+    }
+
+    /// Stops the clients and returns `(ok, failed)`.
+    pub async fn stop(self) -> (u64, u64) {
+        use std::sync::atomic::Ordering;
+        self.stop.store(true, Ordering::Relaxed);
+        for c in self.clients {
+            c.await.unwrap();
+        }
+        (
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        )
+    }
+}
