@@ -4,6 +4,7 @@
 pub mod containers;
 pub mod labels;
 pub mod provider;
+pub mod swarm;
 
 use bollard::Docker;
 

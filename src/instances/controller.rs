@@ -488,7 +488,11 @@ impl Controllers {
                 ProviderKind::Docker => Arc::new(crate::docker::provider::DockerProvider::new(
                     name, inst, owner,
                 )),
-                ProviderKind::DockerLabels | ProviderKind::Swarm => continue,
+                ProviderKind::Swarm => Arc::new(crate::docker::swarm::SwarmProvider::new(
+                    name,
+                    inst.service.as_deref().unwrap_or_default(),
+                )),
+                ProviderKind::DockerLabels => continue,
             };
             map.insert(name.clone(), (Arc::downgrade(pool), spawn(pool, provider)));
         }

@@ -1,0 +1,141 @@
+//! End to end on the real Docker Engine: `provider = "swarm"` in a single-node swarm.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::docker::{available, docker, image, ImageCleanup};
+use common::{healthy_count, pool_json, wait_until, Drover, Load};
+
+/// Joins this engine to a single-node swarm for the test if it is not in one;
+/// leaves on drop only if the test created it.
+struct Swarm {
+    created: bool,
+}
+
+impl Swarm {
+    fn ensure() -> Swarm {
+        let state = docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]);
+        if state == "active" {
+            return Swarm { created: false };
+        }
+        docker(&["swarm", "init", "--advertise-addr", "127.0.0.1"]);
+        Swarm { created: true }
+    }
+}
+
+impl Drop for Swarm {
+    fn drop(&mut self) {
+        if self.created {
+            let _ = std::process::Command::new("docker")
+                .args(["swarm", "leave", "--force"])
+                .output();
+        }
+    }
+}
+
+/// A service this test created; removed on drop.
+struct Service(String);
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker")
+            .args(["service", "rm", &self.0])
+            .output();
+    }
+}
+
+fn replicas(service: &str) -> u64 {
+    docker(&[
+        "service",
+        "inspect",
+        "--format",
+        "{{.Spec.Mode.Replicated.Replicas}}",
+        service,
+    ])
+    .parse()
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swarm_service_scales_1_to_3_to_1_under_load_with_no_failed_requests() {
+    if !available("swarm_service_scales_1_to_3_to_1_under_load_with_no_failed_requests") {
+        return;
+    }
+    let _image = ImageCleanup;
+    let img = image();
+    let _swarm = Swarm::ensure();
+    let name = format!("drover-test-{}", std::process::id());
+    docker(&[
+        "service",
+        "create",
+        "--detach",
+        "--name",
+        &name,
+        "--replicas",
+        "1",
+        "--publish",
+        "mode=host,target=8080",
+        "--no-resolve-image",
+        img,
+    ]);
+    let _service = Service(name.clone());
+    let d = Drover::start(&format!(
+        r#"
+[server]
+listen = ["127.0.0.1:0"]
+[admin]
+listen = "127.0.0.1:0"
+[log]
+access = false
+[pools.sw]
+balance = "least_conn"
+retries = 2
+[pools.sw.health]
+path = "/health"
+interval = "200ms"
+rise = 1
+fall = 2
+[pools.sw.instances]
+provider = "swarm"
+service = "{name}"
+start_timeout = "60s"
+drain_timeout = "5s"
+stop_timeout = "2s"
+[pools.sw.autoscale]
+min = 1
+max = 3
+interval = "500ms"
+target_inflight = 2
+scale_up_cooldown = "500ms"
+scale_down_cooldown = "3s"
+"#
+    ));
+    wait_until("the first task", 90, async || {
+        healthy_count(&d, "sw").await == 1
+    })
+    .await;
+
+    let load = Load::start(&d.url("/delay/300"), 8, 400);
+    let stop_at = Instant::now() + Duration::from_secs(90);
+    let mut peak = 0;
+    while peak < 3 && Instant::now() < stop_at {
+        peak = peak.max(healthy_count(&d, "sw").await);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(peak >= 3, "only {peak} healthy tasks under load");
+    assert!(replicas(&name) <= 3);
+    let (ok, failed) = load.stop().await;
+    wait_until("back to one task", 90, async || {
+        let p = pool_json(&d, "sw").await;
+        p["desired"] == 1 && p["backends"].as_array().unwrap().len() == 1
+    })
+    .await;
+    assert_eq!(failed, 0, "failed requests while the service scaled");
+    assert!(ok > 20);
+    wait_until("replicas = 1", 30, async || replicas(&name) == 1).await;
+    // The one task left is the one drover routes to.
+    let p = pool_json(&d, "sw").await;
+    let r = common::client().get(d.url("/x")).send().await.unwrap();
+    assert_eq!(r.status(), 200, "{p}");
+}
