@@ -5,7 +5,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::docker::{available, docker, image, ImageCleanup};
-use common::{client, healthy_count, wait_until, Drover, Proc};
+use common::{client, healthy_count, pool_json, wait_until, Drover, Load, Proc};
 
 fn config(pool: &str, count: u32, image: &str) -> String {
     format!(
@@ -205,4 +205,65 @@ async fn a_missing_image_is_a_clear_event_and_other_pools_keep_serving() {
     let r = client().get(d.url("/other/x")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert!(containers(&pool).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_pool_autoscales_1_to_3_to_1_under_load_with_no_failed_requests() {
+    if !available("docker_pool_autoscales_1_to_3_to_1_under_load_with_no_failed_requests") {
+        return;
+    }
+    let _image = ImageCleanup;
+    let pool = format!("as{}", std::process::id());
+    let _cleanup = PoolCleanup(pool.clone());
+    let cfg = config(&pool, 1, image()).replace("count = 1\n", "")
+        + &format!(
+            r#"
+[pools.{pool}.autoscale]
+min = 1
+max = 3
+interval = "500ms"
+target_inflight = 2
+scale_up_cooldown = "500ms"
+scale_down_cooldown = "3s"
+"#
+        );
+    let cfg = cfg.replace(
+        &format!("[pools.{pool}]\nretries = 2"),
+        &format!("[pools.{pool}]\nbalance = \"least_conn\"\nretries = 2"),
+    );
+    let d = Drover::start(&cfg);
+    wait_until("the first container", 60, async || {
+        healthy_count(&d, &pool).await == 1
+    })
+    .await;
+
+    // Eight clients on a 300 ms endpoint: ~8 in flight against a target of 2 per instance.
+    let heavy = Load::start(&d.url("/delay/300"), 8, 400);
+    wait_until("three healthy containers under load", 90, async || {
+        healthy_count(&d, &pool).await == 3
+    })
+    .await;
+    assert_eq!(containers(&pool).len(), 3, "never more than max");
+    // One client keeps going while the pool shrinks: draining must not fail it.
+    let light = Load::start(&d.url("/delay/100"), 1, 600);
+    let (ok_heavy, failed_heavy) = heavy.stop().await;
+    wait_until("back to one container", 60, async || {
+        let p = pool_json(&d, &pool).await;
+        p["desired"] == 1 && p["backends"].as_array().unwrap().len() == 1
+    })
+    .await;
+    let (ok_light, failed_light) = light.stop().await;
+    assert_eq!(failed_heavy, 0, "failed requests while scaling up");
+    assert_eq!(failed_light, 0, "failed requests while draining down");
+    assert!(ok_heavy > 20 && ok_light > 5, "{ok_heavy} {ok_light}");
+    wait_until("the drained containers removed", 30, async || {
+        containers(&pool).len() == 1
+    })
+    .await;
+    let ev = common::all_events(&d).await;
+    let kinds: Vec<&str> = ev.iter().filter_map(|e| e["kind"].as_str()).collect();
+    assert!(
+        kinds.contains(&"scale_up") && kinds.contains(&"scale_down"),
+        "{kinds:?}"
+    );
 }

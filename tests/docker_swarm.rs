@@ -125,14 +125,21 @@ scale_down_cooldown = "3s"
     }
     assert!(peak >= 3, "only {peak} healthy tasks under load");
     assert!(replicas(&name) <= 3);
+    // One client keeps going while the service shrinks: draining must not fail it.
+    let light = Load::start(&d.url("/delay/100"), 1, 600);
     let (ok, failed) = load.stop().await;
     wait_until("back to one task", 90, async || {
         let p = pool_json(&d, "sw").await;
         p["desired"] == 1 && p["backends"].as_array().unwrap().len() == 1
     })
     .await;
-    assert_eq!(failed, 0, "failed requests while the service scaled");
-    assert!(ok > 20);
+    let (ok_light, failed_light) = light.stop().await;
+    assert_eq!(failed, 0, "failed requests while the service scaled up");
+    assert_eq!(
+        failed_light, 0,
+        "failed requests while the service scaled down"
+    );
+    assert!(ok > 20 && ok_light > 5, "{ok} {ok_light}");
     wait_until("replicas = 1", 30, async || replicas(&name) == 1).await;
     // The one task left is the one drover routes to.
     let p = pool_json(&d, "sw").await;
