@@ -3,31 +3,51 @@
 //!
 //! Records are handed to a writer thread through a bounded channel
 //! ([`CAPACITY`]); the request path never blocks on it, and records that do
-//! not fit are dropped and counted ([`dropped`]).
+//! not fit are dropped and counted ([`dropped`]). The writer wakes every
+//! [`WRITE_EVERY`] rather than on each record, so a request never pays for
+//! waking it (a futex call per request measured +70% instructions per
+//! request); [`flush`] writes what is queued at shutdown.
 
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use http::{HeaderValue, Method, Uri};
+
+use crate::proxy::headers::write_ip;
+
 /// Records buffered between the request path and the writer. Default 16384.
 pub const CAPACITY: usize = 16384;
+/// How often the writer looks for records when it found none. Default 10 ms.
+pub const WRITE_EVERY: Duration = Duration::from_millis(10);
 
-static SENDER: OnceLock<SyncSender<AccessRecord>> = OnceLock::new();
+/// What the writer thread receives.
+// Records are nearly every message: boxing them would cost an allocation per request.
+#[allow(clippy::large_enum_variant)]
+enum Msg {
+    Record(AccessRecord),
+    /// Write everything queued before this, then answer.
+    Flush(std::sync::mpsc::Sender<()>),
+}
+
+static SENDER: OnceLock<SyncSender<Msg>> = OnceLock::new();
 static ENABLED: AtomicBool = AtomicBool::new(false);
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 static TEXT: AtomicBool = AtomicBool::new(false);
 
-/// One finished request.
+/// One finished request. Built on the request path from cheap clones
+/// (reference-counted header value and URI); turned into text on the writer thread.
 #[derive(Debug, Clone)]
 pub struct AccessRecord {
     pub ts: SystemTime,
-    pub request_id: String,
+    pub request_id: HeaderValue,
     pub client: IpAddr,
-    pub method: String,
-    pub path: String,
+    pub method: Method,
+    /// The request target as received (path and query).
+    pub uri: Uri,
     pub status: u16,
     /// Response body bytes sent.
     pub bytes: u64,
@@ -41,10 +61,21 @@ impl AccessRecord {
     /// Queues the record for the writer; drops it (counted) if the buffer is full.
     pub fn send(self) {
         if let Some(tx) = SENDER.get() {
-            if let Err(TrySendError::Full(_)) = tx.try_send(self) {
+            if let Err(TrySendError::Full(_)) = tx.try_send(Msg::Record(self)) {
                 DROPPED.fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+
+    /// The request target as logged: path and query, or the path alone.
+    fn path(&self) -> &str {
+        self.uri
+            .path_and_query()
+            .map_or_else(|| self.uri.path(), |p| p.as_str())
+    }
+
+    fn request_id(&self) -> &str {
+        self.request_id.to_str().unwrap_or("")
     }
 
     /// The compact text line (without newline):
@@ -63,40 +94,97 @@ impl AccessRecord {
             rfc3339(self.ts),
             self.client,
             self.method,
-            self.path.escape_debug(),
+            self.path().escape_debug(),
             self.status,
             self.bytes,
             self.duration.as_secs_f64() * 1e3,
             self.retries,
-            self.request_id
+            self.request_id()
         )
     }
 
-    /// The line in the configured format.
-    fn line(&self) -> String {
+    /// Appends the line in the configured format, with its newline.
+    fn write_line(&self, out: &mut Vec<u8>) {
         if TEXT.load(Ordering::Relaxed) {
-            self.to_text()
+            out.extend_from_slice(self.to_text().as_bytes());
         } else {
-            self.to_json()
+            self.write_json(out);
         }
+        out.push(b'\n');
     }
 
     /// The JSON line (without newline).
     pub fn to_json(&self) -> String {
-        serde_json::json!({
-            "ts": rfc3339(self.ts),
-            "request_id": self.request_id,
-            "client": self.client.to_string(),
-            "method": self.method,
-            "path": self.path,
-            "status": self.status,
-            "bytes": self.bytes,
-            "duration_ms": (self.duration.as_secs_f64() * 1e6).round() / 1e3,
-            "pool": self.pool,
-            "backend": self.backend.map(|b| b.to_string()),
-            "retries": self.retries,
-        })
-        .to_string()
+        let mut out = Vec::with_capacity(256);
+        self.write_json(&mut out);
+        String::from_utf8(out).expect("JSON is UTF-8")
+    }
+
+    /// Appends the JSON object, written field by field (no intermediate
+    /// `serde_json::Value`: this runs once per request). `duration_ms` has
+    /// microsecond precision.
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut num = itoa::Buffer::new();
+        out.extend_from_slice(b"{\"ts\":\"");
+        write_rfc3339(out, self.ts);
+        out.extend_from_slice(b"\",\"request_id\":");
+        json_str(out, self.request_id());
+        out.extend_from_slice(b",\"client\":\"");
+        write_ip(out, self.client);
+        out.extend_from_slice(b"\",\"method\":");
+        json_str(out, self.method.as_str());
+        out.extend_from_slice(b",\"path\":");
+        json_str(out, self.path());
+        out.extend_from_slice(b",\"status\":");
+        out.extend_from_slice(num.format(self.status).as_bytes());
+        out.extend_from_slice(b",\"bytes\":");
+        out.extend_from_slice(num.format(self.bytes).as_bytes());
+        out.extend_from_slice(b",\"duration_ms\":");
+        let us = self.duration.as_micros();
+        out.extend_from_slice(num.format(us / 1000).as_bytes());
+        out.push(b'.');
+        let frac = (us % 1000) as u16;
+        out.extend_from_slice(&[
+            b'0' + (frac / 100) as u8,
+            b'0' + (frac / 10 % 10) as u8,
+            b'0' + (frac % 10) as u8,
+        ]);
+        out.extend_from_slice(b",\"pool\":");
+        json_str(out, &self.pool);
+        out.extend_from_slice(b",\"backend\":");
+        match self.backend {
+            Some(b) => {
+                out.push(b'"');
+                if b.is_ipv6() {
+                    out.push(b'[');
+                    write_ip(out, b.ip());
+                    out.push(b']');
+                } else {
+                    write_ip(out, b.ip());
+                }
+                out.push(b':');
+                out.extend_from_slice(num.format(b.port()).as_bytes());
+                out.push(b'"');
+            }
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"retries\":");
+        out.extend_from_slice(num.format(self.retries).as_bytes());
+        out.push(b'}');
+    }
+}
+
+/// Appends `s` as a JSON string: copied as is when it needs no escaping
+/// (the common case), else quoted and escaped by serde_json.
+fn json_str(out: &mut Vec<u8>, s: &str) {
+    if s.bytes()
+        .all(|c| (0x20..0x7f).contains(&c) && c != b'"' && c != b'\\')
+    {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        serde_json::to_writer(&mut *out, s).expect("writing to a Vec cannot fail");
     }
 }
 
@@ -129,20 +217,57 @@ pub fn dropped() -> u64 {
     DROPPED.load(Ordering::Relaxed)
 }
 
-fn writer(rx: Receiver<AccessRecord>) {
+/// Writes every record queued so far to stdout (waits at most 2 s); called at shutdown.
+pub fn flush() {
+    let Some(tx) = SENDER.get() else {
+        return;
+    };
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    if tx.send(Msg::Flush(done_tx)).is_ok() {
+        let _ = done_rx.recv_timeout(Duration::from_secs(2));
+    }
+}
+
+fn writer(rx: Receiver<Msg>) {
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
-    while let Ok(rec) = rx.recv() {
-        let _ = writeln!(out, "{}", rec.line());
-        while let Ok(rec) = rx.try_recv() {
-            let _ = writeln!(out, "{}", rec.line());
+    let mut out = stdout.lock();
+    // Lines are gathered here and written with one call per batch.
+    let mut buf = Vec::with_capacity(64 * 1024);
+    loop {
+        let mut flushed = Vec::new();
+        loop {
+            match rx.try_recv() {
+                Ok(Msg::Record(rec)) => rec.write_line(&mut buf),
+                Ok(Msg::Flush(ack)) => flushed.push(ack),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => return,
+            }
+            if buf.len() >= 60 * 1024 {
+                let _ = out.write_all(&buf);
+                buf.clear();
+            }
         }
-        let _ = out.flush();
+        if !buf.is_empty() {
+            let _ = out.write_all(&buf);
+            let _ = out.flush();
+            buf.clear();
+        }
+        for ack in flushed {
+            let _ = ack.send(());
+        }
+        std::thread::sleep(WRITE_EVERY);
     }
 }
 
 /// `2026-11-28T15:04:05.123Z`
 pub fn rfc3339(t: SystemTime) -> String {
+    let mut out = Vec::with_capacity(24);
+    write_rfc3339(&mut out, t);
+    String::from_utf8(out).expect("digits are UTF-8")
+}
+
+/// Appends `t` as `2026-11-28T15:04:05.123Z` (UTC, milliseconds).
+pub fn write_rfc3339(out: &mut Vec<u8>, t: SystemTime) {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs();
     let (days, rem) = ((secs / 86400) as i64, secs % 86400);
@@ -156,13 +281,25 @@ pub fn rfc3339(t: SystemTime) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        d.subsec_millis()
-    )
+    let digits = |out: &mut Vec<u8>, v: u64, n: u32| {
+        for i in (0..n).rev() {
+            out.push(b'0' + (v / 10u64.pow(i) % 10) as u8);
+        }
+    };
+    digits(out, year.clamp(0, 9999) as u64, 4);
+    out.push(b'-');
+    digits(out, month as u64, 2);
+    out.push(b'-');
+    digits(out, day as u64, 2);
+    out.push(b'T');
+    digits(out, rem / 3600, 2);
+    out.push(b':');
+    digits(out, rem % 3600 / 60, 2);
+    out.push(b':');
+    digits(out, rem % 60, 2);
+    out.push(b'.');
+    digits(out, u64::from(d.subsec_millis()), 3);
+    out.push(b'Z');
 }
 
 #[cfg(test)]
@@ -179,13 +316,41 @@ mod tests {
     }
 
     #[test]
+    fn json_escapes_what_needs_it_and_formats_ipv6_backends() {
+        let r = AccessRecord {
+            ts: UNIX_EPOCH,
+            request_id: HeaderValue::from_static("a\"b"),
+            client: "::1".parse().unwrap(),
+            method: Method::from_bytes(b"PURGE").unwrap(),
+            uri: Uri::from_static("/caf%C3%A9?q=%22x%22"),
+            status: 502,
+            bytes: 0,
+            duration: Duration::from_micros(12_345_678),
+            pool: "p\\q".into(),
+            backend: Some("[::1]:8080".parse().unwrap()),
+            retries: 0,
+        };
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(v["request_id"], "a\"b");
+        assert_eq!(v["client"], "::1");
+        assert_eq!(v["method"], "PURGE");
+        assert_eq!(v["path"], "/caf%C3%A9?q=%22x%22");
+        assert_eq!(v["pool"], "p\\q");
+        assert_eq!(v["backend"], "[::1]:8080");
+        assert_eq!(v["duration_ms"], 12345.678);
+        let none = AccessRecord { backend: None, ..r };
+        let v: serde_json::Value = serde_json::from_str(&none.to_json()).unwrap();
+        assert!(v["backend"].is_null());
+    }
+
+    #[test]
     fn record_has_every_spec_field() {
         let r = AccessRecord {
             ts: UNIX_EPOCH,
-            request_id: "r1".into(),
+            request_id: HeaderValue::from_static("r1"),
             client: "127.0.0.1".parse().unwrap(),
-            method: "GET".into(),
-            path: "/x?y".into(),
+            method: Method::GET,
+            uri: Uri::from_static("/x?y"),
             status: 200,
             bytes: 5,
             duration: Duration::from_micros(1500),
@@ -210,6 +375,8 @@ mod tests {
             assert!(v.get(k).is_some(), "missing {k}");
         }
         assert_eq!(v["duration_ms"], 1.5);
+        assert_eq!(v["path"], "/x?y");
+        assert_eq!(v["ts"], "1970-01-01T00:00:00.000Z");
         assert_eq!(v["backend"], "127.0.0.1:8001");
         assert_eq!(
             r.to_text(),

@@ -267,6 +267,7 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         }
     }
     admin.abort();
+    crate::access_log::flush();
     tracing::info!("stopped");
     Ok(())
 }

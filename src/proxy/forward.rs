@@ -63,13 +63,10 @@ pub async fn handle(
     if access_log::enabled() {
         done.log = Some(AccessRecord {
             ts: SystemTime::now(),
-            request_id: request_id.to_str().unwrap_or("").to_string(),
+            request_id: request_id.clone(),
             client: down.client.ip(),
-            method: req.method().to_string(),
-            path: req
-                .uri()
-                .path_and_query()
-                .map_or_else(|| req.uri().path().to_string(), |p| p.as_str().to_string()),
+            method: req.method().clone(),
+            uri: req.uri().clone(),
             status: 0,
             bytes: 0,
             duration: Default::default(),
@@ -275,7 +272,7 @@ impl<'a> Forward<'a> {
             &ForwardInfo {
                 client_ip: down.client.ip(),
                 proto: down.proto,
-                host: host.as_ref().and_then(|v| v.to_str().ok()),
+                host: host.as_ref(),
                 version: parts.version,
                 request_id: &request_id,
             },

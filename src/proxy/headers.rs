@@ -38,16 +38,54 @@ fn connection_has(headers: &HeaderMap, token: &str) -> bool {
         .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
+/// Which hop-by-hop fields a message carries (one bit per field).
+const HOP_CONNECTION: u8 = 1;
+const HOP_KEEP_ALIVE: u8 = 2;
+const HOP_PROXY_CONNECTION: u8 = 4;
+const HOP_TRANSFER_ENCODING: u8 = 8;
+const HOP_TE: u8 = 16;
+const HOP_UPGRADE: u8 = 32;
+
+/// One pass over the field names: which hop-by-hop fields are present.
+/// Standard names compare as enum values, so this is cheap; most messages
+/// carry at most `Connection`.
+fn hop_fields(headers: &HeaderMap) -> u8 {
+    let mut found = 0;
+    for name in headers.keys() {
+        found |= if name == header::CONNECTION {
+            HOP_CONNECTION
+        } else if name == header::TRANSFER_ENCODING {
+            HOP_TRANSFER_ENCODING
+        } else if name == header::TE {
+            HOP_TE
+        } else if name == header::UPGRADE {
+            HOP_UPGRADE
+        } else if name == KEEP_ALIVE {
+            HOP_KEEP_ALIVE
+        } else if name == PROXY_CONNECTION {
+            HOP_PROXY_CONNECTION
+        } else {
+            0
+        };
+    }
+    found
+}
+
 /// Removes hop-by-hop headers (RFC 9110 §7.6.1). With `upgrade`, keeps
 /// `Upgrade` and sets `Connection: upgrade`.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
-    if headers.contains_key(header::CONNECTION) {
+    let found = hop_fields(headers);
+    if found & HOP_CONNECTION != 0 {
+        // Fields named by `Connection`. `keep-alive` is removed below anyway and
+        // `close` is an option, not a field: neither needs a name parsed.
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+            .map(str::trim)
+            .filter(|t| !t.eq_ignore_ascii_case("keep-alive") && !t.eq_ignore_ascii_case("close"))
+            .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
             .collect();
         for name in named {
             if upgrade && name == header::UPGRADE {
@@ -61,10 +99,16 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
         }
         headers.remove(header::CONNECTION);
     }
-    headers.remove(&KEEP_ALIVE);
-    headers.remove(&PROXY_CONNECTION);
-    headers.remove(header::TRANSFER_ENCODING);
-    if headers.contains_key(header::TE) {
+    if found & HOP_KEEP_ALIVE != 0 {
+        headers.remove(&KEEP_ALIVE);
+    }
+    if found & HOP_PROXY_CONNECTION != 0 {
+        headers.remove(&PROXY_CONNECTION);
+    }
+    if found & HOP_TRANSFER_ENCODING != 0 {
+        headers.remove(header::TRANSFER_ENCODING);
+    }
+    if found & HOP_TE != 0 {
         let trailers = headers
             .get_all(header::TE)
             .iter()
@@ -78,7 +122,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     }
     if upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    } else {
+    } else if found & HOP_UPGRADE != 0 {
         headers.remove(header::UPGRADE);
     }
 }
@@ -89,17 +133,17 @@ pub struct ForwardInfo<'a> {
     /// `http` or `https`.
     pub proto: &'static str,
     /// The downstream request's host (Host header or `:authority`).
-    pub host: Option<&'a str>,
+    pub host: Option<&'a HeaderValue>,
     pub version: Version,
     pub request_id: &'a HeaderValue,
 }
 
 /// Adds `X-Forwarded-*`, `Via` and `X-Request-Id` to an upstream request.
 pub fn add_forwarded(headers: &mut HeaderMap, info: &ForwardInfo<'_>) {
-    append_list(headers, &X_FORWARDED_FOR, &info.client_ip.to_string());
+    append_list(headers, &X_FORWARDED_FOR, ip_value(info.client_ip));
     headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(info.proto));
-    if let Some(host) = info.host.and_then(|h| HeaderValue::from_str(h).ok()) {
-        headers.insert(&X_FORWARDED_HOST, host);
+    if let Some(host) = info.host {
+        headers.insert(&X_FORWARDED_HOST, host.clone());
     }
     let via = match info.version {
         Version::HTTP_10 => "1.0 drover",
@@ -107,14 +151,48 @@ pub fn add_forwarded(headers: &mut HeaderMap, info: &ForwardInfo<'_>) {
         Version::HTTP_3 => "3 drover",
         _ => "1.1 drover",
     };
-    append_list(headers, &header::VIA, via);
+    append_list(headers, &header::VIA, HeaderValue::from_static(via));
     headers.insert(&X_REQUEST_ID, info.request_id.clone());
 }
 
+/// An IP address as a header value; IPv4 written without the formatting machinery.
+fn ip_value(ip: IpAddr) -> HeaderValue {
+    let mut buf = Vec::with_capacity(15);
+    write_ip(&mut buf, ip);
+    HeaderValue::from_bytes(&buf).expect("an IP address is a valid header value")
+}
+
+/// Appends `ip` in its standard text form; IPv4 digit by digit (no `fmt`),
+/// since this runs for every request (`X-Forwarded-For`, access log).
+pub fn write_ip(out: &mut Vec<u8>, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(a) => {
+            for (i, o) in a.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                if o >= 100 {
+                    out.push(b'0' + o / 100);
+                }
+                if o >= 10 {
+                    out.push(b'0' + (o / 10) % 10);
+                }
+                out.push(b'0' + o % 10);
+            }
+        }
+        IpAddr::V6(_) => out.extend_from_slice(ip.to_string().as_bytes()),
+    }
+}
+
 /// Appends `item` to a comma-separated list header, folding repeated fields into one.
-fn append_list(headers: &mut HeaderMap, name: &HeaderName, item: &str) {
+fn append_list(headers: &mut HeaderMap, name: &HeaderName, item: HeaderValue) {
+    let mut existing = headers.get_all(name).iter().peekable();
+    if existing.peek().is_none() {
+        headers.insert(name, item);
+        return;
+    }
     let mut joined = String::new();
-    for v in headers.get_all(name).iter() {
+    for v in existing {
         if let Ok(s) = v.to_str() {
             if !joined.is_empty() {
                 joined.push_str(", ");
@@ -125,7 +203,7 @@ fn append_list(headers: &mut HeaderMap, name: &HeaderName, item: &str) {
     if !joined.is_empty() {
         joined.push_str(", ");
     }
-    joined.push_str(item);
+    joined.push_str(item.to_str().unwrap_or(""));
     if let Ok(v) = HeaderValue::from_str(&joined) {
         headers.insert(name, v);
     }
@@ -193,6 +271,30 @@ mod tests {
     }
 
     #[test]
+    fn ip_values_match_the_standard_formatting() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.30.40",
+            "255.255.255.255",
+            "1.2.3.100",
+            "::1",
+            "2001:db8::7",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(ip_value(ip).to_str().unwrap(), ip.to_string());
+        }
+    }
+
+    #[test]
+    fn a_message_without_hop_by_hop_fields_is_left_alone() {
+        let mut h = map(&[("host", "a"), ("accept", "*/*"), ("x-other", "1")]);
+        let before = h.clone();
+        strip_hop_by_hop(&mut h, false);
+        assert_eq!(h, before);
+    }
+
+    #[test]
     fn forwarded_headers_append_and_set() {
         let mut h = map(&[
             ("x-forwarded-for", "10.0.0.1"),
@@ -205,7 +307,7 @@ mod tests {
             &ForwardInfo {
                 client_ip: "127.0.0.1".parse().unwrap(),
                 proto: "http",
-                host: Some("example.com"),
+                host: Some(&HeaderValue::from_static("example.com")),
                 version: Version::HTTP_11,
                 request_id: &id,
             },
