@@ -11,11 +11,6 @@ use drover::cli::{Cli, Command, LogFormat};
 use drover::config;
 use tracing_subscriber::EnvFilter;
 
-/// mimalloc instead of glibc's malloc: each proxied request allocates and
-/// frees header maps, bodies and futures (measured in bench/RESULTS.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn init_logging(cli: &Cli) {
     let level = match (cli.verbose, cli.quiet) {
         (_, q) if q > 0 => "warn",
