@@ -153,18 +153,15 @@ impl AccessRecord {
         json_str(out, &self.pool);
         out.extend_from_slice(b",\"backend\":");
         match self.backend {
-            Some(b) => {
+            Some(SocketAddr::V4(b)) => {
                 out.push(b'"');
-                if b.is_ipv6() {
-                    out.push(b'[');
-                    write_ip(out, b.ip());
-                    out.push(b']');
-                } else {
-                    write_ip(out, b.ip());
-                }
+                write_ip(out, IpAddr::V4(*b.ip()));
                 out.push(b':');
                 out.extend_from_slice(num.format(b.port()).as_bytes());
                 out.push(b'"');
+            }
+            Some(b) => {
+                let _ = write!(out, "\"{b}\"");
             }
             None => out.extend_from_slice(b"null"),
         }

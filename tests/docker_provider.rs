@@ -5,7 +5,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::docker::{available, docker, image, ImageCleanup};
-use common::{client, healthy_count, pool_json, wait_until, Drover, Load, Proc};
+use common::{
+    autoscale_1_to_3, client, healthy_count, shrink_to_one_under_light_load, wait_until, Drover,
+    Load, Proc,
+};
 
 fn config(pool: &str, count: u32, image: &str) -> String {
     format!(
@@ -215,18 +218,7 @@ async fn docker_pool_autoscales_1_to_3_to_1_under_load_with_no_failed_requests()
     let _image = ImageCleanup;
     let pool = format!("as{}", std::process::id());
     let _cleanup = PoolCleanup(pool.clone());
-    let cfg = config(&pool, 1, image()).replace("count = 1\n", "")
-        + &format!(
-            r#"
-[pools.{pool}.autoscale]
-min = 1
-max = 3
-interval = "500ms"
-target_inflight = 2
-scale_up_cooldown = "500ms"
-scale_down_cooldown = "3s"
-"#
-        );
+    let cfg = config(&pool, 1, image()).replace("count = 1\n", "") + &autoscale_1_to_3(&pool);
     let cfg = cfg.replace(
         &format!("[pools.{pool}]\nretries = 2"),
         &format!("[pools.{pool}]\nbalance = \"least_conn\"\nretries = 2"),
@@ -244,18 +236,7 @@ scale_down_cooldown = "3s"
     })
     .await;
     assert_eq!(containers(&pool).len(), 3, "never more than max");
-    // One client keeps going while the pool shrinks: draining must not fail it.
-    let light = Load::start(&d.url("/delay/100"), 1, 600);
-    let (ok_heavy, failed_heavy) = heavy.stop().await;
-    wait_until("back to one container", 60, async || {
-        let p = pool_json(&d, &pool).await;
-        p["desired"] == 1 && p["backends"].as_array().unwrap().len() == 1
-    })
-    .await;
-    let (ok_light, failed_light) = light.stop().await;
-    assert_eq!(failed_heavy, 0, "failed requests while scaling up");
-    assert_eq!(failed_light, 0, "failed requests while draining down");
-    assert!(ok_heavy > 20 && ok_light > 5, "{ok_heavy} {ok_light}");
+    shrink_to_one_under_light_load(&d, &pool, heavy, 60).await;
     wait_until("the drained containers removed", 30, async || {
         containers(&pool).len() == 1
     })

@@ -80,8 +80,9 @@ async fn swarm_service_scales_1_to_3_to_1_under_load_with_no_failed_requests() {
         img,
     ]);
     let _service = Service(name.clone());
-    let d = Drover::start(&format!(
-        r#"
+    let d = Drover::start(
+        &(format!(
+            r#"
 [server]
 listen = ["127.0.0.1:0"]
 [admin]
@@ -102,15 +103,9 @@ service = "{name}"
 start_timeout = "60s"
 drain_timeout = "5s"
 stop_timeout = "2s"
-[pools.sw.autoscale]
-min = 1
-max = 3
-interval = "500ms"
-target_inflight = 2
-scale_up_cooldown = "500ms"
-scale_down_cooldown = "3s"
 "#
-    ));
+        ) + &common::autoscale_1_to_3("sw")),
+    );
     wait_until("the first task", 90, async || {
         healthy_count(&d, "sw").await == 1
     })
@@ -125,21 +120,7 @@ scale_down_cooldown = "3s"
     }
     assert!(peak >= 3, "only {peak} healthy tasks under load");
     assert!(replicas(&name) <= 3);
-    // One client keeps going while the service shrinks: draining must not fail it.
-    let light = Load::start(&d.url("/delay/100"), 1, 600);
-    let (ok, failed) = load.stop().await;
-    wait_until("back to one task", 90, async || {
-        let p = pool_json(&d, "sw").await;
-        p["desired"] == 1 && p["backends"].as_array().unwrap().len() == 1
-    })
-    .await;
-    let (ok_light, failed_light) = light.stop().await;
-    assert_eq!(failed, 0, "failed requests while the service scaled up");
-    assert_eq!(
-        failed_light, 0,
-        "failed requests while the service scaled down"
-    );
-    assert!(ok > 20 && ok_light > 5, "{ok} {ok_light}");
+    common::shrink_to_one_under_light_load(&d, "sw", load, 90).await;
     wait_until("replicas = 1", 30, async || replicas(&name) == 1).await;
     // The one task left is the one drover routes to.
     let p = pool_json(&d, "sw").await;

@@ -347,3 +347,36 @@ impl Load {
         )
     }
 }
+
+/// The `[pools.POOL.autoscale]` section the container scaling tests share:
+/// 1..3 instances on in-flight requests (target 2), evaluated every 500 ms.
+pub fn autoscale_1_to_3(pool: &str) -> String {
+    format!(
+        r#"
+[pools.{pool}.autoscale]
+min = 1
+max = 3
+interval = "500ms"
+target_inflight = 2
+scale_up_cooldown = "500ms"
+scale_down_cooldown = "3s"
+"#
+    )
+}
+
+/// Stops `heavy` while one client keeps requesting, waits (up to `secs`) until
+/// `pool` is back to one member, and asserts that neither load saw a failed
+/// request: scaling up and draining down both lose nothing.
+pub async fn shrink_to_one_under_light_load(d: &Drover, pool: &str, heavy: Load, secs: u64) {
+    let light = Load::start(&d.url("/delay/100"), 1, 600);
+    let (ok_heavy, failed_heavy) = heavy.stop().await;
+    wait_until("back to one member", secs, async || {
+        let p = pool_json(d, pool).await;
+        p["desired"] == 1 && p["backends"].as_array().unwrap().len() == 1
+    })
+    .await;
+    let (ok_light, failed_light) = light.stop().await;
+    assert_eq!(failed_heavy, 0, "failed requests while scaling up");
+    assert_eq!(failed_light, 0, "failed requests while draining down");
+    assert!(ok_heavy > 20 && ok_light > 5, "{ok_heavy} {ok_light}");
+}
