@@ -13,6 +13,7 @@
 
 use std::net::IpAddr;
 
+use bytes::BufMut;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::Version;
 
@@ -157,30 +158,28 @@ pub fn add_forwarded(headers: &mut HeaderMap, info: &ForwardInfo<'_>) {
 
 /// An IP address as a header value; IPv4 written without the formatting machinery.
 fn ip_value(ip: IpAddr) -> HeaderValue {
-    let mut buf = Vec::with_capacity(15);
-    write_ip(&mut buf, ip);
-    HeaderValue::from_bytes(&buf).expect("an IP address is a valid header value")
+    super::value_arena::header_value(|b| write_ip(b, ip))
 }
 
 /// Appends `ip` in its standard text form; IPv4 digit by digit (no `fmt`),
 /// since this runs for every request (`X-Forwarded-For`, access log).
-pub fn write_ip(out: &mut Vec<u8>, ip: IpAddr) {
+pub fn write_ip(out: &mut impl BufMut, ip: IpAddr) {
     match ip {
         IpAddr::V4(a) => {
             for (i, o) in a.octets().into_iter().enumerate() {
                 if i > 0 {
-                    out.push(b'.');
+                    out.put_u8(b'.');
                 }
                 if o >= 100 {
-                    out.push(b'0' + o / 100);
+                    out.put_u8(b'0' + o / 100);
                 }
                 if o >= 10 {
-                    out.push(b'0' + (o / 10) % 10);
+                    out.put_u8(b'0' + (o / 10) % 10);
                 }
-                out.push(b'0' + o % 10);
+                out.put_u8(b'0' + o % 10);
             }
         }
-        IpAddr::V6(_) => out.extend_from_slice(ip.to_string().as_bytes()),
+        IpAddr::V6(_) => out.put_slice(ip.to_string().as_bytes()),
     }
 }
 

@@ -10,3 +10,4 @@ pub mod server;
 pub mod tls;
 pub mod upgrade;
 pub mod upstream;
+pub mod value_arena;

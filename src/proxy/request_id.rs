@@ -1,4 +1,5 @@
-//! `X-Request-Id` generation: a per-thread random prefix and a counter, no allocation but the header value.
+//! `X-Request-Id` generation: a per-thread random prefix and a counter; the
+//! value is cut from the per-thread chunk of [`super::value_arena`].
 
 use std::cell::Cell;
 
@@ -18,7 +19,7 @@ pub fn generate() -> HeaderValue {
     let mut buf = [0u8; 24];
     write_hex(&mut buf[..8], prefix as u64);
     write_hex(&mut buf[8..], n);
-    HeaderValue::from_bytes(&buf).expect("hex is a valid header value")
+    super::value_arena::header_value(|b| b.extend_from_slice(&buf))
 }
 
 fn write_hex(out: &mut [u8], mut v: u64) {

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
+use futures_util::FutureExt;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -424,14 +425,14 @@ async fn serve_connection<I>(
     let down = Downstream { client, proto };
     let act = activity.clone();
     let svc = service_fn(move |req| {
-        let router = shared.router.load_full();
         let act = act.clone();
         act.active.fetch_add(1, Ordering::Relaxed);
-        async move {
-            let mut resp = forward::handle(&router, req, down).await;
+        // `map` rather than an async block: no second slot for the future
+        // (hyper copies the whole future once per request).
+        forward::handle(&shared.router.load(), req, down).map(move |mut resp| {
             resp.body_mut().on_end(act);
             Ok::<_, Infallible>(resp)
-        }
+        })
     });
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
     tokio::pin!(conn);

@@ -121,5 +121,6 @@ pub async fn checkout(addr: SocketAddr, timeout: Duration) -> Result<(Sender, bo
             return Ok((s, true));
         }
     }
-    connect(addr, timeout).await.map(|s| (s, false))
+    // Boxed: the rare path, and inline it would be most of this future's size.
+    Box::pin(connect(addr, timeout)).await.map(|s| (s, false))
 }
