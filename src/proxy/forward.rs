@@ -22,7 +22,7 @@ use super::upgrade;
 use super::upstream::{self, Sender};
 use crate::access_log::{self, AccessRecord};
 use crate::balance::SelectContext;
-use crate::config::{Balance, HashKey};
+use crate::config::{Balance, HashKey, PoolConfig};
 use crate::pool::{Member, Pool, PoolSnapshot, QueueError};
 
 /// What a connection handler knows about its client.
@@ -54,7 +54,7 @@ fn request_host(req: &Request<Incoming>) -> Option<&str> {
 /// Routing and the upstream head are done at once, synchronously; the future
 /// holds only what forwarding needs across its awaits. hyper copies this
 /// future into the connection's slot for every request, so its size is paid
-/// per request (4.5 KiB before this split, ~1.3 KiB after: `bench/RESULTS.md`).
+/// per request (4.5 KiB before this split, 1.4 KiB after: `bench/RESULTS.md`).
 pub fn handle(
     router: &Router,
     req: Request<Incoming>,
@@ -496,9 +496,11 @@ impl Forward {
         crate::health::passive::on_failure(&self.pool, member, n, why);
     }
 
-    /// The completion, moved out (into the response body); the Forward keeps a disarmed one.
+    /// The completion, moved out (into the response body); the Forward keeps
+    /// an empty one, which does nothing when dropped.
     fn take_done(&mut self) -> Completion {
-        std::mem::replace(&mut self.done, Completion::disarmed())
+        let started = self.done.started;
+        std::mem::replace(&mut self.done, Completion::new(started))
     }
 
     async fn run(&mut self) -> Response<ProxyBody> {
@@ -512,13 +514,13 @@ impl Forward {
             let member = &snap.members[idx];
             let addr = member.address;
             let t0 = Instant::now();
+            let request = self.next_request();
             // If the client goes away while we wait, the in-flight count must still end.
-            let pool = self.pool.clone();
             let guard = InflightGuard {
-                pool: &pool,
+                pool: &self.pool,
                 stats: Some(&member.stats),
             };
-            let attempt = self.attempt(member).await;
+            let attempt = attempt(member, request, &snap.config).await;
             guard.disarm();
             match attempt {
                 Attempt::Response(resp, sender) => {
@@ -575,32 +577,16 @@ impl Forward {
         }
     }
 
-    /// One attempt on `member`: connect (or reuse), send, wait for the response head.
-    async fn attempt(&mut self, member: &Member) -> Attempt {
-        let cfg = &self.snap.config;
-        let (addr, connect_timeout, request_timeout) =
-            (member.address, cfg.connect_timeout, cfg.request_timeout);
+    /// The upstream request for the next attempt. The head is kept when a
+    /// replay may follow, otherwise moved.
+    fn next_request(&mut self) -> Request<RequestBody> {
         let body = self.body.take().expect("body present between attempts");
-        // Keep the head when a replay may follow; otherwise move it.
-        let head = if self.replayable && self.retries < cfg.retries {
+        let head = if self.replayable && self.retries < self.snap.config.retries {
             self.head.clone().expect("head present")
         } else {
             self.head.take().expect("head present")
         };
-        let request = head.into_request(body);
-        let (sender, reused) = match upstream::checkout(addr, connect_timeout).await {
-            Ok(s) => s,
-            Err(e) => return Attempt::NotSent(request, format!("backend {addr}: {e}")),
-        };
-        match send(sender, request, request_timeout, addr).await {
-            // A pooled connection closed under us before the request went out:
-            // try a fresh connection to the same member (not a retry). Boxed:
-            // rare, and it would double this future's size.
-            Attempt::NotSent(r, _) if reused => {
-                Box::pin(send_fresh(addr, r, connect_timeout, request_timeout)).await
-            }
-            a => a,
-        }
+        head.into_request(body)
     }
 
     /// Turns the backend's response into the downstream response.
@@ -636,6 +622,27 @@ impl Forward {
         let conn = Some((member.address, sender));
         let done = self.take_done();
         resp.map(|b| ProxyBody::upstream(b, conn, done))
+    }
+}
+
+/// One attempt on `member`: connect (or reuse), send, wait for the response head.
+/// A free function, so the request's state is not borrowed while it waits
+/// (the in-flight guard borrows the pool meanwhile).
+async fn attempt(member: &Member, request: Request<RequestBody>, cfg: &PoolConfig) -> Attempt {
+    let (addr, connect_timeout, request_timeout) =
+        (member.address, cfg.connect_timeout, cfg.request_timeout);
+    let (sender, reused) = match upstream::checkout(addr, connect_timeout).await {
+        Ok(s) => s,
+        Err(e) => return Attempt::NotSent(request, format!("backend {addr}: {e}")),
+    };
+    match send(sender, request, request_timeout, addr).await {
+        // A pooled connection closed under us before the request went out:
+        // try a fresh connection to the same member (not a retry). Boxed:
+        // rare, and it would double this future's size.
+        Attempt::NotSent(r, _) if reused => {
+            Box::pin(send_fresh(addr, r, connect_timeout, request_timeout)).await
+        }
+        a => a,
     }
 }
 
