@@ -12,6 +12,8 @@ pub mod config;
 pub mod ctl;
 pub mod docker;
 pub mod events;
+#[doc(hidden)]
+pub mod fuzz_api;
 pub mod health;
 pub mod instances;
 pub mod pool;

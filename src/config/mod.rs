@@ -26,8 +26,10 @@ mod tests_rules;
 
 pub use duration::{parse_duration, parse_size};
 pub use error::{ConfigError, ConfigErrors};
+pub(crate) use load::load_with_env;
 pub use load::{load_file, load_str};
 pub use starter::{demo_autoscaled, demo_config, DEMO_TOML, STARTER_CONFIG};
 pub use summary::summary_lines;
 pub use types::*;
+pub(crate) use values::without_resolver;
 pub use values::{parse_addr, parse_hash_key, parse_host, parse_status_ranges};

@@ -25,12 +25,29 @@ pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
     if host.eq_ignore_ascii_case("localhost") {
         return Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
     }
+    if OFFLINE.with(std::cell::Cell::get) {
+        return Err(format!("cannot resolve \"{host}\": name resolution is off"));
+    }
     let mut addrs = (host, port)
         .to_socket_addrs()
         .map_err(|e| format!("cannot resolve \"{host}\": {e}"))?;
     addrs
         .next()
         .ok_or_else(|| format!("cannot resolve \"{host}\": no addresses"))
+}
+
+thread_local! {
+    /// Set by [`without_resolver`]: names are not looked up (fuzzing must send no DNS query).
+    static OFFLINE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with name resolution off on this thread: a host name in an address is
+/// an error instead of a DNS query. For the fuzz entry points.
+pub(crate) fn without_resolver<R>(f: impl FnOnce() -> R) -> R {
+    OFFLINE.with(|o| o.set(true));
+    let r = f();
+    OFFLINE.with(|o| o.set(false));
+    r
 }
 
 /// A route's `host`: `api.example.com` or `*.example.com` (case-insensitive; a `:port` is ignored).

@@ -177,7 +177,7 @@ fn hash_of(key: &HashKey, req: &Request<Incoming>, client: SocketAddr) -> Option
 }
 
 /// The upstream request target (origin form): path, prefix stripped if asked, and query.
-fn upstream_uri(uri: &Uri, strip: Option<&str>) -> Uri {
+pub(crate) fn upstream_uri(uri: &Uri, strip: Option<&str>) -> Uri {
     let pq = uri.path_and_query().map_or("/", |p| p.as_str());
     match strip {
         None => uri

@@ -59,14 +59,14 @@ impl Router {
     }
 }
 
-fn strip_port(host: &str) -> &str {
+/// `host` without its `:port`: `a.com:80` -> `a.com`, `[::1]:80` -> `[::1]`.
+/// A `[` never closed is kept whole (it matches no route); never panics.
+pub(crate) fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
-        // [::1]:8080
-        return host
-            .split(']')
-            .next()
-            .map(|h| &host[..h.len() + 1])
-            .unwrap_or(host);
+        return match host.find(']') {
+            Some(end) => host.get(..=end).unwrap_or(host),
+            None => host,
+        };
     }
     match host.rsplit_once(':') {
         Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
@@ -136,6 +136,14 @@ mod tests {
         assert!(!host_matches(Some(&wild), Some("example.com")));
         assert!(!host_matches(Some(&wild), None));
         assert_eq!(strip_port("[::1]:80"), "[::1]");
+    }
+
+    #[test]
+    fn strip_port_keeps_an_unclosed_bracket_whole() {
+        // Panicked before (slice past the end): `Host: [` ended the process.
+        assert_eq!(strip_port("["), "[");
+        assert_eq!(strip_port("[::1"), "[::1");
+        assert_eq!(strip_port("[::1]"), "[::1]");
     }
 
     #[test]

@@ -1,0 +1,9 @@
+//! The duration and size parsers.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(s) = std::str::from_utf8(data) {
+        drover::fuzz_api::duration(s);
+    }
+});

@@ -1,0 +1,192 @@
+//! Proptest twins of the fuzz targets in `fuzz/`: the same entry points
+//! (`drover::fuzz_api`), fed by proptest, so plain `cargo test` covers them too.
+//! Each entry point panics on a broken invariant (listed in its doc comment).
+
+use drover::fuzz_api::{self, Head};
+use proptest::prelude::*;
+
+/// Host header values as they arrive: names, ports, IPv6 literals, broken brackets.
+fn host() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[a-zA-Z0-9.*-]{0,20}(:[0-9]{0,6})?",
+        "\\[[0-9a-fA-F:]{0,12}\\]?(:[0-9]{0,5})?",
+        "[\\[\\]:a-z0-9]{0,8}",
+        "(api|cdn|x\\.y)\\.example\\.com(:[0-9]{1,5})?",
+    ]
+}
+
+/// Request targets: paths near the configured prefixes, with queries and escapes.
+fn target() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "(/(api|static|a|v6|x|%2F|\\.\\.|)){0,4}/?(\\?[a-z=&%+0-9]{0,12})?",
+        "/[ -~]{0,30}",
+        "http://(api|cdn)\\.example\\.com(:80)?/(api|static)/[a-z]{0,5}",
+        Just("*".to_string()),
+    ]
+}
+
+/// Header lines, biased to the ones the rewrite treats specially.
+fn header_line() -> impl Strategy<Value = String> {
+    let name = prop_oneof![
+        Just("Connection"),
+        Just("Keep-Alive"),
+        Just("Proxy-Connection"),
+        Just("TE"),
+        Just("Transfer-Encoding"),
+        Just("Upgrade"),
+        Just("Expect"),
+        Just("X-Forwarded-For"),
+        Just("Via"),
+        Just("X-Request-Id"),
+        Just("Host"),
+        Just("X-Secret"),
+    ];
+    let value = prop_oneof![
+        "(keep-alive|close|upgrade|x-secret|te|host|via|trailers|gzip|x-request-id|x-forwarded-for)(, ?(keep-alive|upgrade|x-secret|te|host|trailers)){0,3}",
+        "[ -~]{0,20}",
+    ];
+    (name, value).prop_map(|(n, v)| format!("{n}: {v}"))
+}
+
+fn head_bytes() -> impl Strategy<Value = Vec<u8>> {
+    (
+        prop_oneof![Just("GET"), Just("POST"), Just("HEAD"), Just("PURGE")],
+        target(),
+        prop_oneof![Just("HTTP/1.1"), Just("HTTP/1.0"), Just("HTTP/2")],
+        proptest::option::of(host()),
+        prop::collection::vec(header_line(), 0..6),
+    )
+        .prop_map(|(m, t, v, h, lines)| {
+            let mut s = format!("{m} {t} {v}\r\n");
+            if let Some(h) = h {
+                s.push_str(&format!("Host: {h}\r\n"));
+            }
+            for l in lines {
+                s.push_str(&l);
+                s.push_str("\r\n");
+            }
+            s.into_bytes()
+        })
+}
+
+fn parsed(bytes: &[u8]) -> Option<Head> {
+    fuzz_api::parse_head(bytes)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn request_head_twin_structured(bytes in head_bytes()) {
+        if let Some(h) = parsed(&bytes) {
+            fuzz_api::request_head(&h);
+        }
+    }
+
+    #[test]
+    fn request_head_twin_raw_bytes(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+        if let Some(h) = parsed(&bytes) {
+            fuzz_api::request_head(&h);
+        }
+    }
+
+    #[test]
+    fn strip_prefix_twin(prefix in "/[a-z/]{0,6}", path in "/[a-z/]{0,10}(\\?[a-z=]{0,4})?") {
+        fuzz_api::route_with_prefix(&prefix, &path);
+    }
+
+    #[test]
+    fn config_twin_raw_text(src in "[ -~\n]{0,200}") {
+        fuzz_api::config(&src);
+    }
+
+    #[test]
+    fn config_twin_structured(
+        listen in "[0-9.:\\[\\]a-z]{0,16}",
+        timeout in "[0-9.]{0,4}(ms|s|m|h|x|)",
+        host in host(),
+        prefix in "[/a-z]{0,6}",
+        backend in "[0-9.:\\[\\]]{0,16}",
+        extra in "[a-z_]{0,8}",
+    ) {
+        let src = format!(
+            "[server]\nlisten = [{listen:?}]\nrequest_timeout = {timeout:?}\n\
+             [[routes]]\nhost = {host:?}\npath_prefix = {prefix:?}\npool = \"a\"\n\
+             [pools.a]\nbackends = [{backend:?}]\n{extra} = 1\n"
+        );
+        fuzz_api::config(&src);
+    }
+
+    #[test]
+    fn duration_twin(s in "[0-9.]{0,6}(ns|us|µs|ms|s|m|h|d|k|g|t|b|ib|x|)([0-9.]{0,3}(ms|s|m|h|))?") {
+        fuzz_api::duration(&s);
+    }
+
+    #[test]
+    fn duration_twin_any_text(s in "\\PC{0,12}") {
+        fuzz_api::duration(&s);
+    }
+
+    #[test]
+    fn admin_request_twin(
+        method in prop_oneof![Just("GET"), Just("HEAD"), Just("POST"), Just("PUT"), Just("DELETE"), Just("PATCH")],
+        segs in prop::collection::vec(
+            prop_oneof![
+                Just("api".to_string()), Just("v1".to_string()), Just("pools".to_string()),
+                Just("backends".to_string()), Just("drain".to_string()), Just("events".to_string()),
+                "%[0-9A-Fa-f+ g-]{0,2}[a-z]{0,2}", "[a-z0-9.:]{0,6}", Just(String::new()),
+            ],
+            0..7,
+        ),
+        query in proptest::option::of("(token|since|limit|x)=[0-9a-z%+-]{0,6}(&(token|since|limit)=[0-9%+]{0,4}){0,2}"),
+    ) {
+        let mut target = format!("/{}", segs.join("/"));
+        if let Some(q) = query {
+            target.push('?');
+            target.push_str(&q);
+        }
+        if let Some(h) = parsed(format!("{method} {target} HTTP/1.1\r\n").as_bytes()) {
+            fuzz_api::admin_request(&h);
+        }
+    }
+}
+
+/// The fuzz seeds themselves run through the entry points (every committed seed
+/// must pass; a crash the fuzzer found is added to the seeds once fixed).
+#[test]
+fn fuzz_seed_corpus_passes() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
+    let mut n = 0;
+    for (target, run) in [
+        (
+            "request_head",
+            &(|b: &[u8]| {
+                if let Some(h) = parsed(b) {
+                    fuzz_api::request_head(&h)
+                }
+            }) as &dyn Fn(&[u8]),
+        ),
+        ("admin_request", &|b: &[u8]| {
+            if let Some(h) = parsed(b) {
+                fuzz_api::admin_request(&h)
+            }
+        }),
+        ("config", &|b: &[u8]| {
+            if let Ok(s) = std::str::from_utf8(b) {
+                fuzz_api::config(s)
+            }
+        }),
+        ("duration", &|b: &[u8]| {
+            if let Ok(s) = std::str::from_utf8(b) {
+                fuzz_api::duration(s)
+            }
+        }),
+    ] {
+        for entry in std::fs::read_dir(dir.join(target)).expect("seed corpus") {
+            let path = entry.expect("dir entry").path();
+            run(&std::fs::read(&path).expect("seed"));
+            n += 1;
+        }
+    }
+    assert!(n >= 100, "only {n} seeds");
+}
