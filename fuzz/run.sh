@@ -71,7 +71,7 @@ echo "fuzz step: $((SECONDS - start))s"
 if ((${#failed[@]})); then
   for t in "${failed[@]}"; do
     echo "== CRASH in fuzz target $t"
-    grep -E 'panicked at|ERROR: libFuzzer|SUMMARY|Test unit written to' "$logs/$t.log" || tail -n 40 "$logs/$t.log"
+    grep -E -A1 'panicked at|ERROR: libFuzzer|Test unit written to' "$logs/$t.log" || tail -n 40 "$logs/$t.log"
     for f in $(grep -Eo 'Test unit written to [^ ]+' "$logs/$t.log" | awk '{print $NF}'); do
       echo "reproducer: $f"
       echo "replay:     (cd fuzz && cargo +nightly fuzz run ${flags[*]} $t $f)"
