@@ -65,6 +65,8 @@ pub struct App {
     scale: OnceLock<Arc<dyn ScaleControl>>,
     /// The proxy workers (taken at shutdown).
     workers: std::sync::Mutex<Option<Workers>>,
+    /// Where the admin listener is bound (it changes only at a restart).
+    admin_addr: SocketAddr,
 }
 
 impl App {
@@ -113,6 +115,21 @@ impl App {
                 return Err(e);
             }
         };
+        if let Err(message) =
+            crate::admin::guard::reload_keeps_token(self.admin_addr, new.admin.token.as_deref())
+        {
+            let e = ConfigErrors {
+                file: path.display().to_string(),
+                errors: vec![crate::config::ConfigError {
+                    key: "admin.token".to_string(),
+                    line: None,
+                    column: None,
+                    message,
+                }],
+            };
+            tracing::error!("reload refused: {e}");
+            return Err(e);
+        }
         let old = self.config();
         if new.server.listen != old.server.listen {
             let rebound = self
@@ -212,6 +229,7 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         controllers: Default::default(),
         scale: OnceLock::new(),
         workers: std::sync::Mutex::new(Some(proxy)),
+        admin_addr,
     });
     app.health.sync(&app.shared.router.load());
     app.discovery.sync(&app.shared.router.load());

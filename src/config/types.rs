@@ -49,6 +49,31 @@ pub struct AdminConfig {
     pub listen: SocketAddr,
     /// Bearer token; required when `listen` is not a loopback address.
     pub token: Option<String>,
+    /// Host names (or IPs) accepted in `Host` besides `localhost`, loopback IPs
+    /// and the address the connection came in on; `"*"` accepts any. Stored
+    /// lower-case, IPv6 without brackets. Default empty.
+    pub allowed_hosts: Vec<String>,
+    /// A connection must send a complete request head within this time (also
+    /// counted from the accept when nothing arrives). Default 10 s.
+    pub header_read_timeout: Duration,
+    /// An admin connection with no request for this long is closed. Default 60 s.
+    pub idle_timeout: Duration,
+    /// Open admin connections beyond which the listener stops accepting
+    /// (read at start, like `listen`). Default 64.
+    pub max_connections: usize,
+}
+
+impl Default for AdminConfig {
+    fn default() -> AdminConfig {
+        AdminConfig {
+            listen: SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 9090)),
+            token: None,
+            allowed_hosts: Vec::new(),
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 64,
+        }
+    }
 }
 
 /// `[log]`
