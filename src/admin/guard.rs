@@ -3,7 +3,7 @@
 //! `Content-Type` of writes and the bearer token.
 //!
 //! - `Host` must be `localhost`, a loopback IP, the IP the connection came in
-//!   on, or a name in `admin.allowed_hosts` (`"*"` accepts any); the port is not
+//!   on or the listener is bound to, or a name in `admin.allowed_hosts` (`"*"` accepts any); the port is not
 //!   compared (an SSH tunnel may use another local port). Else `421`.
 //! - `Origin`, when sent, must be the same origin as `Host` (`http://` + the
 //!   same host and port). Else `403`.
@@ -37,8 +37,16 @@ pub struct Facts<'a> {
 pub struct Policy<'a> {
     pub token: Option<&'a str>,
     pub allowed_hosts: &'a [String],
-    /// The local IP the connection was accepted on.
+    pub addrs: Addrs,
+}
+
+/// The admin API's own addresses, as seen by one connection.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Addrs {
+    /// The local IP the connection was accepted on (the address dialled).
     pub local: Option<IpAddr>,
+    /// The IP the listener is bound to (`admin.listen`, maybe `0.0.0.0`).
+    pub listen: Option<IpAddr>,
 }
 
 /// Why a request is refused.
@@ -168,7 +176,8 @@ fn host_allowed(host: &str, policy: &Policy<'_>) -> bool {
     match host.parse::<IpAddr>() {
         Ok(ip) => {
             let ip = ip.to_canonical();
-            ip.is_loopback() || policy.local.map(|l| l.to_canonical()) == Some(ip)
+            let own = |a: Option<IpAddr>| a.map(|a| a.to_canonical()) == Some(ip);
+            ip.is_loopback() || own(policy.addrs.local) || own(policy.addrs.listen)
         }
         Err(_) => false,
     }

@@ -5,7 +5,10 @@ fn policy<'a>(token: Option<&'a str>, allowed: &'a [String]) -> Policy<'a> {
     Policy {
         token,
         allowed_hosts: allowed,
-        local: Some("10.1.2.3".parse().unwrap()),
+        addrs: Addrs {
+            local: Some("10.1.2.3".parse().unwrap()),
+            listen: Some("0.0.0.0".parse().unwrap()),
+        },
     }
 }
 
@@ -56,6 +59,7 @@ fn hosts_loopback_the_dialled_ip_and_listed_names_pass() {
         "[::1]:1",
         "10.1.2.3:9090",
         "[::ffff:10.1.2.3]:9090",
+        "0.0.0.0:9090",
     ] {
         assert_eq!(check(&get(ok), &p), Ok(()), "{ok}");
     }

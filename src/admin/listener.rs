@@ -16,6 +16,7 @@ use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
+use super::guard::Addrs;
 use super::history::{self, History};
 use crate::app::App;
 
@@ -29,6 +30,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>) {
     let sampler = tokio::spawn(history::run(history.clone(), app.clone()));
     let _stop_sampler = AbortOnDrop(sampler);
     let slots = Arc::new(Semaphore::new(app.config().admin.max_connections));
+    let listen = listener.local_addr().ok().map(|a| a.ip());
     loop {
         // Wait for a free slot before accepting: excess clients wait in the backlog.
         let Ok(slot) = slots.clone().acquire_owned().await else {
@@ -44,14 +46,19 @@ pub async fn serve(listener: TcpListener, app: Arc<App>) {
         };
         let (app, history) = (app.clone(), history.clone());
         tokio::spawn(async move {
-            connection(stream, app, history).await;
+            connection(stream, listen, app, history).await;
             drop(slot);
         });
     }
 }
 
 /// One admin connection, closed when silent, idle, or done.
-async fn connection(stream: TcpStream, app: Arc<App>, history: Arc<History>) {
+async fn connection(
+    stream: TcpStream,
+    listen: Option<IpAddr>,
+    app: Arc<App>,
+    history: Arc<History>,
+) {
     let admin = app.config().admin.clone();
     // hyper's header timer starts with the first byte: bound the silence before it.
     let mut first = [0u8; 1];
@@ -59,7 +66,10 @@ async fn connection(stream: TcpStream, app: Arc<App>, history: Arc<History>) {
         Ok(Ok(n)) if n > 0 => {}
         _ => return,
     }
-    let local: Option<IpAddr> = stream.local_addr().ok().map(|a| a.ip());
+    let addrs = Addrs {
+        local: stream.local_addr().ok().map(|a| a.ip()),
+        listen,
+    };
     let idle = Arc::new(Idle::new());
     let svc = {
         let idle = idle.clone();
@@ -67,7 +77,7 @@ async fn connection(stream: TcpStream, app: Arc<App>, history: Arc<History>) {
             let (app, history, idle) = (app.clone(), history.clone(), idle.clone());
             async move {
                 let _busy = idle.busy();
-                Ok::<_, Infallible>(super::route(app, history, local, req).await)
+                Ok::<_, Infallible>(super::route(app, history, addrs, req).await)
             }
         })
     };

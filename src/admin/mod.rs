@@ -11,7 +11,6 @@ pub mod metrics;
 pub mod routes;
 pub mod scale;
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -76,12 +75,12 @@ async fn read_body(body: Incoming) -> ApiResult<Bytes> {
     }
 }
 
-/// Answers one admin request. `local` is the IP the connection was accepted on
-/// (a `Host` naming it is this API's own address).
+/// Answers one admin request; `addrs` are the API's own addresses (a `Host`
+/// naming one of them is accepted).
 async fn route(
     app: Arc<App>,
     history: Arc<History>,
-    local: Option<IpAddr>,
+    addrs: guard::Addrs,
     req: Request<Incoming>,
 ) -> Resp {
     let found = routes::find(req.method().as_str(), req.uri().path());
@@ -102,7 +101,7 @@ async fn route(
         let policy = guard::Policy {
             token: cfg.admin.token.as_deref(),
             allowed_hosts: &cfg.admin.allowed_hosts,
-            local,
+            addrs,
         };
         if let Err(refusal) = guard::check(&facts, &policy) {
             let (status, msg, detail) = refusal.answer();

@@ -56,7 +56,10 @@ pub struct AdminConfig {
     /// A connection must send a complete request head within this time (also
     /// counted from the accept when nothing arrives). Default 10 s.
     pub header_read_timeout: Duration,
-    /// An admin connection with no request for this long is closed. Default 60 s.
+    /// An admin connection with no request in progress for this long is
+    /// closed. Default 60 s. (On HTTP/1.1 the wait for the next request is
+    /// also bounded by `header_read_timeout`, which hyper restarts after each
+    /// answer: the smaller of the two applies.)
     pub idle_timeout: Duration,
     /// Open admin connections beyond which the listener stops accepting
     /// (read at start, like `listen`). Default 64.
