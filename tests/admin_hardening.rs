@@ -349,3 +349,36 @@ grep -c 'reload refused' "$DIR/log" | sed 's/^/refused-logged /'
     assert_eq!(field("after-sighup"), "401", "SIGHUP is refused too: {out}");
     assert_eq!(field("refused-logged"), "2", "{out}");
 }
+
+#[tokio::test]
+async fn openapi_documents_the_guard_answers() {
+    let a = Backend::start("a");
+    let d = Drover::start(&one_pool(&[a.addr], ""));
+    let doc: Value = client()
+        .get(d.admin_url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            if method == "parameters" {
+                continue;
+            }
+            let codes = op["responses"].as_object().unwrap();
+            let probe = path == "/healthz" || path == "/readyz";
+            assert_eq!(op["security"] == json!([]), probe, "{method} {path}");
+            for code in ["401", "403", "421"] {
+                assert_eq!(
+                    codes.contains_key(code),
+                    !probe,
+                    "{code} on {method} {path}"
+                );
+            }
+            let write = matches!(method.as_str(), "post" | "put" | "delete");
+            assert_eq!(codes.contains_key("415"), write, "415 on {method} {path}");
+        }
+    }
+}
