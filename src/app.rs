@@ -160,11 +160,14 @@ impl App {
                 None => {}
             }
         }
-        if new.admin.listen != old.admin.listen || new.server.tls != old.server.tls {
+        if new.admin.listen != old.admin.listen
+            || new.admin.max_connections != old.admin.max_connections
+            || new.server.tls != old.server.tls
+        {
             tracing::warn!(
                 old_admin = %old.admin.listen,
                 new_admin = %new.admin.listen,
-                "admin.listen / server.tls changes take effect only after a restart; everything else is applied now"
+                "admin.listen / admin.max_connections / server.tls changes take effect only after a restart; everything else is applied now"
             );
         }
         let router = Arc::new(Router::build(&new, Some(&self.shared.router.load())));
