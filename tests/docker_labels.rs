@@ -8,6 +8,10 @@ use common::docker::{available, Container};
 use common::{all_events, client, healthy_count, wait_until, Drover, Load};
 
 fn config(pool: &str) -> String {
+    config_with(pool, "")
+}
+
+fn config_with(pool: &str, instances_extra: &str) -> String {
     format!(
         r#"
 [server]
@@ -20,6 +24,7 @@ access = false
 retries = 2
 [pools.{pool}.instances]
 provider = "docker_labels"
+{instances_extra}
 [pools.{pool}.health]
 path = "/health"
 interval = "200ms"
@@ -110,4 +115,51 @@ async fn labelled_containers_join_while_running_and_leave_on_stop_without_failed
         "{kinds:?}"
     );
     drop(b);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_an_owner_only_containers_carrying_it_join() {
+    if !available("with_an_owner_only_containers_carrying_it_join") {
+        return;
+    }
+    let _image = common::docker::ImageCleanup;
+    let pool = format!("own{}", std::process::id());
+    let owner = format!("team-{}", std::process::id());
+    let run = |name: &str, owner_label: Option<&str>| {
+        let mut args = vec![
+            "--label".to_string(),
+            format!("drover.pool={pool}"),
+            "--label".into(),
+            "drover.port=8080".into(),
+            "-p".into(),
+            "127.0.0.1::8080".into(),
+            "--hostname".into(),
+            name.to_string(),
+        ];
+        if let Some(o) = owner_label {
+            args.extend(["--label".to_string(), format!("drover.owner={o}")]);
+        }
+        Container::run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let d = Drover::start(&config_with(&pool, &format!("owner = \"{owner}\"")));
+    // An impostor with the pool label but no (or another) owner, then the real one.
+    let _impostor = run("impostor", None);
+    let _other = run("other-owner", Some("someone-else"));
+    let _mine = run("mine", Some(&owner));
+    wait_members(&d, &pool, 1).await;
+    // Give discovery time to (wrongly) pick up the others too.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let p = common::pool_json(&d, &pool).await;
+    assert_eq!(p["backends"].as_array().unwrap().len(), 1, "{p}");
+    for _ in 0..10 {
+        let v: serde_json::Value = client()
+            .get(d.url("/x"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(v["name"], "mine");
+    }
 }
