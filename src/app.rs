@@ -55,6 +55,8 @@ pub struct App {
     config: ArcSwap<Config>,
     source: ConfigSource,
     ready: AtomicBool,
+    /// Latched once every pool's first round of health checks was seen done.
+    checked: AtomicBool,
     /// Per-pool health tasks, kept in step with the router's pools.
     health: crate::health::Supervisor,
     /// Docker label discovery tasks, kept in step with the router's pools.
@@ -81,9 +83,24 @@ impl App {
         }
     }
 
-    /// Whether the proxy listeners are up.
+    /// Whether drover is ready (`/readyz`): the proxy listeners are up, it is
+    /// not shutting down, and every pool has had its first round of health
+    /// checks. Once that round has been seen done, a reload that adds pools
+    /// or members does not make drover unready again (their requests wait
+    /// for their own first checks instead).
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed)
+        if !self.ready.load(Ordering::Relaxed) {
+            return false;
+        }
+        if self.checked.load(Ordering::Relaxed) {
+            return true;
+        }
+        let router = self.shared.router.load();
+        let done = router.pools.values().all(|p| !p.first_checks_pending());
+        if done {
+            self.checked.store(true, Ordering::Relaxed);
+        }
+        done
     }
 
     /// Registers the instance controller behind `PUT .../scale` (first call wins).
@@ -207,6 +224,7 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         config: ArcSwap::from_pointee(cfg.clone()),
         source: opts.source.clone(),
         ready: AtomicBool::new(true),
+        checked: AtomicBool::new(false),
         health: crate::health::Supervisor::new(tokio::runtime::Handle::current()),
         discovery: Default::default(),
         controllers: Default::default(),
