@@ -216,6 +216,12 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     let shared = Arc::new(Shared {
         router: ArcSwap::from_pointee(Router::build(&cfg, None)),
     });
+    // Health checks first: the first round runs at once, while the listeners
+    // bind; requests that find no healthy member wait for it (bounded by the
+    // check timeout) rather than get 503, and /readyz is 503 until it is done.
+    // Binding at once (instead of after the round) shows port errors at once.
+    let health = crate::health::Supervisor::new(tokio::runtime::Handle::current());
+    health.sync(&shared.router.load());
     let workers = worker_count(&cfg, opts.threads);
     let proxy = Workers::start(shared.clone(), &cfg.server, workers)?;
     let (proxy_addrs, tls_addrs) = (proxy.addrs.clone(), proxy.tls_addrs.clone());
@@ -225,13 +231,12 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         source: opts.source.clone(),
         ready: AtomicBool::new(true),
         checked: AtomicBool::new(false),
-        health: crate::health::Supervisor::new(tokio::runtime::Handle::current()),
+        health,
         discovery: Default::default(),
         controllers: Default::default(),
         scale: OnceLock::new(),
         workers: std::sync::Mutex::new(Some(proxy)),
     });
-    app.health.sync(&app.shared.router.load());
     app.discovery.sync(&app.shared.router.load());
     app.controllers
         .sync(&app.shared.router.load(), &app.owner());

@@ -167,9 +167,29 @@ fn on_result(pool: &Pool, addr: SocketAddr, r: ProbeResult, counter: &mut RiseFa
     pool.swapped.notify_waiters();
 }
 
+/// A check of `addr` finished. One that could not run for a local reason is
+/// logged (rate-limited per pool) and tried again after [`UNKNOWN_RETRY`].
+fn finished(pool: &Pool, addr: SocketAddr, r: ProbeResult, t: &mut Track, limit: &mut WarnLimit) {
+    t.probing = false;
+    if r.verdict == Verdict::Unknown {
+        let now = Instant::now();
+        let interval = pool.snapshot().config.health.as_ref().map(|h| h.interval);
+        let retry = interval.map_or(UNKNOWN_RETRY, |i| i.min(UNKNOWN_RETRY));
+        t.next_due = t.next_due.min(now + retry);
+        warn_unknown(pool, addr, &r, limit, now);
+    }
+    on_result(pool, addr, r, &mut t.counter);
+}
+
 /// Logs a check that could not run for a local reason (rate-limited per pool).
-fn warn_unknown(pool: &Pool, addr: SocketAddr, r: &ProbeResult, limit: &mut WarnLimit) {
-    if let Some(suppressed) = limit.allow(Instant::now()) {
+fn warn_unknown(
+    pool: &Pool,
+    addr: SocketAddr,
+    r: &ProbeResult,
+    limit: &mut WarnLimit,
+    now: Instant,
+) {
+    if let Some(suppressed) = limit.allow(now) {
         tracing::warn!(
             pool = %pool.name,
             backend = %addr,
@@ -263,13 +283,7 @@ pub async fn run(pool: Arc<Pool>) {
             _ = sleep => {}
             Some((addr, r)) = probes.next(), if !probes.is_empty() => {
                 if let Some(t) = tracks.get_mut(&addr) {
-                    t.probing = false;
-                    if r.verdict == Verdict::Unknown {
-                        warn_unknown(&pool, addr, &r, &mut local_errors);
-                        let retry = UNKNOWN_RETRY.min(pool.snapshot().config.health.as_ref().map_or(UNKNOWN_RETRY, |h| h.interval));
-                        t.next_due = t.next_due.min(Instant::now() + retry);
-                    }
-                    on_result(&pool, addr, r, &mut t.counter);
+                    finished(&pool, addr, r, t, &mut local_errors);
                 }
             }
         }
