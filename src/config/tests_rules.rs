@@ -435,6 +435,16 @@ fn provider_required_keys() {
         c.pools["api"].instances.as_ref().unwrap().provider,
         ProviderKind::DockerLabels
     );
+    let c = load(&inst("provider = \"docker_labels\"\nowner = \"team-a\""));
+    assert_eq!(
+        c.pools["api"].instances.as_ref().unwrap().owner.as_deref(),
+        Some("team-a")
+    );
+    assert_error(
+        &inst("provider = \"process\"\ncommand = [\"x\"]\nowner = \"team-a\""),
+        "pools.api.instances.owner",
+        "only with docker_labels",
+    );
     let c = load(&inst("provider = \"swarm\"\nservice = \"web\"\ncount = 3"));
     let i = c.pools["api"].instances.clone().unwrap();
     assert_eq!((i.service.as_deref(), i.count), (Some("web"), 3));

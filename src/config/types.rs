@@ -263,6 +263,12 @@ pub struct InstancesConfig {
     pub on_shutdown: OnShutdown,
     pub service: Option<String>,
     pub env: BTreeMap<String, String>,
+    /// docker_labels: only containers that also carry the label `drover.owner=<owner>` join.
+    /// Default none: every container on the engine labelled `drover.pool=<pool>` joins.
+    pub owner: Option<String>,
+    /// process: environment variables removed from what instances inherit. Not a key:
+    /// the variables `admin.token` was read from (`"${NAME}"`), so no instance sees the token.
+    pub withheld_env: Vec<String>,
     /// Default 30 s.
     pub start_timeout: Duration,
     /// Default 30 s.
