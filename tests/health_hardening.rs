@@ -129,6 +129,7 @@ async fn a_pool_added_by_reload_answers_its_first_requests() {
     std::fs::write(&d.config_path, &new_pool).unwrap();
     let r = client()
         .post(d.admin_url("/api/v1/reload"))
+        .header("content-type", "application/json")
         .send()
         .await
         .unwrap();
