@@ -76,6 +76,31 @@ fn health_metrics<'a>(out: &mut String, pools: impl Iterator<Item = &'a Pool> + 
     }
 }
 
+/// `drover_proxy_errors_total{pool,cause}`: every cause of every pool (0 too,
+/// so rates work from the start), and `no_route` under `pool=""`.
+fn proxy_error_metrics<'a>(out: &mut String, pools: impl Iterator<Item = &'a Pool>) {
+    header(
+        out,
+        "drover_proxy_errors_total",
+        "counter",
+        "Requests drover failed, by pool and cause (client, connect, upstream, timeout, limit, no_route, no_member, cold_start).",
+    );
+    for p in pools {
+        for (cause, n) in p.metrics.error_counts() {
+            let _ = writeln!(
+                out,
+                "drover_proxy_errors_total{{pool=\"{}\",cause=\"{cause}\"}} {n}",
+                esc(&p.name)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "drover_proxy_errors_total{{pool=\"\",cause=\"no_route\"}} {}",
+        crate::proxy::errors::no_pool_errors()
+    );
+}
+
 /// Renders every metric for these pools; `desired` gives a pool's desired instance count.
 pub fn render<'a>(
     pools: impl Iterator<Item = &'a Pool> + Clone,
@@ -100,12 +125,7 @@ pub fn render<'a>(
                 );
             }
         }
-        for (code, c) in [
-            (502, &p.metrics.local_502),
-            (503, &p.metrics.local_503),
-            (504, &p.metrics.local_504),
-        ] {
-            let n = c.load(Ordering::Relaxed);
+        for (code, n) in p.metrics.local_counts() {
             if n > 0 {
                 let _ = writeln!(
                     out,
@@ -283,6 +303,7 @@ pub fn render<'a>(
     }
 
     health_metrics(&mut out, pools.clone());
+    proxy_error_metrics(&mut out, pools.clone());
 
     header(
         &mut out,
