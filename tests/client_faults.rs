@@ -170,6 +170,28 @@ async fn a_stalled_upload_gets_408_after_body_read_timeout_and_the_backend_is_no
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_chunked_body_gets_400_and_the_backend_is_not_blamed() {
+    let (a, b) = (Backend::start("a"), Backend::start("b"));
+    let d = Drover::start(&config(&[a.addr, b.addr], "", ""));
+    for _ in 0..3 {
+        let mut s = TcpStream::connect(d.proxy).await.unwrap();
+        s.write_all(b"POST /upload HTTP/1.1\r\nHost: app\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\nzz\r\n")
+            .await
+            .unwrap();
+        let mut resp = Vec::new();
+        tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut resp))
+            .await
+            .expect("drover answers a malformed body")
+            .ok();
+        let text = String::from_utf8_lossy(&resp);
+        assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+        assert!(text.contains("x-drover-error: client"), "{text}");
+    }
+    nothing_blamed(&d).await;
+    assert_eq!(proxy_errors(&d, "app", "client").await, 3.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_timeout_starts_when_the_body_has_been_sent() {
     let a = Backend::start("a");
     let d = Drover::start(&config(&[a.addr], "", "request_timeout = \"1s\""));

@@ -64,7 +64,7 @@ fn health_metrics<'a>(out: &mut String, pools: impl Iterator<Item = &'a Pool> + 
         out,
         "drover_queue_waiting",
         "gauge",
-        "Requests waiting for a backend below max_connections_per_backend.",
+        "Requests waiting in a pool's queue: for a backend below max_connections_per_backend, or held for a cold start.",
     );
     for p in pools {
         let _ = writeln!(
