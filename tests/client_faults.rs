@@ -53,13 +53,29 @@ async fn nothing_blamed(d: &Drover) {
     assert_eq!(p["retries"], 0, "{p:#}");
 }
 
+/// A client connection to `proxy` that has sent `bytes`.
+async fn send_raw(proxy: SocketAddr, bytes: &[u8]) -> TcpStream {
+    let mut s = TcpStream::connect(proxy).await.unwrap();
+    s.write_all(bytes).await.unwrap();
+    s
+}
+
 /// Sends a request head announcing `len` body bytes and `sent` of them.
 async fn start_upload(proxy: SocketAddr, len: usize, sent: usize) -> TcpStream {
-    let mut s = TcpStream::connect(proxy).await.unwrap();
     let head = format!("POST /upload HTTP/1.1\r\nHost: app\r\nContent-Length: {len}\r\n\r\n");
-    s.write_all(head.as_bytes()).await.unwrap();
+    let mut s = send_raw(proxy, head.as_bytes()).await;
     s.write_all(&vec![b'x'; sent]).await.unwrap();
     s
+}
+
+/// Everything drover sends back until it closes (at most 20 s).
+async fn answer(mut s: TcpStream) -> String {
+    let mut resp = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut resp))
+        .await
+        .expect("drover answers")
+        .ok();
+    String::from_utf8_lossy(&resp).into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,10 +122,7 @@ async fn a_client_gone_while_waiting_for_the_answer_is_logged_499_and_not_blamed
     let (a, b) = (Backend::start("a"), Backend::start("b"));
     let d = Drover::start(&config(&[a.addr, b.addr], "", ""));
     for _ in 0..3 {
-        let mut s = TcpStream::connect(d.proxy).await.unwrap();
-        s.write_all(b"GET /delay/2000 HTTP/1.1\r\nHost: app\r\n\r\n")
-            .await
-            .unwrap();
+        let s = send_raw(d.proxy, b"GET /delay/2000 HTTP/1.1\r\nHost: app\r\n\r\n").await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         drop(s);
     }
@@ -143,13 +156,7 @@ async fn a_stalled_upload_gets_408_after_body_read_timeout_and_the_backend_is_no
     ));
     for _ in 0..3 {
         let t0 = Instant::now();
-        let mut s = start_upload(d.proxy, 100_000, 1000).await;
-        let mut resp = Vec::new();
-        tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut resp))
-            .await
-            .expect("drover answers a stalled upload")
-            .ok();
-        let text = String::from_utf8_lossy(&resp);
+        let text = answer(start_upload(d.proxy, 100_000, 1000).await).await;
         assert!(text.starts_with("HTTP/1.1 408"), "{text}");
         assert!(text.contains("x-drover-error: client"), "{text}");
         assert!(text.contains("body_read_timeout"), "{text}");
@@ -174,16 +181,8 @@ async fn a_malformed_chunked_body_gets_400_and_the_backend_is_not_blamed() {
     let (a, b) = (Backend::start("a"), Backend::start("b"));
     let d = Drover::start(&config(&[a.addr, b.addr], "", ""));
     for _ in 0..3 {
-        let mut s = TcpStream::connect(d.proxy).await.unwrap();
-        s.write_all(b"POST /upload HTTP/1.1\r\nHost: app\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\nzz\r\n")
-            .await
-            .unwrap();
-        let mut resp = Vec::new();
-        tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut resp))
-            .await
-            .expect("drover answers a malformed body")
-            .ok();
-        let text = String::from_utf8_lossy(&resp);
+        let bad = b"POST /upload HTTP/1.1\r\nHost: app\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\nzz\r\n";
+        let text = answer(send_raw(d.proxy, bad).await).await;
         assert!(text.starts_with("HTTP/1.1 400"), "{text}");
         assert!(text.contains("x-drover-error: client"), "{text}");
     }
