@@ -218,6 +218,23 @@ async fn request_timeout_starts_when_the_body_has_been_sent() {
     let r = client().get(d.url("/delay/3000")).send().await.unwrap();
     assert_eq!(r.status(), 504);
     assert_eq!(r.headers()["x-drover-error"], "timeout");
+    // So does one that takes none of the body for request_timeout while the
+    // client has more (`/delay` sleeps before reading; 32 MiB outgrow the socket buffers).
+    let t0 = Instant::now();
+    let r = client()
+        .post(d.url("/delay/15000"))
+        .body(vec![b'b'; 32 << 20])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 504);
+    assert_eq!(r.headers()["x-drover-error"], "timeout");
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("took none of the request body"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
