@@ -60,6 +60,7 @@ pub(crate) fn server(
         max_header_bytes: 65536,
         header_read_timeout: Duration::from_secs(10),
         idle_timeout: Duration::from_secs(60),
+        body_read_timeout: Duration::from_secs(60),
         threads: 0,
         tls: None,
     };
@@ -72,6 +73,7 @@ pub(crate) fn server(
             "max_header_bytes",
             "header_read_timeout",
             "idle_timeout",
+            "body_read_timeout",
             "threads",
             "tls",
         ],
@@ -102,6 +104,9 @@ pub(crate) fn server(
     }
     if let Some(g) = t.get(errs, "idle_timeout", nonzero_duration) {
         cfg.idle_timeout = g.v;
+    }
+    if let Some(g) = t.get(errs, "body_read_timeout", nonzero_duration) {
+        cfg.body_read_timeout = g.v;
     }
     if let Some(g) = t.get(errs, "threads", uint::<usize>) {
         cfg.threads = g.v;
