@@ -136,21 +136,25 @@ async fn sigkill_a_random_member_every_2s_loses_no_get_and_replays_no_post() {
 }
 
 /// (2) A member hung by SIGSTOP (connect works, nothing answers), resumed by
-/// SIGCONT 5 s later. Budget: the GETs sent to it before passive ejection,
-/// each answered 504 after `request_timeout` (1 s): at most one per client
+/// SIGCONT 6 s later. Budget: the GETs sent to it before passive ejection,
+/// each answered 504 after `request_timeout` (2 s): at most one per client
 /// plus `consecutive_failures`, all before ejection + `request_timeout`.
+/// Active checks (1 s timeout, then 1 s to the next; fall 3: at least 4 s)
+/// are slower than passive ejection on purpose: the timeouts of live traffic
+/// must take it out; after SIGCONT the checks (rise 2) bring it back before
+/// its 8 s ejection ends.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigstop_member_is_ejected_by_timeouts_and_returns_after_sigcont() {
     let live = members(4);
     let addrs: Vec<SocketAddr> = live.iter().map(|b| b.addr).collect();
     let logs: Vec<Lines> = live.iter().map(|b| b.proc.stderr.clone()).collect();
-    let request_timeout = Duration::from_secs(1);
+    let request_timeout = Duration::from_secs(2);
     let consecutive = 2;
     let cfg = config(
         &addrs,
-        "request_timeout = \"1s\"",
+        "request_timeout = \"2s\"",
         "interval = \"1s\"\ntimeout = \"1s\"\nrise = 2\nfall = 3",
-        &format!("consecutive_failures = {consecutive}\neject_for = \"6s\""),
+        &format!("consecutive_failures = {consecutive}\neject_for = \"8s\""),
     );
     let d = start_drover(&cfg, 4).await;
     let load = Traffic::start(&d.url(PATH), GET_CLIENTS, 1);
@@ -160,7 +164,7 @@ async fn sigstop_member_is_ejected_by_timeouts_and_returns_after_sigcont() {
     live[0].proc.signal("STOP");
     let detection = wait_state(&d, hung, "ejected", Duration::from_secs(10)).await;
     let ejected_at = load.now();
-    tokio::time::sleep(Duration::from_secs(5).saturating_sub(load.now() - stopped_at)).await;
+    tokio::time::sleep(Duration::from_secs(6).saturating_sub(load.now() - stopped_at)).await;
     let resumed_at = load.now();
     live[0].proc.signal("CONT");
     let back = wait_state(&d, hung, "healthy", Duration::from_secs(20)).await;
