@@ -33,6 +33,11 @@ listen = ["127.0.0.1:8080"]            # one or more addresses, plain HTTP/1.1 a
 listen = "127.0.0.1:9090"              # JSON API, /metrics and the dashboard (open it in a browser)
 # token = "${DROVER_ADMIN_TOKEN}"      # required when listen is not a loopback address;
                                        # then requests need "Authorization: Bearer TOKEN"
+# allowed_hosts = []                  # Host names accepted besides localhost, loopback IPs and
+                                       # the address dialled (DNS-rebinding guard); "*" = any
+# header_read_timeout = "10s"          # a request head must arrive within this
+# idle_timeout = "60s"                 # idle admin connections are closed after this
+# max_connections = 64                 # admin connections open at once (read at start)
 
 [log]
 access = true                          # one JSON line per request
@@ -148,10 +153,7 @@ pub fn demo_config(backends: &[SocketAddr]) -> Config {
             threads: 0,
             tls: None,
         },
-        admin: AdminConfig {
-            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 9090)),
-            token: None,
-        },
+        admin: AdminConfig::default(),
         log: LogConfig { access: true },
         routes: vec![Route {
             host: None,
