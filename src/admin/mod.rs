@@ -10,9 +10,11 @@ pub mod routes;
 pub mod scale;
 
 use std::convert::Infallible;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use http::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -227,13 +229,28 @@ pub async fn serve(listener: TcpListener, app: Arc<App>) {
         tokio::spawn(async move {
             let svc = service_fn(move |req| {
                 let (app, history) = (app.clone(), history.clone());
-                async move { Ok::<_, Infallible>(route(app, history, req).await) }
+                // A panic ends this request with a 500 (the hook logs it), not the admin API.
+                async move {
+                    let r = AssertUnwindSafe(route(app, history, req))
+                        .catch_unwind()
+                        .await;
+                    Ok::<_, Infallible>(r.unwrap_or_else(|_| panicked()))
+                }
             });
             let _ = auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), svc)
                 .await;
         });
     }
+}
+
+/// The answer to a request whose handler panicked.
+fn panicked() -> Resp {
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "the admin API failed while handling this request (logged)",
+        Value::Null,
+    )
 }
 
 /// Aborts the task when dropped (the sampler stops with the admin server).

@@ -68,8 +68,14 @@ pub struct Proc {
 
 impl Proc {
     pub fn spawn(args: &[&str], dir: Option<&std::path::Path>) -> Proc {
+        Self::spawn_env(args, dir, &[])
+    }
+
+    /// [`Proc::spawn`] with extra environment variables.
+    pub fn spawn_env(args: &[&str], dir: Option<&std::path::Path>, env: &[(&str, &str)]) -> Proc {
         let mut cmd = Command::new(BIN);
         cmd.args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -175,13 +181,18 @@ impl Drover {
     }
 
     pub fn start_with(config: &str, extra: &[&str]) -> Drover {
+        Self::start_env(config, extra, &[])
+    }
+
+    /// [`Drover::start_with`] with extra environment variables.
+    pub fn start_env(config: &str, extra: &[&str], env: &[(&str, &str)]) -> Drover {
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("drover.toml");
         std::fs::write(&config_path, config).unwrap();
         let path = config_path.to_str().unwrap().to_string();
         let mut args = vec!["--log-format", "json", "run", "-c", &path];
         args.extend_from_slice(extra);
-        let proc = Proc::spawn(&args, None);
+        let proc = Proc::spawn_env(&args, None, env);
         let proxy = proc.stderr.addr_of("proxy listening");
         let admin = proc.stderr.addr_of("admin listening");
         Drover {
