@@ -155,6 +155,19 @@ mod tests {
         assert_eq!(strip_prefix("/other", "/api"), "/other");
     }
 
+    proptest::proptest! {
+        #[test]
+        fn host_and_path_matching_never_panic(host in "\\[?[\\[\\]:0-9a-fé.]{0,10}", path in "\\PC{0,12}", prefix in "/\\PC{0,6}") {
+            let stripped = strip_port(&host);
+            proptest::prop_assert!(host.starts_with(stripped));
+            let wild = HostMatch::Wildcard(format!(".{prefix}"));
+            let _ = host_matches(Some(&wild), Some(stripped));
+            if path_matches(Some(&prefix), &path) {
+                let _ = strip_prefix(&path, &prefix);
+            }
+        }
+    }
+
     #[test]
     fn strip_prefix_keeps_a_leading_slash() {
         assert_eq!(strip_prefix("/api/x", "/api"), "/x");
