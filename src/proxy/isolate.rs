@@ -59,7 +59,8 @@ pub fn install_hook() {
             .payload_as_str()
             .unwrap_or("(panic payload is not text)");
         let location = info.location().map(|l| l.to_string()).unwrap_or_default();
-        if GUARDED.try_with(Cell::get).unwrap_or(0) > 0 {
+        // (Built with `panic = "abort"` nothing is caught: log it here.)
+        if cfg!(panic = "unwind") && GUARDED.try_with(Cell::get).unwrap_or(0) > 0 {
             let note = Panicked {
                 message: message.to_string(),
                 location,
@@ -83,7 +84,7 @@ pub fn install_hook() {
             location = %location,
             panic = message,
             backtrace = %backtrace,
-            "panic (the task or thread it hit has ended; drover keeps running)"
+            "panic outside a request handler (the task or thread it hit ends)"
         );
     }));
 }
