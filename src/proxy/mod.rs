@@ -5,6 +5,7 @@ pub mod body;
 pub mod errors;
 pub mod forward;
 pub mod headers;
+pub mod isolate;
 pub mod request_id;
 pub mod router;
 pub mod server;

@@ -5,7 +5,6 @@
 //! (measured 12–16% more req/s than one multi-thread runtime on this kind of
 //! machine: `../shared/bench/README.md`).
 
-use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -13,7 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use futures_util::FutureExt;
+use http::{Request, Version};
+use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -23,6 +23,8 @@ use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 
 use super::forward::{self, Downstream};
+use super::isolate::{self, Isolated, RequestInfo, TestPanic};
+use super::request_id;
 use super::router::Router;
 use crate::config::ServerConfig;
 
@@ -146,6 +148,7 @@ impl Workers {
         workers: usize,
     ) -> anyhow::Result<Workers> {
         let workers = workers.max(1);
+        isolate::init_test_trigger();
         let (addrs, mut listeners) = bind_all(&server.listen, workers)?;
         let plain = server.listen.len();
         let (tls_addrs, acceptor) = match &server.tls {
@@ -386,8 +389,10 @@ async fn accept_loop(
         let idle = server.idle_timeout;
         let handshake_timeout = server.header_read_timeout;
         let tls = tls.clone();
-        open.fetch_add(1, Ordering::Relaxed);
+        let open = OpenConn::new(open);
         tokio::spawn(async move {
+            // Counted until this task ends, even by a panic.
+            let _open = open;
             match tls {
                 None => {
                     serve_connection(stream, client, builder, shared, shutdown, idle, "http").await
@@ -405,7 +410,6 @@ async fn accept_loop(
                     }
                 }
             }
-            open.fetch_sub(1, Ordering::Relaxed);
         });
     }
 }
@@ -424,15 +428,27 @@ async fn serve_connection<I>(
     let activity = Arc::new(ConnActivity::new());
     let down = Downstream { client, proto };
     let act = activity.clone();
-    let svc = service_fn(move |req| {
+    let svc = service_fn(move |req: Request<Incoming>| {
         let act = act.clone();
         act.active.fetch_add(1, Ordering::Relaxed);
-        // `map` rather than an async block: no second slot for the future
-        // (hyper copies the whole future once per request).
-        forward::handle(&shared.router.load(), req, down).map(move |mut resp| {
-            resp.body_mut().on_end(act);
-            Ok::<_, Infallible>(resp)
-        })
+        let request_id = request_id::choose(req.headers());
+        let test = isolate::test_panic(req.headers());
+        let info = RequestInfo {
+            request_id: request_id.clone(),
+            client,
+            close: req.version() <= Version::HTTP_11,
+            activity: Some(act),
+            panic_on_poll: test == Some(TestPanic::Forward),
+        };
+        // A wrapper rather than an async block: no second slot for the
+        // future (hyper copies the whole future once per request).
+        let routed = isolate::guarded(|| {
+            if test == Some(TestPanic::Route) {
+                panic!("test panic ({}) while routing", isolate::TEST_PANIC_ENV);
+            }
+            forward::handle(&shared.router.load(), req, down, request_id)
+        });
+        Isolated::new(routed, info)
     });
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
     tokio::pin!(conn);
@@ -461,6 +477,22 @@ async fn serve_connection<I>(
                 }
             }
         }
+    }
+}
+
+/// One open client connection in the workers' count (decremented on drop).
+struct OpenConn(Arc<AtomicUsize>);
+
+impl OpenConn {
+    fn new(open: Arc<AtomicUsize>) -> OpenConn {
+        open.fetch_add(1, Ordering::Relaxed);
+        OpenConn(open)
+    }
+}
+
+impl Drop for OpenConn {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
