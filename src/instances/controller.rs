@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -56,6 +56,12 @@ pub struct Controller {
     pool: Weak<Pool>,
     provider: Arc<dyn Provider>,
     policy: Mutex<State>,
+    /// Set once drover shuts down (or the pool is removed): from then on no
+    /// instance is started or replaced.
+    closing: AtomicBool,
+    /// Held across a start, so [`Controller::stop_all`] never misses an
+    /// instance whose start was under way when shutdown began.
+    starting: tokio::sync::Mutex<()>,
 }
 
 impl Controller {
@@ -86,15 +92,44 @@ impl Controller {
         Ok(())
     }
 
-    /// Stops every instance this controller started (drover shutting down).
+    /// From now on, starts and replaces nothing (drover shutting down, or the
+    /// pool removed); running instances keep serving until [`Self::stop_all`].
+    pub fn close(&self) {
+        if !self.closing.swap(true, Ordering::SeqCst) {
+            if let Some(pool) = self.pool.upgrade() {
+                pool.demand.notify_one();
+            }
+        }
+    }
+
+    fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::SeqCst)
+    }
+
+    /// Stops every instance this controller started (drover shutting down),
+    /// after [`Self::close`] and after a start under way has finished.
     pub async fn stop_all(&self, timeout: Duration) {
+        self.close();
+        let _no_start_under_way = self.starting.lock().await;
+        let pool = self.pool.upgrade();
         let stops: Vec<_> = self
             .provider
             .list()
             .into_iter()
             .map(|i| {
                 let p = self.provider.clone();
-                async move { p.stop(&i.id, timeout).await }
+                let pool = pool.clone();
+                async move {
+                    p.stop(&i.id, timeout).await;
+                    if let Some(pool) = pool {
+                        events::record(
+                            &pool.name,
+                            "stopped",
+                            Some(i.address.to_string()),
+                            format!("{}: stopped, drover is shutting down", i.id),
+                        );
+                    }
+                }
             })
             .collect();
         futures_util::future::join_all(stops).await;
@@ -108,9 +143,10 @@ pub fn spawn(pool: &Arc<Pool>, provider: Arc<dyn Provider>) -> Arc<Controller> {
         pool: Arc::downgrade(pool),
         provider,
         policy: Mutex::new(State::new(initial)),
+        closing: AtomicBool::new(false),
+        starting: tokio::sync::Mutex::new(()),
     });
     tokio::spawn(run_instances(ctl.clone()));
-    tokio::spawn(run_autoscaler(ctl.clone()));
     ctl
 }
 
@@ -154,9 +190,17 @@ async fn run_instances(ctl: Arc<Controller>) {
             },
         );
     }
+    if !tracked.is_empty() {
+        resume_scale(&ctl, tracked.len() as u32).await;
+    }
+    // The autoscaler starts only now, from the count in force after adoption.
+    tokio::spawn(run_autoscaler(ctl.clone()));
     let mut failures = 0u32;
     let mut next_start = Instant::now();
     loop {
+        if ctl.is_closing() {
+            return;
+        }
         let Some(pool) = ctl.pool.upgrade() else {
             return;
         };
@@ -234,7 +278,12 @@ async fn run_instances(ctl: Arc<Controller>) {
             tracked.iter().filter(|(_, t)| !t.stopping).collect();
         let desired = pool.desired.load(Ordering::Relaxed) as usize;
         if active.len() < desired && now >= next_start {
-            match ctl.provider.start().await {
+            let start_guard = ctl.starting.lock().await;
+            if ctl.is_closing() {
+                return;
+            }
+            let started = ctl.provider.start().await;
+            match started {
                 Ok(Started { instance, exited }) => {
                     let state = MemberState::Starting;
                     let _ = pool.apply(PoolCommand::Add {
@@ -276,6 +325,7 @@ async fn run_instances(ctl: Arc<Controller>) {
                     );
                 }
             }
+            drop(start_guard);
             continue;
         } else if active.len() > desired {
             // Fewest in-flight first, newest on ties.
@@ -309,6 +359,34 @@ async fn run_instances(ctl: Arc<Controller>) {
             _ = pool.demand.notified() => {}
         }
     }
+}
+
+/// After adopting `adopted` instances a previous drover left running: the
+/// desired count starts from what runs (the provider's own count, e.g. a Swarm
+/// service's replicas, when it has one) instead of `autoscale.min`, and the
+/// autoscaler scales down no sooner than `scale_down_cooldown` from now.
+async fn resume_scale(ctl: &Controller, adopted: u32) {
+    let running = ctl.provider.scale().await.unwrap_or(adopted);
+    let Some(pool) = ctl.pool.upgrade() else {
+        return;
+    };
+    let Some((_, Some(auto), _)) = config_of(&pool) else {
+        return;
+    };
+    let st = policy::State::resumed(running, &auto, Instant::now());
+    let n = st.current;
+    *ctl.policy.lock().unwrap_or_else(|e| e.into_inner()) = st;
+    let before = pool.desired.swap(n, Ordering::Relaxed);
+    events::record(
+        &pool.name,
+        "scale_set",
+        None,
+        format!(
+            "scale {before} -> {n}: {running} instance(s) running at start; \
+             no scale-down before scale_down_cooldown {:?}",
+            auto.scale_down_cooldown
+        ),
+    );
 }
 
 /// Without a `[health]` section: the instance is ready once its port accepts connections.
@@ -391,6 +469,9 @@ async fn run_autoscaler(ctl: Arc<Controller>) {
     let mut cpu = crate::autoscale::cpu::CpuMeter::default();
     let mut last_eval = Instant::now();
     loop {
+        if ctl.is_closing() {
+            return;
+        }
         let Some(pool) = ctl.pool.upgrade() else {
             return;
         };
@@ -471,6 +552,7 @@ impl Controllers {
                 .get(name)
                 .is_some_and(|p| Weak::ptr_eq(weak, &Arc::downgrade(p)));
             if !keep {
+                ctl.close();
                 let ctl = ctl.clone();
                 tokio::spawn(async move { ctl.stop_all(Duration::from_secs(10)).await });
             }
@@ -504,14 +586,23 @@ impl Controllers {
         map.get(pool).map(|(_, c)| c.clone())
     }
 
+    /// Shutdown has begun: no controller starts or replaces an instance any more.
+    pub fn close_all(&self) {
+        for (_, ctl) in self.all() {
+            ctl.close();
+        }
+    }
+
+    fn all(&self) -> Vec<Managed> {
+        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.values().cloned().collect()
+    }
+
     /// Stops the instances of every pool whose `on_shutdown` is `stop` (drover exiting).
     pub async fn shutdown(&self) {
-        let ctls: Vec<Managed> = {
-            let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-            map.values().cloned().collect()
-        };
+        self.close_all();
         let mut stops = Vec::new();
-        for (weak, ctl) in ctls {
+        for (weak, ctl) in self.all() {
             let Some(pool) = weak.upgrade() else { continue };
             let Some(inst) = pool.snapshot().config.instances.clone() else {
                 continue;

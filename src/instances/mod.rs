@@ -45,4 +45,10 @@ pub trait Provider: Send + Sync {
     fn adopt(&self) -> BoxFuture<'_, Vec<Started>> {
         Box::pin(async { Vec::new() })
     }
+    /// The instance count the provider itself keeps, when it has one (a Swarm
+    /// service's `replicas`); read once after adoption. Default: none (the
+    /// adopted count is used).
+    fn scale(&self) -> BoxFuture<'_, Option<u32>> {
+        Box::pin(async { None })
+    }
 }
