@@ -32,6 +32,11 @@ pub const BACKOFF_MIN: Duration = Duration::from_secs(1);
 /// Longest back-off. Default 60 s.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
+/// The controller's clock: tokio's, so that tests can run it with time paused.
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
 /// Back-off after `failures` consecutive failures: 1 s, 2 s, 4 s, ... 60 s.
 pub fn backoff(failures: u32) -> Duration {
     if failures == 0 {
@@ -81,7 +86,7 @@ impl Controller {
         self.policy
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .set_manual(n, Instant::now());
+            .set_manual(n, now());
         events::record(
             &pool.name,
             "scale_set",
@@ -182,7 +187,7 @@ async fn run_instances(ctl: Arc<Controller>) {
             instance.id,
             Tracked {
                 address: instance.address,
-                started_at: Instant::now(),
+                started_at: now(),
                 healthy_once: false,
                 unhealthy_since: None,
                 exited,
@@ -196,7 +201,7 @@ async fn run_instances(ctl: Arc<Controller>) {
     // The autoscaler starts only now, from the count in force after adoption.
     tokio::spawn(run_autoscaler(ctl.clone()));
     let mut failures = 0u32;
-    let mut next_start = Instant::now();
+    let mut next_start = now();
     loop {
         if ctl.is_closing() {
             return;
@@ -207,7 +212,7 @@ async fn run_instances(ctl: Arc<Controller>) {
         let Some((cfg, _, has_health)) = config_of(&pool) else {
             return;
         };
-        let now = Instant::now();
+        let now = now();
         let snap = pool.snapshot_arc();
 
         // Exits and health deadlines.
@@ -373,7 +378,7 @@ async fn resume_scale(ctl: &Controller, adopted: u32) {
     let Some((_, Some(auto), _)) = config_of(&pool) else {
         return;
     };
-    let st = policy::State::resumed(running, &auto, Instant::now());
+    let st = policy::State::resumed(running, &auto, now());
     let n = st.current;
     *ctl.policy.lock().unwrap_or_else(|e| e.into_inner()) = st;
     let before = pool.desired.swap(n, Ordering::Relaxed);
@@ -440,14 +445,14 @@ async fn drain_and_stop(
         Some(addr.to_string()),
         format!("{id}: scale down; no new requests"),
     );
-    let deadline = Instant::now() + cfg.drain_timeout;
+    let deadline = now() + cfg.drain_timeout;
     let stats = {
         let snap = p.snapshot();
         snap.position(addr).map(|i| snap.members[i].stats.clone())
     };
     drop(p);
     while let Some(s) = &stats {
-        if s.load.inflight() == 0 || Instant::now() >= deadline {
+        if s.load.inflight() == 0 || now() >= deadline {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -467,7 +472,7 @@ async fn drain_and_stop(
 async fn run_autoscaler(ctl: Arc<Controller>) {
     let mut sampler = Sampler::default();
     let mut cpu = crate::autoscale::cpu::CpuMeter::default();
-    let mut last_eval = Instant::now();
+    let mut last_eval = now();
     loop {
         if ctl.is_closing() {
             return;
@@ -480,20 +485,20 @@ async fn run_autoscaler(ctl: Arc<Controller>) {
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
         };
-        sampler.sample(&pool, Instant::now());
+        sampler.sample(&pool, now());
         let burst = sampler.short_demand(&pool)
             >= policy::BURST_FACTOR
                 * f64::from(sampler.capacity(&pool).max(1))
                 * auto.target_inflight.unwrap_or(f64::INFINITY);
-        if last_eval.elapsed() >= auto.interval || burst {
-            last_eval = Instant::now();
+        if now().duration_since(last_eval) >= auto.interval || burst {
+            last_eval = now();
             let mut window = sampler.window(&pool, auto.interval);
             let groups = ctl.provider.process_groups().into_iter().collect();
-            window.cpu_percent = cpu.read(&groups, Instant::now());
+            window.cpu_percent = cpu.read(&groups, now());
             let decision = {
                 let mut st = ctl.policy.lock().unwrap_or_else(|e| e.into_inner());
                 st.current = pool.desired.load(Ordering::Relaxed);
-                policy::decide(&window, &mut st, &auto, Instant::now())
+                policy::decide(&window, &mut st, &auto, now())
             };
             let before = pool.desired.swap(decision.desired, Ordering::Relaxed);
             if decision.desired != before {

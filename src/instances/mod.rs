@@ -5,6 +5,8 @@
 pub mod controller;
 pub mod process;
 pub mod supervise;
+#[cfg(test)]
+mod tests;
 
 use std::net::SocketAddr;
 use std::time::Duration;
