@@ -4,7 +4,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::docker::{available, docker, image, ImageCleanup};
+use common::docker::{available, docker, image, ImageCleanup, ONE_AT_A_TIME};
 use common::{
     autoscale_1_to_3, client, healthy_count, shrink_to_one_under_light_load, wait_until, Drover,
     Load, Proc,
@@ -75,6 +75,7 @@ async fn docker_pool_runs_replaces_adopts_and_cleans_up_its_containers() {
     if !available("docker_pool_runs_replaces_adopts_and_cleans_up_its_containers") {
         return;
     }
+    let _serial = ONE_AT_A_TIME.lock().await;
     let _image = ImageCleanup;
     let pool = format!("dk{}", std::process::id());
     let _cleanup = PoolCleanup(pool.clone());
@@ -215,6 +216,7 @@ async fn docker_pool_autoscales_1_to_3_to_1_under_load_with_no_failed_requests()
     if !available("docker_pool_autoscales_1_to_3_to_1_under_load_with_no_failed_requests") {
         return;
     }
+    let _serial = ONE_AT_A_TIME.lock().await;
     let _image = ImageCleanup;
     let pool = format!("as{}", std::process::id());
     let _cleanup = PoolCleanup(pool.clone());
@@ -254,6 +256,7 @@ async fn a_restarted_drover_keeps_the_adopted_containers_for_the_scale_down_cool
     if !available("a_restarted_drover_keeps_the_adopted_containers_for_the_scale_down_cooldown") {
         return;
     }
+    let _serial = ONE_AT_A_TIME.lock().await;
     let _image = ImageCleanup;
     let pool = format!("rs{}", std::process::id());
     let _cleanup = PoolCleanup(pool.clone());
@@ -300,42 +303,16 @@ async fn a_restarted_drover_keeps_the_adopted_containers_for_the_scale_down_cool
 
     // For the first scale_down_cooldown: the three adopted, none drained.
     let pool_url = format!("http://{admin}/api/v1/pools/{pool}");
-    let events_url = format!("http://{admin}/api/v1/events");
-    let adopted = async || {
-        let ev = common::get_json(&events_url).await;
-        let kinds = ev.as_array().cloned().unwrap_or_default();
-        kinds
-            .iter()
-            .filter(|e| e["kind"] == "instance_adopted")
-            .count()
-    };
-    wait_until("three containers adopted", 20, async || {
-        adopted().await == 3
-    })
+    common::adopted_and_held(
+        admin,
+        &pool,
+        3,
+        restarted + cooldown - Duration::from_secs(1),
+    )
     .await;
-    while restarted.elapsed() < cooldown - Duration::from_secs(1) {
-        let ev: Vec<serde_json::Value> = common::get_json(&events_url)
-            .await
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        let drained: Vec<&serde_json::Value> = ev
-            .iter()
-            .filter(|e| matches!(e["kind"].as_str(), Some("draining" | "scale_down")))
-            .collect();
-        assert!(
-            drained.is_empty(),
-            "scaled down {:?} after the restart: {drained:#?}",
-            restarted.elapsed()
-        );
-        let p = common::get_json(&pool_url).await;
-        assert_eq!(p["desired"], 3, "{p}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
     let mut now = containers(&pool);
     now.sort();
     assert_eq!(now, running, "the same three containers, adopted");
-    assert_eq!(adopted().await, 3, "adopted once each");
 
     // The hold ends: the light load then scales it down, still without a failure.
     wait_until("a scale-down after the cooldown", 60, async || {

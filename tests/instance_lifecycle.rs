@@ -106,6 +106,21 @@ stop_timeout = "5s"
     )
 }
 
+/// drover running a process pool of `count` instances of `command`, all healthy.
+async fn start_healthy(count: u32, command: &str) -> Drover {
+    let d = Drover::start(&config(count, command));
+    wait_until("healthy instances", 60, async || {
+        healthy_count(&d, "app").await == count as usize
+    })
+    .await;
+    d
+}
+
+/// `drover backend` behind `sh`, which starts a grandchild (`sleep 300`) first.
+fn backend_with_a_grandchild() -> String {
+    format!(r#"["/bin/sh", "-c", "sleep 300 & exec '{BIN}' backend --listen 127.0.0.1:$PORT"]"#)
+}
+
 /// `drover backend` behind `sh`, which takes 2 s to stop after SIGTERM: long
 /// enough for a controller that still ran to see an exit and replace it.
 fn slow_stopping_command() -> String {
@@ -139,11 +154,7 @@ fn events_after_shutdown(d: &Drover) -> Vec<serde_json::Value> {
 }
 
 async fn shutdown_starts_and_replaces_nothing(signal: &str) {
-    let mut d = Drover::start(&config(2, &slow_stopping_command()));
-    wait_until("two healthy instances", 60, async || {
-        healthy_count(&d, "app").await == 2
-    })
-    .await;
+    let mut d = start_healthy(2, &slow_stopping_command()).await;
     let seen = descendants(d.proc.pid());
     assert!(seen.len() >= 6, "supervisors, shells, backends: {seen:?}");
 
@@ -177,15 +188,7 @@ async fn sigint_stops_every_instance_and_starts_or_replaces_none() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_supervisor_takes_its_application_with_it_and_nothing_outlives_drover() {
-    // The application starts a grandchild of its own.
-    let command = format!(
-        r#"["/bin/sh", "-c", "sleep 300 & exec '{BIN}' backend --listen 127.0.0.1:$PORT"]"#
-    );
-    let mut d = Drover::start(&config(1, &command));
-    wait_until("a healthy instance", 60, async || {
-        healthy_count(&d, "app").await == 1
-    })
-    .await;
+    let mut d = start_healthy(1, &backend_with_a_grandchild()).await;
     let mut seen = descendants(d.proc.pid());
     let of_drover: Vec<i32> = seen
         .keys()
@@ -247,4 +250,15 @@ async fn a_killed_supervisor_takes_its_application_with_it_and_nothing_outlives_
     assert_all_gone(&seen, 5, "after drover's SIGTERM");
     let pids: HashSet<i32> = seen.keys().copied().collect();
     assert!(pids.len() >= 6, "{pids:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigkilled_drover_takes_its_process_instances_with_it() {
+    let mut d = start_healthy(2, &backend_with_a_grandchild()).await;
+    let seen = descendants(d.proc.pid());
+    assert!(seen.len() >= 6, "{seen:?}");
+    d.proc.signal("KILL");
+    let _ = d.proc.wait_exit(Duration::from_secs(5));
+    // SIGTERM from the parent-death signal at once, SIGKILL after ORPHAN_GRACE (3 s).
+    assert_all_gone(&seen, 5, "after drover was SIGKILLed");
 }
