@@ -262,3 +262,20 @@ async fn a_sigkilled_drover_takes_its_process_instances_with_it() {
     // SIGTERM from the parent-death signal at once, SIGKILL after ORPHAN_GRACE (3 s).
     assert_all_gone(&seen, 5, "after drover was SIGKILLed");
 }
+
+#[test]
+fn a_supervisor_or_child_whose_parent_is_already_gone_runs_nothing() {
+    // pid 1 is never our parent here: both exit at once instead of running `sleep`.
+    for sub in ["__supervise", "__exec-child"] {
+        let t = Instant::now();
+        let out = std::process::Command::new(BIN)
+            .args([sub, "--parent", "1", "--", "sleep", "30"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{sub}: {out:?}");
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "{sub} ran the command"
+        );
+    }
+}

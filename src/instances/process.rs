@@ -99,6 +99,8 @@ impl Provider for ProcessProvider {
                 .collect();
             let exe = std::env::current_exe()
                 .map_err(|e| format!("cannot find the drover executable: {e}"))?;
+            // Spawned from the runtime's (main) thread: the supervisor's
+            // parent-death signal fires when the thread that forked it exits.
             let mut child = Command::new(exe)
                 .arg("__supervise")
                 .arg("--parent")
