@@ -4,7 +4,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::docker::{available, docker, image, ImageCleanup, ONE_AT_A_TIME};
+use common::docker::{available, docker, image, ImageCleanup};
 use common::{
     autoscale_1_to_3, client, healthy_count, shrink_to_one_under_light_load, wait_until, Drover,
     Load, Proc,
@@ -75,8 +75,7 @@ async fn docker_pool_runs_replaces_adopts_and_cleans_up_its_containers() {
     if !available("docker_pool_runs_replaces_adopts_and_cleans_up_its_containers") {
         return;
     }
-    let _serial = ONE_AT_A_TIME.lock().await;
-    let _image = ImageCleanup;
+    let _image = ImageCleanup::new();
     let pool = format!("dk{}", std::process::id());
     let _cleanup = PoolCleanup(pool.clone());
     let cfg = config(&pool, 2, image());
@@ -216,8 +215,7 @@ async fn docker_pool_autoscales_1_to_3_to_1_under_load_with_no_failed_requests()
     if !available("docker_pool_autoscales_1_to_3_to_1_under_load_with_no_failed_requests") {
         return;
     }
-    let _serial = ONE_AT_A_TIME.lock().await;
-    let _image = ImageCleanup;
+    let _image = ImageCleanup::new();
     let pool = format!("as{}", std::process::id());
     let _cleanup = PoolCleanup(pool.clone());
     let cfg = config(&pool, 1, image()).replace("count = 1\n", "") + &autoscale_1_to_3(&pool);
@@ -256,8 +254,7 @@ async fn a_restarted_drover_keeps_the_adopted_containers_for_the_scale_down_cool
     if !available("a_restarted_drover_keeps_the_adopted_containers_for_the_scale_down_cooldown") {
         return;
     }
-    let _serial = ONE_AT_A_TIME.lock().await;
-    let _image = ImageCleanup;
+    let _image = ImageCleanup::new();
     let pool = format!("rs{}", std::process::id());
     let _cleanup = PoolCleanup(pool.clone());
     let cooldown = Duration::from_secs(10);

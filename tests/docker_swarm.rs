@@ -114,7 +114,7 @@ async fn swarm_service_scales_1_to_3_to_1_under_load_with_no_failed_requests() {
         return;
     }
     let _serial = ONE_AT_A_TIME.lock().await;
-    let _image = ImageCleanup;
+    let _image = ImageCleanup::new();
     let _swarm = Swarm::ensure();
     let name = format!("drover-test-{}", std::process::id());
     let _service = Service::create(&name, 1);
@@ -147,7 +147,7 @@ async fn a_drover_started_beside_3_replicas_keeps_them_for_the_scale_down_cooldo
         return;
     }
     let _serial = ONE_AT_A_TIME.lock().await;
-    let _image = ImageCleanup;
+    let _image = ImageCleanup::new();
     let _swarm = Swarm::ensure();
     // What a drover that scaled the service to 3 and was then SIGKILLed leaves.
     let name = format!("drover-restart-{}", std::process::id());

@@ -99,9 +99,15 @@ impl Provider for ProcessProvider {
                 .collect();
             let exe = std::env::current_exe()
                 .map_err(|e| format!("cannot find the drover executable: {e}"))?;
+            let mut cmd = Command::new(exe);
+            // The admin token's variables are not inherited; `env` may still set any
+            // variable explicitly (applied after, so it wins).
+            for name in &self.cfg.withheld_env {
+                cmd.env_remove(name);
+            }
             // Spawned from the runtime's (main) thread: the supervisor's
             // parent-death signal fires when the thread that forked it exits.
-            let mut child = Command::new(exe)
+            let mut child = cmd
                 .arg("__supervise")
                 .arg("--parent")
                 .arg(std::process::id().to_string())

@@ -1,5 +1,6 @@
 //! The reverse proxy: listeners and workers, forwarding, header rules, upgrades.
 
+pub mod attempt;
 pub mod body;
 pub mod errors;
 pub mod forward;
@@ -9,5 +10,6 @@ pub mod router;
 pub mod server;
 pub mod tls;
 pub mod upgrade;
+pub mod upload;
 pub mod upstream;
 pub mod value_arena;

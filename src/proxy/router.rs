@@ -10,6 +10,8 @@ use crate::pool::Pool;
 pub struct Router {
     pub routes: Vec<Route>,
     pub pools: HashMap<String, Arc<Pool>>,
+    /// `server.body_read_timeout` (applied to requests arriving after a reload).
+    pub body_read_timeout: std::time::Duration,
 }
 
 /// A matched route.
@@ -40,6 +42,7 @@ impl Router {
         Router {
             routes: config.routes.clone(),
             pools,
+            body_read_timeout: config.server.body_read_timeout,
         }
     }
 

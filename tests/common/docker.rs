@@ -21,13 +21,12 @@ pub fn available(test: &str) -> bool {
     ok
 }
 
-/// The Docker tests of one test binary run one at a time (they share the
-/// image, which [`ImageCleanup`] removes, and a swarm): hold it for the whole
+/// Tests that join and leave a swarm run one at a time: hold it for the whole
 /// test, declared before `ImageCleanup` so that it is released after it.
 pub static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// The test image built from this build's drover binary (built again if a
-/// previous test's [`ImageCleanup`] removed it).
+/// The test image built from this build's drover binary (built again if the
+/// last [`ImageCleanup`] of an earlier test removed it).
 pub fn image() -> &'static str {
     static TAG: OnceLock<String> = OnceLock::new();
     static BUILD: Mutex<()> = Mutex::new(());
@@ -84,11 +83,25 @@ impl Drop for Container {
     }
 }
 
-/// Removes this test binary's image on drop (declare it first in a test so it drops last).
-pub struct ImageCleanup;
+/// Removes this test binary's image when the last live guard drops (declare it first in a
+/// test so it drops last; tests of one binary run in parallel and share the image).
+pub struct ImageCleanup(());
+
+/// Live [`ImageCleanup`] guards of this test binary.
+static IMAGE_USERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl ImageCleanup {
+    pub fn new() -> ImageCleanup {
+        IMAGE_USERS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        ImageCleanup(())
+    }
+}
 
 impl Drop for ImageCleanup {
     fn drop(&mut self) {
+        if IMAGE_USERS.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) != 1 {
+            return;
+        }
         let tag = format!("drover-backend:test-{}", std::process::id());
         let _ = Command::new("docker").args(["rmi", "-f", &tag]).output();
     }
