@@ -280,6 +280,8 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
 
     wait_for_shutdown(&app).await.map_err(anyhow::Error::from)?;
     app.ready.store(false, Ordering::Relaxed);
+    // From here on no instance is started or replaced.
+    app.controllers.close_all();
     tracing::info!(timeout = ?app.config().server.shutdown_timeout, "shutting down: finishing in-flight requests");
     // Workers join their threads; do it off the runtime.
     let second = tokio::spawn(async {
