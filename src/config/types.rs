@@ -35,12 +35,22 @@ pub struct ServerConfig {
     pub header_read_timeout: Duration,
     /// Idle client keep-alive connections are closed after this. Default 60 s.
     pub idle_timeout: Duration,
+    /// Client connections open at once (all listeners and workers together); beyond
+    /// it drover stops accepting and new clients wait in the listen backlog.
+    /// Default 0 = derived from the open-file limit (see `proxy::limits::default_max_connections`).
+    pub max_connections: usize,
+    /// An upgraded connection (WebSocket, ...) with no bytes either way for this
+    /// long is closed. Default [`DEFAULT_TUNNEL_IDLE_TIMEOUT`] (1 h).
+    pub tunnel_idle_timeout: Duration,
     /// Worker threads, each with its own runtime and `SO_REUSEPORT` listener.
     /// Default 0 = one per available core.
     pub threads: usize,
     /// Optional TLS listener.
     pub tls: Option<TlsConfig>,
 }
+
+/// Default `server.tunnel_idle_timeout`: 1 h.
+pub const DEFAULT_TUNNEL_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// `[admin]`
 #[derive(Debug, Clone, PartialEq)]

@@ -1,9 +1,12 @@
 //! The reverse proxy: listeners and workers, forwarding, header rules, upgrades.
 
 pub mod body;
+pub mod conn_activity;
 pub mod errors;
 pub mod forward;
 pub mod headers;
+pub mod limits;
+pub mod listen;
 pub mod request_id;
 pub mod router;
 pub mod server;
@@ -11,3 +14,4 @@ pub mod tls;
 pub mod upgrade;
 pub mod upstream;
 pub mod value_arena;
+pub mod watched;

@@ -68,7 +68,12 @@ pub struct Proc {
 
 impl Proc {
     pub fn spawn(args: &[&str], dir: Option<&std::path::Path>) -> Proc {
-        let mut cmd = Command::new(BIN);
+        Self::spawn_program(BIN, args, dir)
+    }
+
+    /// Runs `program args` (a wrapper that execs drover, like `prlimit`).
+    pub fn spawn_program(program: &str, args: &[&str], dir: Option<&std::path::Path>) -> Proc {
+        let mut cmd = Command::new(program);
         cmd.args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
