@@ -114,6 +114,21 @@ fn an_idle_tunnel_is_closed_after_tunnel_idle_timeout_and_an_active_one_is_kept(
     assert_eq!(&got, b"pong");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrade_tunnels_hold_their_slot_under_max_connections() {
+    let b = Backend::start("b");
+    let cfg = with_server_keys(&one_pool(&[b.addr], ""), "max_connections = 2");
+    let d = Drover::start(&cfg);
+    let url = d.url("/x");
+    let first = raw_tunnel(d.proxy);
+    let second = raw_tunnel(d.proxy);
+    // Both slots are taken by tunnels: a new client waits in the backlog.
+    assert_eq!(get_status(&url).await, None);
+    drop(first);
+    served_again(&url).await;
+    drop(second);
+}
+
 #[tokio::test]
 async fn an_idle_websocket_is_closed_after_tunnel_idle_timeout() {
     use futures_util::{SinkExt, StreamExt};

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::limits::ConnSlot;
 use super::watched::Watch;
 pub use super::watched::Watched;
 
@@ -97,14 +98,17 @@ impl ConnActivity {
 /// in [`Watched`] with it).
 pub struct ClientReads {
     activity: Arc<ConnActivity>,
+    /// The connection's slot under `server.max_connections`: it lives as long as the stream.
+    _slot: ConnSlot,
     /// Whether the first bytes (which tell HTTP/2's preface) have been seen.
     sniffed: bool,
 }
 
 impl ClientReads {
-    pub fn new(activity: Arc<ConnActivity>) -> ClientReads {
+    pub fn new(activity: Arc<ConnActivity>, slot: ConnSlot) -> ClientReads {
         ClientReads {
             activity,
+            _slot: slot,
             sniffed: false,
         }
     }
@@ -126,6 +130,7 @@ impl Watch for ClientReads {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proxy::limits::ConnLimit;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     const LIMIT: Duration = Duration::from_secs(10);
@@ -177,7 +182,10 @@ mod tests {
     async fn http2_frames_between_requests_are_not_a_head() {
         let a = Arc::new(ConnActivity::new(Instant::now()));
         let (io, mut peer) = tokio::io::duplex(1024);
-        let mut w = Watched::new(io, ClientReads::new(a.clone()));
+        let mut w = Watched::new(
+            io,
+            ClientReads::new(a.clone(), ConnLimit::new(1).acquire().await),
+        );
         peer.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
             .await
             .unwrap();
@@ -195,7 +203,10 @@ mod tests {
     async fn http1_bytes_after_a_request_start_the_next_head() {
         let a = Arc::new(ConnActivity::new(Instant::now()));
         let (io, mut peer) = tokio::io::duplex(1024);
-        let mut w = Watched::new(io, ClientReads::new(a.clone()));
+        let mut w = Watched::new(
+            io,
+            ClientReads::new(a.clone(), ConnLimit::new(1).acquire().await),
+        );
         peer.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
         let mut buf = [0u8; 64];
         let _ = w.read(&mut buf).await.unwrap();

@@ -134,13 +134,26 @@ pub struct ConnLimit {
     slots: Arc<Semaphore>,
     max: usize,
     open: Arc<std::sync::atomic::AtomicUsize>,
+    /// Connections served by the HTTP server (upgrade tunnels excluded).
+    serving: Arc<std::sync::atomic::AtomicUsize>,
     /// "limit reached" warnings.
     warn: Arc<RateLimit>,
     /// "accept failed" warnings.
     accept_warn: Arc<RateLimit>,
 }
 
-/// One client connection's slot; dropping it frees the slot.
+/// A connection being served by the HTTP server; dropping it ends that.
+#[derive(Debug)]
+pub struct InService(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for InService {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// One client connection's slot (held as long as its socket is open, upgrade
+/// tunnels included); dropping it frees the slot.
 #[derive(Debug)]
 pub struct ConnSlot {
     _permit: OwnedSemaphorePermit,
@@ -160,6 +173,7 @@ impl ConnLimit {
             slots: Arc::new(Semaphore::new(max)),
             max,
             open: Arc::default(),
+            serving: Arc::default(),
             warn: Arc::new(RateLimit::new(WARN_INTERVAL)),
             accept_warn: Arc::new(RateLimit::new(WARN_INTERVAL)),
         }
@@ -170,9 +184,20 @@ impl ConnLimit {
         self.max
     }
 
-    /// Client connections open now.
+    /// Client connections open now (upgrade tunnels included).
     pub fn open(&self) -> usize {
         self.open.load(Ordering::Relaxed)
+    }
+
+    /// Marks a connection served by the HTTP server until the guard drops.
+    pub fn in_service(&self) -> InService {
+        self.serving.fetch_add(1, Ordering::Relaxed);
+        InService(self.serving.clone())
+    }
+
+    /// Connections served by the HTTP server now (what a graceful shutdown waits for).
+    pub fn serving(&self) -> usize {
+        self.serving.load(Ordering::Relaxed)
     }
 
     /// Logs a failed `accept` (at most one warning per [`WARN_INTERVAL`] for
@@ -197,7 +222,9 @@ impl ConnLimit {
     }
 
     /// Waits for a free slot (logging one rate-limited warning when the limit
-    /// is reached). Meanwhile new clients wait in the listen backlog.
+    /// is reached). Called with an accepted client in hand, so each accept loop
+    /// (workers x listeners) holds at most one client beyond the limit; the
+    /// others wait in the listen backlog.
     pub async fn acquire(&self) -> ConnSlot {
         let permit = match self.slots.clone().try_acquire_owned() {
             Ok(p) => p,

@@ -241,7 +241,6 @@ fn worker(
             |l: std::net::TcpListener,
              tls: Option<TlsAcceptor>,
              stops: &mut Vec<(SocketAddr, watch::Sender<bool>)>| {
-                let l = TcpListener::from_std(l).expect("listener into tokio");
                 let (stop_tx, stop_rx) = watch::channel(false);
                 if let Ok(a) = l.local_addr() {
                     stops.push((a, stop_tx));
@@ -275,7 +274,7 @@ fn worker(
         }
         // Listeners are closed; wait for open connections to finish.
         let deadline = Instant::now() + server.shutdown_timeout;
-        while limit.open() > 0 && Instant::now() < deadline {
+        while limit.serving() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     });
@@ -284,7 +283,7 @@ fn worker(
 }
 
 async fn accept_loop(
-    listener: TcpListener,
+    listener: std::net::TcpListener,
     tls: Option<TlsAcceptor>,
     ctx: AcceptCtx,
     mut unlisten: watch::Receiver<bool>,
@@ -296,46 +295,57 @@ async fn accept_loop(
         server,
         limit,
     } = ctx;
+    let listener = match TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot register a listener");
+            return;
+        }
+    };
     loop {
-        // At the limit, stop accepting: new clients wait in the backlog (HAProxy's maxconn).
-        let slot = tokio::select! {
-            _ = stopped(&mut shutdown) => return,
-            _ = stopped(&mut unlisten) => return,
-            slot = limit.acquire() => slot,
-        };
         let (stream, client) = tokio::select! {
             _ = stopped(&mut shutdown) => return,
             _ = stopped(&mut unlisten) => return,
             r = listener.accept() => match r {
                 Ok(x) => x,
                 Err(e) => {
-                    drop(slot);
                     tokio::time::sleep(limit.accept_failed(&e)).await;
                     continue;
                 }
             },
         };
+        // At the limit this client waits for a slot and the loop accepts no
+        // more: the others wait in the backlog (HAProxy's maxconn). A slot is
+        // taken only with a client in hand, so no loop holds one idle while
+        // the kernel queues clients on another worker's socket.
+        let slot = tokio::select! {
+            _ = stopped(&mut shutdown) => return,
+            _ = stopped(&mut unlisten) => return,
+            slot = limit.acquire() => slot,
+        };
         let _ = stream.set_nodelay(true);
         let (builder, shared, shutdown) = (builder.clone(), shared.clone(), shutdown.clone());
-        let timeouts = ConnTimeouts {
+        let accepted = Accepted {
+            slot,
+            at: Instant::now(),
             idle: server.idle_timeout,
             head: server.header_read_timeout,
-            accepted: Instant::now(),
         };
+        let serving = limit.in_service();
         let handshake_timeout = server.header_read_timeout;
         let tls = tls.clone();
         tokio::spawn(async move {
-            let _slot: ConnSlot = slot;
+            let _serving = serving;
             match tls {
                 None => {
-                    serve_connection(stream, client, builder, shared, shutdown, timeouts, "http")
+                    serve_connection(stream, client, builder, shared, shutdown, accepted, "http")
                         .await
                 }
                 Some(acceptor) => {
                     match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
                         Ok(Ok(s)) => {
                             serve_connection(
-                                s, client, builder, shared, shutdown, timeouts, "https",
+                                s, client, builder, shared, shutdown, accepted, "https",
                             )
                             .await
                         }
@@ -350,15 +360,18 @@ async fn accept_loop(
     }
 }
 
-/// Deadlines of one client connection.
-#[derive(Debug, Clone, Copy)]
-struct ConnTimeouts {
+/// One accepted client connection: its slot under `max_connections` and its deadlines.
+#[derive(Debug)]
+struct Accepted {
+    /// Held as long as the socket is open (moved into the stream, so an
+    /// upgrade tunnel keeps it).
+    slot: ConnSlot,
+    at: Instant,
     /// `idle_timeout`: no request in progress for this long closes the connection.
     idle: Duration,
     /// `header_read_timeout`: a request head not complete this long after accept
     /// (the first one: a silent client too) or after its first byte closes the connection.
     head: Duration,
-    accepted: Instant,
 }
 
 async fn serve_connection<I>(
@@ -367,12 +380,18 @@ async fn serve_connection<I>(
     builder: Arc<auto::Builder<TokioExecutor>>,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
-    timeouts: ConnTimeouts,
+    accepted: Accepted,
     proto: &'static str,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let activity = Arc::new(ConnActivity::new(timeouts.accepted));
+    let Accepted {
+        slot,
+        at,
+        idle,
+        head,
+    } = accepted;
+    let activity = Arc::new(ConnActivity::new(at));
     let down = Downstream { client, proto };
     let act = activity.clone();
     let svc = service_fn(move |req| {
@@ -385,10 +404,9 @@ async fn serve_connection<I>(
             Ok::<_, Infallible>(resp)
         })
     });
-    let stream = Watched::new(stream, ClientReads::new(activity.clone()));
+    let stream = Watched::new(stream, ClientReads::new(activity.clone(), slot));
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
     tokio::pin!(conn);
-    let ConnTimeouts { idle, head, .. } = timeouts;
     let mut closing = false;
     loop {
         let check = tokio::time::sleep(activity.next_check(idle, head));
