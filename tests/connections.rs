@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::{client, one_pool, Backend, Drover, Proc, BIN};
+use common::{client, one_pool, Backend, Drover, Proc};
 
 fn with_server_keys(cfg: &str, keys: &str) -> String {
     cfg.replace(
@@ -160,28 +160,10 @@ async fn an_idle_websocket_is_closed_after_tunnel_idle_timeout() {
 
 // ---- finding 3: file descriptors ----
 
-/// Starts drover under `prlimit --nofile=N:N`, returning (process, proxy, admin).
-fn drover_with_nofile(nofile: u32, cfg: &str) -> (Proc, SocketAddr, SocketAddr, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("drover.toml");
-    std::fs::write(&path, cfg).unwrap();
+/// Starts drover under `prlimit --nofile=N:N`.
+fn drover_with_nofile(nofile: u32, cfg: &str) -> Drover {
     let limit = format!("--nofile={nofile}:{nofile}");
-    let proc = Proc::spawn_program(
-        "prlimit",
-        &[
-            &limit,
-            BIN,
-            "--log-format",
-            "json",
-            "run",
-            "-c",
-            path.to_str().unwrap(),
-        ],
-        None,
-    );
-    let proxy = proc.stderr.addr_of("proxy listening");
-    let admin = proc.stderr.addr_of("admin listening");
-    (proc, proxy, admin, dir)
+    Drover::start_under(&["prlimit", &limit], cfg, &[], &[])
 }
 
 fn warnings(p: &Proc) -> Vec<String> {
@@ -225,7 +207,8 @@ async fn a_connection_flood_under_a_low_fd_limit_leaves_admin_and_proxy_usable()
         &one_pool(&[b.addr], ""),
         "header_read_timeout = \"60s\"\nthreads = 2",
     );
-    let (p, proxy, admin, _dir) = drover_with_nofile(256, &cfg);
+    let d = drover_with_nofile(256, &cfg);
+    let (p, proxy, admin) = (&d.proc, d.proxy, d.admin);
     let limit_line = p
         .stderr
         .wait_for("limit line", Duration::from_secs(10), |l| {
@@ -252,7 +235,7 @@ async fn a_connection_flood_under_a_low_fd_limit_leaves_admin_and_proxy_usable()
             "admin API unreachable during the flood"
         );
     }
-    let w = warnings(&p);
+    let w = warnings(p);
     assert!(w.len() <= 2, "{} warnings:\n{}", w.len(), w.join("\n"));
     assert!(
         w.iter().all(|l| !l.contains("Too many open files")),
@@ -276,7 +259,8 @@ async fn running_out_of_descriptors_backs_off_with_one_warning() {
         &one_pool(&[b.addr], ""),
         "header_read_timeout = \"60s\"\nmax_connections = 5000\nthreads = 2",
     );
-    let (p, proxy, _admin, _dir) = drover_with_nofile(256, &cfg);
+    let d = drover_with_nofile(256, &cfg);
+    let (p, proxy) = (&d.proc, d.proxy);
     let url = format!("http://{proxy}/x");
     let silent = flood(proxy, 300);
     p.stderr
@@ -285,7 +269,7 @@ async fn running_out_of_descriptors_backs_off_with_one_warning() {
         });
     // Two more seconds of EMFILE: still one warning, not 20 a second.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let w = warnings(&p);
+    let w = warnings(p);
     let accept: Vec<&String> = w.iter().filter(|l| l.contains("accept failed")).collect();
     assert_eq!(accept.len(), 1, "{}", w.join("\n"));
 

@@ -75,7 +75,7 @@ async fn docker_pool_runs_replaces_adopts_and_cleans_up_its_containers() {
     if !available("docker_pool_runs_replaces_adopts_and_cleans_up_its_containers") {
         return;
     }
-    let _image = ImageCleanup;
+    let _image = ImageCleanup::new();
     let pool = format!("dk{}", std::process::id());
     let _cleanup = PoolCleanup(pool.clone());
     let cfg = config(&pool, 2, image());
@@ -215,7 +215,7 @@ async fn docker_pool_autoscales_1_to_3_to_1_under_load_with_no_failed_requests()
     if !available("docker_pool_autoscales_1_to_3_to_1_under_load_with_no_failed_requests") {
         return;
     }
-    let _image = ImageCleanup;
+    let _image = ImageCleanup::new();
     let pool = format!("as{}", std::process::id());
     let _cleanup = PoolCleanup(pool.clone());
     let cfg = config(&pool, 1, image()).replace("count = 1\n", "") + &autoscale_1_to_3(&pool);

@@ -62,7 +62,7 @@ async fn swarm_service_scales_1_to_3_to_1_under_load_with_no_failed_requests() {
     if !available("swarm_service_scales_1_to_3_to_1_under_load_with_no_failed_requests") {
         return;
     }
-    let _image = ImageCleanup;
+    let _image = ImageCleanup::new();
     let img = image();
     let _swarm = Swarm::ensure();
     let name = format!("drover-test-{}", std::process::id());

@@ -300,6 +300,7 @@ async fn metrics_parse_and_name_every_spec_family_and_counters_move() {
     // Draining shows in the gauges; a removed backend makes no more samples.
     client()
         .post(d.admin_url(&format!("/api/v1/pools/app/backends/{b}/drain")))
+        .header("content-type", "application/json")
         .send()
         .await
         .unwrap();

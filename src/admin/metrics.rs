@@ -25,13 +25,14 @@ fn health_metrics<'a>(out: &mut String, pools: impl Iterator<Item = &'a Pool> + 
         out,
         "drover_health_checks_total",
         "counter",
-        "Active health checks by pool, backend and result (pass, fail).",
+        "Active health checks by pool, backend and result (pass, fail, unknown: could not run for a local reason).",
     );
     for p in pools.clone() {
         for m in p.snapshot().members.iter() {
             for (result, c) in [
                 ("pass", &m.stats.checks_passed),
                 ("fail", &m.stats.checks_failed),
+                ("unknown", &m.stats.checks_unknown),
             ] {
                 let _ = writeln!(
                     out,

@@ -24,7 +24,8 @@ listen = ["127.0.0.1:8080"]            # one or more addresses, plain HTTP/1.1 a
 # header_read_timeout = "10s"          # a client slower than this to send its request head is cut off
 # idle_timeout = "60s"                 # idle keep-alive client connections are closed after this
 # max_connections = 0                  # client connections at once; beyond it new ones wait in the
-                                       # backlog. 0 = (open-file limit - max(128, limit/10)) / 2
+                                       # backlog. 0 = half the open-file limit left after a
+                                       # reserve for the admin API and probes (256 -> 64)
 # tunnel_idle_timeout = "1h"           # WebSocket/upgraded connections with no bytes either way are closed
 # threads = 0                          # worker threads; 0 = one per core
 
@@ -36,6 +37,11 @@ listen = ["127.0.0.1:8080"]            # one or more addresses, plain HTTP/1.1 a
 listen = "127.0.0.1:9090"              # JSON API, /metrics and the dashboard (open it in a browser)
 # token = "${DROVER_ADMIN_TOKEN}"      # required when listen is not a loopback address;
                                        # then requests need "Authorization: Bearer TOKEN"
+# allowed_hosts = []                  # Host names accepted besides localhost, loopback IPs and
+                                       # the address dialled (DNS-rebinding guard); "*" = any
+# header_read_timeout = "10s"          # a request head must arrive within this
+# idle_timeout = "60s"                 # idle admin connections are closed after this
+# max_connections = 64                 # admin connections open at once (read at start)
 
 [log]
 access = true                          # one JSON line per request
@@ -153,10 +159,7 @@ pub fn demo_config(backends: &[SocketAddr]) -> Config {
             threads: 0,
             tls: None,
         },
-        admin: AdminConfig {
-            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 9090)),
-            token: None,
-        },
+        admin: AdminConfig::default(),
         log: LogConfig { access: true },
         routes: vec![Route {
             host: None,

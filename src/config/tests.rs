@@ -495,6 +495,28 @@ backends = ["127.0.0.1:${BACKEND_PORT}", { address = "localhost:1${BACKEND_PORT}
 }
 
 #[test]
+fn admin_token_variables_are_withheld_from_instances() {
+    let c = load(
+        r#"
+[admin]
+token = "${ADMIN_TOKEN}"
+[pools.app.instances]
+provider = "process"
+command = ["./app"]
+"#,
+    );
+    let inst = c.pools["app"].instances.as_ref().unwrap();
+    assert_eq!(inst.withheld_env, vec!["ADMIN_TOKEN"]);
+    let c = load("[pools.app.instances]\nprovider = \"process\"\ncommand = [\"./app\"]");
+    assert!(c.pools["app"]
+        .instances
+        .as_ref()
+        .unwrap()
+        .withheld_env
+        .is_empty());
+}
+
+#[test]
 fn unset_env_reference_is_an_error_naming_it() {
     let src = "[admin]\ntoken = \"${NOT_SET_ANYWHERE}\"\n[pools.a]\nbackends=[\"127.0.0.1:1\"]";
     assert_error(

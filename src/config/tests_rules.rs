@@ -2,6 +2,7 @@
 
 use super::tests::{assert_error, errors, load};
 use super::*;
+use std::time::Duration;
 
 const B: &str = "backends = [\"127.0.0.1:8001\"]";
 
@@ -350,6 +351,51 @@ fn admin_token_required_off_loopback() {
 }
 
 #[test]
+fn admin_hardening_keys() {
+    let c = load(&pool(B));
+    assert_eq!(c.admin, AdminConfig::default());
+    assert_eq!(
+        (
+            c.admin.header_read_timeout,
+            c.admin.idle_timeout,
+            c.admin.max_connections
+        ),
+        (Duration::from_secs(10), Duration::from_secs(60), 64)
+    );
+    let c = load(&format!(
+        "[admin]\nallowed_hosts = [\"Admin.Example\", \"::1\", \"*\"]\nheader_read_timeout = \"2s\"\nidle_timeout = \"5s\"\nmax_connections = 3\n{}",
+        pool(B)
+    ));
+    assert_eq!(c.admin.allowed_hosts, ["admin.example", "::1", "*"]);
+    assert_eq!(
+        (
+            c.admin.header_read_timeout,
+            c.admin.idle_timeout,
+            c.admin.max_connections
+        ),
+        (Duration::from_secs(2), Duration::from_secs(5), 3)
+    );
+    let with = |kv: &str| format!("[admin]\n{kv}\n{}", pool(B));
+    assert_error(
+        &with("allowed_hosts = [\"a.example:80\"]"),
+        "admin.allowed_hosts",
+        "item 0: \"a.example:80\" is not a host name or IP without port",
+    );
+    assert_error(
+        &with("allowed_hosts = \"a\""),
+        "admin.allowed_hosts",
+        "expected a list",
+    );
+    assert_error(&with("max_connections = 0"), "admin.max_connections", "");
+    assert_error(&with("idle_timeout = \"0s\""), "admin.idle_timeout", "");
+    assert_error(
+        &with("header_read_timeout = 5"),
+        "admin.header_read_timeout",
+        "",
+    );
+}
+
+#[test]
 fn provider_required_keys() {
     let inst = |body: &str| format!("[pools.api.instances]\n{body}\n");
     assert_error(
@@ -411,6 +457,16 @@ fn provider_required_keys() {
     assert_eq!(
         c.pools["api"].instances.as_ref().unwrap().provider,
         ProviderKind::DockerLabels
+    );
+    let c = load(&inst("provider = \"docker_labels\"\nowner = \"team-a\""));
+    assert_eq!(
+        c.pools["api"].instances.as_ref().unwrap().owner.as_deref(),
+        Some("team-a")
+    );
+    assert_error(
+        &inst("provider = \"process\"\ncommand = [\"x\"]\nowner = \"team-a\""),
+        "pools.api.instances.owner",
+        "only with docker_labels",
     );
     let c = load(&inst("provider = \"swarm\"\nservice = \"web\"\ncount = 3"));
     let i = c.pools["api"].instances.clone().unwrap();

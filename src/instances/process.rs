@@ -97,7 +97,13 @@ impl Provider for ProcessProvider {
                 .collect();
             let exe = std::env::current_exe()
                 .map_err(|e| format!("cannot find the drover executable: {e}"))?;
-            let mut child = Command::new(exe)
+            let mut cmd = Command::new(exe);
+            // The admin token's variables are not inherited; `env` may still set any
+            // variable explicitly (applied after, so it wins).
+            for name in &self.cfg.withheld_env {
+                cmd.env_remove(name);
+            }
+            let mut child = cmd
                 .arg("__supervise")
                 .arg("--")
                 .args(&argv)

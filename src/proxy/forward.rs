@@ -390,7 +390,17 @@ impl Forward {
     /// A member for the next attempt; waits in the pool's queue (FIFO, up to
     /// `queue_timeout`, at most `max_queue` waiting) while all are at their limit.
     async fn acquire(&mut self) -> Result<usize, String> {
-        let taken = match self.take() {
+        let mut taken = self.take();
+        if taken.is_err() && self.pool.first_checks_pending() {
+            // drover has not looked yet: wait for the first checks, not 503.
+            let pool = self.pool.clone();
+            taken = Box::pin(pool.await_first_checks(|| {
+                self.snap = pool.snapshot_arc();
+                self.take()
+            }))
+            .await;
+        }
+        let taken = match taken {
             Err(why) => match self.pool.hold_timeout() {
                 Some(limit) => Box::pin(self.hold(limit, why)).await?,
                 None => return Err(why),

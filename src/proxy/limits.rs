@@ -8,9 +8,16 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// File descriptors kept out of the client connection budget: at least this
-/// many (admin API, health probes, listeners, logs, docker, managed processes' pipes).
+/// File descriptors kept out of the client connection budget (admin API,
+/// health probes, listeners, logs, docker, managed processes' pipes): this
+/// many, or half the limit if that is less, or a tenth of it if that is more.
 pub const MIN_RESERVED_FDS: u64 = 128;
+
+/// The descriptors [`default_max_connections`] leaves out of an open-file limit
+/// of `nofile`: `max(nofile / 10, min(128, nofile / 2))`.
+pub fn reserved_fds(nofile: u64) -> u64 {
+    (nofile / 10).max(MIN_RESERVED_FDS.min(nofile / 2))
+}
 
 /// At most one "limit reached" / "accept failed" warning per this interval; the next
 /// one says how many were suppressed. 30 s.
@@ -56,13 +63,12 @@ pub fn raise_nofile_limit() -> u64 {
 }
 
 /// The default `server.max_connections` for an open-file limit of `nofile`:
-/// `(nofile - reserve) / 2` with `reserve = max(128, nofile / 10)`, at least 1.
-/// Halved because a proxied connection usually holds an upstream connection too;
-/// the reserve keeps the admin API, health probes and managed instances working
-/// when clients take every slot. 256 -> 64, 1024 -> 448, 1048576 -> 471859.
+/// `(nofile - reserved_fds(nofile)) / 2`, at least 1. Halved because a
+/// proxied connection usually holds an upstream connection too; the reserve
+/// keeps the admin API, health probes and managed instances working when
+/// clients take every slot. 40 -> 10, 256 -> 64, 1024 -> 448, 1048576 -> 471859.
 pub fn default_max_connections(nofile: u64) -> usize {
-    let reserve = MIN_RESERVED_FDS.max(nofile / 10);
-    let n = nofile.saturating_sub(reserve) / 2;
+    let n = nofile.saturating_sub(reserved_fds(nofile)) / 2;
     usize::try_from(n).unwrap_or(usize::MAX).max(1)
 }
 
@@ -257,16 +263,19 @@ mod tests {
 
     #[test]
     fn default_leaves_room_for_admin_probes_and_upstreams() {
+        assert_eq!(default_max_connections(40), 10);
         assert_eq!(default_max_connections(256), 64);
         assert_eq!(default_max_connections(1024), 448);
         assert_eq!(default_max_connections(1 << 20), 471_859);
-        assert_eq!(default_max_connections(100), 1);
+        assert_eq!(default_max_connections(100), 25);
+        assert_eq!(default_max_connections(2), 1);
         assert_eq!(default_max_connections(0), 1);
         assert!(default_max_connections(u64::MAX) > 1);
-        for n in [200u64, 256, 1000, 4096, 65536, 1 << 20] {
+        for n in [40u64, 200, 256, 1000, 4096, 65536, 1 << 20] {
             let m = default_max_connections(n) as u64;
             // Two descriptors per connection still leave the reserve free.
-            assert!(2 * m + MIN_RESERVED_FDS <= n, "{n}: {m}");
+            assert!(2 * m + reserved_fds(n) <= n, "{n}: {m}");
+            assert!(reserved_fds(n) >= MIN_RESERVED_FDS.min(n / 2));
         }
     }
 

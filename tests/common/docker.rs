@@ -72,11 +72,25 @@ impl Drop for Container {
     }
 }
 
-/// Removes this test binary's image on drop (declare it first in a test so it drops last).
-pub struct ImageCleanup;
+/// Removes this test binary's image when the last live guard drops (declare it first in a
+/// test so it drops last; tests of one binary run in parallel and share the image).
+pub struct ImageCleanup(());
+
+/// Live [`ImageCleanup`] guards of this test binary.
+static IMAGE_USERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl ImageCleanup {
+    pub fn new() -> ImageCleanup {
+        IMAGE_USERS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        ImageCleanup(())
+    }
+}
 
 impl Drop for ImageCleanup {
     fn drop(&mut self) {
+        if IMAGE_USERS.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) != 1 {
+            return;
+        }
         let tag = format!("drover-backend:test-{}", std::process::id());
         let _ = Command::new("docker").args(["rmi", "-f", &tag]).output();
     }

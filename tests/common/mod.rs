@@ -68,13 +68,31 @@ pub struct Proc {
 
 impl Proc {
     pub fn spawn(args: &[&str], dir: Option<&std::path::Path>) -> Proc {
-        Self::spawn_program(BIN, args, dir)
+        Self::spawn_env(args, dir, &[])
     }
 
-    /// Runs `program args` (a wrapper that execs drover, like `prlimit`).
-    pub fn spawn_program(program: &str, args: &[&str], dir: Option<&std::path::Path>) -> Proc {
-        let mut cmd = Command::new(program);
+    /// [`Proc::spawn`] with extra environment variables for the child.
+    pub fn spawn_env(args: &[&str], dir: Option<&std::path::Path>, env: &[(&str, &str)]) -> Proc {
+        Self::spawn_under(&[], args, dir, env)
+    }
+
+    /// [`Proc::spawn_env`] through `prefix` (e.g. `["prlimit", "--nofile=64:64"]`).
+    pub fn spawn_under(
+        prefix: &[&str],
+        args: &[&str],
+        dir: Option<&std::path::Path>,
+        env: &[(&str, &str)],
+    ) -> Proc {
+        let mut cmd = match prefix.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(BIN);
+                c
+            }
+            None => Command::new(BIN),
+        };
         cmd.args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -180,13 +198,28 @@ impl Drover {
     }
 
     pub fn start_with(config: &str, extra: &[&str]) -> Drover {
+        Self::start_env(config, extra, &[])
+    }
+
+    /// [`Drover::start_with`] with extra environment variables for drover.
+    pub fn start_env(config: &str, extra: &[&str], env: &[(&str, &str)]) -> Drover {
+        Self::start_under(&[], config, extra, env)
+    }
+
+    /// [`Drover::start_env`] through `prefix` (see [`Proc::spawn_under`]).
+    pub fn start_under(
+        prefix: &[&str],
+        config: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Drover {
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("drover.toml");
         std::fs::write(&config_path, config).unwrap();
         let path = config_path.to_str().unwrap().to_string();
         let mut args = vec!["--log-format", "json", "run", "-c", &path];
         args.extend_from_slice(extra);
-        let proc = Proc::spawn(&args, None);
+        let proc = Proc::spawn_under(prefix, &args, None, env);
         let proxy = proc.stderr.addr_of("proxy listening");
         let admin = proc.stderr.addr_of("admin listening");
         Drover {
