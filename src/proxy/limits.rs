@@ -52,7 +52,7 @@ pub fn raise_nofile_limit() -> u64 {
     }
     match setrlimit(Resource::RLIMIT_NOFILE, target, hard) {
         Ok(()) => {
-            tracing::debug!(from = soft, to = target, "raised the open-file limit");
+            tracing::info!(from = soft, to = target, "raised the open-file limit");
             target
         }
         Err(e) => {

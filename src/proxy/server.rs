@@ -56,7 +56,8 @@ pub struct Workers {
 }
 
 impl Workers {
-    /// Raises the open-file limit, binds and starts `workers` threads serving `shared`.
+    /// Raises the open-file limit (if `app::run` has not already), binds and
+    /// starts `workers` threads serving `shared`.
     pub fn start(
         shared: Arc<Shared>,
         server: &ServerConfig,
