@@ -53,6 +53,8 @@ fn main() -> ExitCode {
         return drover::instances::supervise::run(argv);
     }
     init_logging(&cli);
+    // Panics are logged as events; one in a request ends only that request.
+    drover::proxy::isolate::install_hook();
     let command = cli.command.unwrap_or(Command::Run {
         config: None,
         threads: 0,

@@ -64,6 +64,7 @@ pub(crate) fn server(
         idle_timeout: Duration::from_secs(60),
         max_connections: 0,
         tunnel_idle_timeout: DEFAULT_TUNNEL_IDLE_TIMEOUT,
+        body_read_timeout: Duration::from_secs(60),
         threads: 0,
         tls: None,
     };
@@ -78,6 +79,7 @@ pub(crate) fn server(
             "idle_timeout",
             "max_connections",
             "tunnel_idle_timeout",
+            "body_read_timeout",
             "threads",
             "tls",
         ],
@@ -114,6 +116,9 @@ pub(crate) fn server(
     }
     if let Some(g) = t.get(errs, "tunnel_idle_timeout", nonzero_duration) {
         cfg.tunnel_idle_timeout = g.v;
+    }
+    if let Some(g) = t.get(errs, "body_read_timeout", nonzero_duration) {
+        cfg.body_read_timeout = g.v;
     }
     if let Some(g) = t.get(errs, "threads", uint::<usize>) {
         cfg.threads = g.v;

@@ -27,6 +27,7 @@ listen = ["127.0.0.1:8080"]            # one or more addresses, plain HTTP/1.1 a
                                        # backlog. 0 = half the open-file limit left after a
                                        # reserve for the admin API and probes (256 -> 64)
 # tunnel_idle_timeout = "1h"           # WebSocket/upgraded connections with no bytes either way are closed
+# body_read_timeout = "60s"            # longest pause in a client's request body, else 408 (not the backend's fault)
 # threads = 0                          # worker threads; 0 = one per core
 
 # [server.tls]                         # optional TLS listener, ALPN h2 + http/1.1
@@ -59,7 +60,7 @@ balance = "round_robin"                # round_robin | weighted_round_robin | le
 # hash_key = "client_ip"               # for balance = "hash": client_ip | header:NAME | cookie:NAME | path
 backends = ["127.0.0.1:8001", "127.0.0.1:8002"]   # or { address = "127.0.0.1:8003", weight = 3 }
 # connect_timeout = "2s"
-# request_timeout = "60s"              # until the response head arrives, else 504
+# request_timeout = "60s"              # from the request fully sent until the response head, else 504
 # retries = 2                          # other instances tried when that is safe
 # max_connections_per_backend = 0      # 0 = unlimited; otherwise excess requests queue
 # queue_timeout = "5s"                 # how long a queued request may wait for a free backend
@@ -156,6 +157,7 @@ pub fn demo_config(backends: &[SocketAddr]) -> Config {
             idle_timeout: Duration::from_secs(60),
             max_connections: 0,
             tunnel_idle_timeout: DEFAULT_TUNNEL_IDLE_TIMEOUT,
+            body_read_timeout: Duration::from_secs(60),
             threads: 0,
             tls: None,
         },

@@ -195,7 +195,12 @@ fn zero_timeouts_are_refused_where_meaningless() {
         "pools.api.passive.eject_for",
         "greater than 0s",
     );
-    for key in ["header_read_timeout", "idle_timeout", "tunnel_idle_timeout"] {
+    for key in [
+        "header_read_timeout",
+        "idle_timeout",
+        "tunnel_idle_timeout",
+        "body_read_timeout",
+    ] {
         assert_error(
             &format!("[server]\n{key} = \"0s\"\n{}", pool(B)),
             &format!("server.{key}"),

@@ -43,6 +43,10 @@ pub struct ServerConfig {
     /// An upgraded connection (WebSocket, ...) with no bytes either way for this
     /// long is closed. Default [`DEFAULT_TUNNEL_IDLE_TIMEOUT`] (1 h).
     pub tunnel_idle_timeout: Duration,
+    /// Longest wait between two reads of a client's request body (nginx's
+    /// `client_body_timeout`); a client that stalls longer gets 408 and the
+    /// backend is not blamed. Default 60 s.
+    pub body_read_timeout: Duration,
     /// Worker threads, each with its own runtime and `SO_REUSEPORT` listener.
     /// Default 0 = one per available core.
     pub threads: usize,
@@ -172,7 +176,8 @@ pub struct PoolConfig {
     pub backends: Vec<BackendConfig>,
     /// Default 2 s.
     pub connect_timeout: Duration,
-    /// Until the response head arrives -> 504. Default 60 s.
+    /// From the moment the request has been sent in full (its body too) until
+    /// the response head arrives -> 504. Default 60 s.
     pub request_timeout: Duration,
     /// Other instances tried. Default 2.
     pub retries: u32,

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use super::WaitQueue;
 use crate::balance::LoadStats;
 use crate::health::{Ejection, Verdict};
 
@@ -67,6 +68,9 @@ pub struct MemberStats {
     pub check_failures: AtomicU32,
     /// Passive ejections so far (`drover_backend_ejections_total`).
     pub ejections: AtomicU64,
+    /// The pool's wait queue, woken when one of this member's requests ends
+    /// (see [`super::Inflight`]).
+    pub(super) queue: Arc<WaitQueue>,
     /// The latest health check (written by the health task, read by the API).
     last_check: Mutex<Option<LastCheck>>,
     codes: Box<[AtomicU64]>,
@@ -82,7 +86,15 @@ pub struct LastCheck {
 }
 
 impl Default for MemberStats {
+    /// Stats with a queue of their own (tests); a pool's members share the pool's.
     fn default() -> Self {
+        MemberStats::new(Arc::default())
+    }
+}
+
+impl MemberStats {
+    /// Zeroed stats of a member whose ended requests wake `queue`.
+    pub fn new(queue: Arc<WaitQueue>) -> Self {
         MemberStats {
             load: LoadStats::default(),
             requests: AtomicU64::new(0),
@@ -93,6 +105,7 @@ impl Default for MemberStats {
             checks_unknown: AtomicU64::new(0),
             check_failures: AtomicU32::new(0),
             ejections: AtomicU64::new(0),
+            queue,
             last_check: Mutex::new(None),
             codes: (0..CODES).map(|_| AtomicU64::new(0)).collect(),
         }

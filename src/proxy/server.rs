@@ -5,13 +5,13 @@
 //! (measured 12–16% more req/s than one multi-thread runtime on this kind of
 //! machine: `../shared/bench/README.md`).
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use futures_util::FutureExt;
+use http::{Request, Version};
+use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -22,8 +22,10 @@ use tokio_rustls::TlsAcceptor;
 pub use super::conn_activity::ConnActivity;
 use super::conn_activity::{ClientReads, Watched};
 use super::forward::{self, Downstream};
+use super::isolate::{self, Isolated, RequestInfo, TestPanic};
 use super::limits::{self, ConnLimit, ConnSlot};
 pub use super::listen::{bind_all, bind_reuseport, listen_error};
+use super::request_id;
 use super::router::Router;
 use crate::config::ServerConfig;
 
@@ -64,6 +66,7 @@ impl Workers {
         workers: usize,
     ) -> anyhow::Result<Workers> {
         let workers = workers.max(1);
+        isolate::init_test_trigger();
         let nofile = limits::raise_nofile_limit();
         let limit = ConnLimit::new(limits::max_connections(server.max_connections, nofile));
         if limit.max() > limits::default_max_connections(nofile) {
@@ -336,6 +339,7 @@ async fn accept_loop(
         let handshake_timeout = server.header_read_timeout;
         let tls = tls.clone();
         tokio::spawn(async move {
+            // Counted until this task ends, even by a panic.
             let _serving = serving;
             match tls {
                 None => {
@@ -395,15 +399,27 @@ async fn serve_connection<I>(
     let activity = Arc::new(ConnActivity::new(at));
     let down = Downstream { client, proto };
     let act = activity.clone();
-    let svc = service_fn(move |req| {
+    let svc = service_fn(move |req: Request<Incoming>| {
         let act = act.clone();
         act.begin();
-        // `map` rather than an async block: no second slot for the future
-        // (hyper copies the whole future once per request).
-        forward::handle(&shared.router.load(), req, down).map(move |mut resp| {
-            resp.body_mut().on_end(act);
-            Ok::<_, Infallible>(resp)
-        })
+        let request_id = request_id::choose(req.headers());
+        let test = isolate::test_panic(req.headers());
+        let info = RequestInfo {
+            request_id: request_id.clone(),
+            client,
+            close: req.version() <= Version::HTTP_11,
+            activity: Some(act),
+            panic_on_poll: test == Some(TestPanic::Forward),
+        };
+        // A wrapper rather than an async block: no second slot for the
+        // future (hyper copies the whole future once per request).
+        let routed = isolate::guarded(|| {
+            if test == Some(TestPanic::Route) {
+                panic!("test panic ({}) while routing", isolate::TEST_PANIC_ENV);
+            }
+            forward::handle(&shared.router.load(), req, down, request_id)
+        });
+        Isolated::new(routed, info)
     });
     let stream = Watched::new(stream, ClientReads::new(activity.clone(), slot));
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);

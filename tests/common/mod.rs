@@ -161,18 +161,20 @@ impl Backend {
     }
 
     pub fn start_on(listen: &str, name: &str) -> Backend {
-        let proc = Proc::spawn(
-            &[
-                "--log-format",
-                "json",
-                "backend",
-                "--listen",
-                listen,
-                "--name",
-                name,
-            ],
-            None,
-        );
+        Self::spawn(&[], listen, name)
+    }
+
+    /// [`Backend::start_on`] with `-v`: one `backend request` line (method, path,
+    /// request_id) per request in `proc.stderr`, written before the response.
+    pub fn start_logged(listen: &str, name: &str) -> Backend {
+        Self::spawn(&["-v"], listen, name)
+    }
+
+    fn spawn(flags: &[&str], listen: &str, name: &str) -> Backend {
+        let mut args = flags.to_vec();
+        args.extend(["--log-format", "json", "backend", "--listen", listen]);
+        args.extend(["--name", name]);
+        let proc = Proc::spawn(&args, None);
         let addr = proc.stderr.addr_of("backend listening");
         Backend {
             proc,
