@@ -226,6 +226,8 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         ),
     };
     crate::access_log::set_enabled(cfg.log.access);
+    // Before anything opens sockets (health probes start before the proxy binds).
+    crate::proxy::limits::raise_nofile_limit();
 
     // Admin first: a port conflict there should stop us before the proxy binds.
     let admin_listener = tokio::net::TcpListener::bind(cfg.admin.listen)
