@@ -55,6 +55,10 @@ pub struct AccessRecord {
     pub pool: String,
     pub backend: Option<SocketAddr>,
     pub retries: u32,
+    /// Why drover failed the request (a `Cause` label: `client`, `connect`,
+    /// `upstream`, `timeout`, `limit`, `no_route`, `no_member`, `cold_start`);
+    /// `None` when the backend's response was passed on.
+    pub error: Option<&'static str>,
 }
 
 impl AccessRecord {
@@ -79,7 +83,8 @@ impl AccessRecord {
     }
 
     /// The compact text line (without newline):
-    /// `2026-11-28T15:04:05.123Z 127.0.0.1 "GET /x" 200 1234B 1.5ms app->127.0.0.1:8001 retries=0 id=...`
+    /// `2026-11-28T15:04:05.123Z 127.0.0.1 "GET /x" 200 1234B 1.5ms app->127.0.0.1:8001 retries=0 id=...`,
+    /// then ` error=CAUSE` when drover failed the request.
     pub fn to_text(&self) -> String {
         let backend = self
             .backend
@@ -89,7 +94,7 @@ impl AccessRecord {
         } else {
             &self.pool
         };
-        format!(
+        let mut line = format!(
             "{} {} \"{} {}\" {} {}B {:.1}ms {pool}->{backend} retries={} id={}",
             rfc3339(self.ts),
             self.client,
@@ -100,7 +105,12 @@ impl AccessRecord {
             self.duration.as_secs_f64() * 1e3,
             self.retries,
             self.request_id()
-        )
+        );
+        if let Some(e) = self.error {
+            line.push_str(" error=");
+            line.push_str(e);
+        }
+        line
     }
 
     /// Appends the line in the configured format, with its newline.
@@ -167,6 +177,11 @@ impl AccessRecord {
         }
         out.extend_from_slice(b",\"retries\":");
         out.extend_from_slice(num.format(self.retries).as_bytes());
+        out.extend_from_slice(b",\"error\":");
+        match self.error {
+            Some(e) => json_str(out, e),
+            None => out.extend_from_slice(b"null"),
+        }
         out.push(b'}');
     }
 }
@@ -326,6 +341,7 @@ mod tests {
             pool: "p\\q".into(),
             backend: Some("[::1]:8080".parse().unwrap()),
             retries: 0,
+            error: Some("client"),
         };
         let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
         assert_eq!(v["request_id"], "a\"b");
@@ -335,6 +351,8 @@ mod tests {
         assert_eq!(v["pool"], "p\\q");
         assert_eq!(v["backend"], "[::1]:8080");
         assert_eq!(v["duration_ms"], 12345.678);
+        assert_eq!(v["error"], "client");
+        assert!(r.to_text().ends_with(" error=client"), "{}", r.to_text());
         let none = AccessRecord { backend: None, ..r };
         let v: serde_json::Value = serde_json::from_str(&none.to_json()).unwrap();
         assert!(v["backend"].is_null());
@@ -354,6 +372,7 @@ mod tests {
             pool: "api".into(),
             backend: Some("127.0.0.1:8001".parse().unwrap()),
             retries: 1,
+            error: None,
         };
         let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
         for k in [
@@ -368,6 +387,7 @@ mod tests {
             "pool",
             "backend",
             "retries",
+            "error",
         ] {
             assert!(v.get(k).is_some(), "missing {k}");
         }
@@ -375,6 +395,7 @@ mod tests {
         assert_eq!(v["path"], "/x?y");
         assert_eq!(v["ts"], "1970-01-01T00:00:00.000Z");
         assert_eq!(v["backend"], "127.0.0.1:8001");
+        assert!(v["error"].is_null());
         assert_eq!(
             r.to_text(),
             "1970-01-01T00:00:00.000Z 127.0.0.1 \"GET /x?y\" 200 5B 1.5ms api->127.0.0.1:8001 retries=1 id=r1"

@@ -55,6 +55,8 @@ pub struct App {
     config: ArcSwap<Config>,
     source: ConfigSource,
     ready: AtomicBool,
+    /// Latched once every pool's first round of health checks was seen done.
+    checked: AtomicBool,
     /// Per-pool health tasks, kept in step with the router's pools.
     health: crate::health::Supervisor,
     /// Docker label discovery tasks, kept in step with the router's pools.
@@ -65,6 +67,8 @@ pub struct App {
     scale: OnceLock<Arc<dyn ScaleControl>>,
     /// The proxy workers (taken at shutdown).
     workers: std::sync::Mutex<Option<Workers>>,
+    /// Where the admin listener is bound (it changes only at a restart).
+    admin_addr: SocketAddr,
 }
 
 impl App {
@@ -81,9 +85,24 @@ impl App {
         }
     }
 
-    /// Whether the proxy listeners are up.
+    /// Whether drover is ready (`/readyz`): the proxy listeners are up, it is
+    /// not shutting down, and every pool has had its first round of health
+    /// checks. Once that round has been seen done, a reload that adds pools
+    /// or members does not make drover unready again (their requests wait
+    /// for their own first checks instead).
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed)
+        if !self.ready.load(Ordering::Relaxed) {
+            return false;
+        }
+        if self.checked.load(Ordering::Relaxed) {
+            return true;
+        }
+        let router = self.shared.router.load();
+        let done = router.pools.values().all(|p| !p.first_checks_pending());
+        if done {
+            self.checked.store(true, Ordering::Relaxed);
+        }
+        done
     }
 
     /// Registers the instance controller behind `PUT .../scale` (first call wins).
@@ -113,6 +132,21 @@ impl App {
                 return Err(e);
             }
         };
+        if let Err(message) =
+            crate::admin::guard::reload_keeps_token(self.admin_addr, new.admin.token.as_deref())
+        {
+            let e = ConfigErrors {
+                file: path.display().to_string(),
+                errors: vec![crate::config::ConfigError {
+                    key: "admin.token".to_string(),
+                    line: None,
+                    column: None,
+                    message,
+                }],
+            };
+            tracing::error!("reload refused: {e}");
+            return Err(e);
+        }
         let old = self.config();
         if new.server.listen != old.server.listen {
             let rebound = self
@@ -143,11 +177,14 @@ impl App {
                 None => {}
             }
         }
-        if new.admin.listen != old.admin.listen || new.server.tls != old.server.tls {
+        if new.admin.listen != old.admin.listen
+            || new.admin.max_connections != old.admin.max_connections
+            || new.server.tls != old.server.tls
+        {
             tracing::warn!(
                 old_admin = %old.admin.listen,
                 new_admin = %new.admin.listen,
-                "admin.listen / server.tls changes take effect only after a restart; everything else is applied now"
+                "admin.listen / admin.max_connections / server.tls changes take effect only after a restart; everything else is applied now"
             );
         }
         let router = Arc::new(Router::build(&new, Some(&self.shared.router.load())));
@@ -189,6 +226,8 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         ),
     };
     crate::access_log::set_enabled(cfg.log.access);
+    // Before anything opens sockets (health probes start before the proxy binds).
+    crate::proxy::limits::raise_nofile_limit();
 
     // Admin first: a port conflict there should stop us before the proxy binds.
     let admin_listener = tokio::net::TcpListener::bind(cfg.admin.listen)
@@ -199,6 +238,12 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     let shared = Arc::new(Shared {
         router: ArcSwap::from_pointee(Router::build(&cfg, None)),
     });
+    // Health checks first: the first round runs at once, while the listeners
+    // bind; requests that find no healthy member wait for it (bounded by the
+    // check timeout) rather than get 503, and /readyz is 503 until it is done.
+    // Binding at once (instead of after the round) shows port errors at once.
+    let health = crate::health::Supervisor::new(tokio::runtime::Handle::current());
+    health.sync(&shared.router.load());
     let workers = worker_count(&cfg, opts.threads);
     let proxy = Workers::start(shared.clone(), &cfg.server, workers)?;
     let (proxy_addrs, tls_addrs) = (proxy.addrs.clone(), proxy.tls_addrs.clone());
@@ -207,13 +252,14 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         config: ArcSwap::from_pointee(cfg.clone()),
         source: opts.source.clone(),
         ready: AtomicBool::new(true),
-        health: crate::health::Supervisor::new(tokio::runtime::Handle::current()),
+        checked: AtomicBool::new(false),
+        health,
         discovery: Default::default(),
         controllers: Default::default(),
         scale: OnceLock::new(),
         workers: std::sync::Mutex::new(Some(proxy)),
+        admin_addr,
     });
-    app.health.sync(&app.shared.router.load());
     app.discovery.sync(&app.shared.router.load());
     app.controllers
         .sync(&app.shared.router.load(), &app.owner());
@@ -236,6 +282,8 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
 
     wait_for_shutdown(&app).await.map_err(anyhow::Error::from)?;
     app.ready.store(false, Ordering::Relaxed);
+    // From here on no instance is started or replaced.
+    app.controllers.close_all();
     tracing::info!(timeout = ?app.config().server.shutdown_timeout, "shutting down: finishing in-flight requests");
     // Workers join their threads; do it off the runtime.
     let second = tokio::spawn(async {

@@ -175,6 +175,7 @@ async fn sighup_reload_applies_a_valid_config_and_keeps_the_old_on_errors() {
     std::fs::write(&d.config_path, "[pools.app]\nbackends = [\"nope\"]\n").unwrap();
     let r = client()
         .post(d.admin_url("/api/v1/reload"))
+        .header("content-type", "application/json")
         .send()
         .await
         .unwrap();
@@ -278,6 +279,7 @@ async fn reload_rebinds_changed_listeners_without_a_gap_for_the_others() {
     assert_eq!(
         client()
             .post(d.admin_url("/api/v1/reload"))
+            .header("content-type", "application/json")
             .send()
             .await
             .unwrap()
@@ -293,6 +295,7 @@ async fn reload_rebinds_changed_listeners_without_a_gap_for_the_others() {
     assert_eq!(
         client()
             .post(d.admin_url("/api/v1/reload"))
+            .header("content-type", "application/json")
             .send()
             .await
             .unwrap()
@@ -314,6 +317,7 @@ async fn reload_rebinds_changed_listeners_without_a_gap_for_the_others() {
     std::fs::write(&d.config_path, cfg(&[p2, busy])).unwrap();
     let r = client()
         .post(d.admin_url("/api/v1/reload"))
+        .header("content-type", "application/json")
         .send()
         .await
         .unwrap();

@@ -96,6 +96,7 @@ async fn add_drain_remove_members_at_runtime_with_events() {
     // of a file that still lists it.
     let r = c
         .post(d.admin_url(&format!("/api/v1/pools/app/backends/{}/drain", a.addr)))
+        .header("content-type", "application/json")
         .send()
         .await
         .unwrap();
@@ -106,7 +107,12 @@ async fn add_drain_remove_members_at_runtime_with_events() {
         one_pool(&[a.addr, b.addr], "balance = \"least_conn\""),
     )
     .unwrap();
-    let r = c.post(d.admin_url("/api/v1/reload")).send().await.unwrap();
+    let r = c
+        .post(d.admin_url("/api/v1/reload"))
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let pool = get(&d, "/api/v1/pools/app").await;
     assert_eq!(pool["balance"], "least_conn");
@@ -131,6 +137,7 @@ async fn add_drain_remove_members_at_runtime_with_events() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let r = c
         .delete(d.admin_url(&format!("/api/v1/pools/app/backends/{}", b.addr)))
+        .header("content-type", "application/json")
         .send()
         .await
         .unwrap();
@@ -150,6 +157,7 @@ async fn add_drain_remove_members_at_runtime_with_events() {
     }
     let r = c
         .delete(d.admin_url(&format!("/api/v1/pools/app/backends/{}", b.addr)))
+        .header("content-type", "application/json")
         .send()
         .await
         .unwrap();
@@ -209,6 +217,7 @@ async fn a_reload_drops_api_added_members_the_file_does_not_list() {
     std::fs::write(&d.config_path, one_pool(&[a.addr], "balance = \"random\"")).unwrap();
     let r = client()
         .post(d.admin_url("/api/v1/reload"))
+        .header("content-type", "application/json")
         .send()
         .await
         .unwrap();

@@ -192,6 +192,7 @@ async fn metrics_parse_and_name_every_spec_family_and_counters_move() {
         ("drover_scale_events_total", "counter"),
         ("drover_health_checks_total", "counter"),
         ("drover_cold_start_seconds", "histogram"),
+        ("drover_proxy_errors_total", "counter"),
     ] {
         assert_eq!(
             types.get(name).map(String::as_str),
@@ -300,6 +301,7 @@ async fn metrics_parse_and_name_every_spec_family_and_counters_move() {
     // Draining shows in the gauges; a removed backend makes no more samples.
     client()
         .post(d.admin_url(&format!("/api/v1/pools/app/backends/{b}/drain")))
+        .header("content-type", "application/json")
         .send()
         .await
         .unwrap();
@@ -320,9 +322,20 @@ async fn metrics_parse_and_name_every_spec_family_and_counters_move() {
             .value,
         0.0
     );
-    // No member left: drover answers 503 itself, counted with backend "".
+    // No member left: drover answers 503 itself, counted with backend "" and by cause.
+    let errors = |s: &[Sample], cause| {
+        find(
+            s,
+            "drover_proxy_errors_total",
+            &[("pool", "app"), ("cause", cause)],
+        )
+        .map(|x| x.value)
+    };
+    assert_eq!(errors(&s2, "no_member"), Some(0.0));
     client().get(d.url("/x")).send().await.unwrap();
     let (_, s3) = parse(&scrape(&d).await);
+    assert_eq!(errors(&s3, "no_member"), Some(1.0));
+    assert_eq!(errors(&s3, "client"), Some(0.0));
     assert_eq!(
         find(
             &s3,

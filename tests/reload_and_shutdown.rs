@@ -77,6 +77,7 @@ async fn reloads_under_8_concurrent_clients_fail_no_request() {
     .unwrap();
     let r = client()
         .post(d.admin_url("/api/v1/reload"))
+        .header("content-type", "application/json")
         .send()
         .await
         .unwrap();

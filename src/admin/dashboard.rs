@@ -1,6 +1,7 @@
 //! `GET /`: the dashboard, one page embedded in the binary (plain HTML, CSS and
 //! JS under `src/admin/dashboard/`, no CDN). It polls the JSON API with the
-//! `?token=` it was opened with.
+//! `?token=` it was opened with, sent as `Authorization: Bearer` (the API
+//! accepts `?token=` only for this page).
 
 use std::sync::OnceLock;
 

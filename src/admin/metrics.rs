@@ -25,13 +25,14 @@ fn health_metrics<'a>(out: &mut String, pools: impl Iterator<Item = &'a Pool> + 
         out,
         "drover_health_checks_total",
         "counter",
-        "Active health checks by pool, backend and result (pass, fail).",
+        "Active health checks by pool, backend and result (pass, fail, unknown: could not run for a local reason).",
     );
     for p in pools.clone() {
         for m in p.snapshot().members.iter() {
             for (result, c) in [
                 ("pass", &m.stats.checks_passed),
                 ("fail", &m.stats.checks_failed),
+                ("unknown", &m.stats.checks_unknown),
             ] {
                 let _ = writeln!(
                     out,
@@ -64,7 +65,7 @@ fn health_metrics<'a>(out: &mut String, pools: impl Iterator<Item = &'a Pool> + 
         out,
         "drover_queue_waiting",
         "gauge",
-        "Requests waiting for a backend below max_connections_per_backend.",
+        "Requests waiting in a pool's queue: for a backend below max_connections_per_backend, or held for a cold start.",
     );
     for p in pools {
         let _ = writeln!(
@@ -74,6 +75,31 @@ fn health_metrics<'a>(out: &mut String, pools: impl Iterator<Item = &'a Pool> + 
             p.queue.waiting()
         );
     }
+}
+
+/// `drover_proxy_errors_total{pool,cause}`: every cause of every pool (0 too,
+/// so rates work from the start), and `no_route` under `pool=""`.
+fn proxy_error_metrics<'a>(out: &mut String, pools: impl Iterator<Item = &'a Pool>) {
+    header(
+        out,
+        "drover_proxy_errors_total",
+        "counter",
+        "Requests drover failed, by pool and cause (client, connect, upstream, timeout, limit, no_route, no_member, cold_start).",
+    );
+    for p in pools {
+        for (cause, n) in p.metrics.error_counts() {
+            let _ = writeln!(
+                out,
+                "drover_proxy_errors_total{{pool=\"{}\",cause=\"{cause}\"}} {n}",
+                esc(&p.name)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "drover_proxy_errors_total{{pool=\"\",cause=\"no_route\"}} {}",
+        crate::proxy::errors::no_pool_errors()
+    );
 }
 
 /// Renders every metric for these pools; `desired` gives a pool's desired instance count.
@@ -100,12 +126,7 @@ pub fn render<'a>(
                 );
             }
         }
-        for (code, c) in [
-            (502, &p.metrics.local_502),
-            (503, &p.metrics.local_503),
-            (504, &p.metrics.local_504),
-        ] {
-            let n = c.load(Ordering::Relaxed);
+        for (code, n) in p.metrics.local_counts() {
             if n > 0 {
                 let _ = writeln!(
                     out,
@@ -283,6 +304,7 @@ pub fn render<'a>(
     }
 
     health_metrics(&mut out, pools.clone());
+    proxy_error_metrics(&mut out, pools.clone());
 
     header(
         &mut out,

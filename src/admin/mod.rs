@@ -3,29 +3,28 @@
 
 pub mod api;
 mod dashboard;
+pub mod guard;
 pub mod handlers;
 pub mod history;
+mod listener;
 pub mod metrics;
 pub mod routes;
 pub mod scale;
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use http::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST, ORIGIN};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
 
 use crate::app::App;
 use history::History;
 use routes::{Match, RouteId};
+
+pub use listener::serve;
 
 /// The OpenAPI 3 document served at `GET /api/v1/openapi.json`.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -61,31 +60,6 @@ fn text(status: StatusCode, content_type: &'static str, body: String) -> Resp {
     r
 }
 
-/// Constant-time comparison of the bearer token.
-fn token_ok(req: &Request<Incoming>, token: &str) -> bool {
-    let Some(got) = req
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::to_string)
-        .or_else(|| routes::query_param(req.uri().query(), "token"))
-    else {
-        return false;
-    };
-    tokens_equal(got.as_bytes(), token.as_bytes())
-}
-
-/// Compares in time depending only on the lengths (a length difference never
-/// wraps to "equal", whatever the padding bytes are).
-fn tokens_equal(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = a.len() ^ b.len();
-    for i in 0..a.len().max(b.len()) {
-        diff |= usize::from(a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0));
-    }
-    diff == 0
-}
-
 /// Largest request body the API reads (JSON commands). 64 KiB.
 const MAX_BODY: usize = 64 * 1024;
 
@@ -101,17 +75,40 @@ async fn read_body(body: Incoming) -> ApiResult<Bytes> {
     }
 }
 
-async fn route(app: Arc<App>, history: Arc<History>, req: Request<Incoming>) -> Resp {
-    if let Some(token) = app.config().admin.token.as_deref() {
-        if !token_ok(&req, token) {
-            return error(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                json!("send Authorization: Bearer <admin.token> (or ?token=<admin.token>)"),
-            );
+/// Answers one admin request; `addrs` are the API's own addresses (a `Host`
+/// naming one of them is accepted).
+async fn route(
+    app: Arc<App>,
+    history: Arc<History>,
+    addrs: guard::Addrs,
+    req: Request<Incoming>,
+) -> Resp {
+    let found = routes::find(req.method().as_str(), req.uri().path());
+    // Probes need neither a token nor a particular Host: the answers reveal nothing.
+    let open = matches!(found, Match::Found(RouteId::Healthz | RouteId::Readyz, _));
+    if !open {
+        let cfg = app.config();
+        let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+        let facts = guard::Facts {
+            method: req.method().as_str(),
+            host: header(HOST).or_else(|| req.uri().authority().map(|a| a.as_str())),
+            origin: header(ORIGIN),
+            content_type: header(CONTENT_TYPE),
+            authorization: header(AUTHORIZATION),
+            query: req.uri().query(),
+            query_token_ok: matches!(found, Match::Found(RouteId::Dashboard, _)),
+        };
+        let policy = guard::Policy {
+            token: cfg.admin.token.as_deref(),
+            allowed_hosts: &cfg.admin.allowed_hosts,
+            addrs,
+        };
+        if let Err(refusal) = guard::check(&facts, &policy) {
+            let (status, msg, detail) = refusal.answer();
+            return error(status, msg, json!(detail));
         }
     }
-    let (id, params) = match routes::find(req.method().as_str(), req.uri().path()) {
+    let (id, params) = match found {
         Match::Found(id, params) => (id, params),
         Match::MethodNotAllowed(allowed) => {
             let mut r = error(
@@ -208,57 +205,11 @@ async fn route(app: Arc<App>, history: Arc<History>, req: Request<Incoming>) -> 
     result.unwrap_or_else(|e| *e)
 }
 
-/// Serves the admin API on `listener` until the task is dropped; also runs
-/// the history sampler for the dashboard.
-pub async fn serve(listener: TcpListener, app: Arc<App>) {
-    let history = Arc::new(History::default());
-    let sampler = tokio::spawn(history::run(history.clone(), app.clone()));
-    let _stop_sampler = AbortOnDrop(sampler);
-    loop {
-        let (stream, _) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!(error = %e, "admin accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let (app, history) = (app.clone(), history.clone());
-        tokio::spawn(async move {
-            let svc = service_fn(move |req| {
-                let (app, history) = (app.clone(), history.clone());
-                async move { Ok::<_, Infallible>(route(app, history, req).await) }
-            });
-            let _ = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
-        });
-    }
-}
-
-/// Aborts the task when dropped (the sampler stops with the admin server).
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn token_comparison_is_exact() {
-        assert!(tokens_equal(b"s3cret", b"s3cret"));
-        assert!(!tokens_equal(b"s3cret", b"s3cres"));
-        assert!(!tokens_equal(b"s3c", b"s3cret"));
-        let mut padded = b"abc".to_vec();
-        padded.extend(std::iter::repeat_n(0u8, 256));
-        assert!(
-            !tokens_equal(&padded, b"abc"),
-            "256 NULs must not wrap the length check"
-        );
-    }
+/// The answer to a request whose handler panicked.
+pub(crate) fn panicked() -> Resp {
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "the admin API failed while handling this request (logged)",
+        Value::Null,
+    )
 }

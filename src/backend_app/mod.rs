@@ -34,6 +34,10 @@
 //!
 //! Every endpoint other than the echo reads and discards the request body, so
 //! keep-alive connections stay usable.
+//!
+//! With `-v` (debug level) every request is logged as `backend request` with
+//! `method`, `path` and `request_id` (its `X-Request-Id`, `""` when absent),
+//! before it is answered.
 
 mod body;
 mod echo;

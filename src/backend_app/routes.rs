@@ -27,6 +27,15 @@ pub(super) async fn handle(
     req: Request<Incoming>,
     state: Arc<State>,
 ) -> Result<Response<Body>, Infallible> {
+    // One line per request at debug level (`drover -v backend`), written before
+    // the response: the chaos tests count the requests a backend saw even when
+    // it is SIGKILLed right after, to prove no POST was sent twice.
+    tracing::debug!(
+        method = %req.method(),
+        path = req.uri().path(),
+        request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or(""),
+        "backend request"
+    );
     let mut resp = route(req, &state).await;
     if let Some(name) = &state.name_header {
         resp.headers_mut().insert(BACKEND_NAME, name.clone());

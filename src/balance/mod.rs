@@ -47,12 +47,6 @@ impl LoadStats {
         f64::from_bits(self.ewma_us.load(Ordering::Relaxed)) / 1000.0
     }
 
-    /// Marks one request as started; the returned guard ends it on drop.
-    pub fn begin(&self) -> InflightGuard<'_> {
-        self.inflight.fetch_add(1, Ordering::Relaxed);
-        InflightGuard { stats: self }
-    }
-
     /// Adds one latency sample to the EWMA.
     pub fn observe(&self, latency: Duration) {
         let sample = latency.as_secs_f64() * 1e6;
@@ -69,14 +63,16 @@ impl LoadStats {
             });
     }
 
-    /// Increments in-flight without a guard (pair with [`LoadStats::end`]).
+    /// Increments in-flight without a token (tests and benchmarks; requests
+    /// use `MemberStats::try_begin`, whose token ends them).
     pub fn begin_raw(&self) {
         self.inflight.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Increments in-flight only while it is below `limit` (0 = no limit);
-    /// `false` = the member is at its limit. Pair a `true` with [`LoadStats::end`].
-    pub fn try_begin_raw(&self, limit: u64) -> bool {
+    /// `false` = the member is at its limit. Only `MemberStats::try_begin`
+    /// calls it, and its token calls [`LoadStats::end`].
+    pub(crate) fn try_begin_raw(&self, limit: u64) -> bool {
         if limit == 0 {
             self.begin_raw();
             return true;
@@ -88,21 +84,9 @@ impl LoadStats {
             .is_ok()
     }
 
-    /// Decrements in-flight (pair with [`LoadStats::begin_raw`]).
-    pub fn end(&self) {
+    /// Decrements in-flight (only the in-flight token calls it).
+    pub(crate) fn end(&self) {
         self.inflight.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// Ends one in-flight request when dropped.
-#[derive(Debug)]
-pub struct InflightGuard<'a> {
-    stats: &'a LoadStats,
-}
-
-impl Drop for InflightGuard<'_> {
-    fn drop(&mut self) {
-        self.stats.end();
     }
 }
 

@@ -51,6 +51,17 @@ pub(crate) fn expand_str(
     Ok(out)
 }
 
+/// The variable names `s` refers to (`"${A}-${B}"` -> `["A", "B"]`); malformed
+/// references are left to [`expand_str`] to report.
+pub(crate) fn references(s: &str) -> Vec<String> {
+    let names = std::cell::RefCell::new(Vec::new());
+    let _ = expand_str(s, &|name| {
+        names.borrow_mut().push(name.to_string());
+        Some(String::new())
+    });
+    names.into_inner()
+}
+
 /// Expands every string value in the document in place, recording errors with the
 /// string's key path and span.
 pub(crate) fn expand_table(
@@ -108,6 +119,13 @@ mod tests {
         );
         assert_eq!(expand_str("no refs $5 $x", &env).unwrap(), "no refs $5 $x");
         assert_eq!(expand_str("$${TOKEN}", &env).unwrap(), "${TOKEN}");
+    }
+
+    #[test]
+    fn references_are_listed_in_order() {
+        assert_eq!(references("${A}-x-${B_2}"), vec!["A", "B_2"]);
+        assert_eq!(references("$${NOT} plain $x"), Vec::<String>::new());
+        assert_eq!(references("${A}${"), vec!["A"]);
     }
 
     #[test]

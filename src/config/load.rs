@@ -5,7 +5,7 @@ use std::path::Path;
 
 use toml::de::{DeTable, DeValue};
 
-use super::env::expand_table;
+use super::env::{expand_table, references};
 use super::error::{ConfigError, ConfigErrors, Errors};
 use super::reader::{describe, Tbl};
 use super::types::{Config, Route};
@@ -59,6 +59,7 @@ pub(crate) fn load_with_env(
         )],
     })?;
     let mut errs = Errors::new(src);
+    let token_vars = token_variables(doc.get_ref());
     expand_table(doc.get_mut(), "", lookup, &mut errs);
     let base = file.and_then(Path::parent);
     let root = Tbl::root(&doc);
@@ -121,6 +122,9 @@ pub(crate) fn load_with_env(
             errors: errs.into_sorted(),
         });
     }
+    for inst in pools.values_mut().filter_map(|p| p.instances.as_mut()) {
+        inst.withheld_env = token_vars.clone();
+    }
     Ok(Config {
         server,
         admin,
@@ -129,4 +133,20 @@ pub(crate) fn load_with_env(
         pools,
         source: file.map(Path::to_path_buf),
     })
+}
+
+/// The environment variables `admin.token` names (`"${NAME}"`), read before expansion:
+/// managed processes must not inherit them.
+fn token_variables(doc: &DeTable<'_>) -> Vec<String> {
+    let token = doc
+        .get("admin")
+        .and_then(|a| match a.get_ref() {
+            DeValue::Table(t) => t.get("token"),
+            _ => None,
+        })
+        .and_then(|v| match v.get_ref() {
+            DeValue::String(s) => Some(s.to_string()),
+            _ => None,
+        });
+    token.map(|t| references(&t)).unwrap_or_default()
 }

@@ -52,6 +52,7 @@ const PROVIDER_KEYS: &[(&str, &[ProviderKind])] = &[
     ("cpus", &[ProviderKind::Docker]),
     ("pull", &[ProviderKind::Docker]),
     ("service", &[ProviderKind::Swarm]),
+    ("owner", &[ProviderKind::DockerLabels]),
 ];
 
 pub(crate) fn instances(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> Option<InstancesConfig> {
@@ -86,6 +87,8 @@ pub(crate) fn instances(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> Option<Instan
         on_shutdown: OnShutdown::Stop,
         service: None,
         env: Default::default(),
+        owner: None,
+        withheld_env: Vec::new(),
         start_timeout: Duration::from_secs(30),
         drain_timeout: Duration::from_secs(30),
         stop_timeout: Duration::from_secs(10),
@@ -131,6 +134,7 @@ pub(crate) fn instances(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> Option<Instan
         cfg.on_shutdown = g.v;
     }
     cfg.service = t.get(errs, "service", nonempty_string).map(|g| g.v);
+    cfg.owner = t.get(errs, "owner", nonempty_string).map(|g| g.v);
     if let Some(g) = t.get(errs, "env", string_map) {
         cfg.env = g.v.into_iter().collect();
     }

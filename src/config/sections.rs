@@ -8,10 +8,12 @@ use toml::de::DeValue;
 
 use super::error::Errors;
 use super::reader::{
-    boolean, describe, duration, nonempty_string, nonzero_duration, string, uint, uint_min, Got,
-    Tbl,
+    boolean, describe, duration, nonempty_string, nonzero_duration, string, string_list, uint,
+    uint_min, Got, Tbl,
 };
-use super::types::{AdminConfig, CertPair, LogConfig, Route, ServerConfig, TlsConfig};
+use super::types::{
+    AdminConfig, CertPair, LogConfig, Route, ServerConfig, TlsConfig, DEFAULT_TUNNEL_IDLE_TIMEOUT,
+};
 use super::values::{parse_addr, parse_host};
 
 /// Smallest accepted `server.max_header_bytes`.
@@ -60,6 +62,9 @@ pub(crate) fn server(
         max_header_bytes: 65536,
         header_read_timeout: Duration::from_secs(10),
         idle_timeout: Duration::from_secs(60),
+        max_connections: 0,
+        tunnel_idle_timeout: DEFAULT_TUNNEL_IDLE_TIMEOUT,
+        body_read_timeout: Duration::from_secs(60),
         threads: 0,
         tls: None,
     };
@@ -72,6 +77,9 @@ pub(crate) fn server(
             "max_header_bytes",
             "header_read_timeout",
             "idle_timeout",
+            "max_connections",
+            "tunnel_idle_timeout",
+            "body_read_timeout",
             "threads",
             "tls",
         ],
@@ -102,6 +110,15 @@ pub(crate) fn server(
     }
     if let Some(g) = t.get(errs, "idle_timeout", nonzero_duration) {
         cfg.idle_timeout = g.v;
+    }
+    if let Some(g) = t.get(errs, "max_connections", uint::<usize>) {
+        cfg.max_connections = g.v;
+    }
+    if let Some(g) = t.get(errs, "tunnel_idle_timeout", nonzero_duration) {
+        cfg.tunnel_idle_timeout = g.v;
+    }
+    if let Some(g) = t.get(errs, "body_read_timeout", nonzero_duration) {
+        cfg.body_read_timeout = g.v;
     }
     if let Some(g) = t.get(errs, "threads", uint::<usize>) {
         cfg.threads = g.v;
@@ -191,12 +208,19 @@ fn existing_file(
 }
 
 pub(crate) fn admin(t: Option<Tbl<'_, '_>>, errs: &mut Errors<'_>) -> AdminConfig {
-    let mut cfg = AdminConfig {
-        listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 9090)),
-        token: None,
-    };
+    let mut cfg = AdminConfig::default();
     let Some(t) = t else { return cfg };
-    t.check_keys(errs, &["listen", "token"]);
+    t.check_keys(
+        errs,
+        &[
+            "listen",
+            "token",
+            "allowed_hosts",
+            "header_read_timeout",
+            "idle_timeout",
+            "max_connections",
+        ],
+    );
     let listen = t.get(errs, "listen", addr);
     if let Some(g) = &listen {
         cfg.listen = g.v;
@@ -211,7 +235,32 @@ pub(crate) fn admin(t: Option<Tbl<'_, '_>>, errs: &mut Errors<'_>) -> AdminConfi
             );
         }
     }
+    if let Some(g) = t.get(errs, "allowed_hosts", allowed_hosts) {
+        cfg.allowed_hosts = g.v;
+    }
+    if let Some(g) = t.get(errs, "header_read_timeout", nonzero_duration) {
+        cfg.header_read_timeout = g.v;
+    }
+    if let Some(g) = t.get(errs, "idle_timeout", nonzero_duration) {
+        cfg.idle_timeout = g.v;
+    }
+    if let Some(g) = t.get(errs, "max_connections", uint_min::<usize>(1)) {
+        cfg.max_connections = g.v;
+    }
     cfg
+}
+
+/// `admin.allowed_hosts`: names or IPs without port (`"*"` for any), stored
+/// lower-case with IPv6 brackets removed.
+fn allowed_hosts(v: &DeValue<'_>) -> Result<Vec<String>, String> {
+    string_list(v)?
+        .into_iter()
+        .enumerate()
+        .map(|(i, h)| {
+            crate::admin::guard::normalize_allowed_host(&h)
+                .ok_or_else(|| format!("item {i}: {h:?} is not a host name or IP without port, like \"admin.example.com\" or \"*\""))
+        })
+        .collect()
 }
 
 pub(crate) fn log(t: Option<Tbl<'_, '_>>, errs: &mut Errors<'_>) -> LogConfig {

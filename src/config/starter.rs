@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::types::{
     AdminConfig, BackendConfig, Balance, Config, HashKey, HealthConfig, LogConfig, PoolConfig,
-    Route, ServerConfig, StatusRanges,
+    Route, ServerConfig, StatusRanges, DEFAULT_TUNNEL_IDLE_TIMEOUT,
 };
 
 /// The commented starter config written by `drover init`.
@@ -23,6 +23,11 @@ listen = ["127.0.0.1:8080"]            # one or more addresses, plain HTTP/1.1 a
 # max_header_bytes = 65536             # larger request heads get 431 (at least 8192)
 # header_read_timeout = "10s"          # a client slower than this to send its request head is cut off
 # idle_timeout = "60s"                 # idle keep-alive client connections are closed after this
+# max_connections = 0                  # client connections at once; beyond it new ones wait in the
+                                       # backlog. 0 = half the open-file limit left after a
+                                       # reserve for the admin API and probes (256 -> 64)
+# tunnel_idle_timeout = "1h"           # WebSocket/upgraded connections with no bytes either way are closed
+# body_read_timeout = "60s"            # longest pause in a client's request body, else 408 (not the backend's fault)
 # threads = 0                          # worker threads; 0 = one per core
 
 # [server.tls]                         # optional TLS listener, ALPN h2 + http/1.1
@@ -33,6 +38,11 @@ listen = ["127.0.0.1:8080"]            # one or more addresses, plain HTTP/1.1 a
 listen = "127.0.0.1:9090"              # JSON API, /metrics and the dashboard (open it in a browser)
 # token = "${DROVER_ADMIN_TOKEN}"      # required when listen is not a loopback address;
                                        # then requests need "Authorization: Bearer TOKEN"
+# allowed_hosts = []                  # Host names accepted besides localhost, loopback IPs and
+                                       # the address dialled (DNS-rebinding guard); "*" = any
+# header_read_timeout = "10s"          # a request head must arrive within this
+# idle_timeout = "60s"                 # idle admin connections are closed after this
+# max_connections = 64                 # admin connections open at once (read at start)
 
 [log]
 access = true                          # one JSON line per request
@@ -50,7 +60,7 @@ balance = "round_robin"                # round_robin | weighted_round_robin | le
 # hash_key = "client_ip"               # for balance = "hash": client_ip | header:NAME | cookie:NAME | path
 backends = ["127.0.0.1:8001", "127.0.0.1:8002"]   # or { address = "127.0.0.1:8003", weight = 3 }
 # connect_timeout = "2s"
-# request_timeout = "60s"              # until the response head arrives, else 504
+# request_timeout = "60s"              # from the request fully sent until the response head, else 504
 # retries = 2                          # other instances tried when that is safe
 # max_connections_per_backend = 0      # 0 = unlimited; otherwise excess requests queue
 # queue_timeout = "5s"                 # how long a queued request may wait for a free backend
@@ -145,13 +155,13 @@ pub fn demo_config(backends: &[SocketAddr]) -> Config {
             max_header_bytes: 65536,
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            max_connections: 0,
+            tunnel_idle_timeout: DEFAULT_TUNNEL_IDLE_TIMEOUT,
+            body_read_timeout: Duration::from_secs(60),
             threads: 0,
             tls: None,
         },
-        admin: AdminConfig {
-            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 9090)),
-            token: None,
-        },
+        admin: AdminConfig::default(),
         log: LogConfig { access: true },
         routes: vec![Route {
             host: None,

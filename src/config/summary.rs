@@ -44,9 +44,14 @@ pub fn summary_lines(cfg: &Config) -> Vec<String> {
             ];
             if let Some(i) = &p.instances {
                 parts.push(match i.provider {
-                    ProviderKind::DockerLabels => {
-                        "discovered: containers labelled drover.pool".to_string()
-                    }
+                    ProviderKind::DockerLabels => match &i.owner {
+                        Some(o) => format!(
+                            "discovered: containers labelled drover.pool and drover.owner={o}"
+                        ),
+                        None => {
+                            "discovered: containers labelled drover.pool (any owner)".to_string()
+                        }
+                    },
                     _ => format!("managed: {} x{}", provider_name(i.provider), i.count),
                 });
             }

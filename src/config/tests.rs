@@ -64,6 +64,9 @@ fn minimal_file_gets_every_default() {
     assert_eq!(c.server.max_header_bytes, 65536);
     assert_eq!(c.server.header_read_timeout, Duration::from_secs(10));
     assert_eq!(c.server.idle_timeout, Duration::from_secs(60));
+    assert_eq!(c.server.max_connections, 0);
+    assert_eq!(c.server.tunnel_idle_timeout, Duration::from_secs(3600));
+    assert_eq!(c.server.body_read_timeout, Duration::from_secs(60));
     assert_eq!(c.server.threads, 0);
     assert_eq!(c.server.tls, None);
     assert_eq!(c.admin.listen, addr("127.0.0.1:9090"));
@@ -490,6 +493,28 @@ backends = ["127.0.0.1:${BACKEND_PORT}", { address = "localhost:1${BACKEND_PORT}
     assert_eq!(c.pools["app"].balance, Balance::LeastConn);
     assert_eq!(c.pools["app"].backends[0].address, addr("127.0.0.1:8005"));
     assert_eq!(c.pools["app"].backends[1].address, addr("127.0.0.1:18005"));
+}
+
+#[test]
+fn admin_token_variables_are_withheld_from_instances() {
+    let c = load(
+        r#"
+[admin]
+token = "${ADMIN_TOKEN}"
+[pools.app.instances]
+provider = "process"
+command = ["./app"]
+"#,
+    );
+    let inst = c.pools["app"].instances.as_ref().unwrap();
+    assert_eq!(inst.withheld_env, vec!["ADMIN_TOKEN"]);
+    let c = load("[pools.app.instances]\nprovider = \"process\"\ncommand = [\"./app\"]");
+    assert!(c.pools["app"]
+        .instances
+        .as_ref()
+        .unwrap()
+        .withheld_env
+        .is_empty());
 }
 
 #[test]

@@ -2,6 +2,7 @@
 
 use super::tests::{assert_error, errors, load};
 use super::*;
+use std::time::Duration;
 
 const B: &str = "backends = [\"127.0.0.1:8001\"]";
 
@@ -194,7 +195,12 @@ fn zero_timeouts_are_refused_where_meaningless() {
         "pools.api.passive.eject_for",
         "greater than 0s",
     );
-    for key in ["header_read_timeout", "idle_timeout"] {
+    for key in [
+        "header_read_timeout",
+        "idle_timeout",
+        "tunnel_idle_timeout",
+        "body_read_timeout",
+    ] {
         assert_error(
             &format!("[server]\n{key} = \"0s\"\n{}", pool(B)),
             &format!("server.{key}"),
@@ -304,6 +310,29 @@ fn server_checks() {
 }
 
 #[test]
+fn connection_limit_and_tunnel_idle_timeout() {
+    assert_error(
+        &format!("[server]\nmax_connections = -1\n{}", pool(B)),
+        "server.max_connections",
+        ">= 0",
+    );
+    assert_error(
+        &format!("[server]\ntunnel_idle_timeout = \"soon\"\n{}", pool(B)),
+        "server.tunnel_idle_timeout",
+        "duration",
+    );
+    let c = load(&format!(
+        "[server]\nmax_connections = 500\ntunnel_idle_timeout = \"90s\"\n{}",
+        pool(B)
+    ));
+    assert_eq!(c.server.max_connections, 500);
+    assert_eq!(
+        c.server.tunnel_idle_timeout,
+        std::time::Duration::from_secs(90)
+    );
+}
+
+#[test]
 fn admin_token_required_off_loopback() {
     let src = format!("[admin]\nlisten = \"0.0.0.0:9090\"\n{}", pool(B));
     assert_error(
@@ -323,6 +352,51 @@ fn admin_token_required_off_loopback() {
         &format!("[admin]\ntoken = \"\"\n{}", pool(B)),
         "admin.token",
         "must not be empty",
+    );
+}
+
+#[test]
+fn admin_hardening_keys() {
+    let c = load(&pool(B));
+    assert_eq!(c.admin, AdminConfig::default());
+    assert_eq!(
+        (
+            c.admin.header_read_timeout,
+            c.admin.idle_timeout,
+            c.admin.max_connections
+        ),
+        (Duration::from_secs(10), Duration::from_secs(60), 64)
+    );
+    let c = load(&format!(
+        "[admin]\nallowed_hosts = [\"Admin.Example\", \"::1\", \"*\"]\nheader_read_timeout = \"2s\"\nidle_timeout = \"5s\"\nmax_connections = 3\n{}",
+        pool(B)
+    ));
+    assert_eq!(c.admin.allowed_hosts, ["admin.example", "::1", "*"]);
+    assert_eq!(
+        (
+            c.admin.header_read_timeout,
+            c.admin.idle_timeout,
+            c.admin.max_connections
+        ),
+        (Duration::from_secs(2), Duration::from_secs(5), 3)
+    );
+    let with = |kv: &str| format!("[admin]\n{kv}\n{}", pool(B));
+    assert_error(
+        &with("allowed_hosts = [\"a.example:80\"]"),
+        "admin.allowed_hosts",
+        "item 0: \"a.example:80\" is not a host name or IP without port",
+    );
+    assert_error(
+        &with("allowed_hosts = \"a\""),
+        "admin.allowed_hosts",
+        "expected a list",
+    );
+    assert_error(&with("max_connections = 0"), "admin.max_connections", "");
+    assert_error(&with("idle_timeout = \"0s\""), "admin.idle_timeout", "");
+    assert_error(
+        &with("header_read_timeout = 5"),
+        "admin.header_read_timeout",
+        "",
     );
 }
 
@@ -388,6 +462,16 @@ fn provider_required_keys() {
     assert_eq!(
         c.pools["api"].instances.as_ref().unwrap().provider,
         ProviderKind::DockerLabels
+    );
+    let c = load(&inst("provider = \"docker_labels\"\nowner = \"team-a\""));
+    assert_eq!(
+        c.pools["api"].instances.as_ref().unwrap().owner.as_deref(),
+        Some("team-a")
+    );
+    assert_error(
+        &inst("provider = \"process\"\ncommand = [\"x\"]\nowner = \"team-a\""),
+        "pools.api.instances.owner",
+        "only with docker_labels",
     );
     let c = load(&inst("provider = \"swarm\"\nservice = \"web\"\ncount = 3"));
     let i = c.pools["api"].instances.clone().unwrap();

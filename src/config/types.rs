@@ -35,12 +35,27 @@ pub struct ServerConfig {
     pub header_read_timeout: Duration,
     /// Idle client keep-alive connections are closed after this. Default 60 s.
     pub idle_timeout: Duration,
+    /// Client connections open at once (all listeners and workers together); beyond
+    /// it drover stops accepting and new clients wait in the listen backlog.
+    /// Default 0 = derived from the open-file limit: `(limit - reserve) / 2` with
+    /// `reserve = max(limit / 10, min(128, limit / 2))` (`proxy::limits::default_max_connections`).
+    pub max_connections: usize,
+    /// An upgraded connection (WebSocket, ...) with no bytes either way for this
+    /// long is closed. Default [`DEFAULT_TUNNEL_IDLE_TIMEOUT`] (1 h).
+    pub tunnel_idle_timeout: Duration,
+    /// Longest wait between two reads of a client's request body (nginx's
+    /// `client_body_timeout`); a client that stalls longer gets 408 and the
+    /// backend is not blamed. Default 60 s.
+    pub body_read_timeout: Duration,
     /// Worker threads, each with its own runtime and `SO_REUSEPORT` listener.
     /// Default 0 = one per available core.
     pub threads: usize,
     /// Optional TLS listener.
     pub tls: Option<TlsConfig>,
 }
+
+/// Default `server.tunnel_idle_timeout`: 1 h.
+pub const DEFAULT_TUNNEL_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// `[admin]`
 #[derive(Debug, Clone, PartialEq)]
@@ -49,6 +64,34 @@ pub struct AdminConfig {
     pub listen: SocketAddr,
     /// Bearer token; required when `listen` is not a loopback address.
     pub token: Option<String>,
+    /// Host names (or IPs) accepted in `Host` besides `localhost`, loopback IPs
+    /// and the address the connection came in on; `"*"` accepts any. Stored
+    /// lower-case, IPv6 without brackets. Default empty.
+    pub allowed_hosts: Vec<String>,
+    /// A connection must send a complete request head within this time (also
+    /// counted from the accept when nothing arrives). Default 10 s.
+    pub header_read_timeout: Duration,
+    /// An admin connection with no request in progress for this long is
+    /// closed. Default 60 s. (On HTTP/1.1 the wait for the next request is
+    /// also bounded by `header_read_timeout`, which hyper restarts after each
+    /// answer: the smaller of the two applies.)
+    pub idle_timeout: Duration,
+    /// Open admin connections beyond which the listener stops accepting
+    /// (read at start, like `listen`). Default 64.
+    pub max_connections: usize,
+}
+
+impl Default for AdminConfig {
+    fn default() -> AdminConfig {
+        AdminConfig {
+            listen: SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 9090)),
+            token: None,
+            allowed_hosts: Vec::new(),
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 64,
+        }
+    }
 }
 
 /// `[log]`
@@ -133,7 +176,8 @@ pub struct PoolConfig {
     pub backends: Vec<BackendConfig>,
     /// Default 2 s.
     pub connect_timeout: Duration,
-    /// Until the response head arrives -> 504. Default 60 s.
+    /// From the moment the request has been sent in full (its body too) until
+    /// the response head arrives -> 504. Default 60 s.
     pub request_timeout: Duration,
     /// Other instances tried. Default 2.
     pub retries: u32,
@@ -235,6 +279,12 @@ pub struct InstancesConfig {
     pub on_shutdown: OnShutdown,
     pub service: Option<String>,
     pub env: BTreeMap<String, String>,
+    /// docker_labels: only containers that also carry the label `drover.owner=<owner>` join.
+    /// Default none: every container on the engine labelled `drover.pool=<pool>` joins.
+    pub owner: Option<String>,
+    /// process: environment variables removed from what instances inherit. Not a key:
+    /// the variables `admin.token` was read from (`"${NAME}"`), so no instance sees the token.
+    pub withheld_env: Vec<String>,
     /// Default 30 s.
     pub start_timeout: Duration,
     /// Default 30 s.

@@ -102,6 +102,8 @@ impl AdminClient {
         path: &str,
         body: Option<Value>,
     ) -> Result<Value, CtlError> {
+        // Writes carry the JSON type even without a body: the API requires it.
+        let write = !matches!(method, Method::GET | Method::HEAD);
         let mut req = Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base))
@@ -113,13 +115,10 @@ impl AdminClient {
         if let Some(t) = &self.token {
             req = req.header("authorization", format!("Bearer {t}"));
         }
-        let bytes = match &body {
-            Some(v) => {
-                req = req.header("content-type", "application/json");
-                Bytes::from(v.to_string())
-            }
-            None => Bytes::new(),
-        };
+        if write || body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        let bytes = body.map_or_else(Bytes::new, |v| Bytes::from(v.to_string()));
         let req = req
             .body(Full::new(bytes))
             .map_err(|e| CtlError::Other(format!("bad request to {}{path}: {e}", self.base)))?;

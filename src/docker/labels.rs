@@ -32,6 +32,16 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 pub const POOL_LABEL: &str = "drover.pool";
 /// The label naming the container port to dial.
 pub const PORT_LABEL: &str = "drover.port";
+/// The label a container must carry, with the pool's `owner` as its value, when `owner` is set.
+pub const OWNER_LABEL: &str = "drover.owner";
+
+/// The engine's `label` filter values a container must all match to join `pool`:
+/// `drover.pool=<pool>`, and `drover.owner=<owner>` when the pool names an owner.
+pub fn label_filters(pool: &str, owner: Option<&str>) -> Vec<String> {
+    let mut f = vec![format!("{POOL_LABEL}={pool}")];
+    f.extend(owner.map(|o| format!("{OWNER_LABEL}={o}")));
+    f
+}
 
 /// A labelled container's member address, or why it has none.
 pub fn member_address(c: &ContainerSummary) -> Result<SocketAddr, String> {
@@ -73,13 +83,14 @@ pub fn member_address(c: &ContainerSummary) -> Result<SocketAddr, String> {
     Ok(SocketAddr::new(ip, port))
 }
 
-/// Running containers labelled for `pool`, by address (with a short id for logs).
+/// Running containers labelled for `pool` (and its `owner`), by address (with a short id for logs).
 async fn running(
     docker: &Docker,
     pool: &str,
+    owner: Option<&str>,
 ) -> Result<BTreeMap<SocketAddr, String>, bollard::errors::Error> {
     let filters: HashMap<&str, Vec<String>> = HashMap::from([
-        ("label", vec![format!("{POOL_LABEL}={pool}")]),
+        ("label", label_filters(pool, owner)),
         ("status", vec!["running".to_string()]),
     ]);
     let list = docker
@@ -175,9 +186,18 @@ async fn watch(pool: Weak<Pool>) {
             EventsOptionsBuilder::default().filters(&filters).build(),
         ));
         // Subscribe first, then list, so nothing between the two is missed.
+        // Events are filtered by pool only: an event about a container of another
+        // owner costs one re-list, which ignores it.
         loop {
             let Some(p) = pool.upgrade() else { return };
-            match running(&docker, &name).await {
+            // Read at each re-list: a reload may change the owner.
+            let owner = p
+                .snapshot()
+                .config
+                .instances
+                .as_ref()
+                .and_then(|i| i.owner.clone());
+            match running(&docker, &name, owner.as_deref()).await {
                 Ok(want) => {
                     reconcile(&p, &want);
                     backoff = Duration::from_secs(1);
@@ -240,5 +260,19 @@ impl Discovery {
                 tasks.insert(name.clone(), (weak.clone(), tokio::spawn(watch(weak))));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owner_adds_a_second_required_label() {
+        assert_eq!(label_filters("web", None), vec!["drover.pool=web"]);
+        assert_eq!(
+            label_filters("web", Some("team-a")),
+            vec!["drover.pool=web", "drover.owner=team-a"]
+        );
     }
 }

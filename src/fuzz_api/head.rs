@@ -1,7 +1,6 @@
 //! Request-head handling: routing, prefix stripping, header rewrite, request id, access log.
 
-use std::collections::HashMap;
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 use std::time::{Duration, SystemTime};
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -10,7 +9,6 @@ use http::{Uri, Version};
 use super::Head;
 use crate::access_log::AccessRecord;
 use crate::config::{HostMatch, Route};
-use crate::pool::Pool;
 use crate::proxy::forward::upstream_uri;
 use crate::proxy::headers::{self, ForwardInfo, X_REQUEST_ID};
 use crate::proxy::request_id;
@@ -74,15 +72,12 @@ const SET_BY_DROVER: &[&str] = &[
 
 /// Runs `head` through what drover does before forwarding it and checks the result.
 pub fn request_head(head: &Head) {
-    // The request id: the client's, or a new one.
-    let id = head
-        .headers
-        .get(&X_REQUEST_ID)
-        .cloned()
-        .unwrap_or_else(request_id::generate);
-    if head.headers.get(&X_REQUEST_ID).is_none() {
-        let s = id.to_str().expect("a generated id is ASCII");
-        assert!(!s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+    // The request id: the client's when it looks like an id, else a new one.
+    let id = request_id::choose(&head.headers);
+    assert!(request_id::valid(id.as_bytes()), "request id {id:?}");
+    match head.headers.get(&X_REQUEST_ID) {
+        Some(v) if request_id::valid(v.as_bytes()) => assert_eq!(&id, v, "a valid id is kept"),
+        _ => assert_eq!(id.len(), request_id::GENERATED_LEN),
     }
 
     let host = head
@@ -105,21 +100,15 @@ pub fn route_with_prefix(prefix: &str, path_and_query: &str) {
     let Ok(uri) = Uri::try_from(path_and_query) else {
         return;
     };
-    let config =
+    let mut config =
         crate::config::load_str("[pools.p]\nbackends = [\"127.0.0.1:9\"]\n", None).expect("valid");
-    let mut pools = HashMap::new();
-    if let Some(pc) = config.pools.get("p") {
-        pools.insert("p".to_string(), Arc::new(Pool::new(Arc::new(pc.clone()))));
-    }
-    let router = Router {
-        routes: vec![Route {
-            host: None,
-            path_prefix: Some(prefix.to_string()),
-            pool: "p".into(),
-            strip_prefix: true,
-        }],
-        pools,
-    };
+    config.routes = vec![Route {
+        host: None,
+        path_prefix: Some(prefix.to_string()),
+        pool: "p".into(),
+        strip_prefix: true,
+    }];
+    let router = Router::build(&config, None);
     check_route(&router, None, &uri);
 }
 
@@ -263,6 +252,7 @@ fn check_access_log(head: &Head, id: &HeaderValue) {
         pool: "p\"ool".into(),
         backend: None,
         retries: 0,
+        error: Some("client"),
     };
     let line = rec.to_json();
     let v: serde_json::Value = serde_json::from_str(&line).expect("the access log line is JSON");

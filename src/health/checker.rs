@@ -1,6 +1,11 @@
 //! The per-pool health task: active checks of every member, concurrent and
 //! jittered, and the return of ejected members when their time is up.
 //!
+//! A member's first check runs at once (requests that find no healthy member
+//! wait for it, see [`super::first_round`]); its second comes after a random
+//! half to whole `interval`, so the checks of a large pool spread over the
+//! interval instead of running in lock step, and then one every `interval`.
+//!
 //! Every round reads the pool's current snapshot, so a reload (which reuses
 //! the pool) takes effect at once: new members are checked, removed ones are
 //! forgotten, a changed `interval` applies from each member's next check.
@@ -16,24 +21,31 @@ use std::time::Duration;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::time::Instant;
 
-use super::counter::{Flip, RiseFall};
+use super::counter::{Flip, RiseFall, Verdict};
+use super::local::WarnLimit;
 use super::probe::{probe, ProbeResult};
 use crate::config::HealthConfig;
 use crate::pool::{MemberState, Pool, PoolCommand, PoolSnapshot};
 
 type ProbeFuture = Pin<Box<dyn Future<Output = (SocketAddr, ProbeResult)> + Send>>;
 
+/// A check that could not run for a local reason is tried again after this
+/// (or `interval`, if shorter). 1 s.
+pub const UNKNOWN_RETRY: Duration = Duration::from_secs(1);
+
 /// Check schedule and rise/fall streak of one member.
 struct Track {
     counter: RiseFall,
     next_due: Instant,
     probing: bool,
+    /// No check of this member has been started yet.
+    first: bool,
 }
 
-/// A random delay in `[0, interval)` for a member's first check, so the checks
-/// of a large pool spread over the interval instead of running in lock step.
+/// A random delay in `[interval / 2, interval)` between a member's first and
+/// second check, so the checks of a large pool spread over the interval.
 fn jitter(interval: Duration) -> Duration {
-    interval.mul_f64(rand::random::<f64>())
+    interval.mul_f64(0.5 + rand::random::<f64>() / 2.0)
 }
 
 /// Applies a state change if the member is still in one of `from`, and records the event.
@@ -119,13 +131,15 @@ fn on_result(pool: &Pool, addr: SocketAddr, r: ProbeResult, counter: &mut RiseFa
         return;
     };
     let m = &snap.members[i];
-    m.stats.record_check(r.pass, r.detail.clone());
     let up = match m.state {
         MemberState::Healthy | MemberState::Ejected => true,
         MemberState::Unhealthy | MemberState::Starting => false,
-        MemberState::Draining => return,
+        MemberState::Draining => {
+            m.stats.record_check(r.verdict, r.detail);
+            return;
+        }
     };
-    match counter.observe(up, r.pass, h.rise, h.fall) {
+    match counter.observe(up, r.verdict, h.rise, h.fall) {
         Some(Flip::Up) => {
             let reason = format!("{} passed checks: {}", counter.passes, r.detail);
             let from = [MemberState::Unhealthy, MemberState::Starting];
@@ -147,6 +161,43 @@ fn on_result(pool: &Pool, addr: SocketAddr, r: ProbeResult, counter: &mut RiseFa
         }
         None => {}
     }
+    // Counted after the transition: a request waiting for the first round
+    // must see the member healthy by the time it sees it checked.
+    m.stats.record_check(r.verdict, r.detail);
+    pool.swapped.notify_waiters();
+}
+
+/// A check of `addr` finished. One that could not run for a local reason is
+/// logged (rate-limited per pool) and tried again after [`UNKNOWN_RETRY`].
+fn finished(pool: &Pool, addr: SocketAddr, r: ProbeResult, t: &mut Track, limit: &mut WarnLimit) {
+    t.probing = false;
+    if r.verdict == Verdict::Unknown {
+        let now = Instant::now();
+        let interval = pool.snapshot().config.health.as_ref().map(|h| h.interval);
+        let retry = interval.map_or(UNKNOWN_RETRY, |i| i.min(UNKNOWN_RETRY));
+        t.next_due = t.next_due.min(now + retry);
+        warn_unknown(pool, addr, &r, limit, now);
+    }
+    on_result(pool, addr, r, &mut t.counter);
+}
+
+/// Logs a check that could not run for a local reason (rate-limited per pool).
+fn warn_unknown(
+    pool: &Pool,
+    addr: SocketAddr,
+    r: &ProbeResult,
+    limit: &mut WarnLimit,
+    now: Instant,
+) {
+    if let Some(suppressed) = limit.allow(now) {
+        tracing::warn!(
+            pool = %pool.name,
+            backend = %addr,
+            error = %r.detail,
+            suppressed,
+            "health check could not run for a local reason; result unknown, member state unchanged"
+        );
+    }
 }
 
 /// Starts due checks; returns the earliest next due time of members not being checked.
@@ -165,19 +216,29 @@ fn schedule(
         .filter(|m| m.state != MemberState::Draining)
     {
         let t = tracks.entry(m.address).or_insert_with(|| Track {
-            counter: RiseFall::default(),
-            next_due: now + jitter(h.interval),
+            // Never checked and waiting for it: the first pass decides.
+            counter: if m.state == MemberState::Unhealthy && !m.stats.checked() {
+                RiseFall::first_decides()
+            } else {
+                RiseFall::default()
+            },
+            next_due: now,
             probing: false,
+            first: true,
         });
         if t.probing {
             continue;
         }
         if t.next_due <= now {
             t.probing = true;
-            // Keep each member's phase; after a stall, start from now.
-            t.next_due += h.interval;
-            if t.next_due <= now {
-                t.next_due = now + h.interval;
+            if std::mem::take(&mut t.first) {
+                t.next_due = now + jitter(h.interval);
+            } else {
+                // Keep each member's phase; after a stall, start from now.
+                t.next_due += h.interval;
+                if t.next_due <= now {
+                    t.next_due = now + h.interval;
+                }
             }
             let (addr, cfg) = (m.address, snap.config.clone());
             probes.push(Box::pin(async move {
@@ -194,6 +255,7 @@ fn schedule(
 pub async fn run(pool: Arc<Pool>) {
     let mut tracks: HashMap<SocketAddr, Track> = HashMap::new();
     let mut probes: FuturesUnordered<ProbeFuture> = FuturesUnordered::new();
+    let mut local_errors = WarnLimit::default();
     loop {
         let snap = pool.snapshot_arc();
         let now = Instant::now();
@@ -221,8 +283,7 @@ pub async fn run(pool: Arc<Pool>) {
             _ = sleep => {}
             Some((addr, r)) = probes.next(), if !probes.is_empty() => {
                 if let Some(t) = tracks.get_mut(&addr) {
-                    t.probing = false;
-                    on_result(&pool, addr, r, &mut t.counter);
+                    finished(&pool, addr, r, t, &mut local_errors);
                 }
             }
         }
@@ -301,8 +362,8 @@ mod tests {
             "[pools.p.health]\ninterval = \"1s\"\nrise = 2\nfall = 3\ninitial_state = \"healthy\"\n",
         );
         let task = tokio::spawn(run(pool.clone()));
-        // First checks within one interval (jittered), then one per interval: 3 failures by 3 s.
-        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        // First checks at once, the second within [0.5 s, 1 s), then one per interval: 3 failures by 2 s.
+        tokio::time::sleep(Duration::from_millis(1_400)).await;
         assert_eq!(
             state(&pool, 0),
             MemberState::Healthy,
@@ -319,6 +380,34 @@ mod tests {
             );
             assert!(m.stats.check_failures.load(Ordering::Relaxed) >= 3);
         }
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn a_never_checked_member_is_healthy_after_its_first_pass_without_waiting_for_interval() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let cfg = load_str(
+            &format!(
+                "[pools.p]\nbackends = [\"{}\"]\n[pools.p.health]\ninterval = \"30s\"\nrise = 3\n",
+                l.local_addr().unwrap()
+            ),
+            None,
+        )
+        .unwrap();
+        let pool = Arc::new(Pool::new(Arc::new(cfg.pools["p"].clone())));
+        assert_eq!(state(&pool, 0), MemberState::Unhealthy);
+        assert!(pool.first_checks_pending());
+        let task = tokio::spawn(run(pool.clone()));
+        let t0 = std::time::Instant::now();
+        while state(&pool, 0) != MemberState::Healthy {
+            assert!(t0.elapsed() < Duration::from_secs(10), "never healthy");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(!pool.first_checks_pending());
+        assert_eq!(
+            pool.snapshot().members[0].reason,
+            "1 passed checks: connected"
+        );
         task.abort();
     }
 }

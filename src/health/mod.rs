@@ -9,10 +9,12 @@
 
 pub mod checker;
 pub mod counter;
+pub mod first_round;
+pub mod local;
 pub mod passive;
 pub mod probe;
 
-pub use counter::{Flip, RiseFall};
+pub use counter::{Flip, RiseFall, Verdict};
 pub use passive::Ejection;
 pub use probe::{probe, ProbeResult};
 

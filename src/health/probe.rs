@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use http::header::{HeaderName, HeaderValue, CONNECTION, HOST, USER_AGENT};
 use http::{Method, Request};
 
+use super::counter::Verdict;
+use super::local;
 use crate::config::HealthConfig;
 use crate::proxy::body::RequestBody;
 use crate::proxy::upstream::{self, ConnectError};
@@ -16,18 +18,43 @@ pub const PROBE_USER_AGENT: &str = "drover-health-check";
 /// What one check found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeResult {
-    pub pass: bool,
+    pub verdict: Verdict,
     /// Short words for events and the API: `status 200`, `connection refused`,
-    /// `timed out after 1s`, `status 503 (expected 200-399)`.
+    /// `timed out after 1s`, `status 503 (expected 200-399)`; for an unknown
+    /// result, the local error (`connect failed: Too many open files (os error 24)`).
     pub detail: String,
 }
 
 impl ProbeResult {
-    fn fail(detail: impl Into<String>) -> ProbeResult {
+    fn pass(detail: impl Into<String>) -> ProbeResult {
         ProbeResult {
-            pass: false,
+            verdict: Verdict::Pass,
             detail: detail.into(),
         }
+    }
+
+    fn fail(detail: impl Into<String>) -> ProbeResult {
+        ProbeResult {
+            verdict: Verdict::Fail,
+            detail: detail.into(),
+        }
+    }
+
+    /// A failure if the member is to blame; unknown if `local` (the error was ours).
+    fn failed(local: bool, detail: impl Into<String>) -> ProbeResult {
+        ProbeResult {
+            verdict: if local {
+                Verdict::Unknown
+            } else {
+                Verdict::Fail
+            },
+            detail: detail.into(),
+        }
+    }
+
+    /// Whether the member passed.
+    pub fn passed(&self) -> bool {
+        self.verdict == Verdict::Pass
     }
 }
 
@@ -48,11 +75,8 @@ pub async fn probe(addr: SocketAddr, cfg: &HealthConfig) -> ProbeResult {
 
 async fn tcp(addr: SocketAddr) -> ProbeResult {
     match tokio::net::TcpStream::connect(addr).await {
-        Ok(_) => ProbeResult {
-            pass: true,
-            detail: "connected".to_string(),
-        },
-        Err(e) => ProbeResult::fail(ConnectError::Io(e).to_string()),
+        Ok(_) => ProbeResult::pass("connected"),
+        Err(e) => ProbeResult::failed(local::is_local(&e), ConnectError::Io(e).to_string()),
     }
 }
 
@@ -92,21 +116,21 @@ async fn http(addr: SocketAddr, path: &str, cfg: &HealthConfig) -> ProbeResult {
     // The outer timeout bounds the connect too.
     let mut sender = match upstream::connect(addr, cfg.timeout).await {
         Ok(s) => s,
-        Err(e) => return ProbeResult::fail(e.to_string()),
+        Err(e) => {
+            let local = matches!(&e, ConnectError::Io(io) if local::is_local(io));
+            return ProbeResult::failed(local, e.to_string());
+        }
     };
     match sender.send_request(req).await {
         Ok(resp) => {
             let code = resp.status().as_u16();
             if cfg.expect_status.contains(code) {
-                ProbeResult {
-                    pass: true,
-                    detail: format!("status {code}"),
-                }
+                ProbeResult::pass(format!("status {code}"))
             } else {
                 ProbeResult::fail(format!("status {code} (expected {})", ranges(cfg)))
             }
         }
-        Err(e) => ProbeResult::fail(format!("request failed: {e}")),
+        Err(e) => ProbeResult::failed(local::caused_locally(&e), format!("request failed: {e}")),
     }
 }
 
@@ -171,13 +195,7 @@ mod tests {
     async fn http_check_sends_host_and_headers_and_judges_the_status() {
         let (addr, seen) = server(418).await;
         let r = probe(addr, &cfg(Some("/healthz?full=1"))).await;
-        assert_eq!(
-            r,
-            ProbeResult {
-                pass: true,
-                detail: "status 418".into()
-            }
-        );
+        assert_eq!(r, ProbeResult::pass("status 418"));
         let head = seen.await.unwrap().to_ascii_lowercase();
         assert!(
             head.starts_with("get /healthz?full=1 http/1.1\r\n"),
@@ -188,7 +206,7 @@ mod tests {
 
         let (addr, _) = server(503).await;
         let r = probe(addr, &cfg(Some("/health"))).await;
-        assert!(!r.pass);
+        assert_eq!(r.verdict, Verdict::Fail);
         assert_eq!(r.detail, "status 503 (expected 200-299,418)");
     }
 
@@ -197,7 +215,7 @@ mod tests {
         let (addr, seen) = server(200).await;
         let mut c = cfg(Some("/health"));
         c.headers.clear();
-        assert!(probe(addr, &c).await.pass);
+        assert!(probe(addr, &c).await.passed());
         let head = seen.await.unwrap().to_ascii_lowercase();
         assert!(head.contains(&format!("host: {addr}\r\n")), "{head}");
     }
@@ -215,6 +233,8 @@ mod tests {
         let r = probe(silent.local_addr().unwrap(), &cfg(Some("/health"))).await;
         assert_eq!(r, ProbeResult::fail("timed out after 500ms"));
         // A TCP check passes on the same socket.
-        assert!(probe(silent.local_addr().unwrap(), &cfg(None)).await.pass);
+        assert!(probe(silent.local_addr().unwrap(), &cfg(None))
+            .await
+            .passed());
     }
 }

@@ -5,8 +5,9 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use super::WaitQueue;
 use crate::balance::LoadStats;
-use crate::health::Ejection;
+use crate::health::{Ejection, Verdict};
 
 /// A member's state as the admin API shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -60,10 +61,16 @@ pub struct MemberStats {
     pub checks_passed: AtomicU64,
     /// Active health checks failed (`drover_health_checks_total{result="fail"}`).
     pub checks_failed: AtomicU64,
+    /// Active health checks that could not run for a local reason
+    /// (`drover_health_checks_total{result="unknown"}`).
+    pub checks_unknown: AtomicU64,
     /// Consecutive failed health checks (reset by a pass).
     pub check_failures: AtomicU32,
     /// Passive ejections so far (`drover_backend_ejections_total`).
     pub ejections: AtomicU64,
+    /// The pool's wait queue, woken when one of this member's requests ends
+    /// (see [`super::Inflight`]).
+    pub(super) queue: Arc<WaitQueue>,
     /// The latest health check (written by the health task, read by the API).
     last_check: Mutex<Option<LastCheck>>,
     codes: Box<[AtomicU64]>,
@@ -79,7 +86,15 @@ pub struct LastCheck {
 }
 
 impl Default for MemberStats {
+    /// Stats with a queue of their own (tests); a pool's members share the pool's.
     fn default() -> Self {
+        MemberStats::new(Arc::default())
+    }
+}
+
+impl MemberStats {
+    /// Zeroed stats of a member whose ended requests wake `queue`.
+    pub fn new(queue: Arc<WaitQueue>) -> Self {
         MemberStats {
             load: LoadStats::default(),
             requests: AtomicU64::new(0),
@@ -87,8 +102,10 @@ impl Default for MemberStats {
             consecutive_failures: AtomicU32::new(0),
             checks_passed: AtomicU64::new(0),
             checks_failed: AtomicU64::new(0),
+            checks_unknown: AtomicU64::new(0),
             check_failures: AtomicU32::new(0),
             ejections: AtomicU64::new(0),
+            queue,
             last_check: Mutex::new(None),
             codes: (0..CODES).map(|_| AtomicU64::new(0)).collect(),
         }
@@ -114,21 +131,42 @@ impl MemberStats {
         self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    /// Records one active health check.
-    pub fn record_check(&self, pass: bool, detail: String) {
-        if pass {
-            self.checks_passed.fetch_add(1, Ordering::Relaxed);
-            self.check_failures.store(0, Ordering::Relaxed);
-        } else {
-            self.checks_failed.fetch_add(1, Ordering::Relaxed);
-            self.check_failures.fetch_add(1, Ordering::Relaxed);
-        }
+    /// Records one active health check. An unknown one (it could not run for a
+    /// local reason) is only counted: it is not the member's latest check.
+    pub fn record_check(&self, verdict: Verdict, detail: String) {
+        let pass = match verdict {
+            Verdict::Unknown => {
+                self.checks_unknown.fetch_add(1, Ordering::Release);
+                return;
+            }
+            Verdict::Pass => {
+                self.check_failures.store(0, Ordering::Relaxed);
+                self.checks_passed.fetch_add(1, Ordering::Release);
+                true
+            }
+            Verdict::Fail => {
+                self.check_failures.fetch_add(1, Ordering::Relaxed);
+                self.checks_failed.fetch_add(1, Ordering::Release);
+                false
+            }
+        };
         let rec = LastCheck {
             pass,
             detail,
             at: SystemTime::now(),
         };
         *self.last_check.lock().unwrap_or_else(|e| e.into_inner()) = Some(rec);
+    }
+
+    /// Whether an active check of this member has finished (passed, failed or unknown).
+    pub fn checked(&self) -> bool {
+        [
+            &self.checks_passed,
+            &self.checks_failed,
+            &self.checks_unknown,
+        ]
+        .iter()
+        .any(|c| c.load(Ordering::Acquire) > 0)
     }
 
     /// The latest health check, if any ran.

@@ -3,6 +3,11 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::proxy::errors::Cause;
+
+/// Status codes of the responses drover makes itself, counted per pool.
+pub const LOCAL_CODES: [u16; 6] = [400, 408, 499, 502, 503, 504];
+
 /// Upper bounds (seconds) of the request-duration histogram buckets.
 pub const BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
@@ -54,10 +59,10 @@ pub struct PoolMetrics {
     pub duration: Histogram,
     /// `drover_retries_total{pool}`.
     pub retries: AtomicU64,
-    /// Responses drover made itself for this pool (503 no member, 504, 502), by code.
-    pub local_502: AtomicU64,
-    pub local_503: AtomicU64,
-    pub local_504: AtomicU64,
+    /// Responses drover made itself for this pool, by code ([`LOCAL_CODES`]).
+    pub local: [AtomicU64; LOCAL_CODES.len()],
+    /// `drover_proxy_errors_total{pool,cause}`, by [`Cause::index`].
+    pub errors: [AtomicU64; Cause::LABELS.len()],
     /// `drover_cold_start_seconds{pool}`: how long requests were held for a starting instance.
     pub cold_start: Histogram,
     /// `drover_scale_events_total{pool,direction="up"}`.
@@ -69,13 +74,30 @@ pub struct PoolMetrics {
 impl PoolMetrics {
     /// Counts a response that drover made itself.
     pub fn count_local(&self, code: u16) {
-        let c = match code {
-            502 => &self.local_502,
-            503 => &self.local_503,
-            504 => &self.local_504,
-            _ => return,
-        };
-        c.fetch_add(1, Ordering::Relaxed);
+        if let Some(i) = LOCAL_CODES.iter().position(|c| *c == code) {
+            self.local[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts a failure by its cause.
+    pub fn count_error(&self, cause: Cause) {
+        self.errors[cause.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `(code, count)` of the responses drover made itself.
+    pub fn local_counts(&self) -> impl Iterator<Item = (u16, u64)> + '_ {
+        LOCAL_CODES
+            .iter()
+            .zip(&self.local)
+            .map(|(c, n)| (*c, n.load(Ordering::Relaxed)))
+    }
+
+    /// `(cause label, count)` of the failures, every cause.
+    pub fn error_counts(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        Cause::LABELS
+            .iter()
+            .zip(&self.errors)
+            .map(|(l, n)| (*l, n.load(Ordering::Relaxed)))
     }
 }
 

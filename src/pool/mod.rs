@@ -6,14 +6,16 @@
 //! members and their state together — and swaps it in.
 
 mod budget;
+mod inflight;
 mod member;
 mod metrics;
 mod queue;
 
 pub use budget::{RetryBudget, Window as BudgetWindow};
+pub use inflight::Inflight;
 pub use member::{LastCheck, Member, MemberState, MemberStats};
 pub use metrics::{Histogram, PoolMetrics, BUCKETS};
-pub use queue::{QueueError, WaitQueue};
+pub use queue::{QueueError, QueueSlot, WaitQueue};
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -130,8 +132,9 @@ pub struct Pool {
     pub metrics: PoolMetrics,
     /// Retries allowed per 10 s window (see [`RetryBudget`]).
     pub budget: RetryBudget,
-    /// Requests waiting for a member below `max_connections_per_backend`.
-    pub queue: WaitQueue,
+    /// Requests waiting for a member below `max_connections_per_backend`, and
+    /// requests held for a cold start (both bounded by `max_queue`).
+    pub queue: Arc<WaitQueue>,
     /// Notified on every snapshot swap (the health task waits on it).
     pub changed: Notify,
     /// Notified (all waiters) on every snapshot swap: requests held for a cold start wait on it.
@@ -151,12 +154,13 @@ impl Pool {
     /// (`unhealthy` until checks pass when a health check with
     /// `initial_state = "unhealthy"` is configured, else `healthy`).
     pub fn new(config: Arc<PoolConfig>) -> Pool {
-        let members = Self::configured_members(&config, &[]);
+        let queue = Arc::new(WaitQueue::default());
+        let members = Self::configured_members(&config, &[], &queue);
         Pool {
             name: config.name.clone(),
             metrics: PoolMetrics::default(),
             budget: RetryBudget::default(),
-            queue: WaitQueue::default(),
+            queue,
             changed: Notify::new(),
             swapped: Notify::new(),
             desired: std::sync::atomic::AtomicU32::new(config.instances.as_ref().map_or(0, |i| {
@@ -182,12 +186,6 @@ impl Pool {
         self.snapshot.load_full()
     }
 
-    /// Ends one in-flight request on a member and wakes a queued request.
-    pub fn end_request(&self, stats: &MemberStats) {
-        stats.load.end();
-        self.queue.release();
-    }
-
     fn initial_state(config: &PoolConfig) -> (MemberState, &'static str) {
         match &config.health {
             Some(h) if !h.initial_healthy => (
@@ -198,7 +196,11 @@ impl Pool {
         }
     }
 
-    fn configured_members(config: &PoolConfig, old: &[Member]) -> Vec<Member> {
+    fn configured_members(
+        config: &PoolConfig,
+        old: &[Member],
+        queue: &Arc<WaitQueue>,
+    ) -> Vec<Member> {
         let (state, reason) = Self::initial_state(config);
         let mut members: Vec<Member> = config
             .backends
@@ -216,7 +218,7 @@ impl Pool {
                         managed: false,
                         state,
                         reason: reason.to_string(),
-                        stats: Arc::new(MemberStats::default()),
+                        stats: Arc::new(MemberStats::new(queue.clone())),
                         ejection: Default::default(),
                     },
                 },
@@ -235,7 +237,7 @@ impl Pool {
         let mut members = cur.members.clone();
         match cmd {
             PoolCommand::Configure(new) => {
-                members = Self::configured_members(&new, &members);
+                members = Self::configured_members(&new, &members, &self.queue);
                 config = new;
             }
             PoolCommand::Add {
@@ -251,7 +253,7 @@ impl Pool {
                     managed,
                     state,
                     reason: "added".to_string(),
-                    stats: Arc::new(MemberStats::default()),
+                    stats: Arc::new(MemberStats::new(self.queue.clone())),
                     ejection: Default::default(),
                 }),
             },

@@ -25,10 +25,13 @@ pub struct WaitQueue {
     notify: Notify,
 }
 
-/// Decrements the waiting count when a waiter leaves (served, timed out or cancelled).
-struct Leave<'a>(&'a AtomicUsize);
+/// A place among the waiting requests; leaving (served, timed out or
+/// cancelled) is dropping it.
+#[must_use = "dropping the slot leaves the queue"]
+#[derive(Debug)]
+pub struct QueueSlot<'a>(&'a AtomicUsize);
 
-impl Drop for Leave<'_> {
+impl Drop for QueueSlot<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
     }
@@ -40,6 +43,18 @@ impl WaitQueue {
         self.waiting.load(Ordering::SeqCst)
     }
 
+    /// Takes a place among the waiting requests, unless `max` are waiting
+    /// already. Requests held for a cold start take one too, so `max_queue`
+    /// bounds everything that waits in a pool.
+    pub fn enter(&self, max: usize) -> Result<QueueSlot<'_>, QueueError> {
+        self.waiting
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| {
+                (w < max).then_some(w + 1)
+            })
+            .map(|_| QueueSlot(&self.waiting))
+            .map_err(|_| QueueError::Full(max))
+    }
+
     /// Waits until `take` yields a slot, in arrival order among waiters.
     /// Refuses at once when `max` requests are waiting; gives up after `timeout`.
     pub async fn wait<T>(
@@ -48,16 +63,7 @@ impl WaitQueue {
         timeout: Duration,
         mut take: impl FnMut() -> Option<T>,
     ) -> Result<T, QueueError> {
-        if self
-            .waiting
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| {
-                (w < max).then_some(w + 1)
-            })
-            .is_err()
-        {
-            return Err(QueueError::Full(max));
-        }
-        let _leave = Leave(&self.waiting);
+        let _slot = self.enter(max)?;
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let notified = self.notify.notified();
@@ -153,6 +159,21 @@ mod tests {
         }
         assert_eq!(*order.lock().unwrap(), vec![0, 1, 2, 3]);
         assert_eq!(q.waiting(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn entered_places_count_against_max() {
+        let q = WaitQueue::default();
+        let held = q.enter(2).unwrap();
+        let _held2 = q.enter(2).unwrap();
+        assert_eq!(q.enter(2).unwrap_err(), QueueError::Full(2));
+        assert_eq!(
+            q.wait(2, Duration::from_secs(1), || Some(())).await,
+            Err(QueueError::Full(2))
+        );
+        drop(held);
+        assert_eq!(q.waiting(), 1);
+        assert_eq!(q.wait(2, Duration::from_secs(1), || Some(())).await, Ok(()));
     }
 
     #[tokio::test(start_paused = true)]

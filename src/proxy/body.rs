@@ -11,20 +11,28 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
+use super::errors::{Cause, ClientFault};
 use super::server::ConnActivity;
 use super::upstream::{self, Sender};
 use crate::access_log::AccessRecord;
-use crate::pool::{MemberStats, Pool};
+use crate::pool::{Inflight, Pool};
+
+pub use super::upload::RequestBody;
 
 /// Body error type.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Runs when a request is finished (its response body ended or was dropped):
 /// ends the member's in-flight count, records the duration, writes the access log.
+/// Dropped before any response was made (the request future was cancelled:
+/// the client went away), it books the request as `client` / 499.
 pub struct Completion {
     pub started: Instant,
     pub pool: Option<Arc<Pool>>,
-    pub member: Option<Arc<MemberStats>>,
+    /// The member's in-flight token; dropped with the completion.
+    pub inflight: Option<Inflight>,
+    /// A response was made for the request (by a backend or by drover).
+    pub answered: bool,
     /// Boxed: present only when the access log is on, and it would triple this struct.
     pub log: Option<Box<AccessRecord>>,
     pub bytes: u64,
@@ -37,7 +45,8 @@ impl Completion {
         Completion {
             started,
             pool: None,
-            member: None,
+            inflight: None,
+            answered: false,
             log: None,
             bytes: 0,
             conn: None,
@@ -47,10 +56,15 @@ impl Completion {
 
 impl Drop for Completion {
     fn drop(&mut self) {
-        if let Some(m) = self.member.take() {
-            match &self.pool {
-                Some(p) => p.end_request(&m),
-                None => m.load.end(),
+        drop(self.inflight.take());
+        if !self.answered && (self.pool.is_some() || self.log.is_some()) {
+            let gone = Cause::Client(ClientFault::Gone);
+            if let Some(p) = &self.pool {
+                p.metrics.count_error(gone);
+            }
+            if let Some(rec) = self.log.as_mut() {
+                rec.status = gone.status().as_u16();
+                rec.error = Some(gone.label());
             }
         }
         if let Some(c) = self.conn.take() {
@@ -209,44 +223,6 @@ impl Body for ProxyBody {
             Inner::Full { data } => {
                 SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
             }
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A request body sent upstream: the client's stream, or empty (a replay).
-    #[project = RequestBodyProj]
-    pub enum RequestBody {
-        Stream { #[pin] body: Incoming },
-        Empty,
-    }
-}
-
-impl Body for RequestBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        match self.project() {
-            RequestBodyProj::Stream { body } => body.poll_frame(cx),
-            RequestBodyProj::Empty => Poll::Ready(None),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            RequestBody::Stream { body } => body.is_end_stream(),
-            RequestBody::Empty => true,
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            RequestBody::Stream { body } => body.size_hint(),
-            RequestBody::Empty => SizeHint::with_exact(0),
         }
     }
 }

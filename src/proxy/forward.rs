@@ -3,27 +3,27 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use futures_util::FutureExt;
 use http::header::{HeaderMap, HeaderValue, EXPECT, HOST};
 use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 
+use super::attempt::{attempt, Attempt};
 use super::body::{Completion, ProxyBody, RequestBody};
-use super::errors::local;
+use super::errors::{self, local, Cause, ProxyError};
 use super::headers::{self, ForwardInfo, X_REQUEST_ID};
 use super::router::{self, Router};
 use super::upgrade;
-use super::upstream::{self, Sender};
+use super::upstream::Sender;
 use crate::access_log::{self, AccessRecord};
 use crate::balance::SelectContext;
-use crate::config::{Balance, HashKey, PoolConfig};
-use crate::pool::{Member, Pool, PoolSnapshot, QueueError};
+use crate::config::{Balance, HashKey};
+use crate::pool::{Inflight, Member, Pool, PoolSnapshot, QueueError};
 
 /// What a connection handler knows about its client.
 #[derive(Debug, Clone, Copy)]
@@ -55,12 +55,16 @@ fn request_host(req: &Request<Incoming>) -> Option<&str> {
 /// holds only what forwarding needs across its awaits. hyper copies this
 /// future into the connection's slot for every request, so its size is paid
 /// per request (4.5 KiB before this split, 1.4 KiB after: `bench/RESULTS.md`).
+///
+/// `request_id` is the request's id, chosen by the caller
+/// ([`super::request_id::choose`]) so that it can also answer for a panic.
 pub fn handle(
     router: &Router,
     req: Request<Incoming>,
     down: Downstream,
+    request_id: HeaderValue,
 ) -> impl Future<Output = Response<ProxyBody>> + Send + 'static {
-    let mut prepared = prepare(router, req, down);
+    let mut prepared = prepare(router, req, down, request_id);
     async move {
         match prepared {
             Prepared::Done(resp) => resp,
@@ -76,13 +80,13 @@ enum Prepared {
     Done(Response<ProxyBody>),
 }
 
-fn prepare(router: &Router, req: Request<Incoming>, down: Downstream) -> Prepared {
+fn prepare(
+    router: &Router,
+    req: Request<Incoming>,
+    down: Downstream,
+    request_id: HeaderValue,
+) -> Prepared {
     let started = Instant::now();
-    let request_id = req
-        .headers()
-        .get(&X_REQUEST_ID)
-        .cloned()
-        .unwrap_or_else(super::request_id::generate);
     let mut done = Completion::new(started);
     if access_log::enabled() {
         done.log = Some(Box::new(AccessRecord {
@@ -97,6 +101,7 @@ fn prepare(router: &Router, req: Request<Incoming>, down: Downstream) -> Prepare
             pool: String::new(),
             backend: None,
             retries: 0,
+            error: None,
         }));
     }
     let host = request_host(&req);
@@ -106,13 +111,9 @@ fn prepare(router: &Router, req: Request<Incoming>, down: Downstream) -> Prepare
             host.unwrap_or(""),
             req.uri().path()
         );
-        return Prepared::Done(local_done(
-            StatusCode::NOT_FOUND,
-            &why,
-            &request_id,
-            done,
-            0,
-        ));
+        errors::count_no_pool();
+        let err = ProxyError::new(Cause::NoRoute, why);
+        return Prepared::Done(local_done(&err, &request_id, done, 0));
     };
     let pool = m.pool.clone();
     if let Some(rec) = done.log.as_mut() {
@@ -124,34 +125,37 @@ fn prepare(router: &Router, req: Request<Incoming>, down: Downstream) -> Prepare
         .strip_prefix
         .then(|| m.route.path_prefix.clone())
         .flatten();
-    let snap = pool.snapshot_arc();
     Prepared::Forward(Forward::new(
         pool,
-        snap,
         req,
         strip.as_deref(),
         down,
         request_id,
         done,
+        router.body_read_timeout,
     ))
 }
 
-/// A local response with the completion attached (logged status, retries, local-code metric).
+/// The local response for `err`, with the completion attached (logged status,
+/// cause and retries; the pool's local-code and cause counters).
 fn local_done(
-    status: StatusCode,
-    why: &str,
+    err: &ProxyError,
     id: &HeaderValue,
     mut done: Completion,
     retries: u32,
 ) -> Response<ProxyBody> {
+    let status = err.cause.status();
     if let Some(p) = &done.pool {
         p.metrics.count_local(status.as_u16());
+        p.metrics.count_error(err.cause);
     }
     if let Some(rec) = done.log.as_mut() {
         rec.status = status.as_u16();
         rec.retries = retries;
+        rec.error = Some(err.cause.label());
     }
-    local(status, why, id, Some(done))
+    done.answered = true;
+    local(status, &err.detail, id, Some(done), Some(err.cause))
 }
 
 /// Hash of the request's `hash_key` for `balance = "hash"`.
@@ -232,16 +236,6 @@ impl Head {
     }
 }
 
-/// How one attempt ended.
-enum Attempt {
-    Response(Response<Incoming>, Sender),
-    /// Failed before anything was sent: the request comes back.
-    NotSent(Request<RequestBody>, String),
-    /// Failed after sending.
-    Sent(String),
-    TimedOut,
-}
-
 /// What selection found.
 enum Pick {
     /// This member may take the request.
@@ -273,16 +267,33 @@ struct Forward {
     cold_start: Option<Duration>,
 }
 
+/// Counts a request held for a cold start in `Pool::held` while it lives.
+struct Held<'a>(&'a AtomicU32);
+
+impl<'a> Held<'a> {
+    fn new(n: &'a AtomicU32) -> Held<'a> {
+        n.fetch_add(1, Ordering::Relaxed);
+        Held(n)
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 impl Forward {
     fn new(
         pool: Arc<Pool>,
-        snap: Arc<PoolSnapshot>,
         mut req: Request<Incoming>,
         strip: Option<&str>,
         down: Downstream,
         request_id: HeaderValue,
         done: Completion,
+        body_read_timeout: Duration,
     ) -> Forward {
+        let snap = pool.snapshot_arc();
         let cfg = &snap.config;
         let ctx = SelectContext {
             hash: (cfg.balance == Balance::Hash)
@@ -319,7 +330,7 @@ impl Forward {
         let body = if body_empty {
             RequestBody::Empty
         } else {
-            RequestBody::Stream { body }
+            RequestBody::client(body, body_read_timeout)
         };
         Forward {
             pool,
@@ -363,23 +374,23 @@ impl Forward {
         }
     }
 
-    /// Picks a member and starts the request on it (its in-flight count taken);
+    /// Picks a member and starts the request on it (its in-flight token);
     /// `None` = every routable member is at its limit; `Err` = none is routable.
-    fn take(&self) -> Result<Option<usize>, String> {
+    fn take(&self) -> Result<Option<(usize, Inflight)>, ProxyError> {
         let limit = u64::from(self.snap.config.max_connections_per_backend);
         // Another thread may take the last slot between look and take: look again.
         for _ in 0..8 {
             match self.pick() {
                 Pick::Member(i) => {
-                    if self.snap.members[i].stats.load.try_begin_raw(limit) {
-                        return Ok(Some(i));
+                    if let Some(t) = self.snap.members[i].stats.try_begin(limit) {
+                        return Ok(Some((i, t)));
                     }
                 }
                 Pick::Busy => return Ok(None),
                 Pick::Nothing => {
-                    return Err(format!(
-                        "no healthy member available in pool {}",
-                        self.pool.name
+                    return Err(ProxyError::new(
+                        Cause::NoMember,
+                        format!("no healthy member available in pool {}", self.pool.name),
                     ))
                 }
             }
@@ -389,16 +400,26 @@ impl Forward {
 
     /// A member for the next attempt; waits in the pool's queue (FIFO, up to
     /// `queue_timeout`, at most `max_queue` waiting) while all are at their limit.
-    async fn acquire(&mut self) -> Result<usize, String> {
-        let taken = match self.take() {
-            Err(why) => match self.pool.hold_timeout() {
-                Some(limit) => Box::pin(self.hold(limit, why)).await?,
-                None => return Err(why),
+    async fn acquire(&mut self) -> Result<(usize, Inflight), ProxyError> {
+        let mut taken = self.take();
+        if taken.is_err() && self.pool.first_checks_pending() {
+            // drover has not looked yet: wait for the first checks, not 503.
+            let pool = self.pool.clone();
+            taken = Box::pin(pool.await_first_checks(|| {
+                self.snap = pool.snapshot_arc();
+                self.take()
+            }))
+            .await;
+        }
+        let taken = match taken {
+            Err(e) => match self.pool.hold_timeout() {
+                Some(limit) => Box::pin(self.hold(limit, e.detail)).await?,
+                None => return Err(e),
             },
             Ok(t) => t,
         };
-        if let Some(i) = taken {
-            return Ok(i);
+        if let Some(t) = taken {
+            return Ok(t);
         }
         let pool = self.pool.clone();
         let (max, timeout) = (self.snap.config.max_queue, self.snap.config.queue_timeout);
@@ -409,25 +430,47 @@ impl Forward {
         .await;
         match waited {
             Ok(r) => r,
-            Err(QueueError::Full(n)) => Err(format!(
-                "every member of pool {} is at max_connections_per_backend and the queue is full ({n} waiting)",
-                pool.name
+            Err(QueueError::Full(n)) => Err(ProxyError::new(
+                Cause::Limit,
+                format!(
+                    "every member of pool {} is at max_connections_per_backend and the queue is full ({n} waiting)",
+                    pool.name
+                ),
             )),
-            Err(QueueError::TimedOut(t)) => Err(format!(
-                "no member of pool {} was free within queue_timeout ({t:?})",
-                pool.name
+            Err(QueueError::TimedOut(t)) => Err(ProxyError::new(
+                Cause::Limit,
+                format!(
+                    "no member of pool {} was free within queue_timeout ({t:?})",
+                    pool.name
+                ),
             )),
         }
     }
 
     /// No member is routable in a pool with managed instances (scaled to zero,
     /// or all starting): holds the request up to `limit` while an instance
-    /// starts, and takes it the moment one passes its health check.
-    async fn hold(&mut self, limit: Duration, why: String) -> Result<Option<usize>, String> {
+    /// starts, and takes it the moment one passes its health check. A held
+    /// request takes a place in the pool's queue: beyond `max_queue` waiting,
+    /// it gets 503 at once.
+    async fn hold(
+        &mut self,
+        limit: Duration,
+        why: String,
+    ) -> Result<Option<(usize, Inflight)>, ProxyError> {
         let pool = self.pool.clone();
+        let max = self.snap.config.max_queue;
+        let _slot = pool.queue.enter(max).map_err(|_| {
+            ProxyError::new(
+                Cause::Limit,
+                format!(
+                    "{why}; the queue of pool {} is full ({max} waiting, max_queue) while an instance starts",
+                    pool.name
+                ),
+            )
+        })?;
+        let _held = Held::new(&pool.held);
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + limit;
-        pool.held.fetch_add(1, Ordering::Relaxed);
         pool.demand.notify_one();
         let got = loop {
             let swapped = pool.swapped.notified();
@@ -437,8 +480,9 @@ impl Forward {
             match self.take() {
                 Ok(t) => break Ok(t),
                 Err(_) if tokio::time::Instant::now() >= deadline => {
-                    break Err(format!(
-                        "{why}; no instance became healthy within {limit:?}"
+                    break Err(ProxyError::new(
+                        Cause::ColdStart,
+                        format!("{why}; no instance became healthy within {limit:?}"),
                     ))
                 }
                 Err(_) => {}
@@ -448,7 +492,6 @@ impl Forward {
                 _ = tokio::time::sleep_until(deadline) => {}
             }
         };
-        pool.held.fetch_sub(1, Ordering::Relaxed);
         if got.is_ok() {
             let waited = started.elapsed();
             pool.metrics.cold_start.observe(waited);
@@ -457,17 +500,15 @@ impl Forward {
         got
     }
 
-    fn fail(&mut self, status: StatusCode, why: &str) -> Response<ProxyBody> {
-        let why = if self.over_budget {
-            format!(
-                "{why} (not retried: retry budget of pool {} exhausted)",
-                self.pool.name
-            )
-        } else {
-            why.to_string()
-        };
+    fn fail(&mut self, mut err: ProxyError) -> Response<ProxyBody> {
+        if self.over_budget {
+            err.detail = format!(
+                "{} (not retried: retry budget of pool {} exhausted)",
+                err.detail, self.pool.name
+            );
+        }
         let done = self.take_done();
-        local_done(status, &why, &self.request_id, done, self.retries)
+        local_done(&err, &self.request_id, done, self.retries)
     }
 
     /// Whether another attempt is allowed (by `retries` and the pool's retry budget); counts it.
@@ -487,11 +528,9 @@ impl Forward {
         true
     }
 
-    /// Books a failure of the connection to `member`: ends its in-flight
-    /// request, counts it, and lets passive ejection judge it.
-    fn failed(&mut self, member: &Member, why: &str) {
-        self.pool.end_request(&member.stats);
-        self.tried.push(member.address);
+    /// Books a failure of `member` (its own, as the cause decided): counts it
+    /// and lets passive ejection judge it.
+    fn blame(&self, member: &Member, why: &str) {
         let n = member.stats.count_failure();
         crate::health::passive::on_failure(&self.pool, member, n, why);
     }
@@ -506,72 +545,60 @@ impl Forward {
     async fn run(&mut self) -> Response<ProxyBody> {
         self.pool.budget.request();
         loop {
-            let idx = match self.acquire().await {
-                Ok(i) => i,
-                Err(why) => return self.fail(StatusCode::SERVICE_UNAVAILABLE, &why),
+            // The token ends the member's in-flight request wherever it is
+            // dropped: a failed attempt, a retry, or this future cancelled
+            // (the client went away); on success it moves into the response.
+            let (idx, token) = match self.acquire().await {
+                Ok(t) => t,
+                Err(e) => return self.fail(e),
             };
             let snap = self.snap.clone();
             let member = &snap.members[idx];
             let addr = member.address;
             let t0 = Instant::now();
             let request = self.next_request();
-            // If the client goes away while we wait, the in-flight count must still end.
-            let guard = InflightGuard {
-                pool: &self.pool,
-                stats: Some(&member.stats),
-            };
-            let attempt = attempt(member, request, &snap.config).await;
-            guard.disarm();
-            match attempt {
+            match attempt(member, request, &snap.config).await {
                 Attempt::Response(resp, sender) => {
                     let code = resp.status().as_u16();
                     member.stats.count_status(code);
-                    if matches!(code, 502..=504) {
-                        let n = member.stats.count_failure();
-                        let why = format!("status {code} from the backend");
-                        crate::health::passive::on_failure(&self.pool, member, n, &why);
+                    if errors::response_blames_backend(code) {
+                        self.blame(member, &format!("status {code} from the backend"));
                     } else {
                         member
                             .stats
                             .consecutive_failures
                             .store(0, Ordering::Relaxed);
                     }
-                    if matches!(code, 502 | 503) && self.replayable && self.retry() {
-                        self.pool.end_request(&member.stats);
+                    if errors::response_retryable(code, self.replayable) && self.retry() {
+                        drop(token);
                         self.tried.push(addr);
                         // Put the empty body back for the replay.
                         self.body = Some(RequestBody::Empty);
                         continue;
                     }
                     member.stats.load.observe(t0.elapsed());
-                    return self.respond(resp, sender, member);
+                    return self.respond(resp, sender, member, token);
                 }
-                Attempt::NotSent(req, why) => {
-                    self.failed(member, &why);
-                    tracing::warn!(pool = %self.pool.name, backend = %addr, reason = %why, "backend connect failed");
-                    let (head, body) = Head::from_request(req);
-                    self.head = Some(head);
-                    self.body = Some(body);
-                    if !self.retry() {
-                        return self.fail(StatusCode::BAD_GATEWAY, &why);
+                Attempt::Failed(err, returned) => {
+                    drop(token);
+                    if err.cause.blames_backend() {
+                        self.blame(member, &err.detail);
+                        self.tried.push(addr);
+                        tracing::warn!(pool = %self.pool.name, backend = %addr, cause = err.cause.label(), reason = %err.detail, "backend failed");
+                    } else {
+                        tracing::debug!(pool = %self.pool.name, backend = %addr, cause = err.cause.label(), reason = %err.detail, "request failed");
                     }
-                }
-                Attempt::Sent(why) => {
-                    self.failed(member, &why);
-                    tracing::warn!(pool = %self.pool.name, backend = %addr, reason = %why, "backend request failed");
-                    if !(self.replayable && self.retry()) {
-                        return self.fail(StatusCode::BAD_GATEWAY, &why);
+                    match returned {
+                        Some(req) => {
+                            let (head, body) = Head::from_request(req);
+                            self.head = Some(head);
+                            self.body = Some(body);
+                        }
+                        None => self.body = Some(RequestBody::Empty),
                     }
-                    self.body = Some(RequestBody::Empty);
-                }
-                Attempt::TimedOut => {
-                    let why = format!(
-                        "backend {addr} did not answer within {:?}",
-                        self.snap.config.request_timeout
-                    );
-                    self.failed(member, &why);
-                    tracing::warn!(pool = %self.pool.name, backend = %addr, reason = %why, "backend timed out");
-                    return self.fail(StatusCode::GATEWAY_TIMEOUT, &why);
+                    if !(err.cause.retryable(self.replayable) && self.retry()) {
+                        return self.fail(err);
+                    }
                 }
             }
         }
@@ -589,15 +616,18 @@ impl Forward {
         head.into_request(body)
     }
 
-    /// Turns the backend's response into the downstream response.
+    /// Turns the backend's response into the downstream response; the
+    /// in-flight token goes with it (ended when the response ends).
     fn respond(
         &mut self,
         mut resp: Response<Incoming>,
         sender: Sender,
         member: &Member,
+        token: Inflight,
     ) -> Response<ProxyBody> {
         let status = resp.status();
-        self.done.member = Some(member.stats.clone());
+        self.done.inflight = Some(token);
+        self.done.answered = true;
         if let Some(rec) = self.done.log.as_mut() {
             rec.status = status.as_u16();
             rec.backend = Some(member.address);
@@ -622,82 +652,5 @@ impl Forward {
         let conn = Some((member.address, sender));
         let done = self.take_done();
         resp.map(|b| ProxyBody::upstream(b, conn, done))
-    }
-}
-
-/// One attempt on `member`: connect (or reuse), send, wait for the response head.
-/// A free function, so the request's state is not borrowed while it waits
-/// (the in-flight guard borrows the pool meanwhile).
-async fn attempt(member: &Member, request: Request<RequestBody>, cfg: &PoolConfig) -> Attempt {
-    let (addr, connect_timeout, request_timeout) =
-        (member.address, cfg.connect_timeout, cfg.request_timeout);
-    let (sender, reused) = match upstream::checkout(addr, connect_timeout).await {
-        Ok(s) => s,
-        Err(e) => return Attempt::NotSent(request, format!("backend {addr}: {e}")),
-    };
-    match send(sender, request, request_timeout, addr).await {
-        // A pooled connection closed under us before the request went out:
-        // try a fresh connection to the same member (not a retry). Boxed:
-        // rare, and it would double this future's size.
-        Attempt::NotSent(r, _) if reused => {
-            Box::pin(send_fresh(addr, r, connect_timeout, request_timeout)).await
-        }
-        a => a,
-    }
-}
-
-/// Sends `request` on `sender` and waits up to `timeout` for the response head.
-/// Not an `async fn`: the request is handed over at once, so the future does
-/// not also keep a slot for it.
-fn send(
-    mut sender: Sender,
-    request: Request<RequestBody>,
-    timeout: Duration,
-    addr: SocketAddr,
-) -> impl Future<Output = Attempt> {
-    // `map`, not `async move { response.await }`: awaiting a captured future
-    // would give it a second slot in the state machine.
-    let response = tokio::time::timeout(timeout, sender.try_send_request(request));
-    response.map(move |r| match r {
-        Err(_) => Attempt::TimedOut,
-        Ok(Ok(resp)) => Attempt::Response(resp, sender),
-        Ok(Err(mut e)) => match e.take_message() {
-            Some(r) => Attempt::NotSent(r, format!("backend {addr}: {}", e.into_error())),
-            None => Attempt::Sent(format!("backend {addr}: {}", e.into_error())),
-        },
-    })
-}
-
-/// [`send`] on a new connection to `addr`.
-async fn send_fresh(
-    addr: SocketAddr,
-    request: Request<RequestBody>,
-    connect_timeout: Duration,
-    request_timeout: Duration,
-) -> Attempt {
-    match upstream::connect(addr, connect_timeout).await {
-        Ok(s) => send(s, request, request_timeout, addr).await,
-        Err(ce) => Attempt::NotSent(request, format!("backend {addr}: {ce}")),
-    }
-}
-
-/// Ends a member's in-flight request if the request future is dropped
-/// mid-attempt (client gone); disarmed once the attempt returns.
-struct InflightGuard<'a> {
-    pool: &'a Pool,
-    stats: Option<&'a crate::pool::MemberStats>,
-}
-
-impl InflightGuard<'_> {
-    fn disarm(mut self) {
-        self.stats = None;
-    }
-}
-
-impl Drop for InflightGuard<'_> {
-    fn drop(&mut self) {
-        if let Some(s) = self.stats.take() {
-            self.pool.end_request(s);
-        }
     }
 }

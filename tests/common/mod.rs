@@ -68,8 +68,31 @@ pub struct Proc {
 
 impl Proc {
     pub fn spawn(args: &[&str], dir: Option<&std::path::Path>) -> Proc {
-        let mut cmd = Command::new(BIN);
+        Self::spawn_env(args, dir, &[])
+    }
+
+    /// [`Proc::spawn`] with extra environment variables for the child.
+    pub fn spawn_env(args: &[&str], dir: Option<&std::path::Path>, env: &[(&str, &str)]) -> Proc {
+        Self::spawn_under(&[], args, dir, env)
+    }
+
+    /// [`Proc::spawn_env`] through `prefix` (e.g. `["prlimit", "--nofile=64:64"]`).
+    pub fn spawn_under(
+        prefix: &[&str],
+        args: &[&str],
+        dir: Option<&std::path::Path>,
+        env: &[(&str, &str)],
+    ) -> Proc {
+        let mut cmd = match prefix.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(BIN);
+                c
+            }
+            None => Command::new(BIN),
+        };
         cmd.args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -138,18 +161,20 @@ impl Backend {
     }
 
     pub fn start_on(listen: &str, name: &str) -> Backend {
-        let proc = Proc::spawn(
-            &[
-                "--log-format",
-                "json",
-                "backend",
-                "--listen",
-                listen,
-                "--name",
-                name,
-            ],
-            None,
-        );
+        Self::spawn(&[], listen, name)
+    }
+
+    /// [`Backend::start_on`] with `-v`: one `backend request` line (method, path,
+    /// request_id) per request in `proc.stderr`, written before the response.
+    pub fn start_logged(listen: &str, name: &str) -> Backend {
+        Self::spawn(&["-v"], listen, name)
+    }
+
+    fn spawn(flags: &[&str], listen: &str, name: &str) -> Backend {
+        let mut args = flags.to_vec();
+        args.extend(["--log-format", "json", "backend", "--listen", listen]);
+        args.extend(["--name", name]);
+        let proc = Proc::spawn(&args, None);
         let addr = proc.stderr.addr_of("backend listening");
         Backend {
             proc,
@@ -175,13 +200,28 @@ impl Drover {
     }
 
     pub fn start_with(config: &str, extra: &[&str]) -> Drover {
+        Self::start_env(config, extra, &[])
+    }
+
+    /// [`Drover::start_with`] with extra environment variables for drover.
+    pub fn start_env(config: &str, extra: &[&str], env: &[(&str, &str)]) -> Drover {
+        Self::start_under(&[], config, extra, env)
+    }
+
+    /// [`Drover::start_env`] through `prefix` (see [`Proc::spawn_under`]).
+    pub fn start_under(
+        prefix: &[&str],
+        config: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Drover {
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("drover.toml");
         std::fs::write(&config_path, config).unwrap();
         let path = config_path.to_str().unwrap().to_string();
         let mut args = vec!["--log-format", "json", "run", "-c", &path];
         args.extend_from_slice(extra);
-        let proc = Proc::spawn(&args, None);
+        let proc = Proc::spawn_under(prefix, &args, None, env);
         let proxy = proc.stderr.addr_of("proxy listening");
         let admin = proc.stderr.addr_of("admin listening");
         Drover {
@@ -379,4 +419,35 @@ pub async fn shrink_to_one_under_light_load(d: &Drover, pool: &str, heavy: Load,
     assert_eq!(failed_heavy, 0, "failed requests while scaling up");
     assert_eq!(failed_light, 0, "failed requests while draining down");
     assert!(ok_heavy > 20 && ok_light > 5, "{ok_heavy} {ok_light}");
+}
+
+/// Waits (up to 20 s) until `pool` has adopted `n` instances, then checks every
+/// 200 ms until `until` that it keeps `desired` = `n` and logs no `draining` or
+/// `scale_down` event (what a drover restarted beside running instances must do).
+pub async fn adopted_and_held(admin: SocketAddr, pool: &str, n: usize, until: Instant) {
+    let pool_url = format!("http://{admin}/api/v1/pools/{pool}");
+    let events_url = format!("http://{admin}/api/v1/events");
+    let count = async |kinds: &[&str]| {
+        let ev = get_json(&events_url).await;
+        let ev = ev.as_array().cloned().unwrap_or_default();
+        ev.into_iter()
+            .filter(|e| e["kind"].as_str().is_some_and(|k| kinds.contains(&k)))
+            .collect::<Vec<_>>()
+    };
+    wait_until("the instances adopted", 20, async || {
+        count(&["instance_adopted"]).await.len() == n
+    })
+    .await;
+    while Instant::now() < until {
+        let down = count(&["draining", "scale_down"]).await;
+        assert!(down.is_empty(), "scaled down after a restart: {down:#?}");
+        let p = get_json(&pool_url).await;
+        assert_eq!(p["desired"], n, "{p}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        count(&["instance_adopted"]).await.len(),
+        n,
+        "adopted once each"
+    );
 }

@@ -1,6 +1,7 @@
 // drover dashboard: polls the admin API and draws pools, members, charts and events.
 "use strict";
 (function () {
+  // ?token= opens the page (the only place the API accepts it); API calls send the header.
   const token = new URLSearchParams(location.search).get("token");
   const POLL_MS = 2000;
   const HISTORY_MS = 5000;
@@ -11,7 +12,8 @@
   function api(method, path, body) {
     const headers = { "Accept": "application/json" };
     if (token) headers["Authorization"] = "Bearer " + token;
-    if (body !== undefined) headers["Content-Type"] = "application/json";
+    // Every write says JSON, with a body or not: the API refuses other types (cross-site guard).
+    if (method !== "GET") headers["Content-Type"] = "application/json";
     return fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) })
       .then(async (r) => {
         const text = await r.text();
