@@ -129,7 +129,7 @@ pub fn on_failure(
     }
     let reason = format!("{consecutive} consecutive failures: {why}");
     let cmd = PoolCommand::Eject {
-        address: address,
+        address,
         eject_for: p.eject_for,
         reason: reason.clone(),
     };
