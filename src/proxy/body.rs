@@ -1,7 +1,6 @@
 //! The response body drover sends downstream, and the per-request completion
 //! bookkeeping that runs when it ends.
 
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -14,7 +13,7 @@ use hyper::body::Incoming;
 
 use super::errors::{BodyState, Cause, ClientFault};
 use super::server::ConnActivity;
-use super::upstream::{self, Sender};
+use super::upstream::Pooled;
 use crate::access_log::AccessRecord;
 use crate::pool::{Inflight, Pool};
 
@@ -163,7 +162,7 @@ pin_project_lite::pin_project! {
             #[pin]
             body: Incoming,
             // Returned to the pool when the body ends.
-            conn: Option<(SocketAddr, Sender)>,
+            conn: Option<Pooled>,
         },
         Full { data: Option<Bytes> },
     }
@@ -171,11 +170,7 @@ pin_project_lite::pin_project! {
 
 impl ProxyBody {
     /// A body streamed from a backend; `conn` goes back to the pool at its end.
-    pub fn upstream(
-        body: Incoming,
-        conn: Option<(SocketAddr, Sender)>,
-        mut done: Completion,
-    ) -> ProxyBody {
+    pub fn upstream(body: Incoming, conn: Option<Pooled>, mut done: Completion) -> ProxyBody {
         done.body = BodyState::Streaming;
         let mut b = ProxyBody {
             inner: Inner::Upstream { body, conn },
@@ -226,9 +221,9 @@ impl ProxyBody {
 /// The backend's body was read to its end: its connection goes back to the
 /// pool and the exchange is marked clean (the server may drop the body
 /// without polling again once it has seen the end).
-fn ended(conn: &mut Option<(SocketAddr, Sender)>, done: &mut Option<Completion>) {
-    if let Some((addr, sender)) = conn.take() {
-        upstream::put_idle(addr, sender);
+fn ended(conn: &mut Option<Pooled>, done: &mut Option<Completion>) {
+    if let Some(c) = conn.take() {
+        c.release();
     }
     if let Some(d) = done.as_mut() {
         d.body = BodyState::Ended;

@@ -19,7 +19,7 @@ use super::errors::{self, local, Cause, ProxyError};
 use super::headers::{self, ForwardInfo, X_REQUEST_ID};
 use super::router::{self, Router};
 use super::upgrade;
-use super::upstream::Sender;
+use super::upstream::{Pooled, Sender};
 use crate::access_log::{self, AccessRecord};
 use crate::balance::SelectContext;
 use crate::config::{Balance, HashKey};
@@ -647,7 +647,11 @@ impl Forward {
                 return resp.map(|_| ProxyBody::empty());
             }
         }
-        let conn = Some((member.address, sender));
+        let conn = Some(Pooled {
+            addr: member.address,
+            sender,
+            idle_for: self.snap.config.upstream_idle_timeout,
+        });
         let mut done = self.take_done();
         done.judge = !errors::response_blames_backend(status.as_u16());
         resp.map(|b| ProxyBody::upstream(b, conn, done))
