@@ -226,6 +226,8 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         ),
     };
     crate::access_log::set_enabled(cfg.log.access);
+    // Before anything opens sockets (health probes start before the proxy binds).
+    crate::proxy::limits::raise_nofile_limit();
 
     // Admin first: a port conflict there should stop us before the proxy binds.
     let admin_listener = tokio::net::TcpListener::bind(cfg.admin.listen)
@@ -280,6 +282,8 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
 
     wait_for_shutdown(&app).await.map_err(anyhow::Error::from)?;
     app.ready.store(false, Ordering::Relaxed);
+    // From here on no instance is started or replaced.
+    app.controllers.close_all();
     tracing::info!(timeout = ?app.config().server.shutdown_timeout, "shutting down: finishing in-flight requests");
     // Workers join their threads; do it off the runtime.
     let second = tokio::spawn(async {

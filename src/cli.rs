@@ -66,6 +66,19 @@ pub enum Command {
     /// Internal: runs a managed instance and stops it when drover goes away.
     #[command(name = "__supervise", hide = true)]
     Supervise {
+        /// drover's pid (default: the parent process at start).
+        #[arg(long)]
+        parent: Option<i32>,
+        /// The instance's command and arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        argv: Vec<String>,
+    },
+    /// Internal: execs an instance's command so that it dies with its supervisor.
+    #[command(name = "__exec-child", hide = true)]
+    ExecChild {
+        /// The supervisor's pid.
+        #[arg(long)]
+        parent: i32,
         /// The instance's command and arguments.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
         argv: Vec<String>,

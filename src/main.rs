@@ -49,10 +49,18 @@ fn runtime() -> tokio::runtime::Runtime {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::Supervise { argv }) = &cli.command {
-        return drover::instances::supervise::run(argv);
+    match &cli.command {
+        Some(Command::Supervise { parent, argv }) => {
+            return drover::instances::supervise::run(*parent, argv)
+        }
+        Some(Command::ExecChild { parent, argv }) => {
+            return drover::instances::supervise::exec_child(*parent, argv)
+        }
+        _ => {}
     }
     init_logging(&cli);
+    // Panics are logged as events; one in a request ends only that request.
+    drover::proxy::isolate::install_hook();
     let command = cli.command.unwrap_or(Command::Run {
         config: None,
         threads: 0,
@@ -139,7 +147,9 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Supervise { .. } => unreachable!("handled before logging is set up"),
+        Command::Supervise { .. } | Command::ExecChild { .. } => {
+            unreachable!("handled before logging is set up")
+        }
         Command::Backend { listen, name } => {
             match runtime().block_on(drover::backend_app::run(listen, name)) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -248,3 +248,79 @@ async fn docker_pool_autoscales_1_to_3_to_1_under_load_with_no_failed_requests()
         "{kinds:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_drover_keeps_the_adopted_containers_for_the_scale_down_cooldown() {
+    if !available("a_restarted_drover_keeps_the_adopted_containers_for_the_scale_down_cooldown") {
+        return;
+    }
+    let _image = ImageCleanup::new();
+    let pool = format!("rs{}", std::process::id());
+    let _cleanup = PoolCleanup(pool.clone());
+    let cooldown = Duration::from_secs(10);
+    let cfg = config(&pool, 1, image()).replace("count = 1\n", "")
+        + &autoscale_1_to_3(&pool).replace(
+            "scale_down_cooldown = \"3s\"",
+            "scale_down_cooldown = \"10s\"",
+        );
+    let mut d = Drover::start(&cfg);
+    wait_until("the first container", 60, async || {
+        healthy_count(&d, &pool).await == 1
+    })
+    .await;
+    // Three containers (set by hand), serving a light load that alone would keep one.
+    let r = client()
+        .put(d.admin_url(&format!("/api/v1/pools/{pool}/scale")))
+        .json(&serde_json::json!({"instances": 3}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    wait_until("three healthy containers", 90, async || {
+        healthy_count(&d, &pool).await == 3
+    })
+    .await;
+    let before = Load::start(&d.url("/delay/50"), 2, 2000);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // SIGKILL drover and start it again on the same config under the same load.
+    d.proc.signal("KILL");
+    let _ = d.proc.wait_exit(Duration::from_secs(5));
+    let (served, _) = before.stop().await;
+    assert!(served > 0);
+    let mut running = containers(&pool);
+    running.sort();
+    assert_eq!(running.len(), 3, "{running:?}");
+    let restarted = Instant::now();
+    let path = d.config_path.to_str().unwrap().to_string();
+    let mut again = Proc::spawn(&["--log-format", "json", "run", "-c", &path], None);
+    let proxy = again.stderr.addr_of("proxy listening");
+    let admin = again.stderr.addr_of("admin listening");
+    let load = Load::start(&format!("http://{proxy}/delay/50"), 2, 100_000);
+
+    // For the first scale_down_cooldown: the three adopted, none drained.
+    let pool_url = format!("http://{admin}/api/v1/pools/{pool}");
+    common::adopted_and_held(
+        admin,
+        &pool,
+        3,
+        restarted + cooldown - Duration::from_secs(1),
+    )
+    .await;
+    let mut now = containers(&pool);
+    now.sort();
+    assert_eq!(now, running, "the same three containers, adopted");
+
+    // The hold ends: the light load then scales it down, still without a failure.
+    wait_until("a scale-down after the cooldown", 60, async || {
+        common::get_json(&pool_url).await["desired"]
+            .as_u64()
+            .is_some_and(|n| n < 3)
+    })
+    .await;
+    let (ok, failed) = load.stop().await;
+    assert_eq!(failed, 0, "failed requests after the restart ({ok} ok)");
+    assert!(ok > 20, "{ok}");
+    again.signal("TERM");
+    assert_eq!(again.wait_exit(Duration::from_secs(30)), Some(0));
+}

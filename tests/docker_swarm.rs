@@ -4,7 +4,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::docker::{available, docker, image, ImageCleanup};
+use common::docker::{available, docker, image, ImageCleanup, ONE_AT_A_TIME};
 use common::{healthy_count, pool_json, wait_until, Drover, Load};
 
 /// Joins this engine to a single-node swarm for the test if it is not in one;
@@ -45,6 +45,57 @@ impl Drop for Service {
     }
 }
 
+impl Service {
+    /// `docker service create` of the test image with `replicas`, port 8080 in host mode.
+    fn create(name: &str, replicas: u32) -> Service {
+        docker(&[
+            "service",
+            "create",
+            "--detach",
+            "--name",
+            name,
+            "--replicas",
+            &replicas.to_string(),
+            "--publish",
+            "mode=host,target=8080",
+            "--no-resolve-image",
+            image(),
+        ]);
+        Service(name.to_string())
+    }
+}
+
+/// One autoscaled (1..3) pool `sw` over the swarm service `service`.
+fn config(service: &str, scale_down_cooldown: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = ["127.0.0.1:0"]
+[admin]
+listen = "127.0.0.1:0"
+[log]
+access = false
+[pools.sw]
+balance = "least_conn"
+retries = 2
+[pools.sw.health]
+path = "/health"
+interval = "200ms"
+rise = 1
+fall = 2
+[pools.sw.instances]
+provider = "swarm"
+service = "{service}"
+start_timeout = "60s"
+drain_timeout = "5s"
+stop_timeout = "2s"
+"#
+    ) + &common::autoscale_1_to_3("sw").replace(
+        "scale_down_cooldown = \"3s\"",
+        &format!("scale_down_cooldown = \"{scale_down_cooldown}\""),
+    )
+}
+
 fn replicas(service: &str) -> u64 {
     docker(&[
         "service",
@@ -62,50 +113,12 @@ async fn swarm_service_scales_1_to_3_to_1_under_load_with_no_failed_requests() {
     if !available("swarm_service_scales_1_to_3_to_1_under_load_with_no_failed_requests") {
         return;
     }
+    let _serial = ONE_AT_A_TIME.lock().await;
     let _image = ImageCleanup::new();
-    let img = image();
     let _swarm = Swarm::ensure();
     let name = format!("drover-test-{}", std::process::id());
-    docker(&[
-        "service",
-        "create",
-        "--detach",
-        "--name",
-        &name,
-        "--replicas",
-        "1",
-        "--publish",
-        "mode=host,target=8080",
-        "--no-resolve-image",
-        img,
-    ]);
-    let _service = Service(name.clone());
-    let d = Drover::start(
-        &(format!(
-            r#"
-[server]
-listen = ["127.0.0.1:0"]
-[admin]
-listen = "127.0.0.1:0"
-[log]
-access = false
-[pools.sw]
-balance = "least_conn"
-retries = 2
-[pools.sw.health]
-path = "/health"
-interval = "200ms"
-rise = 1
-fall = 2
-[pools.sw.instances]
-provider = "swarm"
-service = "{name}"
-start_timeout = "60s"
-drain_timeout = "5s"
-stop_timeout = "2s"
-"#
-        ) + &common::autoscale_1_to_3("sw")),
-    );
+    let _service = Service::create(&name, 1);
+    let d = Drover::start(&config(&name, "3s"));
     wait_until("the first task", 90, async || {
         healthy_count(&d, "sw").await == 1
     })
@@ -126,4 +139,37 @@ stop_timeout = "2s"
     let p = pool_json(&d, "sw").await;
     let r = common::client().get(d.url("/x")).send().await.unwrap();
     assert_eq!(r.status(), 200, "{p}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drover_started_beside_3_replicas_keeps_them_for_the_scale_down_cooldown() {
+    if !available("a_drover_started_beside_3_replicas_keeps_them_for_the_scale_down_cooldown") {
+        return;
+    }
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let _image = ImageCleanup::new();
+    let _swarm = Swarm::ensure();
+    // What a drover that scaled the service to 3 and was then SIGKILLed leaves.
+    let name = format!("drover-restart-{}", std::process::id());
+    let _service = Service::create(&name, 3);
+    wait_until("three running tasks", 90, async || {
+        let listed = format!("name={name}");
+        docker(&[
+            "service",
+            "ls",
+            "--filter",
+            &listed,
+            "--format",
+            "{{.Replicas}}",
+        ]) == "3/3"
+    })
+    .await;
+    let started = Instant::now();
+    let d = Drover::start(&config(&name, "10s"));
+    let load = Load::start(&d.url("/delay/50"), 2, 100_000);
+    common::adopted_and_held(d.admin, "sw", 3, started + Duration::from_secs(9)).await;
+    assert_eq!(replicas(&name), 3);
+    let (ok, failed) = load.stop().await;
+    assert_eq!(failed, 0, "failed requests after the start ({ok} ok)");
+    assert!(ok > 20, "{ok}");
 }

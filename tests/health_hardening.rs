@@ -151,6 +151,8 @@ async fn probes_failing_for_lack_of_descriptors_leave_members_healthy() {
 [server]
 listen = ["127.0.0.1:0"]
 threads = 1
+# Above what 40 descriptors allow, so the flood really exhausts them.
+max_connections = 1000
 [admin]
 listen = "127.0.0.1:0"
 [log]
@@ -222,4 +224,5 @@ initial_state = "healthy"
         a.addr
     );
     assert!(warnings <= 2, "{warnings} warnings: not rate-limited");
+    assert!(unknown > 0.0, "the flood never made a probe fail locally");
 }

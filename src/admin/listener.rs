@@ -6,10 +6,12 @@
 
 use std::convert::Infallible;
 use std::net::IpAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -77,7 +79,11 @@ async fn connection(
             let (app, history, idle) = (app.clone(), history.clone(), idle.clone());
             async move {
                 let _busy = idle.busy();
-                Ok::<_, Infallible>(super::route(app, history, addrs, req).await)
+                // A panic ends this request with a 500 (the hook logs it), not the admin API.
+                let r = AssertUnwindSafe(super::route(app, history, addrs, req))
+                    .catch_unwind()
+                    .await;
+                Ok::<_, Infallible>(r.unwrap_or_else(|_| super::panicked()))
             }
         })
     };

@@ -204,3 +204,12 @@ async fn route(
     };
     result.unwrap_or_else(|e| *e)
 }
+
+/// The answer to a request whose handler panicked.
+pub(crate) fn panicked() -> Resp {
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "the admin API failed while handling this request (logged)",
+        Value::Null,
+    )
+}

@@ -118,8 +118,11 @@ pub fn percent_decode(s: &str) -> Option<String> {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' {
-            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
+            let hex = b.get(i + 1..i + 3)?;
+            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                return None; // `from_str_radix` alone would take `%+1`
+            }
+            out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
             i += 3;
         } else {
             out.push(b[i]);
@@ -195,5 +198,8 @@ mod tests {
         );
         assert_eq!(query_param(Some("since=5"), "token"), None);
         assert_eq!(query_param(None, "since"), None);
+        assert_eq!(percent_decode("%+1"), None);
+        assert_eq!(percent_decode("%e"), None);
+        assert_eq!(percent_decode("%é9"), None);
     }
 }

@@ -60,8 +60,26 @@ pub struct State {
     history: VecDeque<(Instant, u32)>,
     /// Since when each rule's condition has held.
     since: Vec<Option<Instant>>,
-    /// A count set by hand (API) and when.
-    manual: Option<(Instant, u32)>,
+    /// A count that holds against scale-down for `scale_down_cooldown` from
+    /// when it was set: one set by hand (API), or the one found running after
+    /// a restart.
+    hold: Option<Hold>,
+}
+
+/// A count the autoscaler may not go below for `scale_down_cooldown` from `since`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Hold {
+    since: Instant,
+    count: u32,
+    why: HoldWhy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum HoldWhy {
+    /// Set through the admin API.
+    Manual,
+    /// Found running when drover (re)started.
+    Resumed,
 }
 
 impl State {
@@ -77,8 +95,31 @@ impl State {
     /// after `scale_down_cooldown`, or raise it when its rules call for more.
     pub fn set_manual(&mut self, n: u32, now: Instant) {
         self.current = n;
-        self.manual = Some((now, n));
+        self.hold = Some(Hold {
+            since: now,
+            count: n,
+            why: HoldWhy::Manual,
+        });
         self.history.clear();
+    }
+
+    /// The state of a drover that found `running` instances at start (adopted
+    /// after a restart): the desired count starts there, clamped to
+    /// `[min, max]`, and the scale-down stabilisation window starts full, so
+    /// nothing is scaled down before `scale_down_cooldown` from `now` (a
+    /// restarted HPA does not scale down at once either). Scale-up is not held.
+    pub fn resumed(running: u32, cfg: &AutoscaleConfig, now: Instant) -> State {
+        let count = running.clamp(cfg.min, cfg.max);
+        State {
+            current: count,
+            history: VecDeque::from([(now, count)]),
+            hold: Some(Hold {
+                since: now,
+                count,
+                why: HoldWhy::Resumed,
+            }),
+            ..State::default()
+        }
     }
 }
 
@@ -240,13 +281,7 @@ pub fn decide(w: &Window, st: &mut State, cfg: &AutoscaleConfig, now: Instant) -
     if cfg.min == 0 && desired == 0 && !idle_zero {
         desired = 1;
     }
-    // A manual count holds against scale-down for scale_down_cooldown.
-    if let Some((at, n)) = st.manual {
-        if now.duration_since(at) < cfg.scale_down_cooldown && desired < n {
-            desired = n;
-            reason = format!("set by hand to {n}; kept for {:?}", cfg.scale_down_cooldown);
-        }
-    }
+    // The stabilisation window keeps recommendations, not what a hold made of them.
     st.history.push_back((now, desired));
     while st
         .history
@@ -254,6 +289,22 @@ pub fn decide(w: &Window, st: &mut State, cfg: &AutoscaleConfig, now: Instant) -
         .is_some_and(|(t, _)| now.duration_since(*t) > cfg.scale_down_cooldown)
     {
         st.history.pop_front();
+    }
+    // A manual or resumed count holds against scale-down for scale_down_cooldown.
+    if let Some(h) = st.hold {
+        if now.duration_since(h.since) < cfg.scale_down_cooldown && desired < h.count {
+            let n = h.count;
+            desired = n;
+            reason = match h.why {
+                HoldWhy::Manual => {
+                    format!("set by hand to {n}; kept for {:?}", cfg.scale_down_cooldown)
+                }
+                HoldWhy::Resumed => format!(
+                    "{n} running at start; kept for {:?}",
+                    cfg.scale_down_cooldown
+                ),
+            };
+        }
     }
 
     if desired > current {

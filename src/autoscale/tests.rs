@@ -183,7 +183,56 @@ fn a_manual_count_holds_against_scale_down_for_the_cooldown() {
     assert_eq!(d.desired, 6, "{}", d.reason);
 }
 
+#[test]
+fn a_restart_resumes_at_the_running_count_clamped_to_min_max() {
+    let c = cfg(1, 5);
+    let now = Instant::now();
+    assert_eq!(State::resumed(3, &c, now).current, 3);
+    assert_eq!(State::resumed(0, &c, now).current, 1, "raised to min");
+    assert_eq!(State::resumed(9, &c, now).current, 5, "lowered to max");
+}
+
+#[test]
+fn after_a_restart_nothing_is_scaled_down_within_the_cooldown() {
+    // 3 adopted, idle: a fresh state would go 3 -> 2 at once; a resumed one
+    // holds 3 for the whole scale_down_cooldown (60 s), then scales down.
+    let c = cfg(1, 10);
+    let t0 = Instant::now();
+    let fresh = decide(&window(3, 0.0), &mut State::new(3), &c, t0);
+    assert!(fresh.desired < 3, "control: {}", fresh.reason);
+
+    let mut st = State::resumed(3, &c, t0);
+    for k in 0..12u64 {
+        let at = t0 + Duration::from_secs(k * 5);
+        let d = decide(&window(3, 0.0), &mut st, &c, at);
+        assert_eq!(d.desired, 3, "at +{}s: {}", k * 5, d.reason);
+        assert!(d.reason.contains("3 running at start"), "{}", d.reason);
+    }
+    let d = decide(&window(3, 0.0), &mut st, &c, t0 + Duration::from_secs(61));
+    assert_eq!(d.desired, 2, "after the cooldown: {}", d.reason);
+}
+
+#[test]
+fn after_a_restart_scale_up_is_not_held() {
+    let c = cfg(1, 10);
+    let t0 = Instant::now();
+    let mut st = State::resumed(3, &c, t0);
+    let d = decide(&window(3, 60.0), &mut st, &c, t0 + Duration::from_secs(1));
+    assert_eq!(d.desired, 6, "{}", d.reason);
+}
+
 proptest! {
+    #[test]
+    fn a_resumed_count_never_drops_within_the_cooldown(running in 0u32..12, min in 0u32..4, span in 1u32..8, ready in 0u32..12, load in 0.0f64..200.0, idle in 0u64..1000, at in 0u64..60) {
+        let c = cfg(min, min + span);
+        let t0 = Instant::now();
+        let mut st = State::resumed(running, &c, t0);
+        let start = st.current;
+        let w = Window { ready, inflight: load, inflight_short: load, idle_for: Duration::from_secs(idle), ..Window::default() };
+        let d = decide(&w, &mut st, &c, t0 + Duration::from_secs(at));
+        prop_assert!(d.desired >= start, "{} < {start}: {}", d.desired, d.reason);
+    }
+
     #[test]
     fn never_outside_min_max(min in 0u32..5, span in 0u32..10, cur in 0u32..20, ready in 0u32..20, load in 0.0f64..1000.0, starting in 0u32..3, idle in 0u64..1000) {
         let c = cfg(min, min + span.max(1));

@@ -11,7 +11,9 @@ use super::reader::{
     boolean, describe, duration, nonempty_string, nonzero_duration, string, string_list, uint,
     uint_min, Got, Tbl,
 };
-use super::types::{AdminConfig, CertPair, LogConfig, Route, ServerConfig, TlsConfig};
+use super::types::{
+    AdminConfig, CertPair, LogConfig, Route, ServerConfig, TlsConfig, DEFAULT_TUNNEL_IDLE_TIMEOUT,
+};
 use super::values::{parse_addr, parse_host};
 
 /// Smallest accepted `server.max_header_bytes`.
@@ -60,6 +62,8 @@ pub(crate) fn server(
         max_header_bytes: 65536,
         header_read_timeout: Duration::from_secs(10),
         idle_timeout: Duration::from_secs(60),
+        max_connections: 0,
+        tunnel_idle_timeout: DEFAULT_TUNNEL_IDLE_TIMEOUT,
         body_read_timeout: Duration::from_secs(60),
         threads: 0,
         tls: None,
@@ -73,6 +77,8 @@ pub(crate) fn server(
             "max_header_bytes",
             "header_read_timeout",
             "idle_timeout",
+            "max_connections",
+            "tunnel_idle_timeout",
             "body_read_timeout",
             "threads",
             "tls",
@@ -104,6 +110,12 @@ pub(crate) fn server(
     }
     if let Some(g) = t.get(errs, "idle_timeout", nonzero_duration) {
         cfg.idle_timeout = g.v;
+    }
+    if let Some(g) = t.get(errs, "max_connections", uint::<usize>) {
+        cfg.max_connections = g.v;
+    }
+    if let Some(g) = t.get(errs, "tunnel_idle_timeout", nonzero_duration) {
+        cfg.tunnel_idle_timeout = g.v;
     }
     if let Some(g) = t.get(errs, "body_read_timeout", nonzero_duration) {
         cfg.body_read_timeout = g.v;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::types::{
     AdminConfig, BackendConfig, Balance, Config, HashKey, HealthConfig, LogConfig, PoolConfig,
-    Route, ServerConfig, StatusRanges,
+    Route, ServerConfig, StatusRanges, DEFAULT_TUNNEL_IDLE_TIMEOUT,
 };
 
 /// The commented starter config written by `drover init`.
@@ -23,6 +23,10 @@ listen = ["127.0.0.1:8080"]            # one or more addresses, plain HTTP/1.1 a
 # max_header_bytes = 65536             # larger request heads get 431 (at least 8192)
 # header_read_timeout = "10s"          # a client slower than this to send its request head is cut off
 # idle_timeout = "60s"                 # idle keep-alive client connections are closed after this
+# max_connections = 0                  # client connections at once; beyond it new ones wait in the
+                                       # backlog. 0 = half the open-file limit left after a
+                                       # reserve for the admin API and probes (256 -> 64)
+# tunnel_idle_timeout = "1h"           # WebSocket/upgraded connections with no bytes either way are closed
 # body_read_timeout = "60s"            # longest pause in a client's request body, else 408 (not the backend's fault)
 # threads = 0                          # worker threads; 0 = one per core
 
@@ -153,6 +157,8 @@ pub fn demo_config(backends: &[SocketAddr]) -> Config {
             max_header_bytes: 65536,
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            max_connections: 0,
+            tunnel_idle_timeout: DEFAULT_TUNNEL_IDLE_TIMEOUT,
             body_read_timeout: Duration::from_secs(60),
             threads: 0,
             tls: None,

@@ -64,6 +64,8 @@ fn minimal_file_gets_every_default() {
     assert_eq!(c.server.max_header_bytes, 65536);
     assert_eq!(c.server.header_read_timeout, Duration::from_secs(10));
     assert_eq!(c.server.idle_timeout, Duration::from_secs(60));
+    assert_eq!(c.server.max_connections, 0);
+    assert_eq!(c.server.tunnel_idle_timeout, Duration::from_secs(3600));
     assert_eq!(c.server.body_read_timeout, Duration::from_secs(60));
     assert_eq!(c.server.threads, 0);
     assert_eq!(c.server.tls, None);

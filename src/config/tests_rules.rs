@@ -208,7 +208,12 @@ fn zero_timeouts_are_refused_where_meaningless() {
         "pools.api.passive.eject_for",
         "greater than 0s",
     );
-    for key in ["header_read_timeout", "idle_timeout", "body_read_timeout"] {
+    for key in [
+        "header_read_timeout",
+        "idle_timeout",
+        "tunnel_idle_timeout",
+        "body_read_timeout",
+    ] {
         assert_error(
             &format!("[server]\n{key} = \"0s\"\n{}", pool(B)),
             &format!("server.{key}"),
@@ -315,6 +320,29 @@ fn server_checks() {
     ));
     assert_eq!(c.server.listen[0].to_string(), "0.0.0.0:80");
     assert_eq!((c.server.max_header_bytes, c.server.threads), (8192, 4));
+}
+
+#[test]
+fn connection_limit_and_tunnel_idle_timeout() {
+    assert_error(
+        &format!("[server]\nmax_connections = -1\n{}", pool(B)),
+        "server.max_connections",
+        ">= 0",
+    );
+    assert_error(
+        &format!("[server]\ntunnel_idle_timeout = \"soon\"\n{}", pool(B)),
+        "server.tunnel_idle_timeout",
+        "duration",
+    );
+    let c = load(&format!(
+        "[server]\nmax_connections = 500\ntunnel_idle_timeout = \"90s\"\n{}",
+        pool(B)
+    ));
+    assert_eq!(c.server.max_connections, 500);
+    assert_eq!(
+        c.server.tunnel_idle_timeout,
+        std::time::Duration::from_secs(90)
+    );
 }
 
 #[test]

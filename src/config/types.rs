@@ -35,6 +35,14 @@ pub struct ServerConfig {
     pub header_read_timeout: Duration,
     /// Idle client keep-alive connections are closed after this. Default 60 s.
     pub idle_timeout: Duration,
+    /// Client connections open at once (all listeners and workers together); beyond
+    /// it drover stops accepting and new clients wait in the listen backlog.
+    /// Default 0 = derived from the open-file limit: `(limit - reserve) / 2` with
+    /// `reserve = max(limit / 10, min(128, limit / 2))` (`proxy::limits::default_max_connections`).
+    pub max_connections: usize,
+    /// An upgraded connection (WebSocket, ...) with no bytes either way for this
+    /// long is closed. Default [`DEFAULT_TUNNEL_IDLE_TIMEOUT`] (1 h).
+    pub tunnel_idle_timeout: Duration,
     /// Longest wait between two reads of a client's request body (nginx's
     /// `client_body_timeout`); a client that stalls longer gets 408 and the
     /// backend is not blamed. Default 60 s.
@@ -45,6 +53,9 @@ pub struct ServerConfig {
     /// Optional TLS listener.
     pub tls: Option<TlsConfig>,
 }
+
+/// Default `server.tunnel_idle_timeout`: 1 h.
+pub const DEFAULT_TUNNEL_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// `[admin]`
 #[derive(Debug, Clone, PartialEq)]

@@ -264,6 +264,18 @@ impl Provider for SwarmProvider {
             .collect()
     }
 
+    fn scale(&self) -> BoxFuture<'_, Option<u32>> {
+        Box::pin(async move {
+            let docker = self.docker().await.ok()?;
+            let svc = docker
+                .inspect_service(&self.service, None::<InspectServiceOptions>)
+                .await
+                .ok()?;
+            let replicas = svc.spec?.mode?.replicated?.replicas?;
+            u32::try_from(replicas.max(0)).ok()
+        })
+    }
+
     fn adopt(&self) -> BoxFuture<'_, Vec<Started>> {
         Box::pin(async move {
             let docker = match self.docker().await {

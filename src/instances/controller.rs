@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -31,6 +31,11 @@ pub const TICK: Duration = Duration::from_millis(200);
 pub const BACKOFF_MIN: Duration = Duration::from_secs(1);
 /// Longest back-off. Default 60 s.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+/// The controller's clock: tokio's, so that tests can run it with time paused.
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
 
 /// Back-off after `failures` consecutive failures: 1 s, 2 s, 4 s, ... 60 s.
 pub fn backoff(failures: u32) -> Duration {
@@ -56,6 +61,12 @@ pub struct Controller {
     pool: Weak<Pool>,
     provider: Arc<dyn Provider>,
     policy: Mutex<State>,
+    /// Set once drover shuts down (or the pool is removed): from then on no
+    /// instance is started or replaced.
+    closing: AtomicBool,
+    /// Held across a start, so [`Controller::stop_all`] never misses an
+    /// instance whose start was under way when shutdown began.
+    starting: tokio::sync::Mutex<()>,
 }
 
 impl Controller {
@@ -75,7 +86,7 @@ impl Controller {
         self.policy
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .set_manual(n, Instant::now());
+            .set_manual(n, now());
         events::record(
             &pool.name,
             "scale_set",
@@ -86,15 +97,44 @@ impl Controller {
         Ok(())
     }
 
-    /// Stops every instance this controller started (drover shutting down).
+    /// From now on, starts and replaces nothing (drover shutting down, or the
+    /// pool removed); running instances keep serving until [`Self::stop_all`].
+    pub fn close(&self) {
+        if !self.closing.swap(true, Ordering::SeqCst) {
+            if let Some(pool) = self.pool.upgrade() {
+                pool.demand.notify_one();
+            }
+        }
+    }
+
+    fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::SeqCst)
+    }
+
+    /// Stops every instance this controller started (drover shutting down),
+    /// after [`Self::close`] and after a start under way has finished.
     pub async fn stop_all(&self, timeout: Duration) {
+        self.close();
+        let _no_start_under_way = self.starting.lock().await;
+        let pool = self.pool.upgrade();
         let stops: Vec<_> = self
             .provider
             .list()
             .into_iter()
             .map(|i| {
                 let p = self.provider.clone();
-                async move { p.stop(&i.id, timeout).await }
+                let pool = pool.clone();
+                async move {
+                    p.stop(&i.id, timeout).await;
+                    if let Some(pool) = pool {
+                        events::record(
+                            &pool.name,
+                            "stopped",
+                            Some(i.address.to_string()),
+                            format!("{}: stopped, drover is shutting down", i.id),
+                        );
+                    }
+                }
             })
             .collect();
         futures_util::future::join_all(stops).await;
@@ -108,9 +148,10 @@ pub fn spawn(pool: &Arc<Pool>, provider: Arc<dyn Provider>) -> Arc<Controller> {
         pool: Arc::downgrade(pool),
         provider,
         policy: Mutex::new(State::new(initial)),
+        closing: AtomicBool::new(false),
+        starting: tokio::sync::Mutex::new(()),
     });
     tokio::spawn(run_instances(ctl.clone()));
-    tokio::spawn(run_autoscaler(ctl.clone()));
     ctl
 }
 
@@ -146,7 +187,7 @@ async fn run_instances(ctl: Arc<Controller>) {
             instance.id,
             Tracked {
                 address: instance.address,
-                started_at: Instant::now(),
+                started_at: now(),
                 healthy_once: false,
                 unhealthy_since: None,
                 exited,
@@ -154,16 +195,24 @@ async fn run_instances(ctl: Arc<Controller>) {
             },
         );
     }
+    if !tracked.is_empty() {
+        resume_scale(&ctl, tracked.len() as u32).await;
+    }
+    // The autoscaler starts only now, from the count in force after adoption.
+    tokio::spawn(run_autoscaler(ctl.clone()));
     let mut failures = 0u32;
-    let mut next_start = Instant::now();
+    let mut next_start = now();
     loop {
+        if ctl.is_closing() {
+            return;
+        }
         let Some(pool) = ctl.pool.upgrade() else {
             return;
         };
         let Some((cfg, _, has_health)) = config_of(&pool) else {
             return;
         };
-        let now = Instant::now();
+        let now = now();
         let snap = pool.snapshot_arc();
 
         // Exits and health deadlines.
@@ -234,7 +283,12 @@ async fn run_instances(ctl: Arc<Controller>) {
             tracked.iter().filter(|(_, t)| !t.stopping).collect();
         let desired = pool.desired.load(Ordering::Relaxed) as usize;
         if active.len() < desired && now >= next_start {
-            match ctl.provider.start().await {
+            let start_guard = ctl.starting.lock().await;
+            if ctl.is_closing() {
+                return;
+            }
+            let started = ctl.provider.start().await;
+            match started {
                 Ok(Started { instance, exited }) => {
                     let state = MemberState::Starting;
                     let _ = pool.apply(PoolCommand::Add {
@@ -276,6 +330,7 @@ async fn run_instances(ctl: Arc<Controller>) {
                     );
                 }
             }
+            drop(start_guard);
             continue;
         } else if active.len() > desired {
             // Fewest in-flight first, newest on ties.
@@ -309,6 +364,34 @@ async fn run_instances(ctl: Arc<Controller>) {
             _ = pool.demand.notified() => {}
         }
     }
+}
+
+/// After adopting `adopted` instances a previous drover left running: the
+/// desired count starts from what runs (the provider's own count, e.g. a Swarm
+/// service's replicas, when it has one) instead of `autoscale.min`, and the
+/// autoscaler scales down no sooner than `scale_down_cooldown` from now.
+async fn resume_scale(ctl: &Controller, adopted: u32) {
+    let running = ctl.provider.scale().await.unwrap_or(adopted);
+    let Some(pool) = ctl.pool.upgrade() else {
+        return;
+    };
+    let Some((_, Some(auto), _)) = config_of(&pool) else {
+        return;
+    };
+    let st = policy::State::resumed(running, &auto, now());
+    let n = st.current;
+    *ctl.policy.lock().unwrap_or_else(|e| e.into_inner()) = st;
+    let before = pool.desired.swap(n, Ordering::Relaxed);
+    events::record(
+        &pool.name,
+        "scale_set",
+        None,
+        format!(
+            "scale {before} -> {n}: {running} instance(s) running at start; \
+             no scale-down before scale_down_cooldown {:?}",
+            auto.scale_down_cooldown
+        ),
+    );
 }
 
 /// Without a `[health]` section: the instance is ready once its port accepts connections.
@@ -362,14 +445,14 @@ async fn drain_and_stop(
         Some(addr.to_string()),
         format!("{id}: scale down; no new requests"),
     );
-    let deadline = Instant::now() + cfg.drain_timeout;
+    let deadline = now() + cfg.drain_timeout;
     let stats = {
         let snap = p.snapshot();
         snap.position(addr).map(|i| snap.members[i].stats.clone())
     };
     drop(p);
     while let Some(s) = &stats {
-        if s.load.inflight() == 0 || Instant::now() >= deadline {
+        if s.load.inflight() == 0 || now() >= deadline {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -389,8 +472,11 @@ async fn drain_and_stop(
 async fn run_autoscaler(ctl: Arc<Controller>) {
     let mut sampler = Sampler::default();
     let mut cpu = crate::autoscale::cpu::CpuMeter::default();
-    let mut last_eval = Instant::now();
+    let mut last_eval = now();
     loop {
+        if ctl.is_closing() {
+            return;
+        }
         let Some(pool) = ctl.pool.upgrade() else {
             return;
         };
@@ -399,20 +485,20 @@ async fn run_autoscaler(ctl: Arc<Controller>) {
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
         };
-        sampler.sample(&pool, Instant::now());
+        sampler.sample(&pool, now());
         let burst = sampler.short_demand(&pool)
             >= policy::BURST_FACTOR
                 * f64::from(sampler.capacity(&pool).max(1))
                 * auto.target_inflight.unwrap_or(f64::INFINITY);
-        if last_eval.elapsed() >= auto.interval || burst {
-            last_eval = Instant::now();
+        if now().duration_since(last_eval) >= auto.interval || burst {
+            last_eval = now();
             let mut window = sampler.window(&pool, auto.interval);
             let groups = ctl.provider.process_groups().into_iter().collect();
-            window.cpu_percent = cpu.read(&groups, Instant::now());
+            window.cpu_percent = cpu.read(&groups, now());
             let decision = {
                 let mut st = ctl.policy.lock().unwrap_or_else(|e| e.into_inner());
                 st.current = pool.desired.load(Ordering::Relaxed);
-                policy::decide(&window, &mut st, &auto, Instant::now())
+                policy::decide(&window, &mut st, &auto, now())
             };
             let before = pool.desired.swap(decision.desired, Ordering::Relaxed);
             if decision.desired != before {
@@ -471,6 +557,7 @@ impl Controllers {
                 .get(name)
                 .is_some_and(|p| Weak::ptr_eq(weak, &Arc::downgrade(p)));
             if !keep {
+                ctl.close();
                 let ctl = ctl.clone();
                 tokio::spawn(async move { ctl.stop_all(Duration::from_secs(10)).await });
             }
@@ -504,14 +591,23 @@ impl Controllers {
         map.get(pool).map(|(_, c)| c.clone())
     }
 
+    /// Shutdown has begun: no controller starts or replaces an instance any more.
+    pub fn close_all(&self) {
+        for (_, ctl) in self.all() {
+            ctl.close();
+        }
+    }
+
+    fn all(&self) -> Vec<Managed> {
+        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.values().cloned().collect()
+    }
+
     /// Stops the instances of every pool whose `on_shutdown` is `stop` (drover exiting).
     pub async fn shutdown(&self) {
-        let ctls: Vec<Managed> = {
-            let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-            map.values().cloned().collect()
-        };
+        self.close_all();
         let mut stops = Vec::new();
-        for (weak, ctl) in ctls {
+        for (weak, ctl) in self.all() {
             let Some(pool) = weak.upgrade() else { continue };
             let Some(inst) = pool.snapshot().config.instances.clone() else {
                 continue;

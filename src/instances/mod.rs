@@ -5,6 +5,8 @@
 pub mod controller;
 pub mod process;
 pub mod supervise;
+#[cfg(test)]
+mod tests;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -44,5 +46,11 @@ pub trait Provider: Send + Sync {
     /// that stopped, removed). Default: none (processes die with drover).
     fn adopt(&self) -> BoxFuture<'_, Vec<Started>> {
         Box::pin(async { Vec::new() })
+    }
+    /// The instance count the provider itself keeps, when it has one (a Swarm
+    /// service's `replicas`); read once after adoption. Default: none (the
+    /// adopted count is used).
+    fn scale(&self) -> BoxFuture<'_, Option<u32>> {
+        Box::pin(async { None })
     }
 }

@@ -1,7 +1,9 @@
 //! `provider = "process"`: runs `command` (with `{port}` replaced by a free
 //! loopback port drover picked, and `PORT` set) under `drover __supervise`, in
 //! its own process group; its output goes to drover's log, prefixed with the
-//! pool and instance id and rate limited ([`LOG_LINES_PER_SEC`]).
+//! pool and instance id and rate limited ([`LOG_LINES_PER_SEC`]). Stopping an
+//! instance stops its whole group (SIGTERM, SIGKILL after `stop_timeout`);
+//! once its supervisor has exited, whatever is left in the group is killed.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
@@ -10,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
-use nix::sys::signal::{killpg, Signal};
+use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{ChildStdin, Command};
@@ -103,8 +105,12 @@ impl Provider for ProcessProvider {
             for name in &self.cfg.withheld_env {
                 cmd.env_remove(name);
             }
+            // Spawned from the runtime's (main) thread: the supervisor's
+            // parent-death signal fires when the thread that forked it exits.
             let mut child = cmd
                 .arg("__supervise")
+                .arg("--parent")
+                .arg(std::process::id().to_string())
                 .arg("--")
                 .args(&argv)
                 .env("PORT", port.to_string())
@@ -152,6 +158,9 @@ impl Provider for ProcessProvider {
                     },
                     Err(e) => format!("wait failed: {e}"),
                 };
+                // The supervisor is gone (its application with it): whatever is
+                // left in the group (processes the application started) goes too.
+                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
                 running
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
@@ -172,8 +181,9 @@ impl Provider for ProcessProvider {
                     None => return,
                 }
             };
+            // The supervisor passes SIGTERM once to its whole group.
             let group = Pid::from_raw(pgid);
-            let _ = killpg(group, Signal::SIGTERM);
+            let _ = kill(group, Signal::SIGTERM);
             let deadline = Instant::now() + timeout;
             // The group is gone once signalling it fails (ESRCH).
             while Instant::now() < deadline {

@@ -62,11 +62,13 @@ pub enum Cause {
     NoMember,
     /// Held for a cold start, and no instance became healthy in time: 503.
     ColdStart,
+    /// drover itself failed (a panic while handling the request): 500.
+    Internal,
 }
 
 impl Cause {
     /// Every label, in counter order ([`Cause::index`]).
-    pub const LABELS: [&'static str; 8] = [
+    pub const LABELS: [&'static str; 9] = [
         "client",
         "connect",
         "upstream",
@@ -75,6 +77,7 @@ impl Cause {
         "no_route",
         "no_member",
         "cold_start",
+        "internal",
     ];
 
     /// Position of the label in [`Cause::LABELS`].
@@ -88,6 +91,7 @@ impl Cause {
             Cause::NoRoute => 5,
             Cause::NoMember => 6,
             Cause::ColdStart => 7,
+            Cause::Internal => 8,
         }
     }
 
@@ -106,6 +110,7 @@ impl Cause {
             Cause::Timeout => 504,
             Cause::Limit | Cause::NoMember | Cause::ColdStart => 503,
             Cause::NoRoute => 404,
+            Cause::Internal => 500,
         };
         StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY)
     }
@@ -236,7 +241,7 @@ pub fn local(
 mod tests {
     use super::*;
 
-    const ALL: [Cause; 10] = [
+    const ALL: [Cause; 11] = [
         Cause::Client(ClientFault::Gone),
         Cause::Client(ClientFault::Stalled),
         Cause::Client(ClientFault::Malformed),
@@ -247,6 +252,7 @@ mod tests {
         Cause::NoRoute,
         Cause::NoMember,
         Cause::ColdStart,
+        Cause::Internal,
     ];
 
     /// The whole table: cause -> (status, retry if replayable, retry if not, blames the backend, label).
@@ -277,6 +283,7 @@ mod tests {
                 (404, false, false, false, "no_route"),
                 (503, false, false, false, "no_member"),
                 (503, false, false, false, "cold_start"),
+                (500, false, false, false, "internal"),
             ]
         );
     }

@@ -55,12 +55,16 @@ fn request_host(req: &Request<Incoming>) -> Option<&str> {
 /// holds only what forwarding needs across its awaits. hyper copies this
 /// future into the connection's slot for every request, so its size is paid
 /// per request (4.5 KiB before this split, 1.4 KiB after: `bench/RESULTS.md`).
+///
+/// `request_id` is the request's id, chosen by the caller
+/// ([`super::request_id::choose`]) so that it can also answer for a panic.
 pub fn handle(
     router: &Router,
     req: Request<Incoming>,
     down: Downstream,
+    request_id: HeaderValue,
 ) -> impl Future<Output = Response<ProxyBody>> + Send + 'static {
-    let mut prepared = prepare(router, req, down);
+    let mut prepared = prepare(router, req, down, request_id);
     async move {
         match prepared {
             Prepared::Done(resp) => resp,
@@ -76,13 +80,13 @@ enum Prepared {
     Done(Response<ProxyBody>),
 }
 
-fn prepare(router: &Router, req: Request<Incoming>, down: Downstream) -> Prepared {
+fn prepare(
+    router: &Router,
+    req: Request<Incoming>,
+    down: Downstream,
+    request_id: HeaderValue,
+) -> Prepared {
     let started = Instant::now();
-    let request_id = req
-        .headers()
-        .get(&X_REQUEST_ID)
-        .cloned()
-        .unwrap_or_else(super::request_id::generate);
     let mut done = Completion::new(started);
     if access_log::enabled() {
         done.log = Some(Box::new(AccessRecord {

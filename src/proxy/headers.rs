@@ -75,6 +75,11 @@ fn hop_fields(headers: &HeaderMap) -> u8 {
 /// Removes hop-by-hop headers (RFC 9110 §7.6.1). With `upgrade`, keeps
 /// `Upgrade` and sets `Connection: upgrade`.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
+    strip_found(headers, upgrade);
+}
+
+/// [`strip_hop_by_hop`], returning which hop-by-hop fields were there.
+fn strip_found(headers: &mut HeaderMap, upgrade: bool) -> u8 {
     let found = hop_fields(headers);
     if found & HOP_CONNECTION != 0 {
         // Fields named by `Connection`. `keep-alive` is removed below anyway and
@@ -126,6 +131,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     } else if found & HOP_UPGRADE != 0 {
         headers.remove(header::UPGRADE);
     }
+    found
 }
 
 /// What the forwarding headers need to know about the downstream request.
@@ -209,9 +215,13 @@ fn append_list(headers: &mut HeaderMap, name: &HeaderName, item: HeaderValue) {
 }
 
 /// Removes hop-by-hop headers from a backend response (keeping `Upgrade` /
-/// `Connection: upgrade` on a `101`).
+/// `Connection: upgrade` on a `101`). A response with `Transfer-Encoding`
+/// loses its `Content-Length` too: the transfer coding framed the body
+/// (RFC 9112 §6.3), and drover re-frames it for the client.
 pub fn clean_response(headers: &mut HeaderMap, switching: bool) {
-    strip_hop_by_hop(headers, switching);
+    if strip_found(headers, switching) & HOP_TRANSFER_ENCODING != 0 {
+        headers.remove(header::CONTENT_LENGTH);
+    }
 }
 
 #[cfg(test)]
@@ -283,6 +293,21 @@ mod tests {
             let ip: IpAddr = ip.parse().unwrap();
             assert_eq!(ip_value(ip).to_str().unwrap(), ip.to_string());
         }
+    }
+
+    #[test]
+    fn a_response_with_transfer_encoding_loses_content_length() {
+        let mut h = map(&[
+            ("content-length", "3"),
+            ("transfer-encoding", "chunked"),
+            ("x-kept", "1"),
+        ]);
+        clean_response(&mut h, false);
+        let names: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, vec!["x-kept"]);
+        let mut h = map(&[("content-length", "3")]);
+        clean_response(&mut h, false);
+        assert_eq!(h.get("content-length").unwrap(), "3");
     }
 
     #[test]

@@ -62,14 +62,13 @@ impl Router {
     }
 }
 
+/// `host` without its port: `a.example:8080` -> `a.example`, `[::1]:80` -> `[::1]`.
+/// A bracket left open (`[`, `[::1`) is returned as is; it matches no host pattern.
+/// Never slices: the Host value comes from the client.
 fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
-        // [::1]:8080
-        return host
-            .split(']')
-            .next()
-            .map(|h| &host[..h.len() + 1])
-            .unwrap_or(host);
+        // Up to and including the first `]`; all of it when there is none.
+        return host.split_inclusive(']').next().unwrap_or(host);
     }
     match host.rsplit_once(':') {
         Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
@@ -84,8 +83,10 @@ fn host_matches(pattern: Option<&HostMatch>, host: Option<&str>) -> bool {
         (Some(HostMatch::Exact(h)), Some(got)) => h.eq_ignore_ascii_case(got),
         (Some(HostMatch::Wildcard(suffix)), Some(got)) => {
             got.len() > suffix.len()
-                && got.as_bytes()[got.len() - suffix.len()..]
-                    .eq_ignore_ascii_case(suffix.as_bytes())
+                && got
+                    .as_bytes()
+                    .get(got.len() - suffix.len()..)
+                    .is_some_and(|tail| tail.eq_ignore_ascii_case(suffix.as_bytes()))
         }
     }
 }
@@ -94,16 +95,17 @@ fn host_matches(pattern: Option<&HostMatch>, host: Option<&str>) -> bool {
 fn path_matches(prefix: Option<&str>, path: &str) -> bool {
     match prefix {
         None => true,
-        Some(p) => {
-            path.starts_with(p)
-                && (p.ends_with('/') || path.len() == p.len() || path.as_bytes()[p.len()] == b'/')
-        }
+        Some(p) => path
+            .strip_prefix(p)
+            .is_some_and(|rest| p.ends_with('/') || rest.is_empty() || rest.starts_with('/')),
     }
 }
 
 /// The path sent upstream when `strip_prefix` is on: `/api/x` -> `/x`, `/api` -> `/`.
 pub fn strip_prefix<'a>(path: &'a str, prefix: &str) -> std::borrow::Cow<'a, str> {
-    let rest = &path[prefix.trim_end_matches('/').len()..];
+    let rest = path
+        .strip_prefix(prefix.trim_end_matches('/'))
+        .unwrap_or(path);
     if rest.starts_with('/') {
         std::borrow::Cow::Borrowed(rest)
     } else {
@@ -139,6 +141,34 @@ mod tests {
         assert!(!host_matches(Some(&wild), Some("example.com")));
         assert!(!host_matches(Some(&wild), None));
         assert_eq!(strip_port("[::1]:80"), "[::1]");
+    }
+
+    #[test]
+    fn malformed_hosts_do_not_panic_and_match_no_host_pattern() {
+        let exact = HostMatch::Exact("[::1]".into());
+        for h in ["[", "[::1", "[[", "[:", "[é", "é", "", ":", "]:80", "[]:"] {
+            let s = strip_port(h);
+            assert!(h.starts_with(s), "{h:?} -> {s:?}");
+        }
+        assert_eq!(strip_port("["), "[");
+        assert_eq!(strip_port("[::1"), "[::1");
+        assert_eq!(strip_port("[::1]junk"), "[::1]");
+        assert!(!host_matches(Some(&exact), Some(strip_port("[::1"))));
+        assert!(host_matches(Some(&exact), Some(strip_port("[::1]:8080"))));
+        assert_eq!(strip_prefix("/other", "/api"), "/other");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn host_and_path_matching_never_panic(host in "\\[?[\\[\\]:0-9a-fé.]{0,10}", path in "\\PC{0,12}", prefix in "/\\PC{0,6}") {
+            let stripped = strip_port(&host);
+            proptest::prop_assert!(host.starts_with(stripped));
+            let wild = HostMatch::Wildcard(format!(".{prefix}"));
+            let _ = host_matches(Some(&wild), Some(stripped));
+            if path_matches(Some(&prefix), &path) {
+                let _ = strip_prefix(&path, &prefix);
+            }
+        }
     }
 
     #[test]

@@ -5,114 +5,33 @@
 //! (measured 12–16% more req/s than one multi-thread runtime on this kind of
 //! machine: `../shared/bench/README.md`).
 
-use std::convert::Infallible;
-use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use futures_util::FutureExt;
+use http::{Request, Version};
+use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 
+pub use super::conn_activity::ConnActivity;
+use super::conn_activity::{ClientReads, Watched};
 use super::forward::{self, Downstream};
+use super::isolate::{self, Isolated, RequestInfo, TestPanic};
+use super::limits::{self, ConnLimit, ConnSlot};
+pub use super::listen::{bind_all, bind_reuseport, listen_error};
+use super::request_id;
 use super::router::Router;
 use crate::config::ServerConfig;
 
 /// State every worker reads; the router is swapped whole on reload.
 pub struct Shared {
     pub router: ArcSwap<Router>,
-}
-
-/// Binds `addr` with `SO_REUSEPORT` (and `SO_REUSEADDR`), non-blocking, backlog 4096.
-pub fn bind_reuseport(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
-    if addr.is_ipv6() {
-        socket.set_only_v6(true)?;
-    }
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(4096)?;
-    Ok(socket.into())
-}
-
-/// Binds every address once per worker. Port 0 is resolved by the first bind,
-/// so all workers share the same port. Errors name the address.
-pub fn bind_all(
-    addrs: &[SocketAddr],
-    workers: usize,
-) -> anyhow::Result<(Vec<SocketAddr>, Vec<Vec<std::net::TcpListener>>)> {
-    let mut per_worker: Vec<Vec<std::net::TcpListener>> =
-        (0..workers).map(|_| Vec::new()).collect();
-    let mut bound = Vec::new();
-    for addr in addrs {
-        let first = bind_reuseport(*addr).map_err(|e| listen_error(*addr, e))?;
-        let actual = first.local_addr()?;
-        bound.push(actual);
-        per_worker[0].push(first);
-        for w in per_worker.iter_mut().skip(1) {
-            w.push(bind_reuseport(actual).map_err(|e| listen_error(actual, e))?);
-        }
-    }
-    Ok((bound, per_worker))
-}
-
-/// "cannot listen on 127.0.0.1:8080: address in use (is another drover or server running there?)"
-pub fn listen_error(addr: SocketAddr, e: io::Error) -> anyhow::Error {
-    let hint = match e.kind() {
-        io::ErrorKind::AddrInUse => {
-            " (is another server already listening there? change server.listen)"
-        }
-        io::ErrorKind::PermissionDenied => " (ports below 1024 need privileges)",
-        io::ErrorKind::AddrNotAvailable => " (that address is not on this machine)",
-        _ => "",
-    };
-    anyhow::anyhow!("cannot listen on {addr}: {e}{hint}")
-}
-
-/// Activity of one client connection, for `idle_timeout`.
-#[derive(Debug)]
-pub struct ConnActivity {
-    /// Requests being served on the connection.
-    pub active: AtomicU32,
-    /// Milliseconds since `epoch` when the last request ended.
-    last_end_ms: AtomicU64,
-    epoch: Instant,
-}
-
-impl ConnActivity {
-    fn new() -> ConnActivity {
-        ConnActivity {
-            active: AtomicU32::new(0),
-            last_end_ms: AtomicU64::new(0),
-            epoch: Instant::now(),
-        }
-    }
-
-    /// Marks one request finished.
-    pub fn end(&self) {
-        self.last_end_ms
-            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
-        self.active.fetch_sub(1, Ordering::Relaxed);
-    }
-
-    /// How long the connection has been idle (zero while a request is active).
-    fn idle_for(&self) -> Duration {
-        if self.active.load(Ordering::Relaxed) > 0 {
-            return Duration::ZERO;
-        }
-        let last = Duration::from_millis(self.last_end_ms.load(Ordering::Relaxed));
-        self.epoch.elapsed().saturating_sub(last)
-    }
 }
 
 /// A change to a worker's listeners.
@@ -135,23 +54,40 @@ pub struct Workers {
     cmds: Vec<mpsc::UnboundedSender<WorkerCmd>>,
     /// Plain listeners in force: configured address -> bound address.
     bound: std::sync::Mutex<Vec<(SocketAddr, SocketAddr)>>,
-    open: Arc<AtomicUsize>,
+    limit: ConnLimit,
 }
 
 impl Workers {
-    /// Binds and starts `workers` threads serving `shared`.
+    /// Raises the open-file limit (if `app::run` has not already), binds and
+    /// starts `workers` threads serving `shared`.
     pub fn start(
         shared: Arc<Shared>,
         server: &ServerConfig,
         workers: usize,
     ) -> anyhow::Result<Workers> {
         let workers = workers.max(1);
-        let (addrs, mut listeners) = bind_all(&server.listen, workers)?;
+        isolate::init_test_trigger();
+        let nofile = limits::raise_nofile_limit();
+        let limit = ConnLimit::new(limits::max_connections(server.max_connections, nofile));
+        if limit.max() > limits::default_max_connections(nofile) {
+            tracing::warn!(
+                max_connections = limit.max(),
+                open_files = nofile,
+                "server.max_connections leaves little room under the open-file limit: a flood can starve the admin API and health probes"
+            );
+        }
+        tracing::info!(
+            max_connections = limit.max(),
+            open_files = nofile,
+            "client connection limit"
+        );
+        super::upgrade::set_idle_timeout(server.tunnel_idle_timeout);
+        let (addrs, mut listeners) = bind_all(&server.listen, workers, &[])?;
         let plain = server.listen.len();
         let (tls_addrs, acceptor) = match &server.tls {
             Some(tls) => {
                 let acceptor = super::tls::acceptor(tls)?;
-                let (bound, per_worker) = bind_all(&tls.listen, workers)?;
+                let (bound, per_worker) = bind_all(&tls.listen, workers, &[])?;
                 for (w, extra) in listeners.iter_mut().zip(per_worker) {
                     w.extend(extra);
                 }
@@ -160,7 +96,6 @@ impl Workers {
             None => (Vec::new(), None),
         };
         let (tx, rx) = watch::channel(false);
-        let open = Arc::new(AtomicUsize::new(0));
         let mut threads = Vec::new();
         let mut cmds = Vec::new();
         for (i, ls) in listeners.into_iter().enumerate() {
@@ -169,7 +104,7 @@ impl Workers {
             let shared = shared.clone();
             let rx = rx.clone();
             let server = server.clone();
-            let open = open.clone();
+            let limit = limit.clone();
             let acceptor = acceptor.clone();
             threads.push(
                 std::thread::Builder::new()
@@ -179,7 +114,7 @@ impl Workers {
                             shared,
                             shutdown: rx,
                             server,
-                            open,
+                            limit,
                         };
                         worker(ls, plain, acceptor, cmd_rx, init)
                     })?,
@@ -198,7 +133,7 @@ impl Workers {
             bound: std::sync::Mutex::new(bound),
             shutdown: tx,
             threads,
-            open,
+            limit,
         })
     }
 
@@ -213,7 +148,8 @@ impl Workers {
             .copied()
             .filter(|a| !bound.iter().any(|(c, _)| c == a))
             .collect();
-        let (new_addrs, per_worker) = bind_all(&added, self.cmds.len())?;
+        let ours: Vec<SocketAddr> = bound.iter().map(|(_, b)| *b).collect();
+        let (new_addrs, per_worker) = bind_all(&added, self.cmds.len(), &ours)?;
         for (tx, ls) in self.cmds.iter().zip(per_worker) {
             for l in ls {
                 let _ = tx.send(WorkerCmd::Listen(l));
@@ -236,7 +172,7 @@ impl Workers {
 
     /// Client connections currently open.
     pub fn open_connections(&self) -> usize {
-        self.open.load(Ordering::Relaxed)
+        self.limit.open()
     }
 
     /// Stops accepting, lets in-flight requests finish (up to the server's
@@ -254,7 +190,7 @@ struct WorkerInit {
     shared: Arc<Shared>,
     shutdown: watch::Receiver<bool>,
     server: ServerConfig,
-    open: Arc<AtomicUsize>,
+    limit: ConnLimit,
 }
 
 /// What an accept loop needs (cloned per listener).
@@ -264,7 +200,7 @@ struct AcceptCtx {
     shared: Arc<Shared>,
     shutdown: watch::Receiver<bool>,
     server: ServerConfig,
-    open: Arc<AtomicUsize>,
+    limit: ConnLimit,
 }
 
 /// One worker thread: the first `plain` listeners serve HTTP, the rest TLS.
@@ -279,7 +215,7 @@ fn worker(
         shared,
         mut shutdown,
         server,
-        open,
+        limit,
     } = init;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -292,7 +228,9 @@ fn worker(
         builder
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(server.header_read_timeout)
+            // serve_connection applies header_read_timeout itself: hyper's timer
+            // would also cut idle keep-alive connections and start only at the first byte.
+            .header_read_timeout(None)
             .max_buf_size(server.max_header_bytes.max(8192))
             .keep_alive(true);
         let ctx = AcceptCtx {
@@ -300,7 +238,7 @@ fn worker(
             shared,
             shutdown: shutdown.clone(),
             server: server.clone(),
-            open: open.clone(),
+            limit: limit.clone(),
         };
         let mut accepts = Vec::new();
         // Per-listener stop switches, by bound address (plain listeners only).
@@ -309,7 +247,6 @@ fn worker(
             |l: std::net::TcpListener,
              tls: Option<TlsAcceptor>,
              stops: &mut Vec<(SocketAddr, watch::Sender<bool>)>| {
-                let l = TcpListener::from_std(l).expect("listener into tokio");
                 let (stop_tx, stop_rx) = watch::channel(false);
                 if let Ok(a) = l.local_addr() {
                     stops.push((a, stop_tx));
@@ -343,7 +280,7 @@ fn worker(
         }
         // Listeners are closed; wait for open connections to finish.
         let deadline = Instant::now() + server.shutdown_timeout;
-        while open.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
+        while limit.serving() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     });
@@ -352,7 +289,7 @@ fn worker(
 }
 
 async fn accept_loop(
-    listener: TcpListener,
+    listener: std::net::TcpListener,
     tls: Option<TlsAcceptor>,
     ctx: AcceptCtx,
     mut unlisten: watch::Receiver<bool>,
@@ -362,8 +299,15 @@ async fn accept_loop(
         shared,
         mut shutdown,
         server,
-        open,
+        limit,
     } = ctx;
+    let listener = match TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot register a listener");
+            return;
+        }
+    };
     loop {
         let (stream, client) = tokio::select! {
             _ = stopped(&mut shutdown) => return,
@@ -371,34 +315,46 @@ async fn accept_loop(
             r = listener.accept() => match r {
                 Ok(x) => x,
                 Err(e) => {
-                    // EMFILE and friends: back off briefly instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    tokio::time::sleep(limit.accept_failed(&e)).await;
                     continue;
                 }
             },
         };
+        // At the limit this client waits for a slot and the loop accepts no
+        // more: the others wait in the backlog (HAProxy's maxconn). A slot is
+        // taken only with a client in hand, so no loop holds one idle while
+        // the kernel queues clients on another worker's socket.
+        let slot = tokio::select! {
+            _ = stopped(&mut shutdown) => return,
+            _ = stopped(&mut unlisten) => return,
+            slot = limit.acquire() => slot,
+        };
         let _ = stream.set_nodelay(true);
-        let (builder, shared, shutdown, open) = (
-            builder.clone(),
-            shared.clone(),
-            shutdown.clone(),
-            open.clone(),
-        );
-        let idle = server.idle_timeout;
+        let (builder, shared, shutdown) = (builder.clone(), shared.clone(), shutdown.clone());
+        let accepted = Accepted {
+            slot,
+            at: Instant::now(),
+            idle: server.idle_timeout,
+            head: server.header_read_timeout,
+        };
+        let serving = limit.in_service();
         let handshake_timeout = server.header_read_timeout;
         let tls = tls.clone();
-        open.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
+            // Counted until this task ends, even by a panic.
+            let _serving = serving;
             match tls {
                 None => {
-                    serve_connection(stream, client, builder, shared, shutdown, idle, "http").await
+                    serve_connection(stream, client, builder, shared, shutdown, accepted, "http")
+                        .await
                 }
                 Some(acceptor) => {
                     match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
                         Ok(Ok(s)) => {
-                            serve_connection(s, client, builder, shared, shutdown, idle, "https")
-                                .await
+                            serve_connection(
+                                s, client, builder, shared, shutdown, accepted, "https",
+                            )
+                            .await
                         }
                         Ok(Err(e)) => {
                             tracing::debug!(client = %client, error = %e, "TLS handshake failed")
@@ -407,9 +363,22 @@ async fn accept_loop(
                     }
                 }
             }
-            open.fetch_sub(1, Ordering::Relaxed);
         });
     }
+}
+
+/// One accepted client connection: its slot under `max_connections` and its deadlines.
+#[derive(Debug)]
+struct Accepted {
+    /// Held as long as the socket is open (moved into the stream, so an
+    /// upgrade tunnel keeps it).
+    slot: ConnSlot,
+    at: Instant,
+    /// `idle_timeout`: no request in progress for this long closes the connection.
+    idle: Duration,
+    /// `header_read_timeout`: a request head not complete this long after accept
+    /// (the first one: a silent client too) or after its first byte closes the connection.
+    head: Duration,
 }
 
 async fn serve_connection<I>(
@@ -418,33 +387,48 @@ async fn serve_connection<I>(
     builder: Arc<auto::Builder<TokioExecutor>>,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
-    idle_timeout: Duration,
+    accepted: Accepted,
     proto: &'static str,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let activity = Arc::new(ConnActivity::new());
+    let Accepted {
+        slot,
+        at,
+        idle,
+        head,
+    } = accepted;
+    let activity = Arc::new(ConnActivity::new(at));
     let down = Downstream { client, proto };
     let act = activity.clone();
-    let svc = service_fn(move |req| {
+    let svc = service_fn(move |req: Request<Incoming>| {
         let act = act.clone();
-        act.active.fetch_add(1, Ordering::Relaxed);
-        // `map` rather than an async block: no second slot for the future
-        // (hyper copies the whole future once per request).
-        forward::handle(&shared.router.load(), req, down).map(move |mut resp| {
-            resp.body_mut().on_end(act);
-            Ok::<_, Infallible>(resp)
-        })
+        act.begin();
+        let request_id = request_id::choose(req.headers());
+        let test = isolate::test_panic(req.headers());
+        let info = RequestInfo {
+            request_id: request_id.clone(),
+            client,
+            close: req.version() <= Version::HTTP_11,
+            activity: Some(act),
+            panic_on_poll: test == Some(TestPanic::Forward),
+        };
+        // A wrapper rather than an async block: no second slot for the
+        // future (hyper copies the whole future once per request).
+        let routed = isolate::guarded(|| {
+            if test == Some(TestPanic::Route) {
+                panic!("test panic ({}) while routing", isolate::TEST_PANIC_ENV);
+            }
+            forward::handle(&shared.router.load(), req, down, request_id)
+        });
+        Isolated::new(routed, info)
     });
+    let stream = Watched::new(stream, ClientReads::new(activity.clone(), slot));
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
     tokio::pin!(conn);
     let mut closing = false;
     loop {
-        let idle_check = tokio::time::sleep(
-            idle_timeout
-                .saturating_sub(activity.idle_for())
-                .max(Duration::from_millis(50)),
-        );
+        let check = tokio::time::sleep(activity.next_check(idle, head));
         tokio::select! {
             r = conn.as_mut() => {
                 if let Err(e) = r {
@@ -456,8 +440,13 @@ async fn serve_connection<I>(
                 closing = true;
                 conn.as_mut().graceful_shutdown();
             }
-            _ = idle_check, if !closing => {
-                if activity.idle_for() >= idle_timeout {
+            _ = check => {
+                if activity.head_time_left(head) == Some(Duration::ZERO) {
+                    // Silent or too slow: no request is in progress, nothing to finish.
+                    tracing::debug!(client = %client, "no request head within header_read_timeout; closing");
+                    return;
+                }
+                if !closing && activity.idle_for() >= idle {
                     closing = true;
                     conn.as_mut().graceful_shutdown();
                 }

@@ -2,7 +2,7 @@
 //! `DROVER_REQUIRE_DOCKER=1`), the test image, and containers removed by id on drop.
 
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 /// Whether Docker tests can run here. Without an engine: skips with one loud
 /// line, or panics when `DROVER_REQUIRE_DOCKER=1` (CI).
@@ -21,14 +21,25 @@ pub fn available(test: &str) -> bool {
     ok
 }
 
-/// The test image built from this build's drover binary (once per test binary).
+/// Tests that join and leave a swarm run one at a time: hold it for the whole
+/// test, declared before `ImageCleanup` so that it is released after it.
+pub static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The test image built from this build's drover binary (built again if the
+/// last [`ImageCleanup`] of an earlier test removed it).
 pub fn image() -> &'static str {
-    static IMAGE: OnceLock<String> = OnceLock::new();
-    IMAGE.get_or_init(|| {
-        let tag = format!("drover-backend:test-{}", std::process::id());
+    static TAG: OnceLock<String> = OnceLock::new();
+    static BUILD: Mutex<()> = Mutex::new(());
+    let tag = TAG.get_or_init(|| format!("drover-backend:test-{}", std::process::id()));
+    let _one_build = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    let exists = Command::new("docker")
+        .args(["image", "inspect", "--format", "{{.Id}}", tag])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !exists {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/build-test-image.sh");
         let out = Command::new("bash")
-            .args([script, super::BIN, &tag])
+            .args([script, super::BIN, tag])
             .output()
             .unwrap();
         assert!(
@@ -36,8 +47,8 @@ pub fn image() -> &'static str {
             "image build failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        tag
-    })
+    }
+    tag
 }
 
 /// `docker ARGS`, asserting success; returns trimmed stdout.

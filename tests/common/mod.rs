@@ -420,3 +420,34 @@ pub async fn shrink_to_one_under_light_load(d: &Drover, pool: &str, heavy: Load,
     assert_eq!(failed_light, 0, "failed requests while draining down");
     assert!(ok_heavy > 20 && ok_light > 5, "{ok_heavy} {ok_light}");
 }
+
+/// Waits (up to 20 s) until `pool` has adopted `n` instances, then checks every
+/// 200 ms until `until` that it keeps `desired` = `n` and logs no `draining` or
+/// `scale_down` event (what a drover restarted beside running instances must do).
+pub async fn adopted_and_held(admin: SocketAddr, pool: &str, n: usize, until: Instant) {
+    let pool_url = format!("http://{admin}/api/v1/pools/{pool}");
+    let events_url = format!("http://{admin}/api/v1/events");
+    let count = async |kinds: &[&str]| {
+        let ev = get_json(&events_url).await;
+        let ev = ev.as_array().cloned().unwrap_or_default();
+        ev.into_iter()
+            .filter(|e| e["kind"].as_str().is_some_and(|k| kinds.contains(&k)))
+            .collect::<Vec<_>>()
+    };
+    wait_until("the instances adopted", 20, async || {
+        count(&["instance_adopted"]).await.len() == n
+    })
+    .await;
+    while Instant::now() < until {
+        let down = count(&["draining", "scale_down"]).await;
+        assert!(down.is_empty(), "scaled down after a restart: {down:#?}");
+        let p = get_json(&pool_url).await;
+        assert_eq!(p["desired"], n, "{p}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        count(&["instance_adopted"]).await.len(),
+        n,
+        "adopted once each"
+    );
+}
