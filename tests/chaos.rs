@@ -243,7 +243,6 @@ async fn member_resetting_in_the_response_head_costs_no_get_and_replays_no_post(
 /// each passive ejection (`consecutive_failures`, plus one per client already
 /// in flight there), and as many after the last return to rotation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "drover bug: a reset after the response head is not a passive-health failure, so the member is never ejected"]
 async fn member_resetting_in_the_response_body_is_ejected() {
     let (f, outcomes, resetter, d, logs) = run_with_resetter(Cut::InBody).await;
     check_resetter_posts(&outcomes, &resetter, &logs);

@@ -132,15 +132,7 @@ async fn a_client_gone_while_waiting_for_the_answer_is_logged_499_and_not_blamed
     .await;
     assert!(logged(&d, 499).iter().all(|r| r["error"] == "client"));
     // The backends finish their delays; nothing is blamed, no slot is left taken.
-    wait_until("in-flight back to 0", 10, async || {
-        let p = pool_json(&d, "app").await;
-        p["backends"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|m| m["inflight"] == 0)
-    })
-    .await;
+    health_support::wait_no_inflight(&d).await;
     nothing_blamed(&d).await;
     assert_eq!(proxy_errors(&d, "app", "client").await, 3.0);
 }

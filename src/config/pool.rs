@@ -33,6 +33,7 @@ const POOL_KEYS: &[&str] = &[
     "max_connections_per_backend",
     "queue_timeout",
     "max_queue",
+    "upstream_idle_timeout",
     "health",
     "passive",
     "instances",
@@ -95,6 +96,7 @@ pub(crate) fn pool(
         max_connections_per_backend: 0,
         queue_timeout: Duration::from_secs(5),
         max_queue: 1024,
+        upstream_idle_timeout: PoolConfig::DEFAULT_UPSTREAM_IDLE_TIMEOUT,
         health: None,
         passive: None,
         instances: None,
@@ -117,6 +119,9 @@ pub(crate) fn pool(
     }
     if let Some(g) = t.get(errs, "max_queue", uint::<usize>) {
         cfg.max_queue = g.v;
+    }
+    if let Some(g) = t.get(errs, "upstream_idle_timeout", nonzero_duration) {
+        cfg.upstream_idle_timeout = g.v;
     }
     cfg.health = t.sub(errs, "health").map(|h| health(&h, errs));
     cfg.passive = t.sub(errs, "passive").map(|p| passive(&p, errs));

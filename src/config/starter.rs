@@ -65,6 +65,7 @@ backends = ["127.0.0.1:8001", "127.0.0.1:8002"]   # or { address = "127.0.0.1:80
 # max_connections_per_backend = 0      # 0 = unlimited; otherwise excess requests queue
 # queue_timeout = "5s"                 # how long a queued request may wait for a free backend
 # max_queue = 1024                     # requests beyond this get 503 at once
+# upstream_idle_timeout = "50s"        # idle keep-alive connections to backends are closed after this
 
 # Active health checks (without this section every backend counts as healthy).
 # [pools.app.health]
@@ -134,6 +135,7 @@ pub fn demo_config(backends: &[SocketAddr]) -> Config {
         max_connections_per_backend: 0,
         queue_timeout: Duration::from_secs(5),
         max_queue: 1024,
+        upstream_idle_timeout: PoolConfig::DEFAULT_UPSTREAM_IDLE_TIMEOUT,
         health: Some(HealthConfig {
             path: Some("/health".to_string()),
             interval: Duration::from_secs(1),

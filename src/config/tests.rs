@@ -100,6 +100,7 @@ fn minimal_file_gets_every_default() {
     assert_eq!(p.max_connections_per_backend, 0);
     assert_eq!(p.queue_timeout, Duration::from_secs(5));
     assert_eq!(p.max_queue, 1024);
+    assert_eq!(p.upstream_idle_timeout, Duration::from_secs(50));
     assert!(p.health.is_none() && p.passive.is_none());
     assert!(p.instances.is_none() && p.autoscale.is_none());
 }

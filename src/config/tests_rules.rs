@@ -175,8 +175,21 @@ fn balance_and_hash_key() {
 }
 
 #[test]
+fn upstream_idle_timeout_is_read() {
+    let c = load(&pool(&format!("{B}\nupstream_idle_timeout = \"1500ms\"")));
+    assert_eq!(
+        c.pools["api"].upstream_idle_timeout,
+        Duration::from_millis(1500)
+    );
+}
+
+#[test]
 fn zero_timeouts_are_refused_where_meaningless() {
-    for key in ["connect_timeout", "request_timeout"] {
+    for key in [
+        "connect_timeout",
+        "request_timeout",
+        "upstream_idle_timeout",
+    ] {
         assert_error(
             &pool(&format!("{B}\n{key} = \"0s\"")),
             &format!("pools.api.{key}"),

@@ -187,10 +187,19 @@ pub struct PoolConfig {
     pub queue_timeout: Duration,
     /// Waiting requests beyond this get 503 at once. Default 1024.
     pub max_queue: usize,
+    /// How long an idle keep-alive connection to a member is kept for reuse
+    /// before drover closes it. Default [`PoolConfig::DEFAULT_UPSTREAM_IDLE_TIMEOUT`] (50 s).
+    pub upstream_idle_timeout: Duration,
     pub health: Option<HealthConfig>,
     pub passive: Option<PassiveConfig>,
     pub instances: Option<InstancesConfig>,
     pub autoscale: Option<AutoscaleConfig>,
+}
+
+impl PoolConfig {
+    /// Default `upstream_idle_timeout`: 50 s, below the 60–75 s after which
+    /// backends commonly close idle keep-alive connections themselves.
+    pub const DEFAULT_UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(50);
 }
 
 /// `[pools.NAME.health]`

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::pool::{Member, MemberState, Pool, PoolCommand};
+use std::net::SocketAddr;
+
+use crate::pool::{Member, MemberState, MemberStats, Pool, PoolCommand};
 
 /// Longest ejection, whatever the streak: 5 minutes, but never less than
 /// `eject_for` itself; and never more than 10 × `eject_for`.
@@ -102,11 +104,17 @@ pub fn returned(e: Ejection, now: Instant) -> Ejection {
     }
 }
 
-/// Called on the request path after a failure of the connection to `member`
+/// Called on the request path after a failure of the member at `address`
 /// (`consecutive` failures in a row, this one included): ejects it when the
 /// pool's `[passive]` threshold is reached. No I/O and no waiting: one short
 /// snapshot swap under the pool's writer lock.
-pub fn on_failure(pool: &Pool, member: &Member, consecutive: u32, why: &str) {
+pub fn on_failure(
+    pool: &Pool,
+    address: SocketAddr,
+    stats: &MemberStats,
+    consecutive: u32,
+    why: &str,
+) {
     let snap = pool.snapshot();
     let Some(p) = snap.config.passive.as_ref() else {
         return;
@@ -114,33 +122,32 @@ pub fn on_failure(pool: &Pool, member: &Member, consecutive: u32, why: &str) {
     // Only the failure that crosses the threshold, or a later one while the
     // member is still healthy (an earlier ejection was refused by the limit).
     let healthy_now = snap
-        .position(member.address)
+        .position(address)
         .is_some_and(|i| snap.members[i].state == MemberState::Healthy);
     if consecutive < p.consecutive_failures || !healthy_now {
         return;
     }
     let reason = format!("{consecutive} consecutive failures: {why}");
     let cmd = PoolCommand::Eject {
-        address: member.address,
+        address,
         eject_for: p.eject_for,
         reason: reason.clone(),
     };
     drop(snap);
     match pool.apply(cmd) {
         Ok(()) => {
-            member
-                .stats
+            stats
                 .ejections
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let ejection = pool
                 .snapshot()
-                .position(member.address)
+                .position(address)
                 .map(|i| pool.snapshot().members[i].ejection)
                 .unwrap_or_default();
             crate::events::record(
                 &pool.name,
                 "ejected",
-                Some(member.address.to_string()),
+                Some(address.to_string()),
                 format!(
                     "{reason}; ejected for {:?} (ejection {} in a row)",
                     ejection.last_for, ejection.streak
@@ -148,7 +155,7 @@ pub fn on_failure(pool: &Pool, member: &Member, consecutive: u32, why: &str) {
             );
         }
         Err(e) => {
-            tracing::debug!(pool = %pool.name, backend = %member.address, error = %e, "not ejected")
+            tracing::debug!(pool = %pool.name, backend = %address, error = %e, "not ejected")
         }
     }
 }

@@ -33,6 +33,11 @@ impl Inflight {
     pub fn stats(&self) -> &MemberStats {
         &self.0
     }
+
+    /// Whether this token is for the member with these stats.
+    pub fn is_for(&self, stats: &Arc<MemberStats>) -> bool {
+        Arc::ptr_eq(&self.0, stats)
+    }
 }
 
 impl Drop for Inflight {

@@ -1,8 +1,8 @@
 //! The response body drover sends downstream, and the per-request completion
 //! bookkeeping that runs when it ends.
 
-use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -11,9 +11,9 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
-use super::errors::{Cause, ClientFault};
+use super::errors::{BodyState, Cause, ClientFault};
 use super::server::ConnActivity;
-use super::upstream::{self, Sender};
+use super::upstream::Pooled;
 use crate::access_log::AccessRecord;
 use crate::pool::{Inflight, Pool};
 
@@ -23,9 +23,15 @@ pub use super::upload::RequestBody;
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Runs when a request is finished (its response body ended or was dropped):
-/// ends the member's in-flight count, records the duration, writes the access log.
+/// gives the member's verdict on the exchange, ends its in-flight count,
+/// records the duration, writes the access log.
 /// Dropped before any response was made (the request future was cancelled:
-/// the client went away), it books the request as `client` / 499.
+/// the client went away), it books the request as `client` / 499. A backend
+/// response is judged when its body ends, not at its head: read to the end,
+/// the member's `consecutive_failures` is reset; broken on the backend's side
+/// (reset, incomplete), it is the member's failure (`upstream`, fed to passive
+/// ejection); dropped before its end (the client went away), it is the
+/// client's (`client`), not the member's. The logged status stays the one sent.
 pub struct Completion {
     pub started: Instant,
     pub pool: Option<Arc<Pool>>,
@@ -38,6 +44,11 @@ pub struct Completion {
     pub bytes: u64,
     /// The client connection's activity (for `idle_timeout`).
     pub conn: Option<Arc<ConnActivity>>,
+    /// How the backend's response body went (set by [`ProxyBody`]).
+    pub body: BodyState,
+    /// The member's verdict is given at the body's end (false when the head
+    /// already blamed it, a 502–504).
+    pub judge: bool,
 }
 
 impl Completion {
@@ -50,12 +61,61 @@ impl Completion {
             log: None,
             bytes: 0,
             conn: None,
+            body: BodyState::None,
+            judge: false,
+        }
+    }
+
+    /// The member's verdict and the cause of a body that did not end well.
+    /// Runs once per backend response, at its end: no per-frame cost.
+    fn judge_body(&mut self) {
+        let state = std::mem::take(&mut self.body);
+        let (Some(pool), Some(token)) = (&self.pool, &self.inflight) else {
+            return;
+        };
+        let stats = token.stats();
+        let Some(cause) = state.cause() else {
+            if self.judge
+                && state == BodyState::Ended
+                && stats.consecutive_failures.load(Ordering::Relaxed) != 0
+            {
+                stats.consecutive_failures.store(0, Ordering::Relaxed);
+            }
+            return;
+        };
+        pool.metrics.count_error(cause);
+        if let Some(rec) = self.log.as_mut() {
+            rec.error = Some(cause.label());
+        }
+        if !(self.judge && cause.blames_backend()) {
+            return;
+        }
+        let n = stats.count_failure();
+        let address = {
+            let snap = pool.snapshot();
+            snap.members
+                .iter()
+                .find(|m| token.is_for(&m.stats))
+                .map(|m| m.address)
+        };
+        if let Some(address) = address {
+            tracing::warn!(pool = %pool.name, backend = %address, cause = cause.label(), "backend failed in the response body");
+            crate::health::passive::on_failure(
+                pool,
+                address,
+                stats,
+                n,
+                "response body broken by the backend",
+            );
         }
     }
 }
 
 impl Drop for Completion {
     fn drop(&mut self) {
+        if self.body != BodyState::None {
+            self.judge_body();
+        }
         drop(self.inflight.take());
         if !self.answered && (self.pool.is_some() || self.log.is_some()) {
             let gone = Cause::Client(ClientFault::Gone);
@@ -102,7 +162,7 @@ pin_project_lite::pin_project! {
             #[pin]
             body: Incoming,
             // Returned to the pool when the body ends.
-            conn: Option<(SocketAddr, Sender)>,
+            conn: Option<Pooled>,
         },
         Full { data: Option<Bytes> },
     }
@@ -110,11 +170,8 @@ pin_project_lite::pin_project! {
 
 impl ProxyBody {
     /// A body streamed from a backend; `conn` goes back to the pool at its end.
-    pub fn upstream(
-        body: Incoming,
-        conn: Option<(SocketAddr, Sender)>,
-        done: Completion,
-    ) -> ProxyBody {
+    pub fn upstream(body: Incoming, conn: Option<Pooled>, mut done: Completion) -> ProxyBody {
+        done.body = BodyState::Streaming;
         let mut b = ProxyBody {
             inner: Inner::Upstream { body, conn },
             done: Some(done),
@@ -155,11 +212,21 @@ impl ProxyBody {
     fn release_if_ended(&mut self) {
         if let Inner::Upstream { body, conn } = &mut self.inner {
             if body.is_end_stream() {
-                if let Some((addr, sender)) = conn.take() {
-                    upstream::put_idle(addr, sender);
-                }
+                ended(conn, &mut self.done);
             }
         }
+    }
+}
+
+/// The backend's body was read to its end: its connection goes back to the
+/// pool and the exchange is marked clean (the server may drop the body
+/// without polling again once it has seen the end).
+fn ended(conn: &mut Option<Pooled>, done: &mut Option<Completion>) {
+    if let Some(c) = conn.take() {
+        c.release();
+    }
+    if let Some(d) = done.as_mut() {
+        d.body = BodyState::Ended;
     }
 }
 
@@ -182,20 +249,21 @@ impl Body for ProxyBody {
                     // The server may not poll again once it sees the end (Content-Length
                     // reached): hand the connection back now.
                     if body.is_end_stream() {
-                        if let Some((addr, sender)) = conn.take() {
-                            upstream::put_idle(addr, sender);
-                        }
+                        ended(conn, this.done);
                     }
                     Poll::Ready(Some(Ok(frame)))
                 }
                 Poll::Ready(Some(Err(e))) => {
+                    // The backend's side failed (reset, incomplete body): its
+                    // failure, judged now.
                     conn.take();
+                    if let Some(mut d) = this.done.take() {
+                        d.body = BodyState::Broken;
+                    }
                     Poll::Ready(Some(Err(e.into())))
                 }
                 Poll::Ready(None) => {
-                    if let Some((addr, sender)) = conn.take() {
-                        upstream::put_idle(addr, sender);
-                    }
+                    ended(conn, this.done);
                     this.done.take();
                     Poll::Ready(None)
                 }

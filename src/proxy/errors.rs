@@ -145,6 +145,36 @@ pub fn response_retryable(code: u16, replayable: bool) -> bool {
     replayable && matches!(code, 502 | 503)
 }
 
+/// How a backend's response body went, once the exchange is over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BodyState {
+    /// No backend body (a response drover made, an upgrade, or no answer yet).
+    #[default]
+    None,
+    /// Streaming: what the body is while in flight, and what is left when it
+    /// is dropped before its end (the client went away mid-response).
+    Streaming,
+    /// Read to its end.
+    Ended,
+    /// Reading it from the backend failed (reset, incomplete, read error).
+    Broken,
+}
+
+impl BodyState {
+    /// The failure of a response body that ended in this state, if any: the
+    /// backend's (`upstream`, blamed like any failure after the request was
+    /// sent) or the client's (went away after the head). Either way the
+    /// client got the head already, so the logged status stays the one sent
+    /// (as nginx logs 499 only when the client left before the head).
+    pub fn cause(self) -> Option<Cause> {
+        match self {
+            BodyState::Streaming => Some(Cause::Client(ClientFault::Gone)),
+            BodyState::Broken => Some(Cause::Upstream),
+            BodyState::None | BodyState::Ended => None,
+        }
+    }
+}
+
 /// A failure on the proxy path: its cause and the sentence shown to the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProxyError {
@@ -288,6 +318,17 @@ mod tests {
             assert!(response_retryable(code, true) && !response_retryable(code, false));
         }
         assert!(response_blames_backend(504) && !response_retryable(504, true));
+    }
+
+    #[test]
+    fn a_body_is_judged_at_its_end() {
+        assert_eq!(BodyState::Broken.cause(), Some(Cause::Upstream));
+        assert!(BodyState::Broken.cause().is_some_and(Cause::blames_backend));
+        let gone = BodyState::Streaming.cause();
+        assert_eq!(gone, Some(Cause::Client(ClientFault::Gone)));
+        assert!(!gone.is_some_and(Cause::blames_backend));
+        assert_eq!(BodyState::Ended.cause(), None);
+        assert_eq!(BodyState::None.cause(), None);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use super::errors::{self, local, Cause, ProxyError};
 use super::headers::{self, ForwardInfo, X_REQUEST_ID};
 use super::router::{self, Router};
 use super::upgrade;
-use super::upstream::Sender;
+use super::upstream::{Pooled, Sender};
 use crate::access_log::{self, AccessRecord};
 use crate::balance::SelectContext;
 use crate::config::{Balance, HashKey};
@@ -532,7 +532,7 @@ impl Forward {
     /// and lets passive ejection judge it.
     fn blame(&self, member: &Member, why: &str) {
         let n = member.stats.count_failure();
-        crate::health::passive::on_failure(&self.pool, member, n, why);
+        crate::health::passive::on_failure(&self.pool, member.address, &member.stats, n, why);
     }
 
     /// The completion, moved out (into the response body); the Forward keeps
@@ -561,13 +561,10 @@ impl Forward {
                 Attempt::Response(resp, sender) => {
                     let code = resp.status().as_u16();
                     member.stats.count_status(code);
+                    // A response that does not blame the member at its head is
+                    // judged when its body ends (the completion), not here.
                     if errors::response_blames_backend(code) {
                         self.blame(member, &format!("status {code} from the backend"));
-                    } else {
-                        member
-                            .stats
-                            .consecutive_failures
-                            .store(0, Ordering::Relaxed);
                     }
                     if errors::response_retryable(code, self.replayable) && self.retry() {
                         drop(token);
@@ -644,13 +641,23 @@ impl Forward {
         }
         if switching {
             if let Some(client) = self.on_upgrade.take() {
+                // The exchange is over: the tunnel is established.
+                member
+                    .stats
+                    .consecutive_failures
+                    .store(0, Ordering::Relaxed);
                 let backend = hyper::upgrade::on(&mut resp);
                 upgrade::tunnel(client, backend, self.take_done(), member.address);
                 return resp.map(|_| ProxyBody::empty());
             }
         }
-        let conn = Some((member.address, sender));
-        let done = self.take_done();
+        let conn = Some(Pooled {
+            addr: member.address,
+            sender,
+            idle_for: self.snap.config.upstream_idle_timeout,
+        });
+        let mut done = self.take_done();
+        done.judge = !errors::response_blames_backend(status.as_u16());
         resp.map(|b| ProxyBody::upstream(b, conn, done))
     }
 }

@@ -222,6 +222,8 @@ fn worker(
         .build()
         .expect("worker runtime");
     rt.block_on(async move {
+        // Closes this worker's idle upstream connections past their timeout.
+        tokio::spawn(super::upstream::sweeper());
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()

@@ -3,7 +3,11 @@
 //!
 //! Each worker runs a current-thread runtime, so the pool lives in a
 //! `thread_local!`; a connection goes back into it when its response body
-//! has been read to the end (see [`super::body`]).
+//! has been read to the end (see [`super::body`]). An idle connection is
+//! kept for the pool's `upstream_idle_timeout` (default 50 s, below the
+//! 60–75 s after which backends commonly close idle keep-alive connections):
+//! [`sweeper`] closes it after that even if no request comes, so a burst's
+//! connections do not hold file descriptors (drover's and the backend's) for good.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -19,23 +23,80 @@ use super::body::RequestBody;
 
 /// Idle connections kept per backend and thread. Default 256.
 pub const MAX_IDLE_PER_BACKEND: usize = 256;
-/// Idle connections older than this are not reused (backends commonly close
-/// idle keep-alive connections after 60–75 s). Default 50 s.
-pub const IDLE_REUSE_LIMIT: Duration = Duration::from_secs(50);
+/// How often each worker closes its idle connections past their pool's
+/// `upstream_idle_timeout`. 1 s.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// A connection's request sender.
 pub type Sender = SendRequest<RequestBody>;
 
-struct Idle {
-    sender: Sender,
-    since: Instant,
+/// A connection that may go back to the pool when its response has been
+/// read: to `addr`, idle for at most `idle_for` (the pool's `upstream_idle_timeout`).
+pub struct Pooled {
+    pub addr: SocketAddr,
+    pub sender: Sender,
+    pub idle_for: Duration,
+}
+
+impl Pooled {
+    /// Puts the connection back into this thread's pool if it can take
+    /// another request (see [`put_idle`]).
+    pub fn release(self) {
+        put_idle(self.addr, self.sender, self.idle_for);
+    }
+}
+
+/// The idle connections to one backend on one thread, oldest first, each
+/// with the instant it expires. Generic over the connection so its rules
+/// are tested without sockets.
+struct IdleList<T> {
+    entries: Vec<(T, Instant)>,
+}
+
+impl<T> Default for IdleList<T> {
+    fn default() -> Self {
+        IdleList {
+            entries: Vec::new(),
+        }
+    }
+}
+
+impl<T> IdleList<T> {
+    /// Adds a connection idle until `expires`; dropped (closed) when the list
+    /// already holds `max`.
+    fn push(&mut self, conn: T, expires: Instant, max: usize) {
+        if self.entries.len() < max {
+            self.entries.push((conn, expires));
+        }
+    }
+
+    /// The newest connection still `usable` and not expired at `now`; the
+    /// unusable and expired ones met on the way are dropped (closed).
+    fn pop_newest(&mut self, now: Instant, usable: impl Fn(&T) -> bool) -> Option<T> {
+        while let Some((c, expires)) = self.entries.pop() {
+            if now < expires && usable(&c) {
+                return Some(c);
+            }
+        }
+        None
+    }
+
+    /// Drops (closes) every connection expired at `now` or no longer `usable`.
+    fn sweep(&mut self, now: Instant, usable: impl Fn(&T) -> bool) {
+        self.entries
+            .retain(|(c, expires)| now < *expires && usable(c));
+    }
+
+    fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
 }
 
 /// Upstream connections opened since start (`drover_upstream_connects_total`).
 pub static CONNECTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 thread_local! {
-    static IDLE: RefCell<HashMap<SocketAddr, Vec<Idle>>> = RefCell::new(HashMap::new());
+    static IDLE: RefCell<HashMap<SocketAddr, IdleList<Sender>>> = RefCell::new(HashMap::new());
 }
 
 /// Why a connection could not be had.
@@ -60,36 +121,53 @@ impl std::fmt::Display for ConnectError {
 }
 
 /// Takes an idle connection to `addr` from this thread's pool (newest first),
-/// skipping closed and stale ones. It may still be finishing its previous
-/// exchange: [`checkout`] waits for it to be ready.
+/// closing closed and expired ones met on the way. It may still be finishing
+/// its previous exchange: [`checkout`] waits for it to be ready.
 pub fn take_idle(addr: SocketAddr) -> Option<Sender> {
     IDLE.with(|idle| {
         let mut idle = idle.borrow_mut();
         let list = idle.get_mut(&addr)?;
-        while let Some(c) = list.pop() {
-            if !c.sender.is_closed() && c.since.elapsed() < IDLE_REUSE_LIMIT {
-                return Some(c.sender);
-            }
-        }
-        None
+        list.pop_newest(Instant::now(), |s| !s.is_closed())
     })
 }
 
-/// Puts a connection back into this thread's pool if it can take another request.
-pub fn put_idle(addr: SocketAddr, sender: Sender) {
+/// Puts a connection back into this thread's pool, idle for at most
+/// `idle_for`, if it can take another request.
+pub fn put_idle(addr: SocketAddr, sender: Sender, idle_for: Duration) {
     if sender.is_closed() {
         return;
     }
     IDLE.with(|idle| {
+        let expires = Instant::now() + idle_for;
         let mut idle = idle.borrow_mut();
-        let list = idle.entry(addr).or_default();
-        if list.len() < MAX_IDLE_PER_BACKEND {
-            list.push(Idle {
-                sender,
-                since: Instant::now(),
-            });
-        }
+        idle.entry(addr)
+            .or_default()
+            .push(sender, expires, MAX_IDLE_PER_BACKEND);
     })
+}
+
+/// Closes this thread's idle connections that are past their idle timeout
+/// or already closed by the backend, and forgets backends left with none.
+pub fn sweep_idle(now: Instant) {
+    IDLE.with(|idle| {
+        idle.borrow_mut().retain(|_, list| {
+            list.sweep(now, |s| !s.is_closed());
+            !list.is_empty()
+        });
+    })
+}
+
+/// Runs [`sweep_idle`] every [`SWEEP_EVERY`], forever: spawned once on each
+/// worker's runtime (the pool is per thread), so an idle connection is
+/// closed at most `upstream_idle_timeout` + 1 s after it was last used, even
+/// when no request comes to take it.
+pub async fn sweeper() {
+    let mut tick = tokio::time::interval(SWEEP_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        sweep_idle(Instant::now());
+    }
 }
 
 /// Opens a new connection to `addr` within `timeout` and spawns its driver task.
@@ -123,4 +201,59 @@ pub async fn checkout(addr: SocketAddr, timeout: Duration) -> Result<(Sender, bo
     }
     // Boxed: the rare path, and inline it would be most of this future's size.
     Box::pin(connect(addr, timeout)).await.map(|s| (s, false))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn the_newest_usable_unexpired_connection_is_taken() {
+        let t0 = Instant::now();
+        let mut l = IdleList::default();
+        for i in 0..4u32 {
+            l.push(i, t0 + S * (10 + i), 256);
+        }
+        // 3 is newest but not usable: dropped on the way to 2.
+        assert_eq!(l.pop_newest(t0, |&c| c != 3), Some(2));
+        assert_eq!(l.entries.len(), 2);
+        // At t0 + 10.5 s, 0 has expired, 1 has not.
+        assert_eq!(l.pop_newest(t0 + S * 10 + S / 2, |_| true), Some(1));
+        assert_eq!(l.pop_newest(t0 + S * 10 + S / 2, |_| true), None);
+        assert!(l.is_empty());
+    }
+
+    #[test]
+    fn a_sweep_closes_every_expired_connection_not_only_the_newest() {
+        let t0 = Instant::now();
+        let mut l = IdleList::default();
+        // A burst: 40 connections released over 2 s, idle for 5 s each.
+        for i in 0..40u32 {
+            l.push(i, t0 + S * i / 20 + S * 5, 256);
+        }
+        l.sweep(t0 + S * 4, |_| true);
+        assert_eq!(l.entries.len(), 40, "none expired yet");
+        // Just before 6 s: those released in the first second have expired.
+        let now = t0 + S * 6 - Duration::from_millis(1);
+        l.sweep(now, |_| true);
+        assert_eq!(l.entries.len(), 20);
+        assert!(l.entries.iter().all(|(c, _)| *c >= 20));
+        // Closed by the backend: swept whatever its age.
+        l.sweep(now, |&c| c % 2 == 0);
+        assert_eq!(l.entries.len(), 10);
+        l.sweep(t0 + S * 7, |_| true);
+        assert!(l.is_empty());
+    }
+
+    #[test]
+    fn the_list_holds_at_most_max() {
+        let t0 = Instant::now();
+        let mut l = IdleList::default();
+        for i in 0..5u32 {
+            l.push(i, t0 + S, 3);
+        }
+        assert_eq!(l.entries.iter().map(|e| e.0).collect::<Vec<_>>(), [0, 1, 2]);
+    }
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{client, Drover};
+use crate::common::{self, client, wait_until, Drover};
 
 /// `[pools.app.health]` with fast checks: `interval`, `rise`, `fall`.
 pub fn fast_health(interval_ms: u64, rise: u32, fall: u32) -> String {
@@ -126,4 +126,17 @@ pub async fn served(addr: SocketAddr) -> u64 {
 pub fn dead_addr() -> SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap()
+}
+
+/// Waits (up to 10 s) until no member of pool `app` has a request in flight.
+pub async fn wait_no_inflight(d: &Drover) {
+    wait_until("in-flight back to 0", 10, async || {
+        let p = common::pool_json(d, "app").await;
+        p["backends"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["inflight"] == 0)
+    })
+    .await;
 }
