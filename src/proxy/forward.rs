@@ -265,6 +265,9 @@ struct Forward {
     over_budget: bool,
     /// How long the request was held for a cold start, if it was.
     cold_start: Option<Duration>,
+    /// Held after a connection to its member failed (see [`Forward::hold_after_connect`]):
+    /// selection skips the members tried, never falling back to them.
+    untried_only: bool,
 }
 
 /// Counts a request held for a cold start in `Pool::held` while it lives.
@@ -350,10 +353,12 @@ impl Forward {
             retries: 0,
             over_budget: false,
             cold_start: None,
+            untried_only: false,
         }
     }
 
-    /// Picks a member not tried yet, else any eligible one (below its connection limit).
+    /// Picks a member not tried yet, else any eligible one (below its connection
+    /// limit); only one not tried while `untried_only`.
     fn pick(&self) -> Pick {
         let snap = &*self.snap;
         let limit = u64::from(snap.config.max_connections_per_backend);
@@ -366,10 +371,11 @@ impl Forward {
         let pass = |skip_tried: bool| {
             sel.select(snap, &self.ctx, &|i| routable(i, skip_tried) && below(i))
         };
-        let found = pass(true).or_else(|| (!self.tried.is_empty()).then(|| pass(false)).flatten());
+        let fall_back = !self.tried.is_empty() && !self.untried_only;
+        let found = pass(true).or_else(|| fall_back.then(|| pass(false)).flatten());
         match found {
             Some(i) => Pick::Member(i),
-            None if (0..snap.members.len()).any(|i| routable(i, false)) => Pick::Busy,
+            None if (0..snap.members.len()).any(|i| routable(i, self.untried_only)) => Pick::Busy,
             None => Pick::Nothing,
         }
     }
@@ -477,6 +483,9 @@ impl Forward {
             tokio::pin!(swapped);
             swapped.as_mut().enable();
             self.snap = pool.snapshot_arc();
+            if self.untried_only {
+                self.forget_gone();
+            }
             match self.take() {
                 Ok(t) => break Ok(t),
                 Err(_) if tokio::time::Instant::now() >= deadline => {
@@ -497,7 +506,39 @@ impl Forward {
             pool.metrics.cold_start.observe(waited);
             self.cold_start = Some(waited);
         }
+        self.untried_only = false;
         got
+    }
+
+    /// After a failed connection (the request was not sent, so it may wait
+    /// whatever its method): in a pool with managed instances where no member
+    /// that was not tried is routable — its only instance died and is not
+    /// removed yet — holds the request (as [`Forward::hold`], at most once per
+    /// request, not a retry) for a member that was not tried, instead of
+    /// failing it on the dead one. `false`: the request goes on as before.
+    fn hold_after_connect(&mut self) -> bool {
+        if self.cold_start.is_some() || self.head.is_none() || self.pool.hold_timeout().is_none() {
+            return false;
+        }
+        self.snap = self.pool.snapshot_arc();
+        self.untried_only = true;
+        if matches!(self.pick(), Pick::Nothing) {
+            return true;
+        }
+        self.untried_only = false;
+        false
+    }
+
+    /// Forgets the tried members that are gone or no longer routable: one
+    /// routable again at the same address is a new instance (the port reused)
+    /// or one that passed its checks since, and may be tried.
+    fn forget_gone(&mut self) {
+        let snap = &*self.snap;
+        self.tried.retain(|a| {
+            snap.position(*a)
+                .and_then(|i| snap.members.get(i))
+                .is_some_and(|m| m.state.routable())
+        });
     }
 
     fn fail(&mut self, mut err: ProxyError) -> Response<ProxyBody> {
@@ -592,6 +633,9 @@ impl Forward {
                             self.body = Some(body);
                         }
                         None => self.body = Some(RequestBody::Empty),
+                    }
+                    if err.cause == Cause::Connect && self.hold_after_connect() {
+                        continue;
                     }
                     if !(err.cause.retryable(self.replayable) && self.retry()) {
                         return self.fail(err);
