@@ -513,9 +513,9 @@ impl Forward {
     /// After a failed connection (the request was not sent, so it may wait
     /// whatever its method): in a pool with managed instances where no member
     /// that was not tried is routable — its only instance died and is not
-    /// removed yet — holds the request (as [`Forward::hold`], at most once per
-    /// request, not a retry) for a member that was not tried, instead of
-    /// failing it on the dead one. `false`: the request goes on as before.
+    /// removed yet — holds the request (as [`Forward::hold`]; not a retry; a
+    /// request held once is not held again) for a member that was not tried,
+    /// instead of failing it on the dead one. `false`: the request goes on as before.
     fn hold_after_connect(&mut self) -> bool {
         if self.cold_start.is_some() || self.head.is_none() || self.pool.hold_timeout().is_none() {
             return false;
