@@ -9,9 +9,8 @@
 # when python3 has matplotlib. They must be flat: the script compares the idle
 # samples before and after the load and exits 1 on a leak.
 # Reading the phase table: a kill that hits the pool's only instance (light
-# phases run at min = 1) leaves no member until the replacement passes its
-# check (~1.5 s), and wrk's closed loop turns that gap into hundreds of fast
-# 502s; heavy phases (5 instances) lose nothing to a kill.
+# phases run at min = 1) holds the requests it refused until the replacement
+# passes its check (~1.5 s, shown as p99), instead of answering 502.
 #
 #   bash bench/soak.sh                          # 10 minutes
 #   SOAK_SECS=90 SOAK_PHASE=30 bash bench/soak.sh   # a quick proof
