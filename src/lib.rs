@@ -18,4 +18,5 @@ pub mod health;
 pub mod instances;
 pub mod pool;
 pub mod proxy;
+pub mod rate_limit;
 pub mod watch;

@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::{client, one_pool, Backend, Drover, BIN};
+use common::{client, get_json, one_pool, pool_json, Backend, Drover, BIN};
 use serde_json::{json, Value};
 
 /// Sends `head` (CRLF line ends added, `Connection: close`) and returns the
@@ -35,14 +35,7 @@ fn with_admin(cfg: &str, keys: &str) -> String {
 }
 
 async fn members(d: &Drover) -> usize {
-    let v: Value = client()
-        .get(d.admin_url("/api/v1/pools/app"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = pool_json(d, "app").await;
     v["backends"].as_array().unwrap().len()
 }
 
@@ -354,14 +347,7 @@ grep -c 'reload refused' "$DIR/log" | sed 's/^/refused-logged /'
 async fn openapi_documents_the_guard_answers() {
     let a = Backend::start("a");
     let d = Drover::start(&one_pool(&[a.addr], ""));
-    let doc: Value = client()
-        .get(d.admin_url("/api/v1/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = get_json(&d.admin_url("/api/v1/openapi.json")).await;
     for (path, ops) in doc["paths"].as_object().unwrap() {
         for (method, op) in ops.as_object().unwrap() {
             if method == "parameters" {

@@ -75,12 +75,7 @@ async fn sigkill_a_random_member_every_2s_loses_no_get_and_replays_no_post() {
     let mut live = members(4);
     let addrs: Vec<SocketAddr> = live.iter().map(|b| b.addr).collect();
     let mut logs: Vec<Lines> = live.iter().map(|b| b.proc.stderr.clone()).collect();
-    let cfg = config(
-        &addrs,
-        "request_timeout = \"5s\"",
-        "interval = \"500ms\"\ntimeout = \"500ms\"\nrise = 2\nfall = 2",
-        "consecutive_failures = 3\neject_for = \"2s\"",
-    );
+    let cfg = dead_member_config(&addrs);
     let d = start_drover(&cfg, 4).await;
     let load = Traffic::start(&d.url(PATH), GET_CLIENTS, POST_CLIENTS);
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -263,18 +258,24 @@ async fn member_resetting_in_the_response_body_is_ejected() {
     );
 }
 
+/// The config of the kill and reset tests: 5 s request timeout, checks every
+/// 500 ms (rise 2, fall 2), ejection after 3 consecutive failures for 2 s.
+fn dead_member_config(addrs: &[SocketAddr]) -> String {
+    config(
+        addrs,
+        "request_timeout = \"5s\"",
+        "interval = \"500ms\"\ntimeout = \"500ms\"\nrise = 2\nfall = 2",
+        "consecutive_failures = 3\neject_for = \"2s\"",
+    )
+}
+
 /// Three logged members and a [`Resetter`] under 8 s of load.
 async fn run_with_resetter(cut: Cut) -> (Figures, Vec<Outcome>, Resetter, Drover, Vec<Lines>) {
     let resetter = Resetter::start(cut).await;
     let live = members(3);
     let mut addrs: Vec<SocketAddr> = live.iter().map(|b| b.addr).collect();
     addrs.push(resetter.addr);
-    let cfg = config(
-        &addrs,
-        "request_timeout = \"5s\"",
-        "interval = \"500ms\"\ntimeout = \"500ms\"\nrise = 2\nfall = 2",
-        "consecutive_failures = 3\neject_for = \"2s\"",
-    );
+    let cfg = dead_member_config(&addrs);
     let d = start_drover(&cfg, 4).await;
     let load = Traffic::start(&d.url(PATH), GET_CLIENTS, POST_CLIENTS);
     tokio::time::sleep(Duration::from_secs(8)).await;

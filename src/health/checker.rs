@@ -22,10 +22,11 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::time::Instant;
 
 use super::counter::{Flip, RiseFall, Verdict};
-use super::local::WarnLimit;
+use super::local::WARN_EVERY;
 use super::probe::{probe, ProbeResult};
 use crate::config::HealthConfig;
 use crate::pool::{MemberState, Pool, PoolCommand, PoolSnapshot};
+use crate::rate_limit::RateLimit;
 
 type ProbeFuture = Pin<Box<dyn Future<Output = (SocketAddr, ProbeResult)> + Send>>;
 
@@ -169,27 +170,21 @@ fn on_result(pool: &Pool, addr: SocketAddr, r: ProbeResult, counter: &mut RiseFa
 
 /// A check of `addr` finished. One that could not run for a local reason is
 /// logged (rate-limited per pool) and tried again after [`UNKNOWN_RETRY`].
-fn finished(pool: &Pool, addr: SocketAddr, r: ProbeResult, t: &mut Track, limit: &mut WarnLimit) {
+fn finished(pool: &Pool, addr: SocketAddr, r: ProbeResult, t: &mut Track, limit: &RateLimit) {
     t.probing = false;
     if r.verdict == Verdict::Unknown {
         let now = Instant::now();
         let interval = pool.snapshot().config.health.as_ref().map(|h| h.interval);
         let retry = interval.map_or(UNKNOWN_RETRY, |i| i.min(UNKNOWN_RETRY));
         t.next_due = t.next_due.min(now + retry);
-        warn_unknown(pool, addr, &r, limit, now);
+        warn_unknown(pool, addr, &r, limit);
     }
     on_result(pool, addr, r, &mut t.counter);
 }
 
 /// Logs a check that could not run for a local reason (rate-limited per pool).
-fn warn_unknown(
-    pool: &Pool,
-    addr: SocketAddr,
-    r: &ProbeResult,
-    limit: &mut WarnLimit,
-    now: Instant,
-) {
-    if let Some(suppressed) = limit.allow(now) {
+fn warn_unknown(pool: &Pool, addr: SocketAddr, r: &ProbeResult, limit: &RateLimit) {
+    if let Some(suppressed) = limit.allow() {
         tracing::warn!(
             pool = %pool.name,
             backend = %addr,
@@ -255,7 +250,7 @@ fn schedule(
 pub async fn run(pool: Arc<Pool>) {
     let mut tracks: HashMap<SocketAddr, Track> = HashMap::new();
     let mut probes: FuturesUnordered<ProbeFuture> = FuturesUnordered::new();
-    let mut local_errors = WarnLimit::default();
+    let local_errors = RateLimit::new(WARN_EVERY);
     loop {
         let snap = pool.snapshot_arc();
         let now = Instant::now();
@@ -283,7 +278,7 @@ pub async fn run(pool: Arc<Pool>) {
             _ = sleep => {}
             Some((addr, r)) = probes.next(), if !probes.is_empty() => {
                 if let Some(t) = tracks.get_mut(&addr) {
-                    finished(&pool, addr, r, t, &mut local_errors);
+                    finished(&pool, addr, r, t, &local_errors);
                 }
             }
         }

@@ -11,9 +11,9 @@ use std::io;
 use std::time::Duration;
 
 use nix::errno::Errno;
-use tokio::time::Instant;
 
-/// At most one warning about locally failed checks per pool in this time. 10 s.
+/// At most one warning about locally failed checks per pool in this time
+/// (a [`crate::rate_limit::RateLimit`]). 10 s.
 pub const WARN_EVERY: Duration = Duration::from_secs(10);
 
 /// Whether an I/O error was raised on our side before anything reached the
@@ -46,31 +46,6 @@ pub fn caused_locally(e: &(dyn Error + 'static)) -> bool {
         cur = err.source();
     }
     false
-}
-
-/// Rate limit of the warning about locally failed checks: the first one is
-/// logged, then at most one per [`WARN_EVERY`], saying how many were not.
-#[derive(Debug, Default)]
-pub struct WarnLimit {
-    last: Option<Instant>,
-    suppressed: u64,
-}
-
-impl WarnLimit {
-    /// Counts one event at `now`; returns `Some(suppressed since the last
-    /// warning)` when this one is to be logged.
-    pub fn allow(&mut self, now: Instant) -> Option<u64> {
-        match self.last {
-            Some(t) if now.saturating_duration_since(t) < WARN_EVERY => {
-                self.suppressed = self.suppressed.saturating_add(1);
-                None
-            }
-            _ => {
-                self.last = Some(now);
-                Some(std::mem::take(&mut self.suppressed))
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -122,17 +97,5 @@ mod tests {
         assert!(caused_locally(&emfile));
         let reset = Wrap(io::Error::from_raw_os_error(Errno::ECONNRESET as i32));
         assert!(!caused_locally(&reset));
-    }
-
-    #[test]
-    fn warns_once_per_period_and_counts_the_rest() {
-        let t0 = Instant::now();
-        let mut w = WarnLimit::default();
-        assert_eq!(w.allow(t0), Some(0));
-        for i in 1..=5 {
-            assert_eq!(w.allow(t0 + Duration::from_secs(i)), None);
-        }
-        assert_eq!(w.allow(t0 + WARN_EVERY), Some(5));
-        assert_eq!(w.allow(t0 + WARN_EVERY + Duration::from_secs(1)), None);
     }
 }

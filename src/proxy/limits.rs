@@ -2,11 +2,13 @@
 //! limit derived from it (HAProxy's `maxconn`), and warnings that must not
 //! flood the log when a limit is hit.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::rate_limit::RateLimit;
 
 /// File descriptors kept out of the client connection budget (admin API,
 /// health probes, listeners, logs, docker, managed processes' pipes): this
@@ -78,49 +80,6 @@ pub fn max_connections(configured: usize, nofile: u64) -> usize {
         configured
     } else {
         default_max_connections(nofile)
-    }
-}
-
-/// A warning allowed at most once per interval, counting what it suppressed.
-#[derive(Debug)]
-pub struct RateLimit {
-    epoch: Instant,
-    /// Milliseconds since `epoch` of the last allowed event, plus one (0 = never).
-    last_ms: AtomicU64,
-    suppressed: AtomicU64,
-    interval: Duration,
-}
-
-impl RateLimit {
-    pub fn new(interval: Duration) -> RateLimit {
-        RateLimit {
-            epoch: Instant::now(),
-            last_ms: AtomicU64::new(0),
-            suppressed: AtomicU64::new(0),
-            interval,
-        }
-    }
-
-    /// `Some(suppressed since the last allowed one)` when an event at `now` may be logged.
-    pub fn allow_at(&self, now: Instant) -> Option<u64> {
-        let now_ms = now.saturating_duration_since(self.epoch).as_millis() as u64 + 1;
-        let last = self.last_ms.load(Ordering::Relaxed);
-        let due = last == 0 || now_ms.saturating_sub(last) >= self.interval.as_millis() as u64;
-        if due
-            && self
-                .last_ms
-                .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            return Some(self.suppressed.swap(0, Ordering::Relaxed));
-        }
-        self.suppressed.fetch_add(1, Ordering::Relaxed);
-        None
-    }
-
-    /// [`RateLimit::allow_at`] now.
-    pub fn allow(&self) -> Option<u64> {
-        self.allow_at(Instant::now())
     }
 }
 
@@ -283,20 +242,6 @@ mod tests {
     fn configured_limit_wins() {
         assert_eq!(max_connections(10, 256), 10);
         assert_eq!(max_connections(0, 256), 64);
-    }
-
-    #[test]
-    fn rate_limit_allows_one_per_interval_and_counts_the_rest() {
-        let r = RateLimit::new(Duration::from_secs(30));
-        let t0 = r.epoch;
-        assert_eq!(r.allow_at(t0), Some(0));
-        for i in 1..=20 {
-            assert_eq!(r.allow_at(t0 + Duration::from_millis(i * 50)), None);
-        }
-        assert_eq!(r.allow_at(t0 + Duration::from_secs(29)), None);
-        assert_eq!(r.allow_at(t0 + Duration::from_secs(30)), Some(21));
-        assert_eq!(r.allow_at(t0 + Duration::from_secs(31)), None);
-        assert_eq!(r.allow_at(t0 + Duration::from_secs(61)), Some(1));
     }
 
     #[test]

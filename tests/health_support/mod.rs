@@ -17,14 +17,7 @@ pub fn fast_health(interval_ms: u64, rise: u32, fall: u32) -> String {
 
 /// The member `addr` of pool `app` as the admin API shows it.
 pub async fn member(d: &Drover, addr: SocketAddr) -> Value {
-    let v: Value = client()
-        .get(d.admin_url("/api/v1/pools/app"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = common::pool_json(d, "app").await;
     v["backends"]
         .as_array()
         .unwrap()
@@ -36,14 +29,7 @@ pub async fn member(d: &Drover, addr: SocketAddr) -> Value {
 
 /// The states of every member of pool `app`.
 pub async fn states(d: &Drover) -> Vec<String> {
-    let v: Value = client()
-        .get(d.admin_url("/api/v1/pools/app"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = common::pool_json(d, "app").await;
     v["backends"]
         .as_array()
         .unwrap()
