@@ -15,7 +15,8 @@ use hyper::upgrade::OnUpgrade;
 
 use super::attempt::{attempt, Attempt};
 use super::body::{Completion, ProxyBody, RequestBody};
-use super::errors::{self, local, Cause, ProxyError};
+use super::errors::{self, local, Cause, ClientFault, ProxyError};
+use super::framing;
 use super::headers::{self, ForwardInfo, X_REQUEST_ID};
 use super::router::{self, Router};
 use super::upgrade;
@@ -103,6 +104,14 @@ fn prepare(
             retries: 0,
             error: None,
         }));
+    }
+    if let Some(why) = framing::refused(req.headers()) {
+        let err = ProxyError::new(Cause::Client(ClientFault::Malformed), why);
+        let mut resp = local_done(&err, &request_id, done, 0);
+        // The body's framing is unknown: the connection cannot be reused.
+        resp.headers_mut()
+            .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+        return Prepared::Done(resp);
     }
     let host = request_host(&req);
     let Some(m) = router.find(host, req.uri().path()) else {

@@ -5,6 +5,7 @@ pub mod body;
 pub mod conn_activity;
 pub mod errors;
 pub mod forward;
+pub mod framing;
 pub mod headers;
 pub mod isolate;
 pub mod limits;
