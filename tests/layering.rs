@@ -1,0 +1,192 @@
+//! The module layering of ARCHITECTURE.md, checked: a module may use only
+//! modules of a lower layer. Reads every file under `src/`, finds each
+//! `crate::MODULE` it names (in `use` lines and inline paths), and fails on an
+//! edge that goes sideways or up, naming the file.
+//!
+//! `DEBT` lists the edges that break the layering today and are to be removed
+//! (issue 16, point 1); the test also fails when one of them no longer exists,
+//! so the list only shrinks.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// Top-level modules by layer, lowest first. Keep in step with
+/// ARCHITECTURE.md. `tools` are entry points that may use anything below the
+/// application but nothing uses them.
+const LAYERS: &[(&str, &[&str])] = &[
+    (
+        "foundation",
+        &["config", "events", "rate_limit", "access_log"],
+    ),
+    ("balancing", &["balance"]),
+    ("pool state", &["pool"]),
+    ("autoscale decisions", &["autoscale"]),
+    ("data plane and health", &["proxy", "health"]),
+    ("instances", &["instances"]),
+    ("providers and discovery", &["docker"]),
+    ("admin", &["admin"]),
+    ("config watch", &["watch"]),
+    ("application", &["app"]),
+    ("tools", &["cli"]),
+    ("tools", &["ctl", "backend_app", "fuzz_api"]),
+];
+
+/// Edges that break the layering today (from, to), each to be removed.
+const DEBT: &[(&str, &str)] = &[
+    // access_log formats proxy types; the record belongs below the proxy.
+    ("access_log", "proxy"),
+    ("events", "access_log"),
+    // config::starter/validate reach into admin for the token rules.
+    ("config", "admin"),
+    // pool ↔ health ↔ proxy (issue 16 point 1).
+    ("pool", "health"),
+    ("pool", "proxy"),
+    ("proxy", "health"),
+    ("health", "proxy"),
+    // instances ↔ docker, instances ↔ admin.
+    ("instances", "docker"),
+    ("instances", "admin"),
+    // admin ↔ app, watch ↔ app.
+    ("admin", "app"),
+    ("watch", "app"),
+];
+
+fn layer_of(module: &str) -> Option<usize> {
+    LAYERS.iter().position(|(_, ms)| ms.contains(&module))
+}
+
+/// `crate::X` names in `src`: for `crate::{a::b, c}` both `a` and `c`.
+fn crate_refs(src: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut rest = src;
+    while let Some(i) = rest.find("crate::") {
+        rest = &rest[i + "crate::".len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            // Top-level names of the group: after `{` or a `,` at depth 0.
+            let mut depth = 0;
+            let mut start = true;
+            for (j, c) in group.char_indices() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => {
+                        rest = &group[j..];
+                        break;
+                    }
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => start = true,
+                    c if start && (c.is_alphanumeric() || c == '_') => {
+                        let name: String = group[j..]
+                            .chars()
+                            .take_while(|c| c.is_alphanumeric() || *c == '_')
+                            .collect();
+                        out.insert(name);
+                        start = false;
+                    }
+                    c if c.is_whitespace() => {}
+                    _ => start = false,
+                }
+            }
+        } else {
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            if !name.is_empty() {
+                out.insert(name);
+            }
+        }
+    }
+    out
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn crate_refs_reads_groups_and_paths() {
+    let r = crate_refs("use crate::{a::{b, c}, d as e, self};\nlet x = crate::f::g();");
+    let want: BTreeSet<String> = ["a", "d", "f", "self"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(r, want);
+}
+
+#[test]
+fn lower_layers_never_use_higher_ones() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    // (from, to) -> files
+    let mut edges: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    let mut unknown = BTreeSet::new();
+    for f in &files {
+        let rel = f.strip_prefix(&src).unwrap().to_string_lossy().into_owned();
+        let top = rel
+            .split('/')
+            .next()
+            .unwrap()
+            .trim_end_matches(".rs")
+            .to_string();
+        if top == "lib" || top == "main" {
+            continue;
+        }
+        if layer_of(&top).is_none() {
+            unknown.insert(top.clone());
+        }
+        let text = std::fs::read_to_string(f).unwrap();
+        for to in crate_refs(&text) {
+            if to == top || to == "self" {
+                continue;
+            }
+            if layer_of(&to).is_none() {
+                unknown.insert(to.clone());
+            }
+            edges
+                .entry((top.clone(), to))
+                .or_default()
+                .push(rel.clone());
+        }
+    }
+    assert!(
+        unknown.is_empty(),
+        "modules with no layer: {unknown:?}: add them to LAYERS in tests/layering.rs and to ARCHITECTURE.md"
+    );
+    let mut wrong = Vec::new();
+    for ((from, to), files) in &edges {
+        let (lf, lt) = (layer_of(from).unwrap(), layer_of(to).unwrap());
+        let tool = LAYERS[lf].0 == "tools";
+        let allowed = if tool {
+            LAYERS[lt].0 != "tools" || lt < lf
+        } else {
+            lt < lf
+        };
+        if !allowed && !DEBT.contains(&(from.as_str(), to.as_str())) {
+            wrong.push(format!(
+                "{from} ({}) uses {to} ({}) in {files:?}",
+                LAYERS[lf].0, LAYERS[lt].0
+            ));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "a lower layer uses a higher or sibling one (see ARCHITECTURE.md):\n{}",
+        wrong.join("\n")
+    );
+    let stale: Vec<_> = DEBT
+        .iter()
+        .filter(|(a, b)| !edges.contains_key(&(a.to_string(), b.to_string())))
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "these DEBT edges are gone: remove them from tests/layering.rs: {stale:?}"
+    );
+}
