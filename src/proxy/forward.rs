@@ -16,10 +16,11 @@ use hyper::upgrade::OnUpgrade;
 use super::attempt::{attempt, Attempt};
 use super::body::{Completion, ProxyBody, RequestBody};
 use super::errors::{self, local, Cause, ProxyError};
+use super::grpc;
 use super::headers::{self, ForwardInfo, X_REQUEST_ID};
 use super::router::{self, Router};
 use super::upgrade;
-use super::upstream::{Pooled, Sender};
+use super::upstream::{Conn, Pooled};
 use crate::access_log::{self, AccessRecord};
 use crate::balance::SelectContext;
 use crate::config::{Balance, HashKey};
@@ -105,6 +106,8 @@ fn prepare(
         }));
     }
     let host = request_host(&req);
+    let is_grpc = grpc::is_grpc(req.headers());
+    done.grpc = is_grpc;
     let Some(m) = router.find(host, req.uri().path()) else {
         let why = format!(
             "no route for host {:?} path {:?}",
@@ -137,7 +140,9 @@ fn prepare(
 }
 
 /// The local response for `err`, with the completion attached (logged status,
-/// cause and retries; the pool's local-code and cause counters).
+/// cause and retries; the pool's local-code and cause counters). For a gRPC
+/// call ([`Completion::grpc`]) it is a gRPC status ([`grpc::local`]); the
+/// access log and the counters keep the HTTP status the cause stands for.
 fn local_done(
     err: &ProxyError,
     id: &HeaderValue,
@@ -155,6 +160,9 @@ fn local_done(
         rec.error = Some(err.cause.label());
     }
     done.answered = true;
+    if done.grpc {
+        return grpc::local(err.cause, &err.detail, id, Some(done));
+    }
     local(status, &err.detail, id, Some(done), Some(err.cause))
 }
 
@@ -268,6 +276,9 @@ struct Forward {
     /// Held after a connection to its member failed (see [`Forward::hold_after_connect`]):
     /// selection skips the members tried, never falling back to them.
     untried_only: bool,
+    /// How long an attempt waits for the response head: `request_timeout`,
+    /// or a gRPC call's shorter `grpc-timeout`.
+    timeout: Duration,
 }
 
 /// Counts a request held for a cold start in `Pool::held` while it lives.
@@ -302,6 +313,11 @@ impl Forward {
             hash: (cfg.balance == Balance::Hash)
                 .then(|| hash_of(&cfg.hash_key, &req, down.client))
                 .flatten(),
+        };
+        let timeout = if done.grpc {
+            grpc::deadline(req.headers(), cfg.request_timeout)
+        } else {
+            cfg.request_timeout
         };
         let is_upgrade = req.version() <= Version::HTTP_11 && headers::is_upgrade(req.headers());
         let on_upgrade = is_upgrade.then(|| hyper::upgrade::on(&mut req));
@@ -354,6 +370,7 @@ impl Forward {
             over_budget: false,
             cold_start: None,
             untried_only: false,
+            timeout,
         }
     }
 
@@ -598,8 +615,8 @@ impl Forward {
             let addr = member.address;
             let t0 = Instant::now();
             let request = self.next_request();
-            match attempt(member, request, &snap.config).await {
-                Attempt::Response(resp, sender) => {
+            match attempt(member, request, &snap.config, self.timeout).await {
+                Attempt::Response(resp, conn) => {
                     let code = resp.status().as_u16();
                     member.stats.count_status(code);
                     // A response that does not blame the member at its head is
@@ -615,7 +632,7 @@ impl Forward {
                         continue;
                     }
                     member.stats.load.observe(t0.elapsed());
-                    return self.respond(resp, sender, member, token);
+                    return self.respond(resp, conn, member, token);
                 }
                 Attempt::Failed(err, returned) => {
                     drop(token);
@@ -662,7 +679,7 @@ impl Forward {
     fn respond(
         &mut self,
         mut resp: Response<Incoming>,
-        sender: Sender,
+        conn: Conn,
         member: &Member,
         token: Inflight,
     ) -> Response<ProxyBody> {
@@ -697,7 +714,7 @@ impl Forward {
         }
         let conn = Some(Pooled {
             addr: member.address,
-            sender,
+            conn,
             idle_for: self.snap.config.upstream_idle_timeout,
         });
         let mut done = self.take_done();
