@@ -46,6 +46,7 @@
 
 mod body;
 mod echo;
+mod linger;
 mod routes;
 mod upgrade;
 
@@ -151,7 +152,9 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, state: Arc<State>
         routes::handle(req, Arc::clone(&svc_state))
     });
     let builder = auto::Builder::new(TokioExecutor::new());
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    let stream = Arc::new(stream);
+    let io = TokioIo::new(linger::Shared(stream.clone()));
+    let conn = builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(conn);
     let mut shutting = false;
     let result = loop {
@@ -167,6 +170,12 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, state: Arc<State>
             }
         }
     };
+    if shutting {
+        // Shut down on purpose: close without an RST that could cut the last responses.
+        linger::close(stream).await;
+    } else {
+        drop(stream);
+    }
     state.open.fetch_sub(1, Ordering::Relaxed);
     if let Err(err) = result {
         tracing::debug!(%peer, error = %err, "backend connection ended with error");

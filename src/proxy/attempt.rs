@@ -103,8 +103,11 @@ fn outcome(r: Sent, conn: Conn, addr: SocketAddr) -> Attempt {
         Ok(resp) => Attempt::Response(resp, conn),
         Err(mut e) => {
             let returned = e.take_message();
-            if let (Conn::H2(s), None) = (&conn, &returned) {
-                if upstream_h2::unprocessed(e.error()) {
+            if let Conn::H2(s) = &conn {
+                if returned.is_some() {
+                    // The connection closed (or is closing) before the request went out.
+                    s.mark_dead();
+                } else if upstream_h2::unprocessed(e.error()) {
                     s.mark_dead();
                     let why = format!(
                         "backend {addr} refused the stream unprocessed: {}",
@@ -192,6 +195,10 @@ async fn send_fresh(
     }
 }
 
+/// How many times an HTTP/2 request that did not go out is sent again to the
+/// same member (each time on another connection). 3.
+pub const H2_RESENDS: u32 = 3;
+
 /// The request line and headers of a request without a body, kept to send
 /// it again when an HTTP/2 backend refuses its stream.
 struct Unsent {
@@ -223,8 +230,9 @@ impl Unsent {
 
 /// [`attempt`] over HTTP/2: a stream slot on a connection to `addr`. A request
 /// that did not go out (the connection closed first, or the backend refused
-/// the stream with GOAWAY) is sent once more on a fresh connection to the same
-/// member (not a retry); after that it goes back to the caller as a `connect`
+/// the stream with GOAWAY) is sent again on another connection to the same
+/// member (not a retry; the one that failed takes no new stream), up to
+/// [`H2_RESENDS`] times; after that it goes back to the caller as a `connect`
 /// failure (another member may take it). A refused request whose body was
 /// streamed already cannot be sent again: an `upstream` failure.
 async fn attempt_h2(
@@ -244,7 +252,7 @@ async fn attempt_h2(
             ),
         )
     };
-    let mut again_sent = false;
+    let mut resends = 0;
     loop {
         let checkout = upstream_h2::checkout(
             addr,
@@ -265,9 +273,9 @@ async fn attempt_h2(
                 let again = returned.or_else(|| unsent.as_ref().map(Unsent::request));
                 match again {
                     None => return Attempt::Failed(lost(e), None),
-                    Some(r) if again_sent => return Attempt::Failed(e, Some(r)),
+                    Some(r) if resends >= H2_RESENDS => return Attempt::Failed(e, Some(r)),
                     Some(r) => {
-                        again_sent = true;
+                        resends += 1;
                         request = r;
                     }
                 }
