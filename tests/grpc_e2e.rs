@@ -287,3 +287,48 @@ async fn grpc_health_not_serving_takes_the_member_out() {
     a.set_health("SERVING");
     wait_until("a back", 20, async || healthy_count(&d, "grpc").await == 2).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unavailable_is_retried_only_for_methods_listed_as_idempotent() {
+    let Some(py) = python() else { return };
+    let a = GrpcServer::start(&py, "a");
+    let b = GrpcServer::start(&py, "b");
+    let members = [a.addr(), b.addr()];
+    // a answers UNAVAILABLE, b answers: round robin sends one of two calls to a.
+    let ask = "fail_on:a:UNAVAILABLE:a is busy";
+    let listed = Drover::start(&config(
+        &members,
+        "grpc_retry_methods = [\"/test.Echo/Unary\"]",
+    ));
+    let unlisted = Drover::start(&config(
+        &members,
+        "grpc_retry_methods = [\"/test.Echo/Other\"]",
+    ));
+    for d in [&listed, &unlisted] {
+        wait_until("both healthy", 20, async || {
+            healthy_count(d, "grpc").await == 2
+        })
+        .await;
+    }
+    let codes = |d: &Drover| {
+        let target = d.proxy.to_string();
+        (0..4)
+            .map(|_| {
+                call(&py, &target, "unary", ask, 20.0)["code"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(codes(&listed), ["OK"; 4], "listed: retried on b");
+    let mut got = codes(&unlisted);
+    got.sort();
+    assert_eq!(
+        got,
+        ["OK", "OK", "UNAVAILABLE", "UNAVAILABLE"],
+        "not listed: not retried"
+    );
+    // The retried calls reached a first, each once.
+    assert!(a.calls("Unary") >= 4, "{}", a.calls("Unary"));
+}

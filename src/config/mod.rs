@@ -23,6 +23,8 @@ mod values;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_protocol;
+#[cfg(test)]
 mod tests_rules;
 
 pub use duration::{parse_duration, parse_size};

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use http::header::{HeaderMap, HeaderValue, EXPECT, HOST};
@@ -20,6 +20,7 @@ use super::grpc;
 use super::headers::{self, ForwardInfo, X_REQUEST_ID};
 use super::router::{self, Router};
 use super::upgrade;
+use super::upload::Capture;
 use super::upstream::{Conn, Pooled};
 use crate::access_log::{self, AccessRecord};
 use crate::balance::SelectContext;
@@ -279,6 +280,9 @@ struct Forward {
     /// How long an attempt waits for the response head: `request_timeout`,
     /// or a gRPC call's shorter `grpc-timeout`.
     timeout: Duration,
+    /// A gRPC call to a method in `grpc_retry_methods`: the copy of its body
+    /// that lets it be sent again after UNAVAILABLE.
+    grpc_replay: Option<Arc<Mutex<Capture>>>,
 }
 
 /// Counts a request held for a cold start in `Pool::held` while it lives.
@@ -346,8 +350,15 @@ impl Forward {
         if let Some(v) = host {
             h.insert(HOST, v);
         }
+        let retry_listed =
+            done.grpc && grpc::retry_allowed(parts.uri.path(), &cfg.protocol.grpc_retry_methods);
+        let mut grpc_replay = None;
         let body = if body_empty {
             RequestBody::Empty
+        } else if retry_listed {
+            let (b, capture) = RequestBody::client_captured(body, body_read_timeout);
+            grpc_replay = Some(capture);
+            b
         } else {
             RequestBody::client(body, body_read_timeout)
         };
@@ -371,6 +382,7 @@ impl Forward {
             cold_start: None,
             untried_only: false,
             timeout,
+            grpc_replay,
         }
     }
 
@@ -624,6 +636,16 @@ impl Forward {
                     if errors::response_blames_backend(code) {
                         self.blame(member, &format!("status {code} from the backend"));
                     }
+                    if self.done.grpc && grpc::head_unavailable(resp.headers()) {
+                        if let Some(body) = self.grpc_replay() {
+                            if self.retry() {
+                                drop(token);
+                                self.tried.push(addr);
+                                self.body = Some(body);
+                                continue;
+                            }
+                        }
+                    }
                     if errors::response_retryable(code, self.replayable) && self.retry() {
                         drop(token);
                         self.tried.push(addr);
@@ -654,6 +676,16 @@ impl Forward {
                     if err.cause == Cause::Connect && self.hold_after_connect() {
                         continue;
                     }
+                    // A listed gRPC method lost after it was sent: UNAVAILABLE to
+                    // its client, so it may be sent again, like a status 14.
+                    if err.cause == Cause::Upstream {
+                        if let Some(body) = self.grpc_replay() {
+                            if self.retry() {
+                                self.body = Some(body);
+                                continue;
+                            }
+                        }
+                    }
                     if !(err.cause.retryable(self.replayable) && self.retry()) {
                         return self.fail(err);
                     }
@@ -662,11 +694,20 @@ impl Forward {
         }
     }
 
+    /// The body of a listed gRPC call again, when it was read whole and kept
+    /// (within [`super::upload::MAX_CAPTURE`]) and its head is still here.
+    fn grpc_replay(&self) -> Option<RequestBody> {
+        let c = self.grpc_replay.as_ref()?;
+        self.head.as_ref()?;
+        c.lock().unwrap_or_else(|e| e.into_inner()).replay()
+    }
+
     /// The upstream request for the next attempt. The head is kept when a
     /// replay may follow, otherwise moved.
     fn next_request(&mut self) -> Request<RequestBody> {
         let body = self.body.take().expect("body present between attempts");
-        let head = if self.replayable && self.retries < self.snap.config.retries {
+        let may_replay = self.replayable || self.grpc_replay.is_some();
+        let head = if may_replay && self.retries < self.snap.config.retries {
             self.head.clone().expect("head present")
         } else {
             self.head.take().expect("head present")

@@ -281,11 +281,16 @@ where
 }
 
 /// Turns an HTTP/1.1-shaped upstream request (origin-form target, `Host`)
-/// into an HTTP/2 one: `:scheme http`, `:authority` from `Host` (RFC 9113
+/// into an HTTP/2 one (a request that has an authority already is left so): `:scheme http`, `:authority` from `Host` (RFC 9113
 /// §8.3.1; the member's address when `Host` is missing or not an authority)
 /// and no `Host` header.
 pub fn to_h2<B>(req: &mut http::Request<B>, addr: SocketAddr) {
     use http::uri::{Authority, PathAndQuery, Uri};
+    if req.uri().authority().is_some() {
+        // Made for HTTP/2 already (a request sent again to another member).
+        *req.version_mut() = http::Version::HTTP_2;
+        return;
+    }
     let from_host = req
         .headers()
         .get(http::header::HOST)

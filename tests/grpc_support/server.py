@@ -2,7 +2,7 @@
 
 Service test.Echo, messages are raw bytes:
   Unary(b"sleep:MS") answers after MS ms; Unary(b"fail:CODE:MSG") aborts with
-  that status; any other Unary(x) answers NAME + b":" + x. Every answer carries
+  that status, Unary(b"fail_on:NAME:CODE:MSG") only on the server named NAME; any other Unary(x) answers NAME + b":" + x. Every answer carries
   trailing metadata x-trailer: NAME.
   ServerStream(b"N:MS") sends N messages b"NAME:I", one every MS ms.
   ClientStream(...) answers NAME + b":" + the count and total length of the messages.
@@ -35,6 +35,10 @@ def unary(request, context):
     if request.startswith(b"fail:"):
         _, code, msg = request.split(b":", 2)
         context.abort(grpc.StatusCode[code.decode()], msg.decode())
+    if request.startswith(b"fail_on:"):
+        _, name, code, msg = request.split(b":", 3)
+        if name == NAME:
+            context.abort(grpc.StatusCode[code.decode()], msg.decode())
     return NAME + b":" + request
 
 
