@@ -66,9 +66,9 @@ backends = ["127.0.0.1:8001", "127.0.0.1:8002"]   # or { address = "127.0.0.1:80
 # queue_timeout = "5s"                 # how long a queued request may wait for a free backend
 # max_queue = 1024                     # requests beyond this get 503 at once
 # upstream_idle_timeout = "50s"        # idle keep-alive connections to backends are closed after this
-# protocol = "http1"                   # http1 | h2c (HTTP/2 prior knowledge, e.g. gRPC) | h2 | auto
-# max_streams_per_connection = 100     # HTTP/2: requests per connection before another is opened
-# grpc_retry_methods = ["/pkg.Svc/Get"]  # idempotent gRPC methods, retried on grpc-status UNAVAILABLE
+# protocol = "http1"                   # http1 | h2c (HTTP/2 prior knowledge, e.g. gRPC) | h2 | auto;
+                                       # HTTP/2 pools: max_streams_per_connection = 100 per connection
+# grpc_retry_methods = []              # idempotent gRPC methods ("/pkg.Svc/Get"), retried on UNAVAILABLE
 
 # Active health checks (without this section every backend counts as healthy).
 # [pools.app.health]
@@ -80,8 +80,8 @@ backends = ["127.0.0.1:8001", "127.0.0.1:8002"]   # or { address = "127.0.0.1:80
 # expect_status = "200-399"            # ranges and lists: "200-299,304"
 # initial_state = "unhealthy"          # or "healthy"
 # headers = { Host = "app.internal" }  # extra headers on the probe
-# kind = "http"                        # http (with path) | tcp (without) | grpc (grpc.health.v1)
-# service = ""                         # kind = "grpc": the service name asked about
+# kind = "http"                        # http (with path) | tcp (without path) |
+                                       # grpc (grpc.health.v1 Check; service = "NAME" to ask about one)
 
 # Passive checks: take a backend out after failures seen in live traffic.
 # [pools.app.passive]
