@@ -216,6 +216,36 @@ async fn a_drained_h2_member_closes_its_connection_once_its_streams_end() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_connections_per_backend_counts_requests_in_flight_on_h2() {
+    let b = Backend::start("h2c-limit");
+    let d = Drover::start(&one_pool(
+        &[b.addr],
+        "protocol = \"h2c\"\nmax_connections_per_backend = 5\nqueue_timeout = \"20s\"",
+    ));
+    let load = run_load(&d, reqwest::Method::GET, "/delay/200", 40, 40);
+    let watch = async {
+        let mut most = 0;
+        for _ in 0..15 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let p = pool_json(&d, "app").await;
+            most = most.max(p["backends"][0]["inflight"].as_u64().unwrap());
+        }
+        most
+    };
+    let (results, most) = tokio::join!(load, watch);
+    assert!(results.iter().all(|(s, _)| *s == 200), "{results:?}");
+    assert_eq!(
+        most, 5,
+        "in flight at the member, over one multiplexed connection"
+    );
+    let s = stats(b.addr).await;
+    assert_eq!(
+        s["connections"], 2,
+        "one h2c connection (and this stats read): {s}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_health_checks_go_over_h2c() {
     let b = Backend::start("h2c-health");
     let d = Drover::start(&one_pool(

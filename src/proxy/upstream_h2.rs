@@ -318,6 +318,11 @@ pub fn to_h2<B>(req: &mut http::Request<B>, addr: SocketAddr) {
         *req.version_mut() = http::Version::HTTP_2;
         req.headers_mut().remove(http::header::HOST);
     }
+    // Connection-specific headers are malformed in HTTP/2 (RFC 9113 §8.2.2):
+    // an `Upgrade` kept for an HTTP/1.1 upgrade cannot go to an HTTP/2 pool.
+    let h = req.headers_mut();
+    h.remove(http::header::UPGRADE);
+    h.remove(http::header::CONNECTION);
 }
 
 /// Whether a failed HTTP/2 request was certainly not processed by the
@@ -376,6 +381,53 @@ mod tests {
         assert_eq!(choose([(2, false), (3, true)], 100), Some(1));
         assert_eq!(choose([(100, true), (100, true)], 100), None);
         assert_eq!(choose([], 100), None);
+    }
+
+    /// 300 requests at once with 100 streams per connection: 3 connections,
+    /// opened one at a time; idle ones are closed by the sweep.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn streams_fill_connections_before_another_is_opened() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let server = tokio::spawn(crate::backend_app::serve(l, "t".into()));
+        let s = Duration::from_secs(1);
+        let got = futures_util::future::join_all(
+            (0..300).map(|_| checkout(addr, 100, s, Duration::from_secs(50))),
+        )
+        .await;
+        let streams: Vec<(Stream, bool)> = got.into_iter().map(Result::unwrap).collect();
+        let opened = streams.iter().filter(|(_, reused)| !reused).count();
+        assert_eq!(opened, 3);
+        assert_eq!(open_to(addr), 3);
+        // All full: a 301st stream needs a fourth connection; with room, it does not.
+        let (extra, reused) = checkout(addr, 100, s, Duration::from_secs(50))
+            .await
+            .unwrap();
+        assert!(!reused);
+        drop(extra);
+        drop(streams);
+        let (one, reused) = checkout(addr, 100, s, Duration::from_secs(50))
+            .await
+            .unwrap();
+        assert!(reused);
+        drop(one);
+        sweep(Instant::now() + Duration::from_secs(51));
+        assert_eq!(open_to(addr), 0);
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn a_dead_member_fails_every_waiting_request() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        drop(l);
+        let s = Duration::from_secs(1);
+        let got = futures_util::future::join_all((0..20).map(|_| checkout(addr, 100, s, s))).await;
+        for r in got {
+            let e = r.err().expect("refused");
+            assert!(e.to_string().contains("refused"), "{e}");
+        }
+        assert_eq!(open_to(addr), 0);
     }
 
     proptest! {
