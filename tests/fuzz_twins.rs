@@ -127,6 +127,34 @@ proptest! {
         fuzz_api::duration(&s);
     }
 
+    /// `grpc-timeout` values near the grammar, and health responses: frames
+    /// with plausible and broken protobuf inside, and raw bytes.
+    #[test]
+    fn grpc_twin_timeouts(s in "[0-9]{0,10}[HMSmunx ]?") {
+        fuzz_api::grpc(s.as_bytes());
+    }
+
+    #[test]
+    fn grpc_twin_health_responses(
+        flag in prop_oneof![Just(0u8), any::<u8>()],
+        msg in prop::collection::vec(
+            prop_oneof![Just(0x08u8), Just(1), Just(2), Just(0x0a), Just(0x80), Just(0xff), any::<u8>()],
+            0..24,
+        ),
+        skew in -2i64..3,
+    ) {
+        let len = (msg.len() as i64 + skew).max(0) as u32;
+        let mut body = vec![flag];
+        body.extend_from_slice(&len.to_be_bytes());
+        body.extend_from_slice(&msg);
+        fuzz_api::grpc(&body);
+    }
+
+    #[test]
+    fn grpc_twin_any_bytes(b in prop::collection::vec(any::<u8>(), 0..40)) {
+        fuzz_api::grpc(&b);
+    }
+
     #[test]
     fn admin_request_twin(
         method in prop_oneof![Just("GET"), Just("HEAD"), Just("POST"), Just("PUT"), Just("DELETE"), Just("PATCH")],
@@ -180,6 +208,7 @@ fn fuzz_seed_corpus_passes() {
             if let Ok(s) = std::str::from_utf8(b) {
                 fuzz_api::duration(s)
             }
+            fuzz_api::grpc(b)
         }),
     ] {
         for entry in std::fs::read_dir(dir.join(target)).expect("seed corpus") {

@@ -11,7 +11,8 @@
 //! | any other path, any method (also extension methods like `PURGE`) | `200 application/json` echo, see below |
 //! | `/health` (any method) | `200 ok` (text), or `503 failing` after `POST /admin/fail` |
 //! | `POST /admin/fail` / `POST /admin/recover` | `200`; switches `/health` to 503 / back to 200 (per server) |
-//! | `GET /admin/stats` | `{"requests": N}`: requests served, not counting `/health` and `/admin/*` |
+//! | `GET /admin/stats` | `{"requests": N, "connections": N, "open_connections": N}`: requests served (not counting `/health` and `/admin/*`), connections accepted since start and open now |
+//! | `POST /admin/goaway` | `200`; every open connection is shut down gracefully: HTTP/2 ones get GOAWAY (streams in flight finish), HTTP/1.1 ones close after their current response |
 //! | `/admin/*` otherwise | `404` (unknown path) or `405` (wrong method) |
 //! | `/delay/MS` | the echo JSON, sent after MS milliseconds |
 //! | `/status/CODE` | status CODE with a short text body (`"418 I'm a teapot\n"`); no body for 204, 205 and 304. CODE must be 200..=599: `1xx` (101 included — use `/ws` or `/upgrade/echo`) and anything else give `400` |
@@ -35,17 +36,22 @@
 //! Every endpoint other than the echo reads and discards the request body, so
 //! keep-alive connections stay usable.
 //!
+//! With `DROVER_BACKEND_GOAWAY_AFTER=N` in the environment, each connection
+//! is shut down gracefully (GOAWAY on HTTP/2) once it has taken N requests:
+//! a backend that rotates its connections, for the GOAWAY tests.
+//!
 //! With `-v` (debug level) every request is logged as `backend request` with
 //! `method`, `path` and `request_id` (its `X-Request-Id`, `""` when absent),
 //! before it is answered.
 
 mod body;
 mod echo;
+mod linger;
 mod routes;
 mod upgrade;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -60,6 +66,9 @@ use tokio::net::{TcpListener, TcpStream};
 /// persistent error does not spin the CPU.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// Environment variable: shut each connection down after this many requests.
+pub const GOAWAY_AFTER_ENV: &str = "DROVER_BACKEND_GOAWAY_AFTER";
+
 /// Per-server state shared by all connections.
 #[derive(Debug)]
 struct State {
@@ -71,6 +80,13 @@ struct State {
     healthy: AtomicBool,
     /// Requests served, not counting `/health` and `/admin/*`.
     requests: AtomicU64,
+    /// Connections accepted since start, and open now.
+    connections: AtomicU64,
+    open: AtomicU64,
+    /// Bumped by `POST /admin/goaway`: every connection shuts down gracefully.
+    goaway: tokio::sync::watch::Sender<u64>,
+    /// `DROVER_BACKEND_GOAWAY_AFTER`: requests per connection before it is shut down.
+    goaway_after: Option<u64>,
 }
 
 impl State {
@@ -84,6 +100,13 @@ impl State {
             name_header,
             healthy: AtomicBool::new(true),
             requests: AtomicU64::new(0),
+            connections: AtomicU64::new(0),
+            open: AtomicU64::new(0),
+            goaway: tokio::sync::watch::channel(0).0,
+            goaway_after: std::env::var(GOAWAY_AFTER_ENV)
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .filter(|&n: &u64| n > 0),
         }
     }
 }
@@ -114,12 +137,47 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, state: Arc<State>
     if let Err(err) = stream.set_nodelay(true) {
         tracing::debug!(%peer, error = %err, "cannot set TCP_NODELAY");
     }
-    let service = service_fn(move |req| routes::handle(req, Arc::clone(&state)));
+    state.connections.fetch_add(1, Ordering::Relaxed);
+    state.open.fetch_add(1, Ordering::Relaxed);
+    let mut goaway = state.goaway.subscribe();
+    // Requests taken on this connection, and the signal that it has had its share.
+    let taken = Arc::new(AtomicU64::new(0));
+    let enough = Arc::new(tokio::sync::Notify::new());
+    let (svc_state, svc_taken, svc_enough) = (state.clone(), taken.clone(), enough.clone());
+    let service = service_fn(move |req| {
+        let n = svc_taken.fetch_add(1, Ordering::Relaxed) + 1;
+        if svc_state.goaway_after == Some(n) {
+            svc_enough.notify_one();
+        }
+        routes::handle(req, Arc::clone(&svc_state))
+    });
     let builder = auto::Builder::new(TokioExecutor::new());
-    if let Err(err) = builder
-        .serve_connection_with_upgrades(TokioIo::new(stream), service)
-        .await
-    {
+    let stream = Arc::new(stream);
+    let io = TokioIo::new(linger::Shared(stream.clone()));
+    let conn = builder.serve_connection_with_upgrades(io, service);
+    tokio::pin!(conn);
+    let mut shutting = false;
+    let result = loop {
+        tokio::select! {
+            r = conn.as_mut() => break r,
+            _ = goaway.changed(), if !shutting => {
+                shutting = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            _ = enough.notified(), if !shutting => {
+                shutting = true;
+                conn.as_mut().graceful_shutdown();
+            }
+        }
+    };
+    if shutting {
+        // Shut down on purpose: close without an RST that could cut the last responses.
+        linger::close(stream).await;
+    } else {
+        drop(stream);
+    }
+    state.open.fetch_sub(1, Ordering::Relaxed);
+    if let Err(err) = result {
         tracing::debug!(%peer, error = %err, "backend connection ended with error");
     }
 }

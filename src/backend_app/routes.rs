@@ -120,7 +120,7 @@ async fn admin(req: Request<Incoming>, path: &str, state: &State) -> Response<Bo
     let method = req.method().clone();
     echo::drain(req.into_body()).await;
     let expected = match path {
-        "/admin/fail" | "/admin/recover" => Method::POST,
+        "/admin/fail" | "/admin/recover" | "/admin/goaway" => Method::POST,
         "/admin/stats" => Method::GET,
         _ => return text(StatusCode::NOT_FOUND, "unknown admin endpoint\n"),
     };
@@ -139,13 +139,19 @@ async fn admin(req: Request<Incoming>, path: &str, state: &State) -> Response<Bo
             state.healthy.store(true, Ordering::Relaxed);
             text(StatusCode::OK, "recovered\n")
         }
+        "/admin/goaway" => {
+            state.goaway.send_modify(|n| *n += 1);
+            text(StatusCode::OK, "goaway sent\n")
+        }
         _ => {
-            let requests = state.requests.load(Ordering::Relaxed);
+            let stats = serde_json::json!({
+                "requests": state.requests.load(Ordering::Relaxed),
+                "connections": state.connections.load(Ordering::Relaxed),
+                "open_connections": state.open.load(Ordering::Relaxed),
+            });
             Response::builder()
                 .header(header::CONTENT_TYPE, "application/json")
-                .body(body::full(
-                    serde_json::json!({ "requests": requests }).to_string(),
-                ))
+                .body(body::full(stats.to_string()))
                 .expect("static response parts are valid")
         }
     }

@@ -10,6 +10,7 @@ mod env;
 mod error;
 mod load;
 mod pool;
+mod protocol;
 mod reader;
 mod scaling;
 mod sections;
@@ -22,12 +23,15 @@ mod values;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_protocol;
+#[cfg(test)]
 mod tests_rules;
 
 pub use duration::{parse_duration, parse_size};
 pub use error::{ConfigError, ConfigErrors};
 pub(crate) use load::load_with_env;
 pub use load::{load_file, load_str};
+pub use protocol::valid_grpc_method;
 pub use starter::{demo_autoscaled, demo_config, DEMO_TOML, STARTER_CONFIG};
 pub use summary::summary_lines;
 pub use types::*;

@@ -5,12 +5,14 @@ use std::time::Duration;
 use toml::de::DeValue;
 
 use super::error::Errors;
+use super::protocol::{health_kind, protocol};
 use super::reader::{
     describe, duration, nonzero_duration, one_of, string, string_map, uint, uint_min, Tbl,
 };
 use super::scaling::{autoscale, instances};
 use super::types::{
-    BackendConfig, Balance, HealthConfig, PassiveConfig, PoolConfig, ProviderKind, StatusRanges,
+    BackendConfig, Balance, HealthConfig, HealthKind, PassiveConfig, PoolConfig, ProviderKind,
+    StatusRanges,
 };
 use super::values::{parse_addr, parse_hash_key, parse_status_ranges, valid_header_name};
 
@@ -38,6 +40,9 @@ const POOL_KEYS: &[&str] = &[
     "passive",
     "instances",
     "autoscale",
+    "protocol",
+    "max_streams_per_connection",
+    "grpc_retry_methods",
 ];
 
 /// A pool name usable in URLs and metric labels.
@@ -97,6 +102,7 @@ pub(crate) fn pool(
         queue_timeout: Duration::from_secs(5),
         max_queue: 1024,
         upstream_idle_timeout: PoolConfig::DEFAULT_UPSTREAM_IDLE_TIMEOUT,
+        protocol: protocol(t, errs),
         health: None,
         passive: None,
         instances: None,
@@ -256,6 +262,8 @@ fn health(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> HealthConfig {
             "expect_status",
             "initial_state",
             "headers",
+            "kind",
+            "service",
         ],
     );
     let mut cfg = HealthConfig {
@@ -267,6 +275,8 @@ fn health(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> HealthConfig {
         expect_status: StatusRanges(vec![(200, 399)]),
         initial_healthy: false,
         headers: Vec::new(),
+        kind: HealthKind::Tcp,
+        service: String::new(),
     };
     cfg.path = t
         .get(errs, "path", |v| {
@@ -318,7 +328,10 @@ fn health(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> HealthConfig {
         }
         cfg.headers = g.v;
     }
-    if !t.has("path") {
+    let (kind, service) = health_kind(t, errs, t.has("path"));
+    cfg.kind = kind;
+    cfg.service = service.unwrap_or_default();
+    if kind != HealthKind::Http {
         for key in ["headers", "expect_status"] {
             if t.has(key) {
                 t.error_at(

@@ -5,8 +5,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use super::types::{
-    AdminConfig, BackendConfig, Balance, Config, HashKey, HealthConfig, LogConfig, PoolConfig,
-    Route, ServerConfig, StatusRanges, DEFAULT_TUNNEL_IDLE_TIMEOUT,
+    AdminConfig, BackendConfig, Balance, Config, HashKey, HealthConfig, HealthKind, LogConfig,
+    PoolConfig, ProtocolConfig, Route, ServerConfig, StatusRanges, DEFAULT_TUNNEL_IDLE_TIMEOUT,
 };
 
 /// The commented starter config written by `drover init`.
@@ -66,6 +66,9 @@ backends = ["127.0.0.1:8001", "127.0.0.1:8002"]   # or { address = "127.0.0.1:80
 # queue_timeout = "5s"                 # how long a queued request may wait for a free backend
 # max_queue = 1024                     # requests beyond this get 503 at once
 # upstream_idle_timeout = "50s"        # idle keep-alive connections to backends are closed after this
+# protocol = "http1"                   # http1 | h2c (HTTP/2 prior knowledge, e.g. gRPC) | h2 | auto;
+                                       # HTTP/2 pools: max_streams_per_connection = 100 per connection
+# grpc_retry_methods = []              # idempotent gRPC methods ("/pkg.Svc/Get"), retried on UNAVAILABLE
 
 # Active health checks (without this section every backend counts as healthy).
 # [pools.app.health]
@@ -77,6 +80,8 @@ backends = ["127.0.0.1:8001", "127.0.0.1:8002"]   # or { address = "127.0.0.1:80
 # expect_status = "200-399"            # ranges and lists: "200-299,304"
 # initial_state = "unhealthy"          # or "healthy"
 # headers = { Host = "app.internal" }  # extra headers on the probe
+# kind = "http"                        # http (with path) | tcp (without path) |
+                                       # grpc (grpc.health.v1 Check; service = "NAME" to ask about one)
 
 # Passive checks: take a backend out after failures seen in live traffic.
 # [pools.app.passive]
@@ -136,6 +141,7 @@ pub fn demo_config(backends: &[SocketAddr]) -> Config {
         queue_timeout: Duration::from_secs(5),
         max_queue: 1024,
         upstream_idle_timeout: PoolConfig::DEFAULT_UPSTREAM_IDLE_TIMEOUT,
+        protocol: ProtocolConfig::default(),
         health: Some(HealthConfig {
             path: Some("/health".to_string()),
             interval: Duration::from_secs(1),
@@ -145,6 +151,8 @@ pub fn demo_config(backends: &[SocketAddr]) -> Config {
             expect_status: StatusRanges(vec![(200, 399)]),
             initial_healthy: true,
             headers: Vec::new(),
+            kind: HealthKind::Http,
+            service: String::new(),
         }),
         passive: None,
         instances: None,

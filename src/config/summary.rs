@@ -1,7 +1,7 @@
 //! One line per pool for `drover check`.
 
 use super::scaling::provider_name;
-use super::types::{Config, HostMatch, ProviderKind, Route};
+use super::types::{Config, HealthKind, HostMatch, Protocol, ProviderKind, Route};
 
 fn route_label(r: &Route) -> String {
     let host = match &r.host {
@@ -32,7 +32,8 @@ fn fmt_duration(d: std::time::Duration) -> String {
 }
 
 /// `pool api: 2 backends, least_conn, health GET /health every 2s, routes: api.example.com/api`
-/// (plus `managed: process x1` and `autoscale 1..10` when configured).
+/// (plus `managed: process x1`, `autoscale 1..10` and the protocol when not
+/// `http1`; a gRPC check reads `health gRPC SERVICE every 2s`).
 pub fn summary_lines(cfg: &Config) -> Vec<String> {
     cfg.pools
         .values()
@@ -58,11 +59,16 @@ pub fn summary_lines(cfg: &Config) -> Vec<String> {
             if let Some(a) = &p.autoscale {
                 parts.push(format!("autoscale {}..{}", a.min, a.max));
             }
+            if p.protocol.kind != Protocol::Http1 {
+                parts.push(p.protocol.kind.as_str().to_string());
+            }
             match &p.health {
                 Some(h) => {
-                    let what = match &h.path {
-                        Some(path) => format!("GET {path}"),
-                        None => "TCP".to_string(),
+                    let what = match (h.kind, &h.path) {
+                        (HealthKind::Grpc, _) if h.service.is_empty() => "gRPC".to_string(),
+                        (HealthKind::Grpc, _) => format!("gRPC {}", h.service),
+                        (HealthKind::Http, Some(path)) => format!("GET {path}"),
+                        _ => "TCP".to_string(),
                     };
                     parts.push(format!("health {what} every {}", fmt_duration(h.interval)));
                 }

@@ -190,6 +190,8 @@ pub struct PoolConfig {
     /// How long an idle keep-alive connection to a member is kept for reuse
     /// before drover closes it. Default [`PoolConfig::DEFAULT_UPSTREAM_IDLE_TIMEOUT`] (50 s).
     pub upstream_idle_timeout: Duration,
+    /// `protocol`, `max_streams_per_connection`, `grpc_retry_methods`.
+    pub protocol: ProtocolConfig,
     pub health: Option<HealthConfig>,
     pub passive: Option<PassiveConfig>,
     pub instances: Option<InstancesConfig>,
@@ -221,6 +223,10 @@ pub struct HealthConfig {
     pub initial_healthy: bool,
     /// Extra headers on the probe (names as written).
     pub headers: Vec<(String, String)>,
+    /// `kind`: `http` with a `path`, `tcp` without (defaults); or `grpc`.
+    pub kind: HealthKind,
+    /// `service`: the service name a gRPC check asks about. Default `""` (the server as a whole).
+    pub service: String,
 }
 
 /// Inclusive status ranges, e.g. `"200-299,304"`.
@@ -372,4 +378,89 @@ pub struct TlsConfig {
 pub struct CertPair {
     pub cert: PathBuf,
     pub key: PathBuf,
+}
+
+/// `protocol = ...`: how drover speaks to a pool's members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// HTTP/1.1 with keep-alive (the default).
+    #[default]
+    Http1,
+    /// HTTP/2 over plain TCP with prior knowledge.
+    H2c,
+    /// HTTP/2 always: over TLS negotiated by ALPN; on a plain connection, as `h2c`.
+    H2,
+    /// Over TLS, whatever ALPN picks (h2 or http/1.1); on a plain connection, `http1`.
+    Auto,
+}
+
+impl Protocol {
+    /// The config spelling.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Protocol::Http1 => "http1",
+            Protocol::H2c => "h2c",
+            Protocol::H2 => "h2",
+            Protocol::Auto => "auto",
+        }
+    }
+
+    /// Whether requests go over HTTP/2 on a plain (non-TLS) connection.
+    pub fn h2_on_plain(&self) -> bool {
+        matches!(self, Protocol::H2c | Protocol::H2)
+    }
+}
+
+/// A pool's upstream protocol keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtocolConfig {
+    /// `protocol`. Default `http1`.
+    pub kind: Protocol,
+    /// `max_streams_per_connection`: requests in flight on one HTTP/2
+    /// connection; a new connection to the member is opened when every one is
+    /// full. Default [`ProtocolConfig::DEFAULT_MAX_STREAMS`] (100, the
+    /// minimum RFC 9113 §6.5.2 recommends a server allow).
+    pub max_streams_per_connection: u32,
+    /// `grpc_retry_methods`: gRPC methods (`/pkg.Service/Method`) that are
+    /// idempotent: a call answered `grpc-status` 14 UNAVAILABLE is retried on
+    /// another member. Default none.
+    pub grpc_retry_methods: Vec<String>,
+}
+
+impl ProtocolConfig {
+    /// Default `max_streams_per_connection`: 100.
+    pub const DEFAULT_MAX_STREAMS: u32 = 100;
+}
+
+impl Default for ProtocolConfig {
+    fn default() -> Self {
+        ProtocolConfig {
+            kind: Protocol::Http1,
+            max_streams_per_connection: Self::DEFAULT_MAX_STREAMS,
+            grpc_retry_methods: Vec::new(),
+        }
+    }
+}
+
+/// `health.kind = ...`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HealthKind {
+    /// `GET path`, over the pool's protocol (the default with a `path`).
+    #[default]
+    Http,
+    /// A TCP connect (the default without a `path`).
+    Tcp,
+    /// `grpc.health.v1.Health/Check` over HTTP/2; SERVING passes.
+    Grpc,
+}
+
+impl HealthKind {
+    /// The config spelling.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            HealthKind::Http => "http",
+            HealthKind::Tcp => "tcp",
+            HealthKind::Grpc => "grpc",
+        }
+    }
 }

@@ -7,12 +7,15 @@
 //!   hop-by-hop / forwarding header rewrite, the request id and the access-log line;
 //! - [`config`]: TOML text -> validated config or positioned errors;
 //! - [`duration`]: the duration and size parsers;
-//! - [`admin_request`]: the admin API's route table, path parameters and query.
+//! - [`admin_request`]: the admin API's route table, path parameters and query;
+//! - [`grpc`]: `grpc-timeout` and the gRPC health check response decoder.
 
 mod checks;
+mod grpc;
 mod head;
 
 pub use checks::{admin_request, config, duration, percent_decode_strict};
+pub use grpc::grpc;
 pub use head::{request_head, route_with_prefix};
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

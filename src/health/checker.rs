@@ -23,7 +23,7 @@ use tokio::time::Instant;
 
 use super::counter::{Flip, RiseFall, Verdict};
 use super::local::WARN_EVERY;
-use super::probe::{probe, ProbeResult};
+use super::probe::{probe_over, ProbeResult};
 use crate::config::HealthConfig;
 use crate::pool::{MemberState, Pool, PoolCommand, PoolSnapshot};
 use crate::rate_limit::RateLimit;
@@ -238,7 +238,7 @@ fn schedule(
             let (addr, cfg) = (m.address, snap.config.clone());
             probes.push(Box::pin(async move {
                 let h = cfg.health.as_ref().expect("checked above");
-                (addr, probe(addr, h).await)
+                (addr, probe_over(addr, h, cfg.protocol.kind).await)
             }));
         }
         next = Some(next.map_or(t.next_due, |n| n.min(t.next_due)));

@@ -10,6 +10,7 @@
 pub mod checker;
 pub mod counter;
 pub mod first_round;
+pub mod grpc;
 pub mod local;
 pub mod passive;
 pub mod probe;

@@ -1,5 +1,6 @@
-//! One active health check of one member: an HTTP `GET path` (or, without a
-//! path, a TCP connect), bounded by the check's `timeout`.
+//! One active health check of one member: an HTTP `GET path` (over the
+//! pool's protocol: HTTP/1.1, or HTTP/2 for h2c pools), a TCP connect, or a
+//! gRPC health check ([`super::grpc`]), bounded by the check's `timeout`.
 
 use std::net::SocketAddr;
 
@@ -8,7 +9,7 @@ use http::{Method, Request};
 
 use super::counter::Verdict;
 use super::local;
-use crate::config::HealthConfig;
+use crate::config::{HealthConfig, HealthKind, Protocol};
 use crate::proxy::body::RequestBody;
 use crate::proxy::upstream::{self, ConnectError};
 
@@ -26,14 +27,14 @@ pub struct ProbeResult {
 }
 
 impl ProbeResult {
-    fn pass(detail: impl Into<String>) -> ProbeResult {
+    pub(super) fn pass(detail: impl Into<String>) -> ProbeResult {
         ProbeResult {
             verdict: Verdict::Pass,
             detail: detail.into(),
         }
     }
 
-    fn fail(detail: impl Into<String>) -> ProbeResult {
+    pub(super) fn fail(detail: impl Into<String>) -> ProbeResult {
         ProbeResult {
             verdict: Verdict::Fail,
             detail: detail.into(),
@@ -41,7 +42,7 @@ impl ProbeResult {
     }
 
     /// A failure if the member is to blame; unknown if `local` (the error was ours).
-    fn failed(local: bool, detail: impl Into<String>) -> ProbeResult {
+    pub(super) fn failed(local: bool, detail: impl Into<String>) -> ProbeResult {
         ProbeResult {
             verdict: if local {
                 Verdict::Unknown
@@ -58,13 +59,23 @@ impl ProbeResult {
     }
 }
 
-/// Checks `addr` once as `cfg` says. The whole check (connect, request,
-/// response head) must finish within `cfg.timeout`.
+/// Checks `addr` once as `cfg` says, over HTTP/1.1. See [`probe_over`].
 pub async fn probe(addr: SocketAddr, cfg: &HealthConfig) -> ProbeResult {
+    probe_over(addr, cfg, Protocol::Http1).await
+}
+
+/// Checks `addr` once as `cfg` says; an HTTP check goes over `protocol` (the
+/// pool's). The whole check (connect, request, response head) must finish
+/// within `cfg.timeout`.
+pub async fn probe_over(addr: SocketAddr, cfg: &HealthConfig, protocol: Protocol) -> ProbeResult {
     let check = async {
-        match &cfg.path {
-            None => tcp(addr).await,
-            Some(path) => http(addr, path, cfg).await,
+        match (cfg.kind, &cfg.path) {
+            (HealthKind::Grpc, _) => super::grpc::check(addr, cfg).await,
+            (HealthKind::Http, Some(path)) if protocol.h2_on_plain() => {
+                http2(addr, path, cfg).await
+            }
+            (HealthKind::Http, Some(path)) => http(addr, path, cfg).await,
+            (HealthKind::Http | HealthKind::Tcp, _) => tcp(addr).await,
         }
     };
     match tokio::time::timeout(cfg.timeout, check).await {
@@ -121,7 +132,33 @@ async fn http(addr: SocketAddr, path: &str, cfg: &HealthConfig) -> ProbeResult {
             return ProbeResult::failed(local, e.to_string());
         }
     };
-    match sender.send_request(req).await {
+    judge(sender.send_request(req).await, cfg)
+}
+
+/// The HTTP check over HTTP/2 with prior knowledge, on a connection of its own.
+async fn http2(addr: SocketAddr, path: &str, cfg: &HealthConfig) -> ProbeResult {
+    let mut req = match request(addr, path, cfg) {
+        Ok(r) => r,
+        Err(e) => return ProbeResult::fail(e),
+    };
+    req.headers_mut().remove(CONNECTION);
+    crate::proxy::upstream_h2::to_h2(&mut req, addr);
+    let mut sender = match crate::proxy::upstream_h2::connect_plain(addr, cfg.timeout).await {
+        Ok(s) => s,
+        Err(e) => {
+            let local = matches!(&e, ConnectError::Io(io) if local::is_local(io));
+            return ProbeResult::failed(local, e.to_string());
+        }
+    };
+    judge(sender.send_request(req).await, cfg)
+}
+
+/// The verdict on a probe's response head.
+fn judge(
+    r: Result<http::Response<hyper::body::Incoming>, hyper::Error>,
+    cfg: &HealthConfig,
+) -> ProbeResult {
+    match r {
         Ok(resp) => {
             let code = resp.status().as_u16();
             if cfg.expect_status.contains(code) {
@@ -169,6 +206,12 @@ mod tests {
                 ("Host".into(), "app.internal".into()),
                 ("X-Probe".into(), "1".into()),
             ],
+            kind: if path.is_some() {
+                crate::config::HealthKind::Http
+            } else {
+                crate::config::HealthKind::Tcp
+            },
+            service: String::new(),
         }
     }
 

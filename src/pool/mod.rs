@@ -312,6 +312,9 @@ impl Pool {
                 m.ejection = e;
             }
         }
+        if config.protocol.kind.h2_on_plain() {
+            retire_h2(&cur.members, &members);
+        }
         self.snapshot
             .store(Arc::new(PoolSnapshot::build(config, members)));
         self.changed.notify_one();
@@ -365,5 +368,16 @@ impl Pool {
                 .as_ref()
                 .map_or(inst.start_timeout, |a| a.hold_timeout),
         )
+    }
+}
+
+/// HTTP/2 connections to members now draining or gone take no new stream and
+/// close with GOAWAY once their streams end ([`crate::proxy::upstream_h2::retire`]).
+fn retire_h2(old: &[Member], new: &[Member]) {
+    for m in old {
+        let now = new.iter().find(|n| n.address == m.address);
+        if now.is_none_or(|n| n.state == MemberState::Draining) {
+            crate::proxy::upstream_h2::retire(m.address);
+        }
     }
 }

@@ -21,13 +21,14 @@ use hyper::body::Incoming;
 use super::body::RequestBody;
 use super::errors::{Cause, ProxyError};
 use super::upload::{client_fault, Upload};
-use super::upstream::{self, Sender};
+use super::upstream::{self, Conn};
+use super::upstream_h2;
 use crate::config::PoolConfig;
 use crate::pool::Member;
 
 /// How one attempt ended.
 pub enum Attempt {
-    Response(Response<Incoming>, Sender),
+    Response(Response<Incoming>, Conn),
     /// Failed; the request comes back when it was not sent.
     Failed(ProxyError, Option<Request<RequestBody>>),
 }
@@ -52,11 +53,20 @@ fn timed_out(addr: SocketAddr, timeout: Duration, what: &str) -> Attempt {
     )
 }
 
-/// One attempt on `member`: connect (or reuse), send, wait for the response head.
+/// One attempt on `member`: connect (or reuse), send, wait for the response
+/// head up to `request_timeout` (the pool's, or less for a gRPC deadline).
 /// A free function, so the request's state is not borrowed while it waits.
-pub async fn attempt(member: &Member, request: Request<RequestBody>, cfg: &PoolConfig) -> Attempt {
-    let (addr, connect_timeout, request_timeout) =
-        (member.address, cfg.connect_timeout, cfg.request_timeout);
+pub async fn attempt(
+    member: &Member,
+    request: Request<RequestBody>,
+    cfg: &PoolConfig,
+    request_timeout: Duration,
+) -> Attempt {
+    let (addr, connect_timeout) = (member.address, cfg.connect_timeout);
+    if cfg.protocol.kind.h2_on_plain() {
+        // Boxed: keeps the HTTP/1.1 path's future as small as it was.
+        return Box::pin(attempt_h2(addr, request, cfg, request_timeout)).await;
+    }
     let (sender, reused) = match upstream::checkout(addr, connect_timeout).await {
         Ok(s) => s,
         Err(e) => {
@@ -64,7 +74,7 @@ pub async fn attempt(member: &Member, request: Request<RequestBody>, cfg: &PoolC
             return Attempt::Failed(err, Some(request));
         }
     };
-    match send(sender, request, request_timeout, addr).await {
+    match send(Conn::H1(sender), request, request_timeout, addr).await {
         // A pooled connection closed under us before the request went out:
         // try a fresh connection to the same member (not a retry). Boxed:
         // rare, and it would double this future's size.
@@ -75,16 +85,37 @@ pub async fn attempt(member: &Member, request: Request<RequestBody>, cfg: &PoolC
     }
 }
 
-/// The outcome of `try_send_request`.
-fn outcome(
-    r: Result<Response<Incoming>, hyper::client::conn::TrySendError<Request<RequestBody>>>,
-    sender: Sender,
-    addr: SocketAddr,
-) -> Attempt {
+type Sent = Result<Response<Incoming>, hyper::client::conn::TrySendError<Request<RequestBody>>>;
+
+/// Hands `request` to the connection; the future does not borrow it.
+fn try_send(conn: &mut Conn, request: Request<RequestBody>) -> impl Future<Output = Sent> {
+    match conn {
+        Conn::H1(s) => Either::Left(s.try_send_request(request)),
+        Conn::H2(s) => Either::Right(s.sender.try_send_request(request)),
+    }
+}
+
+/// The outcome of `try_send_request`. An HTTP/2 stream the backend refused
+/// unprocessed (GOAWAY, REFUSED_STREAM) is a `connect` failure without the
+/// request (hyper keeps it): [`attempt_h2`] rebuilds it when it can.
+fn outcome(r: Sent, conn: Conn, addr: SocketAddr) -> Attempt {
     match r {
-        Ok(resp) => Attempt::Response(resp, sender),
+        Ok(resp) => Attempt::Response(resp, conn),
         Err(mut e) => {
             let returned = e.take_message();
+            if let Conn::H2(s) = &conn {
+                if returned.is_some() {
+                    // The connection closed (or is closing) before the request went out.
+                    s.mark_dead();
+                } else if upstream_h2::unprocessed(e.error()) {
+                    s.mark_dead();
+                    let why = format!(
+                        "backend {addr} refused the stream unprocessed: {}",
+                        e.error()
+                    );
+                    return Attempt::Failed(ProxyError::new(Cause::Connect, why), None);
+                }
+            }
             let err = classify(e.error(), returned.is_none(), addr);
             Attempt::Failed(err, returned)
         }
@@ -96,7 +127,7 @@ fn outcome(
 /// handed over at once, so the future does not also keep a slot for it; a
 /// request with a body takes the boxed [`send_upload`] path.
 fn send(
-    mut sender: Sender,
+    mut sender: Conn,
     request: Request<RequestBody>,
     timeout: Duration,
     addr: SocketAddr,
@@ -108,7 +139,7 @@ fn send(
     }
     // `map`, not `async move { response.await }`: awaiting a captured future
     // would give it a second slot in the state machine.
-    let response = tokio::time::timeout(timeout, sender.try_send_request(request));
+    let response = tokio::time::timeout(timeout, try_send(&mut sender, request));
     Either::Left(response.map(move |r| match r {
         Err(_) => timed_out(addr, timeout, "did not answer"),
         Ok(r) => outcome(r, sender, addr),
@@ -119,13 +150,13 @@ fn send(
 /// sent; until then the backend fails only by taking none of it for `timeout`
 /// while the client has more (a client that stalls is the body's read timeout).
 async fn send_upload(
-    mut sender: Sender,
+    mut sender: Conn,
     request: Request<RequestBody>,
     upload: Arc<Upload>,
     timeout: Duration,
     addr: SocketAddr,
 ) -> Attempt {
-    let response = sender.try_send_request(request);
+    let response = try_send(&mut sender, request);
     tokio::pin!(response);
     let mut seen = upload.progress().0;
     loop {
@@ -156,10 +187,100 @@ async fn send_fresh(
     request_timeout: Duration,
 ) -> Attempt {
     match upstream::connect(addr, connect_timeout).await {
-        Ok(s) => send(s, request, request_timeout, addr).await,
+        Ok(s) => send(Conn::H1(s), request, request_timeout, addr).await,
         Err(ce) => Attempt::Failed(
             ProxyError::new(Cause::Connect, format!("backend {addr}: {ce}")),
             Some(request),
         ),
+    }
+}
+
+/// How many times an HTTP/2 request that did not go out is sent again to the
+/// same member (each time on another connection). 3.
+pub const H2_RESENDS: u32 = 3;
+
+/// The request line and headers of a request without a body, kept to send
+/// it again when an HTTP/2 backend refuses its stream.
+struct Unsent {
+    method: http::Method,
+    uri: http::Uri,
+    version: http::Version,
+    headers: http::HeaderMap,
+}
+
+impl Unsent {
+    fn of(r: &Request<RequestBody>) -> Option<Unsent> {
+        matches!(r.body(), RequestBody::Empty).then(|| Unsent {
+            method: r.method().clone(),
+            uri: r.uri().clone(),
+            version: r.version(),
+            headers: r.headers().clone(),
+        })
+    }
+
+    fn request(&self) -> Request<RequestBody> {
+        let mut r = Request::new(RequestBody::Empty);
+        *r.method_mut() = self.method.clone();
+        *r.uri_mut() = self.uri.clone();
+        *r.version_mut() = self.version;
+        *r.headers_mut() = self.headers.clone();
+        r
+    }
+}
+
+/// [`attempt`] over HTTP/2: a stream slot on a connection to `addr`. A request
+/// that did not go out (the connection closed first, or the backend refused
+/// the stream with GOAWAY) is sent again on another connection to the same
+/// member (not a retry; the one that failed takes no new stream), up to
+/// [`H2_RESENDS`] times; after that it goes back to the caller as a `connect`
+/// failure (another member may take it). A refused request whose body was
+/// streamed already cannot be sent again: an `upstream` failure.
+async fn attempt_h2(
+    addr: SocketAddr,
+    mut request: Request<RequestBody>,
+    cfg: &PoolConfig,
+    request_timeout: Duration,
+) -> Attempt {
+    upstream_h2::to_h2(&mut request, addr);
+    let unsent = Unsent::of(&request);
+    let lost = |e: ProxyError| {
+        ProxyError::new(
+            Cause::Upstream,
+            format!(
+                "{}; its body was streamed already, so it is not sent again",
+                e.detail
+            ),
+        )
+    };
+    let mut resends = 0;
+    loop {
+        let checkout = upstream_h2::checkout(
+            addr,
+            cfg.protocol.max_streams_per_connection,
+            cfg.connect_timeout,
+            cfg.upstream_idle_timeout,
+        )
+        .await;
+        let stream = match checkout {
+            Ok((s, _reused)) => s,
+            Err(e) => {
+                let err = ProxyError::new(Cause::Connect, format!("backend {addr}: {e}"));
+                return Attempt::Failed(err, Some(request));
+            }
+        };
+        match send(Conn::H2(stream), request, request_timeout, addr).await {
+            Attempt::Failed(e, returned) if e.cause == Cause::Connect => {
+                let again = returned.or_else(|| unsent.as_ref().map(Unsent::request));
+                match again {
+                    None => return Attempt::Failed(lost(e), None),
+                    Some(r) if resends >= H2_RESENDS => return Attempt::Failed(e, Some(r)),
+                    Some(r) => {
+                        resends += 1;
+                        request = r;
+                    }
+                }
+            }
+            a => return a,
+        }
     }
 }

@@ -49,6 +49,9 @@ pub struct Completion {
     /// The member's verdict is given at the body's end (false when the head
     /// already blamed it, a 502–504).
     pub judge: bool,
+    /// The request is a gRPC call (`content-type: application/grpc*`): drover's
+    /// own failures are told as gRPC statuses (see [`super::grpc`]).
+    pub grpc: bool,
 }
 
 impl Completion {
@@ -63,6 +66,7 @@ impl Completion {
             conn: None,
             body: BodyState::None,
             judge: false,
+            grpc: false,
         }
     }
 
@@ -238,8 +242,9 @@ impl Body for ProxyBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.project();
-        match this.inner.project() {
+        let mut this = self.project();
+        let mut end_with = None;
+        let polled = match this.inner.as_mut().project() {
             InnerProj::Upstream { mut body, conn } => match body.as_mut().poll_frame(cx) {
                 Poll::Pending => Poll::Pending,
                 Poll::Ready(Some(Ok(frame))) => {
@@ -257,10 +262,19 @@ impl Body for ProxyBody {
                     // The backend's side failed (reset, incomplete body): its
                     // failure, judged now.
                     conn.take();
+                    let mut grpc = false;
                     if let Some(mut d) = this.done.take() {
                         d.body = BodyState::Broken;
+                        grpc = d.grpc;
                     }
-                    Poll::Ready(Some(Err(e.into())))
+                    if grpc {
+                        // A gRPC client is told UNAVAILABLE in trailers (a reset
+                        // stream would read as INTERNAL), and the body ends there.
+                        end_with = Some(super::grpc::broken_trailers(&e));
+                        Poll::Pending
+                    } else {
+                        Poll::Ready(Some(Err(e.into())))
+                    }
                 }
                 Poll::Ready(None) => {
                     ended(conn, this.done);
@@ -275,7 +289,12 @@ impl Body for ProxyBody {
                     Poll::Ready(None)
                 }
             },
+        };
+        if let Some(trailers) = end_with {
+            this.inner.set(Inner::Full { data: None });
+            return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
         }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {

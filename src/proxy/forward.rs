@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use http::header::{HeaderMap, HeaderValue, EXPECT, HOST};
@@ -17,10 +17,12 @@ use super::attempt::{attempt, Attempt};
 use super::body::{Completion, ProxyBody, RequestBody};
 use super::errors::{self, local, Cause, ClientFault, ProxyError};
 use super::framing;
+use super::grpc;
 use super::headers::{self, ForwardInfo, X_REQUEST_ID};
 use super::router::{self, Router};
 use super::upgrade;
-use super::upstream::{Pooled, Sender};
+use super::upload::Capture;
+use super::upstream::{Conn, Pooled};
 use crate::access_log::{self, AccessRecord};
 use crate::balance::SelectContext;
 use crate::config::{Balance, HashKey};
@@ -114,6 +116,8 @@ fn prepare(
         return Prepared::Done(resp);
     }
     let host = request_host(&req);
+    let is_grpc = grpc::is_grpc(req.headers());
+    done.grpc = is_grpc;
     let Some(m) = router.find(host, req.uri().path()) else {
         let why = format!(
             "no route for host {:?} path {:?}",
@@ -146,7 +150,9 @@ fn prepare(
 }
 
 /// The local response for `err`, with the completion attached (logged status,
-/// cause and retries; the pool's local-code and cause counters).
+/// cause and retries; the pool's local-code and cause counters). For a gRPC
+/// call ([`Completion::grpc`]) it is a gRPC status ([`grpc::local`]); the
+/// access log and the counters keep the HTTP status the cause stands for.
 fn local_done(
     err: &ProxyError,
     id: &HeaderValue,
@@ -164,6 +170,9 @@ fn local_done(
         rec.error = Some(err.cause.label());
     }
     done.answered = true;
+    if done.grpc {
+        return grpc::local(err.cause, &err.detail, id, Some(done));
+    }
     local(status, &err.detail, id, Some(done), Some(err.cause))
 }
 
@@ -277,6 +286,12 @@ struct Forward {
     /// Held after a connection to its member failed (see [`Forward::hold_after_connect`]):
     /// selection skips the members tried, never falling back to them.
     untried_only: bool,
+    /// How long an attempt waits for the response head: `request_timeout`,
+    /// or a gRPC call's shorter `grpc-timeout`.
+    timeout: Duration,
+    /// A gRPC call to a method in `grpc_retry_methods`: the copy of its body
+    /// that lets it be sent again after UNAVAILABLE.
+    grpc_replay: Option<Arc<Mutex<Capture>>>,
 }
 
 /// Counts a request held for a cold start in `Pool::held` while it lives.
@@ -312,6 +327,11 @@ impl Forward {
                 .then(|| hash_of(&cfg.hash_key, &req, down.client))
                 .flatten(),
         };
+        let timeout = if done.grpc {
+            grpc::deadline(req.headers(), cfg.request_timeout)
+        } else {
+            cfg.request_timeout
+        };
         let is_upgrade = req.version() <= Version::HTTP_11 && headers::is_upgrade(req.headers());
         let on_upgrade = is_upgrade.then(|| hyper::upgrade::on(&mut req));
         let body_empty = hyper::body::Body::is_end_stream(req.body());
@@ -339,8 +359,15 @@ impl Forward {
         if let Some(v) = host {
             h.insert(HOST, v);
         }
+        let retry_listed =
+            done.grpc && grpc::retry_allowed(parts.uri.path(), &cfg.protocol.grpc_retry_methods);
+        let mut grpc_replay = None;
         let body = if body_empty {
             RequestBody::Empty
+        } else if retry_listed {
+            let (b, capture) = RequestBody::client_captured(body, body_read_timeout);
+            grpc_replay = Some(capture);
+            b
         } else {
             RequestBody::client(body, body_read_timeout)
         };
@@ -363,6 +390,8 @@ impl Forward {
             over_budget: false,
             cold_start: None,
             untried_only: false,
+            timeout,
+            grpc_replay,
         }
     }
 
@@ -607,14 +636,24 @@ impl Forward {
             let addr = member.address;
             let t0 = Instant::now();
             let request = self.next_request();
-            match attempt(member, request, &snap.config).await {
-                Attempt::Response(resp, sender) => {
+            match attempt(member, request, &snap.config, self.timeout).await {
+                Attempt::Response(resp, conn) => {
                     let code = resp.status().as_u16();
                     member.stats.count_status(code);
                     // A response that does not blame the member at its head is
                     // judged when its body ends (the completion), not here.
                     if errors::response_blames_backend(code) {
                         self.blame(member, &format!("status {code} from the backend"));
+                    }
+                    if self.done.grpc && grpc::head_unavailable(resp.headers()) {
+                        if let Some(body) = self.grpc_replay() {
+                            if self.retry() {
+                                drop(token);
+                                self.tried.push(addr);
+                                self.body = Some(body);
+                                continue;
+                            }
+                        }
                     }
                     if errors::response_retryable(code, self.replayable) && self.retry() {
                         drop(token);
@@ -624,7 +663,7 @@ impl Forward {
                         continue;
                     }
                     member.stats.load.observe(t0.elapsed());
-                    return self.respond(resp, sender, member, token);
+                    return self.respond(resp, conn, member, token);
                 }
                 Attempt::Failed(err, returned) => {
                     drop(token);
@@ -646,6 +685,16 @@ impl Forward {
                     if err.cause == Cause::Connect && self.hold_after_connect() {
                         continue;
                     }
+                    // A listed gRPC method lost after it was sent: UNAVAILABLE to
+                    // its client, so it may be sent again, like a status 14.
+                    if err.cause == Cause::Upstream {
+                        if let Some(body) = self.grpc_replay() {
+                            if self.retry() {
+                                self.body = Some(body);
+                                continue;
+                            }
+                        }
+                    }
                     if !(err.cause.retryable(self.replayable) && self.retry()) {
                         return self.fail(err);
                     }
@@ -654,11 +703,20 @@ impl Forward {
         }
     }
 
+    /// The body of a listed gRPC call again, when it was read whole and kept
+    /// (within [`super::upload::MAX_CAPTURE`]) and its head is still here.
+    fn grpc_replay(&self) -> Option<RequestBody> {
+        let c = self.grpc_replay.as_ref()?;
+        self.head.as_ref()?;
+        c.lock().unwrap_or_else(|e| e.into_inner()).replay()
+    }
+
     /// The upstream request for the next attempt. The head is kept when a
     /// replay may follow, otherwise moved.
     fn next_request(&mut self) -> Request<RequestBody> {
         let body = self.body.take().expect("body present between attempts");
-        let head = if self.replayable && self.retries < self.snap.config.retries {
+        let may_replay = self.replayable || self.grpc_replay.is_some();
+        let head = if may_replay && self.retries < self.snap.config.retries {
             self.head.clone().expect("head present")
         } else {
             self.head.take().expect("head present")
@@ -671,7 +729,7 @@ impl Forward {
     fn respond(
         &mut self,
         mut resp: Response<Incoming>,
-        sender: Sender,
+        conn: Conn,
         member: &Member,
         token: Inflight,
     ) -> Response<ProxyBody> {
@@ -706,7 +764,7 @@ impl Forward {
         }
         let conn = Some(Pooled {
             addr: member.address,
-            sender,
+            conn,
             idle_for: self.snap.config.upstream_idle_timeout,
         });
         let mut done = self.take_done();

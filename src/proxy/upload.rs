@@ -11,7 +11,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -155,6 +155,46 @@ pin_project_lite::pin_project! {
         waiting: bool,
         read_timeout: Duration,
         upload: Arc<Upload>,
+        // A copy of what was sent, to send it again (gRPC retries).
+        capture: Option<Arc<Mutex<Capture>>>,
+    }
+}
+
+/// Largest request body kept to be sent again: 64 KiB. A larger one is not retried.
+pub const MAX_CAPTURE: usize = 64 * 1024;
+
+/// The copy of a request body as it went out (shared `Bytes`, no copying):
+/// usable once the body has ended, if it stayed within [`MAX_CAPTURE`] and
+/// had no trailers.
+#[derive(Debug, Default)]
+pub struct Capture {
+    chunks: Vec<Bytes>,
+    size: usize,
+    complete: bool,
+    overflow: bool,
+}
+
+impl Capture {
+    fn frame(&mut self, frame: &Frame<Bytes>) {
+        if self.overflow {
+            return;
+        }
+        match frame.data_ref() {
+            Some(d) if self.size + d.len() <= MAX_CAPTURE => {
+                self.size += d.len();
+                self.chunks.push(d.clone());
+            }
+            _ => {
+                self.overflow = true;
+                self.chunks = Vec::new();
+            }
+        }
+    }
+
+    /// The whole body again, if it can be had.
+    pub fn replay(&self) -> Option<RequestBody> {
+        (self.complete && !self.overflow)
+            .then(|| RequestBody::Replay(self.chunks.iter().cloned().collect()))
     }
 }
 
@@ -168,11 +208,19 @@ impl ClientBody {
         match this.body.as_mut().poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 *this.waiting = false;
+                if let Some(c) = this.capture.as_ref() {
+                    let mut c = c.lock().unwrap_or_else(|e| e.into_inner());
+                    c.frame(&frame);
+                    c.complete = this.body.is_end_stream();
+                }
                 this.upload.frame(this.body.is_end_stream());
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(BodyError::Client(e)))),
             Poll::Ready(None) => {
+                if let Some(c) = this.capture.as_ref() {
+                    c.lock().unwrap_or_else(|e| e.into_inner()).complete = true;
+                }
                 this.upload.finish();
                 Poll::Ready(None)
             }
@@ -200,6 +248,8 @@ pub enum RequestBody {
     /// Boxed: only requests with a body pay for the timer and the progress.
     Stream(Pin<Box<ClientBody>>),
     Empty,
+    /// A body sent before, sent again from memory ([`Capture::replay`]).
+    Replay(std::collections::VecDeque<Bytes>),
 }
 
 impl RequestBody {
@@ -211,14 +261,28 @@ impl RequestBody {
             waiting: false,
             read_timeout,
             upload: Arc::default(),
+            capture: None,
         }))
+    }
+
+    /// [`RequestBody::client`], keeping a copy of what is sent to send it again.
+    pub fn client_captured(
+        body: Incoming,
+        read_timeout: Duration,
+    ) -> (RequestBody, Arc<Mutex<Capture>>) {
+        let capture = Arc::new(Mutex::new(Capture::default()));
+        let mut b = RequestBody::client(body, read_timeout);
+        if let RequestBody::Stream(s) = &mut b {
+            s.as_mut().project().capture.replace(capture.clone());
+        }
+        (b, capture)
     }
 
     /// The progress of a client body (`None` for an empty one).
     pub fn upload(&self) -> Option<Arc<Upload>> {
         match self {
             RequestBody::Stream(b) => Some(b.upload.clone()),
-            RequestBody::Empty => None,
+            RequestBody::Empty | RequestBody::Replay(_) => None,
         }
     }
 }
@@ -234,6 +298,9 @@ impl Body for RequestBody {
         match self.get_mut() {
             RequestBody::Stream(b) => b.as_mut().poll_client(cx),
             RequestBody::Empty => Poll::Ready(None),
+            RequestBody::Replay(chunks) => {
+                Poll::Ready(chunks.pop_front().map(|d| Ok(Frame::data(d))))
+            }
         }
     }
 
@@ -241,6 +308,7 @@ impl Body for RequestBody {
         match self {
             RequestBody::Stream(b) => b.body.is_end_stream(),
             RequestBody::Empty => true,
+            RequestBody::Replay(chunks) => chunks.is_empty(),
         }
     }
 
@@ -248,6 +316,9 @@ impl Body for RequestBody {
         match self {
             RequestBody::Stream(b) => b.body.size_hint(),
             RequestBody::Empty => SizeHint::with_exact(0),
+            RequestBody::Replay(chunks) => {
+                SizeHint::with_exact(chunks.iter().map(|c| c.len() as u64).sum())
+            }
         }
     }
 }

@@ -30,19 +30,29 @@ pub const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// A connection's request sender.
 pub type Sender = SendRequest<RequestBody>;
 
+/// The connection an exchange went out on: an HTTP/1.1 connection of its
+/// own, or a stream slot on a shared HTTP/2 connection ([`super::upstream_h2`]).
+pub enum Conn {
+    H1(Sender),
+    H2(super::upstream_h2::Stream),
+}
+
 /// A connection that may go back to the pool when its response has been
 /// read: to `addr`, idle for at most `idle_for` (the pool's `upstream_idle_timeout`).
 pub struct Pooled {
     pub addr: SocketAddr,
-    pub sender: Sender,
+    pub conn: Conn,
     pub idle_for: Duration,
 }
 
 impl Pooled {
-    /// Puts the connection back into this thread's pool if it can take
-    /// another request (see [`put_idle`]).
+    /// Puts an HTTP/1.1 connection back into this thread's pool if it can take
+    /// another request (see [`put_idle`]); gives an HTTP/2 stream slot back.
     pub fn release(self) {
-        put_idle(self.addr, self.sender, self.idle_for);
+        match self.conn {
+            Conn::H1(sender) => put_idle(self.addr, sender, self.idle_for),
+            Conn::H2(stream) => drop(stream),
+        }
     }
 }
 
@@ -167,6 +177,7 @@ pub async fn sweeper() {
     loop {
         tick.tick().await;
         sweep_idle(Instant::now());
+        super::upstream_h2::sweep(Instant::now());
     }
 }
 

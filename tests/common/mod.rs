@@ -17,7 +17,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_drover");
 pub struct Lines(Arc<Mutex<Vec<String>>>);
 
 impl Lines {
-    fn follow(&self, r: impl std::io::Read + Send + 'static) {
+    pub fn follow(&self, r: impl std::io::Read + Send + 'static) {
         let lines = self.0.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(r).lines().map_while(Result::ok) {

@@ -1,0 +1,271 @@
+//! gRPC through the proxy: which requests are gRPC calls, their deadline
+//! (`grpc-timeout`), drover's own failures told as gRPC statuses, and which
+//! calls may be retried.
+//!
+//! A gRPC client reads the call's outcome from `grpc-status` and
+//! `grpc-message`, not from the HTTP status: an HTML or plain-text 502 is
+//! seen as a protocol error ("Bad Gateway" with code UNKNOWN or INTERNAL).
+//! So a failure drover makes itself, for a request whose `content-type` is
+//! `application/grpc*`, is a "trailers-only" response (gRPC over HTTP/2
+//! protocol, "Responses"): HTTP 200, `content-type: application/grpc`,
+//! `grpc-status` and a percent-encoded `grpc-message`, no body.
+
+use std::time::Duration;
+
+use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
+use http::{Response, StatusCode};
+
+use super::body::{Completion, ProxyBody};
+use super::errors::{Cause, ClientFault, X_DROVER_ERROR};
+use super::headers::X_REQUEST_ID;
+
+pub const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+pub const GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
+pub const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
+
+/// gRPC status codes drover answers with (grpc/doc/statuscodes.md).
+pub mod code {
+    pub const CANCELLED: u32 = 1;
+    pub const INVALID_ARGUMENT: u32 = 3;
+    pub const DEADLINE_EXCEEDED: u32 = 4;
+    pub const RESOURCE_EXHAUSTED: u32 = 8;
+    pub const UNIMPLEMENTED: u32 = 12;
+    pub const INTERNAL: u32 = 13;
+    pub const UNAVAILABLE: u32 = 14;
+}
+
+/// Whether a request (or response) is gRPC: `content-type` is
+/// `application/grpc`, optionally followed by `+format` or `;params`.
+pub fn is_grpc(headers: &HeaderMap) -> bool {
+    let Some(ct) = headers.get(CONTENT_TYPE) else {
+        return false;
+    };
+    let ct = ct.as_bytes();
+    let prefix = b"application/grpc";
+    ct.len() >= prefix.len()
+        && ct
+            .get(..prefix.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+        && matches!(ct.get(prefix.len()), None | Some(b'+') | Some(b';'))
+}
+
+/// Parses a `grpc-timeout` value: 1 to 8 ASCII digits and a unit, `H` hours,
+/// `M` minutes, `S` seconds, `m` milliseconds, `u` microseconds, `n`
+/// nanoseconds. `None` for anything else (the header is then ignored, as
+/// gRPC servers do).
+pub fn parse_timeout(v: &[u8]) -> Option<Duration> {
+    let (unit, digits) = v.split_last()?;
+    if digits.is_empty() || digits.len() > 8 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n = digits
+        .iter()
+        .fold(0u64, |acc, d| acc * 10 + u64::from(d - b'0'));
+    Some(match unit {
+        b'H' => Duration::from_secs(n * 3600),
+        b'M' => Duration::from_secs(n * 60),
+        b'S' => Duration::from_secs(n),
+        b'm' => Duration::from_millis(n),
+        b'u' => Duration::from_micros(n),
+        b'n' => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// How long drover waits for the response head of a call: the pool's
+/// `request_timeout`, or the call's `grpc-timeout` when that is shorter.
+pub fn deadline(headers: &HeaderMap, request_timeout: Duration) -> Duration {
+    headers
+        .get(GRPC_TIMEOUT)
+        .and_then(|v| parse_timeout(v.as_bytes()))
+        .map_or(request_timeout, |t| t.min(request_timeout))
+}
+
+/// The gRPC status for a failure drover made itself.
+pub fn status_of(cause: Cause) -> u32 {
+    match cause {
+        Cause::Client(ClientFault::Gone) => code::CANCELLED,
+        Cause::Client(ClientFault::Stalled) => code::DEADLINE_EXCEEDED,
+        Cause::Client(ClientFault::Malformed) => code::INVALID_ARGUMENT,
+        Cause::Connect | Cause::Upstream | Cause::NoMember | Cause::ColdStart => code::UNAVAILABLE,
+        Cause::Timeout => code::DEADLINE_EXCEEDED,
+        Cause::Limit => code::RESOURCE_EXHAUSTED,
+        Cause::NoRoute => code::UNIMPLEMENTED,
+        Cause::Internal => code::INTERNAL,
+    }
+}
+
+/// `grpc-message` encoding: bytes outside printable ASCII, and `%`, as `%XX`.
+pub fn encode_message(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for &b in s.as_bytes() {
+        if (0x20..=0x7e).contains(&b) && b != b'%' {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A trailers-only gRPC response for a failure drover made itself.
+pub fn local(
+    cause: Cause,
+    why: &str,
+    request_id: &HeaderValue,
+    done: Option<Completion>,
+) -> Response<ProxyBody> {
+    let mut resp = Response::new(ProxyBody::full(bytes::Bytes::new(), done));
+    *resp.status_mut() = StatusCode::OK;
+    let h = resp.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    h.insert(GRPC_STATUS, HeaderValue::from(status_of(cause)));
+    let msg = format!(
+        "drover: {why} (request id {})",
+        request_id.to_str().unwrap_or("-")
+    );
+    if let Ok(v) = HeaderValue::from_str(&encode_message(&msg)) {
+        h.insert(GRPC_MESSAGE, v);
+    }
+    h.insert(&X_REQUEST_ID, request_id.clone());
+    h.insert(X_DROVER_ERROR, HeaderValue::from_static(cause.label()));
+    resp
+}
+
+/// The trailers that end a gRPC response whose body the backend broke
+/// (reset, connection lost): UNAVAILABLE with the reason.
+pub fn broken_trailers(e: &hyper::Error) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(GRPC_STATUS, HeaderValue::from(code::UNAVAILABLE));
+    let msg = encode_message(&format!("drover: the backend broke the response: {e}"));
+    if let Ok(v) = HeaderValue::from_str(&msg) {
+        h.insert(GRPC_MESSAGE, v);
+    }
+    h
+}
+
+/// Whether a backend's response head says UNAVAILABLE (a trailers-only
+/// response with `grpc-status: 14`).
+pub fn head_unavailable(headers: &HeaderMap) -> bool {
+    headers
+        .get(GRPC_STATUS)
+        .is_some_and(|v| v.as_bytes() == b"14")
+}
+
+/// Whether the call to `path` may be retried after UNAVAILABLE: its method is
+/// listed in the pool's `grpc_retry_methods`.
+pub fn retry_allowed(path: &str, methods: &[String]) -> bool {
+    methods.iter().any(|m| m == path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_content_types() {
+        let mut h = HeaderMap::new();
+        assert!(!is_grpc(&h));
+        for (ct, yes) in [
+            ("application/grpc", true),
+            ("application/grpc+proto", true),
+            ("application/grpc;charset=utf-8", true),
+            ("Application/GRPC", true),
+            ("application/grpc-web", false),
+            ("application/grpcx", false),
+            ("application/json", false),
+            ("application/grp", false),
+        ] {
+            h.insert(CONTENT_TYPE, HeaderValue::from_static(ct));
+            assert_eq!(is_grpc(&h), yes, "{ct}");
+        }
+    }
+
+    #[test]
+    fn timeouts() {
+        let ms = Duration::from_millis;
+        assert_eq!(parse_timeout(b"100m"), Some(ms(100)));
+        assert_eq!(parse_timeout(b"1S"), Some(ms(1000)));
+        assert_eq!(parse_timeout(b"2M"), Some(ms(120_000)));
+        assert_eq!(parse_timeout(b"1H"), Some(ms(3_600_000)));
+        assert_eq!(parse_timeout(b"5000u"), Some(ms(5)));
+        assert_eq!(
+            parse_timeout(b"99999999n"),
+            Some(Duration::from_nanos(99_999_999))
+        );
+        for bad in [
+            &b""[..],
+            b"m",
+            b"100",
+            b"123456789m",
+            b"-1m",
+            b"1x",
+            b" 1m",
+            b"1.5S",
+        ] {
+            assert_eq!(
+                parse_timeout(bad),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn the_deadline_is_capped_by_request_timeout() {
+        let mut h = HeaderMap::new();
+        let pool = Duration::from_secs(60);
+        assert_eq!(deadline(&h, pool), pool);
+        h.insert(GRPC_TIMEOUT, HeaderValue::from_static("250m"));
+        assert_eq!(deadline(&h, pool), Duration::from_millis(250));
+        h.insert(GRPC_TIMEOUT, HeaderValue::from_static("2H"));
+        assert_eq!(deadline(&h, pool), pool);
+        h.insert(GRPC_TIMEOUT, HeaderValue::from_static("soon"));
+        assert_eq!(deadline(&h, pool), pool);
+    }
+
+    #[test]
+    fn statuses_for_drovers_failures() {
+        assert_eq!(status_of(Cause::NoRoute), 12);
+        assert_eq!(status_of(Cause::Connect), 14);
+        assert_eq!(status_of(Cause::NoMember), 14);
+        assert_eq!(status_of(Cause::Timeout), 4);
+        assert_eq!(status_of(Cause::Limit), 8);
+    }
+
+    #[test]
+    fn local_errors_are_trailers_only_grpc_responses() {
+        let id = HeaderValue::from_static("r1");
+        let r = local(
+            Cause::Timeout,
+            "backend 1.2.3.4:5 did not answer within 1s; 100%",
+            &id,
+            None,
+        );
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()[CONTENT_TYPE], "application/grpc");
+        assert_eq!(r.headers()[GRPC_STATUS], "4");
+        let m = r.headers()[GRPC_MESSAGE].to_str().unwrap();
+        assert!(m.ends_with("100%25 (request id r1)"), "{m}");
+        assert!(http_body::Body::is_end_stream(r.body()));
+    }
+
+    #[test]
+    fn messages_are_percent_encoded() {
+        assert_eq!(encode_message("a b%c\n\u{e9}"), "a b%25c%0A%C3%A9");
+    }
+
+    #[test]
+    fn unavailable_heads_and_listed_methods() {
+        let mut h = HeaderMap::new();
+        assert!(!head_unavailable(&h));
+        h.insert(GRPC_STATUS, HeaderValue::from_static("14"));
+        assert!(head_unavailable(&h));
+        h.insert(GRPC_STATUS, HeaderValue::from_static("0"));
+        assert!(!head_unavailable(&h));
+        let listed = vec!["/pkg.Svc/Get".to_string()];
+        assert!(retry_allowed("/pkg.Svc/Get", &listed));
+        assert!(!retry_allowed("/pkg.Svc/Put", &listed));
+    }
+}

@@ -1,0 +1,446 @@
+//! HTTP/2 upstream connections (`protocol = "h2c"`, and `"h2"` on a plain
+//! connection): requests multiplexed as streams over a small set of
+//! connections per member, shared by every worker thread.
+//!
+//! A request takes a *stream slot* on the oldest connection with fewer than
+//! `max_streams_per_connection` requests in flight; when every connection is
+//! full, one new connection is opened (one at a time per member: requests that
+//! arrive meanwhile wait for it instead of opening their own). The slot is an
+//! RAII [`Stream`]: it is given back when the response body ends or is
+//! dropped, so the count is exactly the requests in flight. With
+//! `max_connections_per_backend` bounding the requests in flight, a member
+//! gets at most `ceil(limit / max_streams_per_connection)` connections.
+//!
+//! GOAWAY from the backend (RFC 9113 §6.8): hyper lets the streams the
+//! backend accepted finish; a stream it refused (above its last stream id,
+//! or reset with REFUSED_STREAM, §8.7) was not processed: the connection is
+//! marked dead and the request goes to a fresh connection ([`unprocessed`],
+//! [`super::attempt`]). A draining or removed member is [`retire`]d: its
+//! connections take no new stream and close (the h2 client sends GOAWAY)
+//! as soon as their last stream ends. Idle connections are closed after the
+//! pool's `upstream_idle_timeout` ([`sweep`], run by each worker's sweeper).
+//!
+//! The transport is a parameter: [`handshake`] takes any connected byte
+//! stream, so the TLS connector (ALPN `h2`) plugs in beside [`connect_plain`].
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use hyper::client::conn::http2::{self, SendRequest};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use super::body::RequestBody;
+use super::upstream::{ConnectError, CONNECTS};
+
+/// An HTTP/2 connection's request sender.
+pub type H2Sender = SendRequest<RequestBody>;
+
+/// What every holder of a connection shares: its streams in flight, and
+/// whether it may take new ones.
+#[derive(Debug, Default)]
+struct ConnState {
+    streams: AtomicU32,
+    /// Refused a stream (GOAWAY) or ended: takes no new stream.
+    dead: AtomicBool,
+}
+
+/// One request's stream slot on an HTTP/2 connection; the slot is given back
+/// when this is dropped (the response ended, failed, or was dropped).
+pub struct Stream {
+    pub sender: H2Sender,
+    conn: Arc<ConnState>,
+}
+
+impl Stream {
+    /// The connection refused a stream or is going away: no new stream goes to it.
+    pub fn mark_dead(&self) {
+        self.conn.dead.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        self.conn.streams.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+struct Conn {
+    sender: H2Sender,
+    state: Arc<ConnState>,
+    /// When a stream was last taken (for `upstream_idle_timeout`).
+    last_used: Instant,
+    idle_for: Duration,
+}
+
+impl Conn {
+    fn usable(&self) -> bool {
+        !self.state.dead.load(Ordering::Relaxed) && !self.sender.is_closed()
+    }
+}
+
+/// A connection being opened; its outcome is published once.
+type Pending = watch::Sender<Option<Result<(), String>>>;
+
+#[derive(Default)]
+struct MemberConns {
+    conns: Vec<Conn>,
+    connecting: Option<Arc<Pending>>,
+}
+
+static CONNS: LazyLock<Mutex<HashMap<SocketAddr, MemberConns>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+fn conns() -> MutexGuard<'static, HashMap<SocketAddr, MemberConns>> {
+    CONNS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The connection a new stream goes to: the first (oldest) usable one with
+/// fewer than `max` streams in flight. Pure, for tests.
+pub fn choose(loads: impl IntoIterator<Item = (u32, bool)>, max: u32) -> Option<usize> {
+    loads
+        .into_iter()
+        .position(|(streams, usable)| usable && streams < max)
+}
+
+/// What a request does after looking at a member's connections.
+enum Step {
+    Got(Stream),
+    Wait(watch::Receiver<Option<Result<(), String>>>),
+    Open(Arc<Pending>),
+}
+
+fn look(addr: SocketAddr, max: u32, now: Instant) -> Step {
+    let mut map = conns();
+    let m = map.entry(addr).or_default();
+    m.conns.retain(Conn::usable);
+    let loads = m
+        .conns
+        .iter()
+        .map(|c| (c.state.streams.load(Ordering::Relaxed), true));
+    if let Some(i) = choose(loads, max) {
+        let c = &mut m.conns[i];
+        c.state.streams.fetch_add(1, Ordering::Relaxed);
+        c.last_used = now;
+        return Step::Got(Stream {
+            sender: c.sender.clone(),
+            conn: c.state.clone(),
+        });
+    }
+    match &m.connecting {
+        Some(p) => Step::Wait(p.subscribe()),
+        None => {
+            let p = Arc::new(watch::channel(None).0);
+            m.connecting = Some(p.clone());
+            Step::Open(p)
+        }
+    }
+}
+
+/// A stream slot on a connection to `addr`: on one with room, else on a new
+/// connection (opened within `connect_timeout`, kept `idle_for` when idle).
+/// The flag says whether the connection was there already.
+pub async fn checkout(
+    addr: SocketAddr,
+    max: u32,
+    connect_timeout: Duration,
+    idle_for: Duration,
+) -> Result<(Stream, bool), ConnectError> {
+    loop {
+        match look(addr, max, Instant::now()) {
+            Step::Got(s) => return Ok((s, true)),
+            Step::Wait(mut rx) => {
+                // The opener publishes its outcome, then everyone looks again;
+                // its failure is theirs too (no stampede on a dead member).
+                let outcome = rx.wait_for(Option::is_some).await.map(|v| v.clone());
+                if let Ok(Some(Err(why))) = outcome {
+                    return Err(ConnectError::Io(std::io::Error::other(why)));
+                }
+            }
+            Step::Open(pending) => {
+                let opening = Opening { addr, pending };
+                let opened = connect_plain(addr, connect_timeout).await;
+                return opening.finish(opened, idle_for);
+            }
+        }
+    }
+}
+
+/// The one connection attempt to a member in progress. Dropped unfinished
+/// (the request that opened it was cancelled), it steps aside so that a
+/// waiting request opens the connection instead.
+struct Opening {
+    addr: SocketAddr,
+    pending: Arc<Pending>,
+}
+
+impl Opening {
+    /// Publishes the outcome; a new connection comes with the first stream on it.
+    fn finish(
+        self,
+        opened: Result<H2Sender, ConnectError>,
+        idle_for: Duration,
+    ) -> Result<(Stream, bool), ConnectError> {
+        let mut map = conns();
+        let m = map.entry(self.addr).or_default();
+        m.connecting = None;
+        match opened {
+            Ok(sender) => {
+                let state = Arc::new(ConnState {
+                    streams: AtomicU32::new(1),
+                    dead: AtomicBool::new(false),
+                });
+                m.conns.push(Conn {
+                    sender: sender.clone(),
+                    state: state.clone(),
+                    last_used: Instant::now(),
+                    idle_for,
+                });
+                self.pending.send_replace(Some(Ok(())));
+                Ok((
+                    Stream {
+                        sender,
+                        conn: state,
+                    },
+                    false,
+                ))
+            }
+            Err(e) => {
+                self.pending.send_replace(Some(Err(e.to_string())));
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Drop for Opening {
+    fn drop(&mut self) {
+        if self.pending.borrow().is_some() {
+            return;
+        }
+        let mut map = conns();
+        if let Some(m) = map.get_mut(&self.addr) {
+            if m.connecting
+                .as_ref()
+                .is_some_and(|p| Arc::ptr_eq(p, &self.pending))
+            {
+                m.connecting = None;
+            }
+        }
+        // Waiters look again (and one of them opens the connection).
+        self.pending.send_replace(Some(Ok(())));
+    }
+}
+
+/// Opens a TCP connection to `addr` within `timeout` and speaks HTTP/2 on it
+/// with prior knowledge (h2c). Generic over the request body (probes send their own).
+pub async fn connect_plain<B>(
+    addr: SocketAddr,
+    timeout: Duration,
+) -> Result<SendRequest<B>, ConnectError>
+where
+    B: http_body::Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        Err(_) => return Err(ConnectError::Timeout),
+        Ok(Err(e)) => return Err(ConnectError::Io(e)),
+        Ok(Ok(s)) => s,
+    };
+    let _ = stream.set_nodelay(true);
+    CONNECTS.fetch_add(1, Ordering::Relaxed);
+    handshake(TokioIo::new(stream), addr).await
+}
+
+/// The HTTP/2 handshake on a connected transport (plain TCP, or TLS that
+/// negotiated `h2`), and its driver task.
+pub async fn handshake<IO, B>(io: IO, addr: SocketAddr) -> Result<SendRequest<B>, ConnectError>
+where
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    B: http_body::Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .adaptive_window(true)
+        .handshake(io)
+        .await
+        .map_err(ConnectError::Handshake)?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(backend = %addr, error = %e, "upstream h2 connection ended");
+        }
+    });
+    Ok(sender)
+}
+
+/// Turns an HTTP/1.1-shaped upstream request (origin-form target, `Host`)
+/// into an HTTP/2 one (a request that has an authority already is left so): `:scheme http`, `:authority` from `Host` (RFC 9113
+/// §8.3.1; the member's address when `Host` is missing or not an authority)
+/// and no `Host` header.
+pub fn to_h2<B>(req: &mut http::Request<B>, addr: SocketAddr) {
+    use http::uri::{Authority, PathAndQuery, Uri};
+    if req.uri().authority().is_some() {
+        // Made for HTTP/2 already (a request sent again to another member).
+        *req.version_mut() = http::Version::HTTP_2;
+        return;
+    }
+    let from_host = req
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.parse::<Authority>().ok());
+    let authority = match from_host {
+        Some(a) => a,
+        None => match addr.to_string().parse::<Authority>() {
+            Ok(a) => a,
+            Err(_) => return,
+        },
+    };
+    let pq = req
+        .uri()
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    if let Ok(uri) = Uri::builder()
+        .scheme("http")
+        .authority(authority)
+        .path_and_query(pq)
+        .build()
+    {
+        *req.uri_mut() = uri;
+        *req.version_mut() = http::Version::HTTP_2;
+        req.headers_mut().remove(http::header::HOST);
+    }
+    // Connection-specific headers are malformed in HTTP/2 (RFC 9113 §8.2.2):
+    // an `Upgrade` kept for an HTTP/1.1 upgrade cannot go to an HTTP/2 pool.
+    let h = req.headers_mut();
+    h.remove(http::header::UPGRADE);
+    h.remove(http::header::CONNECTION);
+}
+
+/// Whether a failed HTTP/2 request was certainly not processed by the
+/// backend: refused by GOAWAY (its stream id above the last one the backend
+/// accepted, RFC 9113 §6.8) or reset with REFUSED_STREAM (§8.7).
+pub fn unprocessed(e: &hyper::Error) -> bool {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = src {
+        if let Some(h2e) = s.downcast_ref::<h2::Error>() {
+            let reason = h2e.reason();
+            return reason == Some(h2::Reason::REFUSED_STREAM)
+                || (h2e.is_go_away() && h2e.is_remote() && reason == Some(h2::Reason::NO_ERROR));
+        }
+        src = s.source();
+    }
+    false
+}
+
+/// The member at `addr` is draining or gone: its connections take no new
+/// stream, and each closes (with GOAWAY) once its last stream has ended.
+pub fn retire(addr: SocketAddr) {
+    let gone = conns().remove(&addr);
+    if let Some(m) = gone {
+        for c in &m.conns {
+            c.state.dead.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Closes connections idle (no stream) past their `idle_for`, and forgets
+/// members left with none.
+pub fn sweep(now: Instant) {
+    let mut map = conns();
+    map.retain(|_, m| {
+        m.conns.retain(|c| {
+            c.usable()
+                && (c.state.streams.load(Ordering::Relaxed) > 0 || now < c.last_used + c.idle_for)
+        });
+        !m.conns.is_empty() || m.connecting.is_some()
+    });
+}
+
+/// Open HTTP/2 connections to `addr` (for tests and the admin view).
+pub fn open_to(addr: SocketAddr) -> usize {
+    conns().get(&addr).map_or(0, |m| m.conns.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn the_oldest_connection_with_room_takes_the_stream() {
+        assert_eq!(choose([(100, true), (3, true), (0, true)], 100), Some(1));
+        assert_eq!(choose([(2, false), (3, true)], 100), Some(1));
+        assert_eq!(choose([(100, true), (100, true)], 100), None);
+        assert_eq!(choose([], 100), None);
+    }
+
+    /// 300 requests at once with 100 streams per connection: 3 connections,
+    /// opened one at a time; idle ones are closed by the sweep.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn streams_fill_connections_before_another_is_opened() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let server = tokio::spawn(crate::backend_app::serve(l, "t".into()));
+        let s = Duration::from_secs(1);
+        let got = futures_util::future::join_all(
+            (0..300).map(|_| checkout(addr, 100, s, Duration::from_secs(50))),
+        )
+        .await;
+        let streams: Vec<(Stream, bool)> = got.into_iter().map(Result::unwrap).collect();
+        let opened = streams.iter().filter(|(_, reused)| !reused).count();
+        assert_eq!(opened, 3);
+        assert_eq!(open_to(addr), 3);
+        // All full: a 301st stream needs a fourth connection; with room, it does not.
+        let (extra, reused) = checkout(addr, 100, s, Duration::from_secs(50))
+            .await
+            .unwrap();
+        assert!(!reused);
+        drop(extra);
+        drop(streams);
+        let (one, reused) = checkout(addr, 100, s, Duration::from_secs(50))
+            .await
+            .unwrap();
+        assert!(reused);
+        drop(one);
+        sweep(Instant::now() + Duration::from_secs(51));
+        assert_eq!(open_to(addr), 0);
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn a_dead_member_fails_every_waiting_request() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        drop(l);
+        let s = Duration::from_secs(1);
+        let got = futures_util::future::join_all((0..20).map(|_| checkout(addr, 100, s, s))).await;
+        for r in got {
+            let e = r.err().expect("refused");
+            assert!(e.to_string().contains("refused"), "{e}");
+        }
+        assert_eq!(open_to(addr), 0);
+    }
+
+    proptest! {
+        /// Never a full or unusable connection; never skips an earlier one with room.
+        #[test]
+        fn choose_is_the_first_with_room(loads in prop::collection::vec((0u32..5, any::<bool>()), 0..8), max in 1u32..5) {
+            match choose(loads.clone(), max) {
+                Some(i) => {
+                    prop_assert!(loads[i].1 && loads[i].0 < max);
+                    prop_assert!(loads[..i].iter().all(|(s, u)| !u || *s >= max));
+                }
+                None => prop_assert!(loads.iter().all(|(s, u)| !u || *s >= max)),
+            }
+        }
+    }
+}
