@@ -43,9 +43,6 @@ const DEBT: &[(&str, &str)] = &[
     ("pool", "proxy"),
     ("proxy", "health"),
     ("health", "proxy"),
-    // instances ↔ docker, instances ↔ admin.
-    ("instances", "docker"),
-    ("instances", "admin"),
     // admin ↔ app, watch ↔ app.
     ("admin", "app"),
     ("watch", "app"),
@@ -142,8 +139,18 @@ fn lower_layers_never_use_higher_ones() {
         if layer_of(&top).is_none() {
             unknown.insert(top.clone());
         }
+        // Unit tests may use fixtures from any layer (the built-in backend,
+        // say): test modules are not part of the layering.
+        let name = f.file_name().unwrap().to_string_lossy();
+        if name == "tests.rs" || name.starts_with("tests_") || name.ends_with("_tests.rs") {
+            continue;
+        }
         let text = std::fs::read_to_string(f).unwrap();
-        for to in crate_refs(&text) {
+        let text = match text.find("#[cfg(test)]\nmod ") {
+            Some(i) => &text[..i],
+            None => &text[..],
+        };
+        for to in crate_refs(text) {
             if to == top || to == "self" {
                 continue;
             }
