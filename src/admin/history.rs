@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use crate::app::App;
-use crate::pool::{MemberState, Pool, BUCKETS};
+use crate::pool::{quantile, MemberState, Pool};
 
 /// Time between samples. 5 s.
 pub const SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
@@ -46,27 +46,6 @@ struct Series {
 #[derive(Default)]
 pub struct History {
     pools: Mutex<BTreeMap<String, Series>>,
-}
-
-/// The `q` quantile (0..1) from per-bucket counts (not cumulative) over
-/// [`BUCKETS`], interpolated within the bucket; `total` includes requests above
-/// the last bucket (reported as the last bound). Seconds; `None` without requests.
-pub fn quantile(per_bucket: &[u64], total: u64, q: f64) -> Option<f64> {
-    if total == 0 {
-        return None;
-    }
-    let target = q * total as f64;
-    let mut acc = 0u64;
-    let mut lower = 0.0;
-    for (n, upper) in per_bucket.iter().zip(BUCKETS) {
-        if *n > 0 && (acc + n) as f64 >= target {
-            let frac = ((target - acc as f64) / *n as f64).clamp(0.0, 1.0);
-            return Some(lower + (upper - lower) * frac);
-        }
-        acc += n;
-        lower = upper;
-    }
-    Some(BUCKETS[BUCKETS.len() - 1])
 }
 
 fn round2(x: f64) -> f64 {
@@ -175,25 +154,5 @@ pub async fn run(history: Arc<History>, app: Arc<App>) {
     loop {
         tick.tick().await;
         history.sample(&app);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quantiles_interpolate_within_buckets() {
-        let mut per = vec![0u64; BUCKETS.len()];
-        assert_eq!(quantile(&per, 0, 0.5), None);
-        // 10 requests in (0.005, 0.01], 10 in (0.05, 0.1].
-        per[3] = 10;
-        per[6] = 10;
-        let p50 = quantile(&per, 20, 0.5).unwrap();
-        assert!((p50 - 0.01).abs() < 1e-9, "{p50}");
-        let p95 = quantile(&per, 20, 0.95).unwrap();
-        assert!((p95 - 0.095).abs() < 1e-9, "{p95}");
-        // Everything above the last bucket reports the last bound.
-        assert_eq!(quantile(&vec![0; BUCKETS.len()], 3, 0.5), Some(10.0));
     }
 }

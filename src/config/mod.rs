@@ -16,6 +16,7 @@ mod sections;
 mod starter;
 mod summary;
 mod types;
+mod upstream_tls;
 mod validate;
 mod values;
 
@@ -31,5 +32,6 @@ pub use load::{load_file, load_str};
 pub use starter::{demo_autoscaled, demo_config, DEMO_TOML, STARTER_CONFIG};
 pub use summary::summary_lines;
 pub use types::*;
+pub use upstream_tls::{log_warnings, strip_https, warnings};
 pub(crate) use values::without_resolver;
 pub use values::{parse_addr, parse_hash_key, parse_host, parse_status_ranges};

@@ -149,6 +149,7 @@ pub fn demo_config(backends: &[SocketAddr]) -> Config {
         passive: None,
         instances: None,
         autoscale: None,
+        tls: None,
     };
     Config {
         server: ServerConfig {

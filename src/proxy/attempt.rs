@@ -24,6 +24,7 @@ use super::upload::{client_fault, Upload};
 use super::upstream::{self, Sender};
 use crate::config::PoolConfig;
 use crate::pool::Member;
+use crate::upstream_tls::UpstreamTls;
 
 /// How one attempt ended.
 pub enum Attempt {
@@ -57,7 +58,8 @@ fn timed_out(addr: SocketAddr, timeout: Duration, what: &str) -> Attempt {
 pub async fn attempt(member: &Member, request: Request<RequestBody>, cfg: &PoolConfig) -> Attempt {
     let (addr, connect_timeout, request_timeout) =
         (member.address, cfg.connect_timeout, cfg.request_timeout);
-    let (sender, reused) = match upstream::checkout(addr, connect_timeout).await {
+    let tls = cfg.tls.as_deref();
+    let (sender, reused) = match upstream::checkout(addr, tls, connect_timeout).await {
         Ok(s) => s,
         Err(e) => {
             let err = ProxyError::new(Cause::Connect, format!("backend {addr}: {e}"));
@@ -69,7 +71,7 @@ pub async fn attempt(member: &Member, request: Request<RequestBody>, cfg: &PoolC
         // try a fresh connection to the same member (not a retry). Boxed:
         // rare, and it would double this future's size.
         Attempt::Failed(e, Some(r)) if reused && e.cause == Cause::Connect => {
-            Box::pin(send_fresh(addr, r, connect_timeout, request_timeout)).await
+            Box::pin(send_fresh(addr, tls, r, connect_timeout, request_timeout)).await
         }
         a => a,
     }
@@ -151,11 +153,12 @@ async fn send_upload(
 /// [`send`] on a new connection to `addr`.
 async fn send_fresh(
     addr: SocketAddr,
+    tls: Option<&UpstreamTls>,
     request: Request<RequestBody>,
     connect_timeout: Duration,
     request_timeout: Duration,
 ) -> Attempt {
-    match upstream::connect(addr, connect_timeout).await {
+    match upstream::connect(addr, tls, connect_timeout).await {
         Ok(s) => send(s, request, request_timeout, addr).await,
         Err(ce) => Attempt::Failed(
             ProxyError::new(Cause::Connect, format!("backend {addr}: {ce}")),
