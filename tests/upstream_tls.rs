@@ -85,6 +85,9 @@ struct Pki {
     ca: PathBuf,
     other_ca: PathBuf,
     server: (PathBuf, PathBuf),
+    /// For `localhost` only / for 127.0.0.1 only.
+    by_name: (PathBuf, PathBuf),
+    by_ip: (PathBuf, PathBuf),
     client_ca: PathBuf,
     client: (PathBuf, PathBuf),
 }
@@ -97,12 +100,16 @@ fn pki() -> Pki {
         Ca::new("client CA"),
     );
     let server = ca.issue(dir.path(), "server", &["localhost"], &["127.0.0.1"], false);
+    let by_name = ca.issue(dir.path(), "by-name", &["localhost"], &[], false);
+    let by_ip = ca.issue(dir.path(), "by-ip", &[], &["127.0.0.1"], false);
     let client = clients.issue(dir.path(), "client", &["drover.client"], &[], true);
     Pki {
         ca: ca.write(dir.path(), "ca.pem"),
         other_ca: other.write(dir.path(), "other-ca.pem"),
         client_ca: clients.write(dir.path(), "client-ca.pem"),
         server,
+        by_name,
+        by_ip,
         client,
         _dir: dir,
     }
@@ -115,10 +122,16 @@ struct TlsBackend {
 }
 
 fn tls_backend(name: &str, pki: &Pki, client_ca: bool) -> TlsBackend {
-    let (cert, key) = (
-        pki.server.0.to_str().unwrap(),
-        pki.server.1.to_str().unwrap(),
-    );
+    tls_backend_with(name, pki, &pki.server, client_ca)
+}
+
+fn tls_backend_with(
+    name: &str,
+    pki: &Pki,
+    leaf: &(PathBuf, PathBuf),
+    client_ca: bool,
+) -> TlsBackend {
+    let (cert, key) = (leaf.0.to_str().unwrap(), leaf.1.to_str().unwrap());
     let mut args = vec![
         "--log-format",
         "json",
@@ -173,27 +186,46 @@ async fn upstream_connects(d: &Drover) -> f64 {
 #[tokio::test]
 async fn verified_with_ca_file_by_host_name_and_by_ip_san_and_connections_are_reused() {
     let pki = pki();
-    let b = tls_backend("tls-b", &pki, false);
-    let port = b.addr.port();
+    let named = tls_backend_with("named", &pki, &pki.by_name, false);
+    let ip = tls_backend_with("ip", &pki, &pki.by_ip, false);
     let ca = path(&pki.ca);
     let d = Drover::start(&config(&[
         (
             "byname",
-            format!("backends = [\"https://localhost:{port}\"]\nca_file = \"{ca}\""),
+            format!(
+                "backends = [\"https://localhost:{}\"]\nca_file = \"{ca}\"",
+                named.addr.port()
+            ),
         ),
         (
             "byip",
-            format!("backends = [\"127.0.0.1:{port}\"]\ntls = true\nca_file = \"{ca}\""),
+            format!(
+                "backends = [\"{}\"]\ntls = true\nca_file = \"{ca}\"",
+                ip.addr
+            ),
+        ),
+        (
+            "ipfornamed",
+            format!(
+                "backends = [\"{}\"]\ntls = true\nca_file = \"{ca}\"",
+                named.addr
+            ),
         ),
     ]));
+    // The host name written in `backends` is verified (and sent as SNI).
     let (code, body) = get(&d, "/byname/hello?x=1").await;
     assert_eq!(code, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(v["name"], "tls-b");
+    assert_eq!(v["name"], "named");
     assert_eq!(v["path"], "/hello");
     assert_eq!(v["version"], "HTTP/1.1");
+    // An IP member is verified against the certificate's IP address SAN...
     let (code, body) = get(&d, "/byip/").await;
     assert_eq!(code, 200, "{body}");
+    // ... and fails against a certificate without one.
+    let (code, body) = get(&d, "/ipfornamed/").await;
+    assert_eq!(code, 502, "{body}");
+    assert!(body.contains("not valid for name \"127.0.0.1\""), "{body}");
     // Via on the response too (RFC 9110 §7.6.3), as on the request.
     let r = client().get(d.url("/byip/")).send().await.unwrap();
     assert_eq!(r.headers()["via"], "1.1 drover");

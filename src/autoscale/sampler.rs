@@ -152,3 +152,45 @@ impl Sampler {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn pool() -> Pool {
+        let cfg = crate::config::load_str("[pools.p]\nbackends = [\"127.0.0.1:1\"]\n", None)
+            .expect("valid config");
+        Pool::new(Arc::new(cfg.pools["p"].clone()))
+    }
+
+    #[test]
+    fn p95_is_time_to_response_head_interpolated_in_its_bucket() {
+        let p = pool();
+        let mut s = Sampler::default();
+        let t0 = Instant::now();
+        s.sample(&p, t0);
+        // 100 responses whose heads came in 100..250 ms; their bodies (a
+        // stream, a tunnel) lasted a minute each.
+        for _ in 0..100 {
+            p.metrics.response.observe(Duration::from_millis(200));
+            p.metrics.duration.observe(Duration::from_secs(60));
+        }
+        s.sample(&p, t0 + Duration::from_secs(1));
+        let w = s.window(&p, Duration::from_secs(10));
+        let p95 = w.p95_ms.expect("requests seen");
+        // 95% of the way through (100 ms, 250 ms], not the bucket's edge, nor 60 s.
+        assert!((p95 - 242.5).abs() < 1e-6, "{p95}");
+        assert!((w.rps - 100.0).abs() < 1e-6, "{}", w.rps);
+    }
+
+    #[test]
+    fn no_responses_no_p95() {
+        let p = pool();
+        let mut s = Sampler::default();
+        let t0 = Instant::now();
+        s.sample(&p, t0);
+        s.sample(&p, t0 + Duration::from_secs(1));
+        assert_eq!(s.window(&p, Duration::from_secs(10)).p95_ms, None);
+    }
+}

@@ -66,6 +66,11 @@ backends = ["127.0.0.1:8001", "127.0.0.1:8002"]   # or { address = "127.0.0.1:80
 # queue_timeout = "5s"                 # how long a queued request may wait for a free backend
 # max_queue = 1024                     # requests beyond this get 503 at once
 # upstream_idle_timeout = "50s"        # idle keep-alive connections to backends are closed after this
+# tls = true                           # TLS to the backends (also: write them as "https://host:port")
+# tls_server_name = "app.internal"     # name verified and sent as SNI; default the backend's host name
+# ca_file = "backend-ca.pem"           # trust these (PEM) instead of the system roots
+# client_cert = "drover.pem"           # mTLS: client certificate chain (PEM) ...
+# client_key = "drover.key"            # ... and its key
 
 # Active health checks (without this section every backend counts as healthy).
 # [pools.app.health]

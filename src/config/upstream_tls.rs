@@ -165,6 +165,25 @@ pub(crate) fn upstream_tls(
     }
 }
 
+/// `TLS verified with ca_file, client certificate` for `drover check`'s pool line.
+pub(crate) fn summary(t: &UpstreamTls) -> String {
+    let s = &t.settings;
+    let mut out = if s.insecure_skip_verify {
+        "TLS NOT verified".to_string()
+    } else if s.ca_file.is_some() {
+        "TLS verified with ca_file".to_string()
+    } else {
+        "TLS verified with the system roots".to_string()
+    };
+    if let Some(name) = &s.server_name {
+        out.push_str(&format!(" as {name}"));
+    }
+    if s.client_cert.is_some() {
+        out.push_str(", client certificate");
+    }
+    out
+}
+
 /// What a valid config does that users should know about: every pool with
 /// `tls_insecure_skip_verify = true`.
 pub fn warnings(cfg: &Config) -> Vec<String> {
@@ -205,5 +224,103 @@ mod tests {
         assert_eq!(host_name("10.0.0.1:443"), None);
         assert_eq!(host_name("[::1]:443"), None);
         assert_eq!(host_name("nonsense"), None);
+    }
+
+    fn ca_pem(dir: &Path) -> std::path::PathBuf {
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let path = dir.join("ca.pem");
+        std::fs::write(&path, p.self_signed(&key).unwrap().pem()).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_tls_pool_loads_its_settings_names_and_summary() {
+        let dir = tempfile::tempdir().unwrap();
+        ca_pem(dir.path());
+        let src = r#"
+[[routes]]
+pool = "a"
+[pools.a]
+backends = ["https://localhost:8443", { address = "https://127.0.0.1:8444", weight = 2 }]
+ca_file = "ca.pem"
+[pools.b]
+backends = ["127.0.0.1:8001"]
+tls = true
+tls_server_name = "svc.internal"
+tls_insecure_skip_verify = true
+[pools.c]
+backends = ["127.0.0.1:8001"]
+"#;
+        let cfg = crate::config::load_str(src, Some(&dir.path().join("drover.toml")))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let a = cfg.pools["a"].tls.as_ref().expect("https:// means TLS");
+        assert_eq!(a.settings.ca_file, Some(dir.path().join("ca.pem")));
+        assert_eq!(
+            a.settings.names,
+            vec![("127.0.0.1:8443".parse().unwrap(), "localhost".to_string())]
+        );
+        assert_eq!(cfg.pools["a"].backends[1].weight, 2);
+        assert_eq!(summary(a), "TLS verified with ca_file");
+        let b = cfg.pools["b"].tls.as_ref().unwrap();
+        assert_eq!(summary(b), "TLS NOT verified as svc.internal");
+        assert!(cfg.pools["c"].tls.is_none());
+        let w = warnings(&cfg);
+        assert_eq!(w.len(), 1);
+        assert!(
+            w[0].starts_with("pools.b.tls_insecure_skip_verify = true"),
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn tls_key_errors_name_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("junk.pem"), "junk\n").unwrap();
+        let cases = [
+            (
+                "ca_file = \"junk.pem\"",
+                "pools.a.ca_file",
+                "holds no PEM certificate",
+            ),
+            (
+                "client_key = \"junk.pem\"",
+                "pools.a.client_key",
+                "needs client_cert",
+            ),
+            (
+                "tls_server_name = \"a b\"",
+                "pools.a.tls_server_name",
+                "not a DNS name or IP address",
+            ),
+            ("tls = \"yes\"", "pools.a.tls", "expected"),
+            (
+                "tls_insecure_skip_verify = true\nca_file = \"junk.pem\"",
+                "pools.a.ca_file",
+                "not used with tls_insecure_skip_verify",
+            ),
+        ];
+        for (extra, key, want) in cases {
+            let src = format!("[pools.a]\nbackends = [\"https://127.0.0.1:1\"]\n{extra}\n");
+            let e = crate::config::load_str(&src, Some(&dir.path().join("d.toml"))).unwrap_err();
+            assert!(
+                e.errors
+                    .iter()
+                    .any(|x| x.key == key && x.message.contains(want)),
+                "{extra}: {e}"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        /// Admin API and config input: never panics, and a prefix is only ever removed.
+        #[test]
+        fn strip_https_and_host_name_take_any_input(s in "\\PC{0,40}") {
+            let (https, rest) = strip_https(&s);
+            proptest::prop_assert!(s.trim().ends_with(rest));
+            proptest::prop_assert_eq!(https, rest.len() + 8 == s.trim().len());
+            let _ = host_name(&s);
+        }
     }
 }
