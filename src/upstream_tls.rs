@@ -250,6 +250,29 @@ pub fn describe(e: &io::Error) -> String {
     }
 }
 
+/// The TLS error somewhere in `e`'s causes, in words: what a backend's alert
+/// said after the handshake (`received fatal alert: CertificateRequired`
+/// when it wants a client certificate drover did not send), or a
+/// verification error; `None` when TLS is not involved.
+pub fn tls_cause(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return Some(tls.to_string());
+        }
+        if let Some(io) = err.downcast_ref::<io::Error>() {
+            if io
+                .get_ref()
+                .is_some_and(|i| i.downcast_ref::<rustls::Error>().is_some())
+            {
+                return Some(describe(io));
+            }
+        }
+        cur = err.source();
+    }
+    None
+}
+
 /// `tls_insecure_skip_verify = true`: any certificate is accepted; the
 /// handshake signatures are still checked (they prove nothing without a
 /// trusted certificate, but the handshake needs them).

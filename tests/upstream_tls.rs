@@ -311,6 +311,9 @@ async fn mtls_backend_accepts_drover_with_client_cert_and_refuses_it_without() {
     assert_eq!(code, 200, "{body}");
     let (code, body) = get(&d, "/without/x").await;
     assert_eq!(code, 502, "{body}");
+    // TLS 1.3: the backend refuses after drover's side of the handshake is
+    // done, with an alert that says why.
+    assert!(body.contains("CertificateRequired"), "{body}");
 }
 
 #[tokio::test]

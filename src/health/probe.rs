@@ -137,7 +137,13 @@ async fn http(
                 ProbeResult::fail(format!("status {code} (expected {})", ranges(cfg)))
             }
         }
-        Err(e) => ProbeResult::failed(local::caused_locally(&e), format!("request failed: {e}")),
+        Err(e) => {
+            let why = match crate::upstream_tls::tls_cause(&e) {
+                Some(tls) => format!("request failed: {e} (TLS: {tls})"),
+                None => format!("request failed: {e}"),
+            };
+            ProbeResult::failed(local::caused_locally(&e), why)
+        }
     }
 }
 

@@ -36,10 +36,14 @@ pub enum Attempt {
 /// The cause of a failed exchange with `addr`: the client's when reading its
 /// body failed, else the connection's (`sent` = the request went out).
 pub fn classify(e: &hyper::Error, sent: bool, addr: SocketAddr) -> ProxyError {
+    let why = || match crate::upstream_tls::tls_cause(e) {
+        Some(tls) => format!("backend {addr}: {e} (TLS: {tls})"),
+        None => format!("backend {addr}: {e}"),
+    };
     match client_fault(e) {
         Some((fault, why)) => ProxyError::new(Cause::Client(fault), why),
-        None if sent => ProxyError::new(Cause::Upstream, format!("backend {addr}: {e}")),
-        None => ProxyError::new(Cause::Connect, format!("backend {addr}: {e}")),
+        None if sent => ProxyError::new(Cause::Upstream, why()),
+        None => ProxyError::new(Cause::Connect, why()),
     }
 }
 
