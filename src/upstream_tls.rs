@@ -403,4 +403,92 @@ mod tests {
         assert_ne!(a.id(), 0);
         assert_eq!(a, b);
     }
+
+    /// A TLS server in this process for `localhost` from a fresh CA; returns
+    /// its address and the CA's PEM file (in `dir`).
+    async fn server(dir: &std::path::Path) -> (SocketAddr, PathBuf) {
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let ca = ca.self_signed(&ca_key).unwrap();
+        let leaf_key = rcgen::KeyPair::generate().unwrap();
+        let leaf = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .signed_by(&leaf_key, &ca, &ca_key)
+            .unwrap();
+        let ca_file = dir.join("ca.pem");
+        std::fs::write(&ca_file, ca.pem()).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone()],
+            PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap(),
+        )
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            // Bounded: this test connects three times.
+            for _ in 0..3 {
+                let (s, _) = l.accept().await.unwrap();
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    use tokio::io::AsyncWriteExt;
+                    if let Ok(mut tls) = acceptor.accept(s).await {
+                        // TLS 1.3 tickets go out after the handshake: write, then close.
+                        let _ = tls.write_all(b"x").await;
+                        let _ = tls.shutdown().await;
+                    }
+                });
+            }
+        });
+        (addr, ca_file)
+    }
+
+    #[tokio::test]
+    async fn a_second_connection_resumes_the_session() {
+        use tokio::io::AsyncReadExt;
+        let dir = tempfile::tempdir().unwrap();
+        let (addr, ca_file) = server(dir.path()).await;
+        let t = UpstreamTls::build(TlsSettings {
+            server_name: Some("localhost".into()),
+            ca_file: Some(ca_file),
+            ..Default::default()
+        })
+        .unwrap();
+        let mut kinds = Vec::new();
+        for _ in 0..2 {
+            let tcp = TcpStream::connect(addr).await.unwrap();
+            let mut tls = t.handshake(tcp, addr, ALPN_HTTP1).await.unwrap();
+            kinds.push(tls.get_ref().1.handshake_kind());
+            let mut buf = Vec::new();
+            let _ = tls.read_to_end(&mut buf).await;
+        }
+        assert_eq!(
+            kinds,
+            [
+                Some(rustls::HandshakeKind::Full),
+                Some(rustls::HandshakeKind::Resumed)
+            ]
+        );
+        // A name the certificate does not carry fails, with the reason.
+        let wrong = UpstreamTls::build(TlsSettings {
+            server_name: Some("other.example".into()),
+            ca_file: t.settings.ca_file.clone(),
+            ..Default::default()
+        })
+        .unwrap();
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let e = wrong.handshake(tcp, addr, ALPN_HTTP1).await.unwrap_err();
+        assert!(
+            describe(&e).contains("not valid for name"),
+            "{}",
+            describe(&e)
+        );
+    }
 }

@@ -423,3 +423,38 @@ tls = false
         assert!(err.contains(want), "missing {want:?} in:\n{err}");
     }
 }
+
+#[tokio::test]
+async fn the_admin_api_adds_https_members_to_tls_pools_only() {
+    let pki = pki();
+    let b = tls_backend("added", &pki, false);
+    let ca = path(&pki.ca);
+    // Both pools start with a member that refuses connections.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let d = Drover::start(&config(&[
+        (
+            "tls",
+            format!("backends = [\"{dead}\"]\ntls = true\nca_file = \"{ca}\""),
+        ),
+        ("plain", format!("backends = [\"{dead}\"]")),
+    ]));
+    let add = |pool: &str, address: String| {
+        client()
+            .post(d.admin_url(&format!("/api/v1/pools/{pool}/backends")))
+            .json(&serde_json::json!({ "address": address }))
+            .send()
+    };
+    let r = add("plain", format!("https://{}", b.addr)).await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("does not use TLS"));
+    let r = add("tls", format!("https://{}", b.addr)).await.unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    // The new member is reached over TLS, verified against its IP SAN.
+    wait_until("a 200 from the added TLS member", 10, async || {
+        get(&d, "/tls/").await.0 == 200
+    })
+    .await;
+}
