@@ -165,7 +165,12 @@ fn config(pools: &[(&str, String)]) -> String {
         ));
     }
     for (name, body) in pools {
-        s.push_str(&format!("[pools.{name}]\nretries = 0\n{body}\n"));
+        let retries = if body.contains("retries") {
+            ""
+        } else {
+            "retries = 0\n"
+        };
+        s.push_str(&format!("[pools.{name}]\n{retries}{body}\n"));
     }
     s
 }
@@ -457,4 +462,41 @@ async fn the_admin_api_adds_https_members_to_tls_pools_only() {
         get(&d, "/tls/").await.0 == 200
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_failed_handshake_is_a_connect_failure_retried_on_another_member() {
+    let pki = pki();
+    // Both dialled by IP: one certificate carries the IP, the other does not.
+    let bad = tls_backend_with("bad", &pki, &pki.by_name, false);
+    let good = tls_backend_with("good", &pki, &pki.by_ip, false);
+    let ca = path(&pki.ca);
+    let d = Drover::start(&config(&[(
+        "mixed",
+        format!(
+            "backends = [\"{}\", \"{}\"]\ntls = true\nca_file = \"{ca}\"\nretries = 1",
+            bad.addr, good.addr
+        ),
+    )]));
+    // Any method: nothing was sent to the member whose handshake failed.
+    for _ in 0..6 {
+        let r = client()
+            .post(d.url("/mixed/"))
+            .body("payload")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(v["name"], "good");
+    }
+    let p = pool_json(&d, "mixed").await;
+    let bad_member = p["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["address"] == bad.addr.to_string())
+        .unwrap()
+        .clone();
+    assert!(bad_member["failures"].as_u64().unwrap() >= 1, "{p}");
 }
