@@ -480,15 +480,8 @@ async fn a_failed_handshake_is_a_connect_failure_retried_on_another_member() {
     )]));
     // Any method: nothing was sent to the member whose handshake failed.
     for _ in 0..6 {
-        let r = client()
-            .post(d.url("/mixed/"))
-            .body("payload")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        let v: serde_json::Value = r.json().await.unwrap();
-        assert_eq!(v["name"], "good");
+        let v = common::post_ok(&d.url("/mixed/")).await;
+        assert_eq!((&v["name"], &v["body_bytes"]), (&"good".into(), &7.into()));
     }
     let p = pool_json(&d, "mixed").await;
     let bad_member = p["backends"]
