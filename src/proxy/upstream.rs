@@ -42,7 +42,8 @@ pub fn tls_id(tls: Option<&UpstreamTls>) -> u64 {
 }
 
 /// A connection that may go back to the pool when its response has been
-/// read: to `addr`, idle for at most `idle_for` (the pool's `upstream_idle_timeout`).
+/// read: to `key` (member address, TLS client), idle for at most `idle_for`
+/// (the pool's `upstream_idle_timeout`).
 pub struct Pooled {
     pub key: Key,
     pub sender: Sender,
