@@ -147,6 +147,7 @@ impl App {
             tracing::error!("reload refused: {e}");
             return Err(e);
         }
+        crate::config::log_warnings(&new);
         let old = self.config();
         if new.server.listen != old.server.listen {
             let rebound = self
@@ -226,6 +227,7 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         ),
     };
     crate::access_log::set_enabled(cfg.log.access);
+    config::log_warnings(&cfg);
     // Before anything opens sockets (health probes start before the proxy binds).
     crate::proxy::limits::raise_nofile_limit();
 

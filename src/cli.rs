@@ -62,6 +62,8 @@ pub enum Command {
         /// Name shown in responses (default $HOSTNAME or the listen address).
         #[arg(long)]
         name: Option<String>,
+        #[command(flatten)]
+        tls: crate::backend_app::BackendTls,
     },
     /// Internal: runs a managed instance and stops it when drover goes away.
     #[command(name = "__supervise", hide = true)]

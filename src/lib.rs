@@ -19,4 +19,5 @@ pub mod instances;
 pub mod pool;
 pub mod proxy;
 pub mod rate_limit;
+pub mod upstream_tls;
 pub mod watch;

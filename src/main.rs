@@ -108,6 +108,9 @@ fn main() -> ExitCode {
         }
         Command::Check { config: path } => match config::load_file(&path) {
             Ok(cfg) => {
+                for w in config::warnings(&cfg) {
+                    eprintln!("warning: {w}");
+                }
                 println!("ok");
                 for line in config::summary_lines(&cfg) {
                     println!("{line}");
@@ -150,8 +153,8 @@ fn main() -> ExitCode {
         Command::Supervise { .. } | Command::ExecChild { .. } => {
             unreachable!("handled before logging is set up")
         }
-        Command::Backend { listen, name } => {
-            match runtime().block_on(drover::backend_app::run(listen, name)) {
+        Command::Backend { listen, name, tls } => {
+            match runtime().block_on(drover::backend_app::run(listen, name, tls)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("drover backend: {e:#}");

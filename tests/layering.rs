@@ -21,14 +21,16 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("balancing", &["balance"]),
     ("pool state", &["pool"]),
     ("autoscale decisions", &["autoscale"]),
+    ("upstream client", &["upstream_tls"]),
     ("data plane and health", &["proxy", "health"]),
     ("instances", &["instances"]),
     ("providers and discovery", &["docker"]),
     ("admin", &["admin"]),
     ("config watch", &["watch"]),
     ("application", &["app"]),
+    ("tools", &["backend_app", "fuzz_api"]),
     ("tools", &["cli"]),
-    ("tools", &["ctl", "backend_app", "fuzz_api"]),
+    ("tools", &["ctl"]),
 ];
 
 /// Edges that break the layering today (from, to), each to be removed.
@@ -38,6 +40,8 @@ const DEBT: &[(&str, &str)] = &[
     ("events", "access_log"),
     // config::starter/validate reach into admin for the token rules.
     ("config", "admin"),
+    // config holds the built TLS client; it should hold settings only.
+    ("config", "upstream_tls"),
     // pool ↔ health ↔ proxy (issue 16 point 1).
     ("pool", "health"),
     ("pool", "proxy"),

@@ -136,15 +136,7 @@ async fn connect_failure_is_retried_on_another_member_for_any_method() {
     let b = Backend::start("alive");
     let d = Drover::start(&one_pool(&[dead, b.addr], "retries = 1"));
     for _ in 0..6 {
-        let r = client()
-            .post(d.url("/p"))
-            .body("payload")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        let v: serde_json::Value = r.json().await.unwrap();
-        assert_eq!(v["body_bytes"], 7);
+        assert_eq!(common::post_ok(&d.url("/p")).await["body_bytes"], 7);
     }
 }
 

@@ -97,6 +97,18 @@ pub fn add_backend(app: &App, pool: &str, body: &[u8]) -> ApiResult<Resp> {
             json!("send {\"address\": \"127.0.0.1:8001\", \"weight\": 1}"),
         ));
     };
+    // `https://ip:port` is accepted for a TLS pool (the pool's TLS settings apply).
+    let (https, address) = crate::config::strip_https(address);
+    if https && pool.snapshot().config.tls.is_none() {
+        return Err(fail(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "pool {} does not use TLS; https:// members need tls = true in its config",
+                pool.name
+            ),
+            Value::Null,
+        ));
+    }
     let addr = parse_addr(address)?;
     let weight = match v.get("weight") {
         None | Some(Value::Null) => 1,

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use crate::app::App;
-use crate::pool::{MemberState, Pool, BUCKETS};
+use crate::pool::{per_bucket, quantile, MemberState, Pool};
 
 /// Time between samples. 5 s.
 pub const SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
@@ -23,9 +23,10 @@ pub struct Point {
     pub ts: u64,
     /// Requests per second over the interval before `ts`.
     pub rps: f64,
-    /// Median request duration over the interval, milliseconds (`null` without requests).
+    /// Median time to the response head over the interval, milliseconds
+    /// (`null` without responses; `drover_upstream_response_seconds`).
     pub p50_ms: Option<f64>,
-    /// 95th percentile request duration over the interval, milliseconds.
+    /// 95th percentile time to the response head over the interval, milliseconds.
     pub p95_ms: Option<f64>,
     /// Instances the pool should run (static pools: the member count).
     pub desired: u32,
@@ -38,35 +39,15 @@ pub struct Point {
 #[derive(Default)]
 struct Series {
     points: VecDeque<Point>,
-    /// Histogram bucket counts and total at the previous sample.
-    last: Option<(Instant, Vec<u64>, u64)>,
+    /// At the previous sample: the response-head histogram's cumulative
+    /// bucket counts and total, and the request count.
+    last: Option<(Instant, Vec<u64>, u64, u64)>,
 }
 
 /// Per-pool rings of samples.
 #[derive(Default)]
 pub struct History {
     pools: Mutex<BTreeMap<String, Series>>,
-}
-
-/// The `q` quantile (0..1) from per-bucket counts (not cumulative) over
-/// [`BUCKETS`], interpolated within the bucket; `total` includes requests above
-/// the last bucket (reported as the last bound). Seconds; `None` without requests.
-pub fn quantile(per_bucket: &[u64], total: u64, q: f64) -> Option<f64> {
-    if total == 0 {
-        return None;
-    }
-    let target = q * total as f64;
-    let mut acc = 0u64;
-    let mut lower = 0.0;
-    for (n, upper) in per_bucket.iter().zip(BUCKETS) {
-        if *n > 0 && (acc + n) as f64 >= target {
-            let frac = ((target - acc as f64) / *n as f64).clamp(0.0, 1.0);
-            return Some(lower + (upper - lower) * frac);
-        }
-        acc += n;
-        lower = upper;
-    }
-    Some(BUCKETS[BUCKETS.len() - 1])
 }
 
 fn round2(x: f64) -> f64 {
@@ -87,31 +68,31 @@ impl History {
         g.retain(|name, _| router.pools.contains_key(name));
         for (name, pool) in &router.pools {
             let series = g.entry(name.clone()).or_default();
-            let (cumulative, count, _) = pool.metrics.duration.read();
+            // Rates from every request; latency from the time to the response
+            // head, so WebSockets and long streams do not read as slow responses.
+            let (_, count, _) = pool.metrics.duration.read();
+            let (cumulative, heads, _) = pool.metrics.response.read();
             let cum: Vec<u64> = cumulative.iter().map(|(_, n)| *n).collect();
             let (rps, p50, p95) = match &series.last {
-                Some((t, prev, prev_count)) => {
-                    let per: Vec<u64> = cum
+                Some((t, prev, prev_heads, prev_count)) => {
+                    let per: Vec<u64> = per_bucket(&cum)
                         .iter()
-                        .zip(prev)
-                        .scan((0u64, 0u64), |(pc, pp), (c, p)| {
-                            let d = (c - *pc).saturating_sub(p - *pp);
-                            (*pc, *pp) = (*c, *p);
-                            Some(d)
-                        })
+                        .zip(per_bucket(prev))
+                        .map(|(c, p)| c.saturating_sub(p))
                         .collect();
                     let n = count.saturating_sub(*prev_count);
+                    let h = heads.saturating_sub(*prev_heads);
                     let secs = now.duration_since(*t).as_secs_f64().max(0.001);
-                    let ms = |q| quantile(&per, n, q).map(|s| round2(s * 1000.0));
+                    let ms = |q| quantile(&per, h, q).map(|s| round2(s * 1000.0));
                     (round2(n as f64 / secs), ms(0.5), ms(0.95))
                 }
                 None => {
                     // The first sample is only the baseline for the next one's rates.
-                    series.last = Some((now, cum, count));
+                    series.last = Some((now, cum, heads, count));
                     continue;
                 }
             };
-            series.last = Some((now, cum, count));
+            series.last = Some((now, cum, heads, count));
             if series.points.len() == POINTS {
                 series.points.pop_front();
             }
@@ -175,25 +156,5 @@ pub async fn run(history: Arc<History>, app: Arc<App>) {
     loop {
         tick.tick().await;
         history.sample(&app);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quantiles_interpolate_within_buckets() {
-        let mut per = vec![0u64; BUCKETS.len()];
-        assert_eq!(quantile(&per, 0, 0.5), None);
-        // 10 requests in (0.005, 0.01], 10 in (0.05, 0.1].
-        per[3] = 10;
-        per[6] = 10;
-        let p50 = quantile(&per, 20, 0.5).unwrap();
-        assert!((p50 - 0.01).abs() < 1e-9, "{p50}");
-        let p95 = quantile(&per, 20, 0.95).unwrap();
-        assert!((p95 - 0.095).abs() < 1e-9, "{p95}");
-        // Everything above the last bucket reports the last bound.
-        assert_eq!(quantile(&vec![0; BUCKETS.len()], 3, 0.5), Some(10.0));
     }
 }

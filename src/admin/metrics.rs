@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
 
-use crate::pool::{MemberState, Pool};
+use crate::pool::{Histogram, MemberState, Pool};
 
 /// Escapes a label value (backslash, quote, newline).
 pub(crate) fn esc(v: &str) -> String {
@@ -17,6 +17,27 @@ pub(crate) fn esc(v: &str) -> String {
 pub(crate) fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// One histogram per pool (`name{pool}` with `_bucket`, `_sum`, `_count`).
+fn histogram<'a>(
+    out: &mut String,
+    pools: impl Iterator<Item = &'a Pool>,
+    name: &str,
+    help: &str,
+    of: impl Fn(&Pool) -> &Histogram,
+) {
+    header(out, name, "histogram", help);
+    for p in pools {
+        let pn = esc(&p.name);
+        let (buckets, count, sum) = of(p).read();
+        for (le, n) in buckets {
+            let _ = writeln!(out, "{name}_bucket{{pool=\"{pn}\",le=\"{le}\"}} {n}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{pool=\"{pn}\",le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "{name}_sum{{pool=\"{pn}\"}} {sum}");
+        let _ = writeln!(out, "{name}_count{{pool=\"{pn}\"}} {count}");
+    }
 }
 
 /// `drover_health_checks_total`, `drover_backend_ejections_total`, `drover_queue_waiting`.
@@ -136,34 +157,20 @@ pub fn render<'a>(
         }
     }
 
-    header(
+    histogram(
         &mut out,
+        pools.clone(),
         "drover_request_duration_seconds",
-        "histogram",
         "Request duration from arrival to the end of the response, by pool.",
+        |p| &p.metrics.duration,
     );
-    for p in pools.clone() {
-        let pn = esc(&p.name);
-        let (buckets, count, sum) = p.metrics.duration.read();
-        for (le, n) in buckets {
-            let _ = writeln!(
-                out,
-                "drover_request_duration_seconds_bucket{{pool=\"{pn}\",le=\"{le}\"}} {n}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "drover_request_duration_seconds_bucket{{pool=\"{pn}\",le=\"+Inf\"}} {count}"
-        );
-        let _ = writeln!(
-            out,
-            "drover_request_duration_seconds_sum{{pool=\"{pn}\"}} {sum}"
-        );
-        let _ = writeln!(
-            out,
-            "drover_request_duration_seconds_count{{pool=\"{pn}\"}} {count}"
-        );
-    }
+    histogram(
+        &mut out,
+        pools.clone(),
+        "drover_upstream_response_seconds",
+        "Time from a request's arrival to the backend's response head (queueing and retries included; not the body, tunnel or stream after it), by pool.",
+        |p| &p.metrics.response,
+    );
 
     header(
         &mut out,
@@ -262,31 +269,13 @@ pub fn render<'a>(
         }
     }
 
-    header(
+    histogram(
         &mut out,
+        pools.clone(),
         "drover_cold_start_seconds",
-        "histogram",
         "How long requests were held while an instance started (scale from zero).",
+        |p| &p.metrics.cold_start,
     );
-    for p in pools.clone() {
-        let pn = esc(&p.name);
-        let (buckets, count, sum) = p.metrics.cold_start.read();
-        for (le, n) in buckets {
-            let _ = writeln!(
-                out,
-                "drover_cold_start_seconds_bucket{{pool=\"{pn}\",le=\"{le}\"}} {n}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "drover_cold_start_seconds_bucket{{pool=\"{pn}\",le=\"+Inf\"}} {count}"
-        );
-        let _ = writeln!(out, "drover_cold_start_seconds_sum{{pool=\"{pn}\"}} {sum}");
-        let _ = writeln!(
-            out,
-            "drover_cold_start_seconds_count{{pool=\"{pn}\"}} {count}"
-        );
-    }
 
     header(
         &mut out,

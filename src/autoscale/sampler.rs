@@ -1,13 +1,15 @@
 //! What the autoscaler measures, from drover's own counters: in-flight
 //! requests sampled every [`SAMPLE_EVERY`] and time-averaged, requests per
-//! second, p95 latency and 5xx share from the pool's histogram and counters.
+//! second and 5xx share from the pool's counters, p95 latency from its
+//! time-to-response-head histogram (`drover_upstream_response_seconds`), so
+//! upgrade tunnels and long streams do not count as slow responses.
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::policy::Window;
-use crate::pool::{MemberState, Pool, BUCKETS};
+use crate::pool::{per_bucket, quantile, MemberState, Pool};
 
 /// Sampling period. Default 250 ms.
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(250);
@@ -23,7 +25,10 @@ struct Sample {
     inflight: f64,
     requests: u64,
     errors: u64,
+    /// Cumulative bucket counts of the response-head histogram.
     buckets: Vec<u64>,
+    /// Responses counted by that histogram.
+    responses: u64,
 }
 
 /// Rolling samples of one pool.
@@ -61,7 +66,8 @@ impl Sampler {
     /// Takes one sample.
     pub fn sample(&mut self, pool: &Pool, now: Instant) {
         let (_, _, inflight, errors) = counts(pool);
-        let (buckets, requests, _) = pool.metrics.duration.read();
+        let (_, requests, _) = pool.metrics.duration.read();
+        let (buckets, responses, _) = pool.metrics.response.read();
         if self.samples.back().is_none_or(|s| s.requests != requests) || inflight > 0.0 {
             // (the first sample also starts the idle clock)
             self.last_request_at = Some(now);
@@ -72,6 +78,7 @@ impl Sampler {
             requests,
             errors,
             buckets: buckets.into_iter().map(|(_, n)| n).collect(),
+            responses,
         });
         while self.samples.len() > KEEP {
             self.samples.pop_front();
@@ -124,14 +131,8 @@ impl Sampler {
             .zip(&first.buckets)
             .map(|(a, b)| a.saturating_sub(*b))
             .collect();
-        let p95_ms = (requests > 0).then(|| {
-            let rank = (requests as f64 * 0.95).ceil() as u64;
-            let i = deltas
-                .iter()
-                .position(|c| *c >= rank)
-                .unwrap_or(BUCKETS.len() - 1);
-            BUCKETS[i] * 1000.0
-        });
+        let responses = last.responses.saturating_sub(first.responses);
+        let p95_ms = quantile(&per_bucket(&deltas), responses, 0.95).map(|s| s * 1000.0);
         Window {
             ready,
             starting,
@@ -149,5 +150,47 @@ impl Sampler {
                 .last_request_at
                 .map_or(Duration::MAX, |t| last.at.duration_since(t)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn pool() -> Pool {
+        let cfg = crate::config::load_str("[pools.p]\nbackends = [\"127.0.0.1:1\"]\n", None)
+            .expect("valid config");
+        Pool::new(Arc::new(cfg.pools["p"].clone()))
+    }
+
+    #[test]
+    fn p95_is_time_to_response_head_interpolated_in_its_bucket() {
+        let p = pool();
+        let mut s = Sampler::default();
+        let t0 = Instant::now();
+        s.sample(&p, t0);
+        // 100 responses whose heads came in 100..250 ms; their bodies (a
+        // stream, a tunnel) lasted a minute each.
+        for _ in 0..100 {
+            p.metrics.response.observe(Duration::from_millis(200));
+            p.metrics.duration.observe(Duration::from_secs(60));
+        }
+        s.sample(&p, t0 + Duration::from_secs(1));
+        let w = s.window(&p, Duration::from_secs(10));
+        let p95 = w.p95_ms.expect("requests seen");
+        // 95% of the way through (100 ms, 250 ms], not the bucket's edge, nor 60 s.
+        assert!((p95 - 242.5).abs() < 1e-6, "{p95}");
+        assert!((w.rps - 100.0).abs() < 1e-6, "{}", w.rps);
+    }
+
+    #[test]
+    fn no_responses_no_p95() {
+        let p = pool();
+        let mut s = Sampler::default();
+        let t0 = Instant::now();
+        s.sample(&p, t0);
+        s.sample(&p, t0 + Duration::from_secs(1));
+        assert_eq!(s.window(&p, Duration::from_secs(10)).p95_ms, None);
     }
 }

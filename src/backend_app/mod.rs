@@ -48,7 +48,10 @@ mod body;
 mod echo;
 mod linger;
 mod routes;
+mod tls;
 mod upgrade;
+
+pub use tls::BackendTls;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -61,6 +64,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
 
 /// Pause after a failed `accept` (for example too many open files), so a
 /// persistent error does not spin the CPU.
@@ -118,11 +122,35 @@ impl State {
 /// connection nor a failed `accept` ends the server; the function only returns
 /// when the task is dropped.
 pub async fn serve(listener: TcpListener, name: String) -> std::io::Result<()> {
+    serve_with(listener, name, None).await
+}
+
+/// [`serve`], over TLS when `tls` is given (a failed handshake ends only
+/// that connection).
+pub async fn serve_with(
+    listener: TcpListener,
+    name: String,
+    tls: Option<TlsAcceptor>,
+) -> std::io::Result<()> {
     let state = Arc::new(State::new(name));
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                tokio::spawn(serve_connection(stream, peer, Arc::clone(&state)));
+                if let Err(err) = stream.set_nodelay(true) {
+                    tracing::debug!(%peer, error = %err, "cannot set TCP_NODELAY");
+                }
+                let state = Arc::clone(&state);
+                match tls.clone() {
+                    None => tokio::spawn(serve_connection(stream, peer, state)),
+                    Some(acceptor) => tokio::spawn(async move {
+                        match acceptor.accept(stream).await {
+                            Ok(s) => serve_tls_connection(s, peer, state).await,
+                            Err(err) => {
+                                tracing::debug!(%peer, error = %err, "backend TLS handshake failed")
+                            }
+                        }
+                    }),
+                };
             }
             Err(err) => {
                 tracing::warn!(error = %err, "backend accept failed");
@@ -182,19 +210,45 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, state: Arc<State>
     }
 }
 
+/// [`serve_connection`] over TLS: the same service, without the lingering
+/// close and GOAWAY hooks (those test the plain h2c path).
+async fn serve_tls_connection<IO>(stream: IO, peer: SocketAddr, state: Arc<State>)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    state.connections.fetch_add(1, Ordering::Relaxed);
+    state.open.fetch_add(1, Ordering::Relaxed);
+    let svc_state = state.clone();
+    let service = service_fn(move |req| routes::handle(req, Arc::clone(&svc_state)));
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let result = builder
+        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+        .await;
+    state.open.fetch_sub(1, Ordering::Relaxed);
+    if let Err(err) = result {
+        tracing::debug!(%peer, error = %err, "backend connection ended with error");
+    }
+}
+
 /// `drover backend`: binds, logs `backend listening` with the bound address,
 /// and serves until SIGTERM or SIGINT, then returns `Ok`.
 ///
 /// `listen` defaults to `127.0.0.1:$PORT`; `name` defaults to `$HOSTNAME`, or
 /// the bound listen address when that is unset or empty.
-pub async fn run(listen: Option<SocketAddr>, name: Option<String>) -> anyhow::Result<()> {
+/// With `--tls-cert`/`--tls-key` it serves TLS (see [`BackendTls`]).
+pub async fn run(
+    listen: Option<SocketAddr>,
+    name: Option<String>,
+    tls: BackendTls,
+) -> anyhow::Result<()> {
+    let acceptor = tls.acceptor()?;
     let addr = listen_addr(listen, std::env::var("PORT").ok())?;
     let listener = bind(addr).await?;
     let local_addr = listener.local_addr().context("reading the bound address")?;
     let name = name.unwrap_or_else(|| default_name(std::env::var("HOSTNAME").ok(), local_addr));
-    tracing::info!(addr = %local_addr, name = %name, "backend listening");
+    tracing::info!(addr = %local_addr, name = %name, tls = acceptor.is_some(), "backend listening");
     tokio::select! {
-        result = serve(listener, name) => result.context("backend server failed"),
+        result = serve_with(listener, name, acceptor) => result.context("backend server failed"),
         signal = shutdown_signal() => {
             signal?;
             tracing::info!("backend shutting down");

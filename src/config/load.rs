@@ -102,7 +102,7 @@ pub(crate) fn load_with_env(
                 table: t,
                 span: v.span(),
             };
-            if let Some(p) = pool::pool(pname, k.span(), &t, &mut errs) {
+            if let Some(p) = pool::pool(pname, k.span(), &t, &mut errs, base) {
                 pools.insert(pname.to_string(), p);
             }
         }

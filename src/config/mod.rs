@@ -17,6 +17,7 @@ mod sections;
 mod starter;
 mod summary;
 mod types;
+mod upstream_tls;
 mod validate;
 mod values;
 
@@ -35,5 +36,6 @@ pub use protocol::valid_grpc_method;
 pub use starter::{demo_autoscaled, demo_config, DEMO_TOML, STARTER_CONFIG};
 pub use summary::summary_lines;
 pub use types::*;
+pub use upstream_tls::{log_warnings, strip_https, warnings};
 pub(crate) use values::without_resolver;
 pub use values::{parse_addr, parse_hash_key, parse_host, parse_status_ranges};

@@ -14,6 +14,7 @@ use super::types::{
     BackendConfig, Balance, HealthConfig, HealthKind, PassiveConfig, PoolConfig, ProviderKind,
     StatusRanges,
 };
+use super::upstream_tls::{strip_https, upstream_tls, TLS_KEYS};
 use super::values::{parse_addr, parse_hash_key, parse_status_ranges, valid_header_name};
 
 pub(crate) const BALANCES: &[(&str, Balance)] = &[
@@ -59,6 +60,7 @@ pub(crate) fn pool(
     name_span: std::ops::Range<usize>,
     t: &Tbl<'_, '_>,
     errs: &mut Errors<'_>,
+    base: Option<&std::path::Path>,
 ) -> Option<PoolConfig> {
     let before = errs.list.len();
     if !valid_pool_name(name) {
@@ -71,7 +73,8 @@ pub(crate) fn pool(
             ),
         );
     }
-    t.check_keys(errs, POOL_KEYS);
+    let keys: Vec<&str> = POOL_KEYS.iter().chain(TLS_KEYS).copied().collect();
+    t.check_keys(errs, &keys);
     let balance = t.get(errs, "balance", one_of(BALANCES)).map(|g| g.v);
     let hash_key = t.get(errs, "hash_key", |v| parse_hash_key(&string(v)?));
     // A bad `balance` was reported already; judge hash_key against the default otherwise.
@@ -107,6 +110,7 @@ pub(crate) fn pool(
         passive: None,
         instances: None,
         autoscale: None,
+        tls: upstream_tls(t, errs, base),
     };
     if let Some(g) = t.get(errs, "connect_timeout", nonzero_duration) {
         cfg.connect_timeout = g.v;
@@ -191,7 +195,7 @@ fn backends(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> Vec<BackendConfig> {
     for (i, item) in items.iter().enumerate() {
         let ipath = format!("{path}[{i}]");
         let b = match item.get_ref() {
-            DeValue::String(s) => match parse_addr(s) {
+            DeValue::String(s) => match parse_addr(strip_https(s).1) {
                 Ok(address) => Some(BackendConfig { address, weight: 1 }),
                 Err(e) => {
                     errs.push(&ipath, item.span(), e);
@@ -206,7 +210,7 @@ fn backends(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> Vec<BackendConfig> {
                 };
                 bt.check_keys(errs, &["address", "weight"]);
                 let address = bt.require(errs, "address", "\"host:port\"", |v| {
-                    parse_addr(&string(v)?)
+                    parse_addr(strip_https(&string(v)?).1)
                 });
                 let weight = if bt.has("weight") {
                     bt.get(errs, "weight", uint_min::<u32>(1)).map(|g| g.v)

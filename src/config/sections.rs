@@ -183,7 +183,7 @@ fn server_tls(t: &Tbl<'_, '_>, errs: &mut Errors<'_>, base: Option<&Path>) -> Op
 }
 
 /// Resolves `path` against the config file's directory and checks that it exists.
-fn existing_file(
+pub(crate) fn existing_file(
     t: &Tbl<'_, '_>,
     errs: &mut Errors<'_>,
     key: &str,

@@ -69,6 +69,11 @@ backends = ["127.0.0.1:8001", "127.0.0.1:8002"]   # or { address = "127.0.0.1:80
 # protocol = "http1"                   # http1 | h2c (HTTP/2 prior knowledge, e.g. gRPC) | h2 | auto;
                                        # HTTP/2 pools: max_streams_per_connection = 100 per connection
 # grpc_retry_methods = []              # idempotent gRPC methods ("/pkg.Svc/Get"), retried on UNAVAILABLE
+# tls = true                           # TLS to the backends (also: write them as "https://host:port")
+# tls_server_name = "app.internal"     # name verified and sent as SNI; default the backend's host name
+# ca_file = "backend-ca.pem"           # trust these (PEM) instead of the system roots
+# client_cert = "drover.pem"           # mTLS: client certificate chain (PEM) ...
+# client_key = "drover.key"            # ... and its key
 
 # Active health checks (without this section every backend counts as healthy).
 # [pools.app.health]
@@ -157,6 +162,7 @@ pub fn demo_config(backends: &[SocketAddr]) -> Config {
         passive: None,
         instances: None,
         autoscale: None,
+        tls: None,
     };
     Config {
         server: ServerConfig {

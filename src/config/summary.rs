@@ -56,6 +56,9 @@ pub fn summary_lines(cfg: &Config) -> Vec<String> {
                     _ => format!("managed: {} x{}", provider_name(i.provider), i.count),
                 });
             }
+            if let Some(t) = &p.tls {
+                parts.push(super::upstream_tls::summary(t));
+            }
             if let Some(a) = &p.autoscale {
                 parts.push(format!("autoscale {}..{}", a.min, a.max));
             }

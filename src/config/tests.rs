@@ -633,6 +633,12 @@ fn starter_config_commented_sections_validate_when_uncommented() {
             "# container_port",
             "# service",
             "# host =",
+            // TLS to backends: names files that do not exist here.
+            "# tls = true",
+            "# tls_server_name",
+            "# ca_file",
+            "# client_cert",
+            "# client_key",
         ];
         if let Some(rest) = t.strip_prefix("# ") {
             let looks_like_toml = rest.starts_with('[')

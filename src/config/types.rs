@@ -6,7 +6,10 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::upstream_tls::UpstreamTls;
 
 /// The whole validated configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -196,6 +199,9 @@ pub struct PoolConfig {
     pub passive: Option<PassiveConfig>,
     pub instances: Option<InstancesConfig>,
     pub autoscale: Option<AutoscaleConfig>,
+    /// TLS to the members (`tls = true` or `https://` backends), built once
+    /// per config: certificates loaded, names parsed. Default `None` (plain).
+    pub tls: Option<Arc<UpstreamTls>>,
 }
 
 impl PoolConfig {

@@ -238,7 +238,10 @@ fn schedule(
             let (addr, cfg) = (m.address, snap.config.clone());
             probes.push(Box::pin(async move {
                 let h = cfg.health.as_ref().expect("checked above");
-                (addr, probe_over(addr, h, cfg.protocol.kind).await)
+                (
+                    addr,
+                    probe_over(addr, h, cfg.protocol.kind, cfg.tls.as_deref()).await,
+                )
             }));
         }
         next = Some(next.map_or(t.next_due, |n| n.min(t.next_due)));

@@ -12,6 +12,7 @@ use super::local;
 use crate::config::{HealthConfig, HealthKind, Protocol};
 use crate::proxy::body::RequestBody;
 use crate::proxy::upstream::{self, ConnectError};
+use crate::upstream_tls::UpstreamTls;
 
 /// `User-Agent` of probes (unless `headers` sets one).
 pub const PROBE_USER_AGENT: &str = "drover-health-check";
@@ -60,21 +61,27 @@ impl ProbeResult {
 }
 
 /// Checks `addr` once as `cfg` says, over HTTP/1.1. See [`probe_over`].
-pub async fn probe(addr: SocketAddr, cfg: &HealthConfig) -> ProbeResult {
-    probe_over(addr, cfg, Protocol::Http1).await
+pub async fn probe(addr: SocketAddr, cfg: &HealthConfig, tls: Option<&UpstreamTls>) -> ProbeResult {
+    probe_over(addr, cfg, Protocol::Http1, tls).await
 }
 
 /// Checks `addr` once as `cfg` says; an HTTP check goes over `protocol` (the
-/// pool's). The whole check (connect, request, response head) must finish
-/// within `cfg.timeout`.
-pub async fn probe_over(addr: SocketAddr, cfg: &HealthConfig, protocol: Protocol) -> ProbeResult {
+/// pool's) and, in a TLS pool, over TLS (`tls`); a TCP check stays a connect.
+/// The whole check (connect, request, response head) must finish within
+/// `cfg.timeout`.
+pub async fn probe_over(
+    addr: SocketAddr,
+    cfg: &HealthConfig,
+    protocol: Protocol,
+    tls: Option<&UpstreamTls>,
+) -> ProbeResult {
     let check = async {
         match (cfg.kind, &cfg.path) {
             (HealthKind::Grpc, _) => super::grpc::check(addr, cfg).await,
-            (HealthKind::Http, Some(path)) if protocol.h2_on_plain() => {
+            (HealthKind::Http, Some(path)) if protocol.h2_on_plain() && tls.is_none() => {
                 http2(addr, path, cfg).await
             }
-            (HealthKind::Http, Some(path)) => http(addr, path, cfg).await,
+            (HealthKind::Http, Some(path)) => http(addr, path, cfg, tls).await,
             (HealthKind::Http | HealthKind::Tcp, _) => tcp(addr).await,
         }
     };
@@ -119,13 +126,18 @@ fn request(
     Ok(req)
 }
 
-async fn http(addr: SocketAddr, path: &str, cfg: &HealthConfig) -> ProbeResult {
+async fn http(
+    addr: SocketAddr,
+    path: &str,
+    cfg: &HealthConfig,
+    tls: Option<&UpstreamTls>,
+) -> ProbeResult {
     let req = match request(addr, path, cfg) {
         Ok(r) => r,
         Err(e) => return ProbeResult::fail(e),
     };
     // The outer timeout bounds the connect too.
-    let mut sender = match upstream::connect(addr, cfg.timeout).await {
+    let mut sender = match upstream::connect(addr, tls, cfg.timeout).await {
         Ok(s) => s,
         Err(e) => {
             let local = matches!(&e, ConnectError::Io(io) if local::is_local(io));
@@ -167,7 +179,13 @@ fn judge(
                 ProbeResult::fail(format!("status {code} (expected {})", ranges(cfg)))
             }
         }
-        Err(e) => ProbeResult::failed(local::caused_locally(&e), format!("request failed: {e}")),
+        Err(e) => {
+            let why = match crate::upstream_tls::tls_cause(&e) {
+                Some(tls) => format!("request failed: {e} (TLS: {tls})"),
+                None => format!("request failed: {e}"),
+            };
+            ProbeResult::failed(local::caused_locally(&e), why)
+        }
     }
 }
 
@@ -237,7 +255,7 @@ mod tests {
     #[tokio::test]
     async fn http_check_sends_host_and_headers_and_judges_the_status() {
         let (addr, seen) = server(418).await;
-        let r = probe(addr, &cfg(Some("/healthz?full=1"))).await;
+        let r = probe(addr, &cfg(Some("/healthz?full=1")), None).await;
         assert_eq!(r, ProbeResult::pass("status 418"));
         let head = seen.await.unwrap().to_ascii_lowercase();
         assert!(
@@ -248,7 +266,7 @@ mod tests {
         assert!(head.contains("x-probe: 1\r\n"), "{head}");
 
         let (addr, _) = server(503).await;
-        let r = probe(addr, &cfg(Some("/health"))).await;
+        let r = probe(addr, &cfg(Some("/health")), None).await;
         assert_eq!(r.verdict, Verdict::Fail);
         assert_eq!(r.detail, "status 503 (expected 200-299,418)");
     }
@@ -258,7 +276,7 @@ mod tests {
         let (addr, seen) = server(200).await;
         let mut c = cfg(Some("/health"));
         c.headers.clear();
-        assert!(probe(addr, &c).await.passed());
+        assert!(probe(addr, &c, None).await.passed());
         let head = seen.await.unwrap().to_ascii_lowercase();
         assert!(head.contains(&format!("host: {addr}\r\n")), "{head}");
     }
@@ -268,15 +286,15 @@ mod tests {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let dead = l.local_addr().unwrap();
         drop(l);
-        let r = probe(dead, &cfg(None)).await;
+        let r = probe(dead, &cfg(None), None).await;
         assert_eq!(r, ProbeResult::fail("connection refused"));
 
         // Accepts (the kernel backlog does) but never answers.
         let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let r = probe(silent.local_addr().unwrap(), &cfg(Some("/health"))).await;
+        let r = probe(silent.local_addr().unwrap(), &cfg(Some("/health")), None).await;
         assert_eq!(r, ProbeResult::fail("timed out after 500ms"));
         // A TCP check passes on the same socket.
-        assert!(probe(silent.local_addr().unwrap(), &cfg(None))
+        assert!(probe(silent.local_addr().unwrap(), &cfg(None), None)
             .await
             .passed());
     }

@@ -14,7 +14,7 @@ mod queue;
 pub use budget::{RetryBudget, Window as BudgetWindow};
 pub use inflight::Inflight;
 pub use member::{LastCheck, Member, MemberState, MemberStats};
-pub use metrics::{Histogram, PoolMetrics, BUCKETS};
+pub use metrics::{per_bucket, quantile, Histogram, PoolMetrics, BUCKETS};
 pub use queue::{QueueError, QueueSlot, WaitQueue};
 
 use std::net::SocketAddr;

@@ -25,6 +25,7 @@ use super::upstream::{self, Conn};
 use super::upstream_h2;
 use crate::config::PoolConfig;
 use crate::pool::Member;
+use crate::upstream_tls::UpstreamTls;
 
 /// How one attempt ended.
 pub enum Attempt {
@@ -36,10 +37,14 @@ pub enum Attempt {
 /// The cause of a failed exchange with `addr`: the client's when reading its
 /// body failed, else the connection's (`sent` = the request went out).
 pub fn classify(e: &hyper::Error, sent: bool, addr: SocketAddr) -> ProxyError {
+    let why = || match crate::upstream_tls::tls_cause(e) {
+        Some(tls) => format!("backend {addr}: {e} (TLS: {tls})"),
+        None => format!("backend {addr}: {e}"),
+    };
     match client_fault(e) {
         Some((fault, why)) => ProxyError::new(Cause::Client(fault), why),
-        None if sent => ProxyError::new(Cause::Upstream, format!("backend {addr}: {e}")),
-        None => ProxyError::new(Cause::Connect, format!("backend {addr}: {e}")),
+        None if sent => ProxyError::new(Cause::Upstream, why()),
+        None => ProxyError::new(Cause::Connect, why()),
     }
 }
 
@@ -67,7 +72,8 @@ pub async fn attempt(
         // Boxed: keeps the HTTP/1.1 path's future as small as it was.
         return Box::pin(attempt_h2(addr, request, cfg, request_timeout)).await;
     }
-    let (sender, reused) = match upstream::checkout(addr, connect_timeout).await {
+    let tls = cfg.tls.as_deref();
+    let (sender, reused) = match upstream::checkout(addr, tls, connect_timeout).await {
         Ok(s) => s,
         Err(e) => {
             let err = ProxyError::new(Cause::Connect, format!("backend {addr}: {e}"));
@@ -79,7 +85,7 @@ pub async fn attempt(
         // try a fresh connection to the same member (not a retry). Boxed:
         // rare, and it would double this future's size.
         Attempt::Failed(e, Some(r)) if reused && e.cause == Cause::Connect => {
-            Box::pin(send_fresh(addr, r, connect_timeout, request_timeout)).await
+            Box::pin(send_fresh(addr, tls, r, connect_timeout, request_timeout)).await
         }
         a => a,
     }
@@ -182,11 +188,12 @@ async fn send_upload(
 /// [`send`] on a new connection to `addr`.
 async fn send_fresh(
     addr: SocketAddr,
+    tls: Option<&UpstreamTls>,
     request: Request<RequestBody>,
     connect_timeout: Duration,
     request_timeout: Duration,
 ) -> Attempt {
-    match upstream::connect(addr, connect_timeout).await {
+    match upstream::connect(addr, tls, connect_timeout).await {
         Ok(s) => send(Conn::H1(s), request, request_timeout, addr).await,
         Err(ce) => Attempt::Failed(
             ProxyError::new(Cause::Connect, format!("backend {addr}: {ce}")),

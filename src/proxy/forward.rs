@@ -22,7 +22,7 @@ use super::headers::{self, ForwardInfo, X_REQUEST_ID};
 use super::router::{self, Router};
 use super::upgrade;
 use super::upload::Capture;
-use super::upstream::{Conn, Pooled};
+use super::upstream::{self, Conn, Pooled};
 use crate::access_log::{self, AccessRecord};
 use crate::balance::SelectContext;
 use crate::config::{Balance, HashKey};
@@ -741,8 +741,14 @@ impl Forward {
             rec.backend = Some(member.address);
             rec.retries = self.retries;
         }
+        self.pool
+            .metrics
+            .response
+            .observe(self.done.started.elapsed());
         let switching = status == StatusCode::SWITCHING_PROTOCOLS;
+        let version = resp.version();
         headers::clean_response(resp.headers_mut(), switching && self.on_upgrade.is_some());
+        headers::add_via(resp.headers_mut(), version);
         resp.headers_mut()
             .insert(&X_REQUEST_ID, self.request_id.clone());
         if let Some(waited) = self.cold_start {
@@ -763,7 +769,10 @@ impl Forward {
             }
         }
         let conn = Some(Pooled {
-            addr: member.address,
+            key: (
+                member.address,
+                upstream::tls_id(self.snap.config.tls.as_deref()),
+            ),
             conn,
             idle_for: self.snap.config.upstream_idle_timeout,
         });

@@ -152,14 +152,20 @@ pub fn add_forwarded(headers: &mut HeaderMap, info: &ForwardInfo<'_>) {
     if let Some(host) = info.host {
         headers.insert(&X_FORWARDED_HOST, host.clone());
     }
-    let via = match info.version {
+    add_via(headers, info.version);
+    headers.insert(&X_REQUEST_ID, info.request_id.clone());
+}
+
+/// Appends drover to `Via` (RFC 9110 §7.6.3) for a message received with
+/// `version`: on requests sent upstream and on responses sent back.
+pub fn add_via(headers: &mut HeaderMap, version: Version) {
+    let via = match version {
         Version::HTTP_10 => "1.0 drover",
         Version::HTTP_2 => "2 drover",
         Version::HTTP_3 => "3 drover",
         _ => "1.1 drover",
     };
     append_list(headers, &header::VIA, HeaderValue::from_static(via));
-    headers.insert(&X_REQUEST_ID, info.request_id.clone());
 }
 
 /// An IP address as a header value; IPv4 written without the formatting machinery.
@@ -344,5 +350,16 @@ mod tests {
         assert_eq!(h.get("x-forwarded-host").unwrap(), "example.com");
         assert_eq!(h.get("via").unwrap(), "1.0 edge, 1.1 drover");
         assert_eq!(h.get("x-request-id").unwrap(), "abc");
+    }
+
+    #[test]
+    fn via_is_appended_to_responses_by_their_version() {
+        let mut h = map(&[("via", "1.1 cdn"), ("via", "1.0 app")]);
+        add_via(&mut h, Version::HTTP_11);
+        assert_eq!(h.get_all("via").iter().count(), 1);
+        assert_eq!(h.get("via").unwrap(), "1.1 cdn, 1.0 app, 1.1 drover");
+        let mut h = HeaderMap::new();
+        add_via(&mut h, Version::HTTP_2);
+        assert_eq!(h.get("via").unwrap(), "2 drover");
     }
 }

@@ -1,5 +1,5 @@
 //! Upstream connections: a per-worker-thread keep-alive pool of HTTP/1.1
-//! connections, no lock on the request path.
+//! connections, plain or TLS ([`crate::upstream_tls`]), no lock on the request path.
 //!
 //! Each worker runs a current-thread runtime, so the pool lives in a
 //! `thread_local!`; a connection goes back into it when its response body
@@ -20,6 +20,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use super::body::RequestBody;
+use crate::upstream_tls::{self, UpstreamTls, ALPN_HTTP1};
 
 /// Idle connections kept per backend and thread. Default 256.
 pub const MAX_IDLE_PER_BACKEND: usize = 256;
@@ -37,10 +38,21 @@ pub enum Conn {
     H2(super::upstream_h2::Stream),
 }
 
+/// Idle connections are kept per member address and TLS client
+/// ([`UpstreamTls::id`]; 0 = plain): a pool reloaded with other TLS settings,
+/// or another pool reaching the same address, never takes the wrong one.
+pub type Key = (SocketAddr, u64);
+
+/// The pool key part of `tls`.
+pub fn tls_id(tls: Option<&UpstreamTls>) -> u64 {
+    tls.map_or(0, UpstreamTls::id)
+}
+
 /// A connection that may go back to the pool when its response has been
-/// read: to `addr`, idle for at most `idle_for` (the pool's `upstream_idle_timeout`).
+/// read: to `key` (member address, TLS client), idle for at most `idle_for`
+/// (the pool's `upstream_idle_timeout`).
 pub struct Pooled {
-    pub addr: SocketAddr,
+    pub key: Key,
     pub conn: Conn,
     pub idle_for: Duration,
 }
@@ -50,7 +62,7 @@ impl Pooled {
     /// another request (see [`put_idle`]); gives an HTTP/2 stream slot back.
     pub fn release(self) {
         match self.conn {
-            Conn::H1(sender) => put_idle(self.addr, sender, self.idle_for),
+            Conn::H1(sender) => put_idle(self.key, sender, self.idle_for),
             Conn::H2(stream) => drop(stream),
         }
     }
@@ -106,7 +118,7 @@ impl<T> IdleList<T> {
 pub static CONNECTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 thread_local! {
-    static IDLE: RefCell<HashMap<SocketAddr, IdleList<Sender>>> = RefCell::new(HashMap::new());
+    static IDLE: RefCell<HashMap<Key, IdleList<Sender>>> = RefCell::new(HashMap::new());
 }
 
 /// Why a connection could not be had.
@@ -114,6 +126,8 @@ thread_local! {
 pub enum ConnectError {
     Timeout,
     Io(io::Error),
+    /// The TLS handshake failed or timed out: why (the verification error).
+    Tls(String),
     Handshake(hyper::Error),
 }
 
@@ -125,6 +139,7 @@ impl std::fmt::Display for ConnectError {
                 f.write_str("connection refused")
             }
             ConnectError::Io(e) => write!(f, "connect failed: {e}"),
+            ConnectError::Tls(why) => write!(f, "TLS handshake failed: {why}"),
             ConnectError::Handshake(e) => write!(f, "handshake failed: {e}"),
         }
     }
@@ -133,24 +148,24 @@ impl std::fmt::Display for ConnectError {
 /// Takes an idle connection to `addr` from this thread's pool (newest first),
 /// closing closed and expired ones met on the way. It may still be finishing
 /// its previous exchange: [`checkout`] waits for it to be ready.
-pub fn take_idle(addr: SocketAddr) -> Option<Sender> {
+pub fn take_idle(key: Key) -> Option<Sender> {
     IDLE.with(|idle| {
         let mut idle = idle.borrow_mut();
-        let list = idle.get_mut(&addr)?;
+        let list = idle.get_mut(&key)?;
         list.pop_newest(Instant::now(), |s| !s.is_closed())
     })
 }
 
 /// Puts a connection back into this thread's pool, idle for at most
 /// `idle_for`, if it can take another request.
-pub fn put_idle(addr: SocketAddr, sender: Sender, idle_for: Duration) {
+pub fn put_idle(key: Key, sender: Sender, idle_for: Duration) {
     if sender.is_closed() {
         return;
     }
     IDLE.with(|idle| {
         let expires = Instant::now() + idle_for;
         let mut idle = idle.borrow_mut();
-        idle.entry(addr)
+        idle.entry(key)
             .or_default()
             .push(sender, expires, MAX_IDLE_PER_BACKEND);
     })
@@ -181,8 +196,13 @@ pub async fn sweeper() {
     }
 }
 
-/// Opens a new connection to `addr` within `timeout` and spawns its driver task.
-pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Sender, ConnectError> {
+/// Opens a new connection to `addr` (TLS when the pool has `tls`) and spawns
+/// its driver task. The TCP connect and the TLS handshake each get `timeout`.
+pub async fn connect(
+    addr: SocketAddr,
+    tls: Option<&UpstreamTls>,
+    timeout: Duration,
+) -> Result<Sender, ConnectError> {
     let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
         Err(_) => return Err(ConnectError::Timeout),
         Ok(Err(e)) => return Err(ConnectError::Io(e)),
@@ -190,8 +210,26 @@ pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Sender, Conn
     };
     let _ = stream.set_nodelay(true);
     CONNECTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let Some(tls) = tls else {
+        return http1_over(stream, addr).await;
+    };
+    match tokio::time::timeout(timeout, tls.handshake(stream, addr, ALPN_HTTP1)).await {
+        Err(_) => Err(ConnectError::Tls(format!(
+            "no TLS handshake within {timeout:?}"
+        ))),
+        Ok(Err(e)) => Err(ConnectError::Tls(upstream_tls::describe(&e))),
+        Ok(Ok(s)) => http1_over(s, addr).await,
+    }
+}
+
+/// The HTTP/1.1 handshake over `io` (plain or TLS: the sender does not
+/// depend on it) and the spawned driver task.
+async fn http1_over<IO>(io: IO, addr: SocketAddr) -> Result<Sender, ConnectError>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let (sender, conn) = http1::Builder::new()
-        .handshake(TokioIo::new(stream))
+        .handshake(TokioIo::new(io))
         .await
         .map_err(ConnectError::Handshake)?;
     tokio::spawn(async move {
@@ -204,14 +242,21 @@ pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Sender, Conn
 
 /// An idle connection if one is (or becomes) ready, else a new one.
 /// The flag says whether the connection was reused.
-pub async fn checkout(addr: SocketAddr, timeout: Duration) -> Result<(Sender, bool), ConnectError> {
-    while let Some(mut s) = take_idle(addr) {
+pub async fn checkout(
+    addr: SocketAddr,
+    tls: Option<&UpstreamTls>,
+    timeout: Duration,
+) -> Result<(Sender, bool), ConnectError> {
+    let key = (addr, tls_id(tls));
+    while let Some(mut s) = take_idle(key) {
         if s.is_ready() || s.ready().await.is_ok() {
             return Ok((s, true));
         }
     }
     // Boxed: the rare path, and inline it would be most of this future's size.
-    Box::pin(connect(addr, timeout)).await.map(|s| (s, false))
+    Box::pin(connect(addr, tls, timeout))
+        .await
+        .map(|s| (s, false))
 }
 
 #[cfg(test)]

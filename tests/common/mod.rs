@@ -295,6 +295,13 @@ pub async fn get_json(url: &str) -> serde_json::Value {
         .unwrap()
 }
 
+/// POSTs a 7-byte body to `url`, asserts a 200 and returns its JSON (the backend's echo).
+pub async fn post_ok(url: &str) -> serde_json::Value {
+    let r = client().post(url).body("payload").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
 /// `GET /api/v1/pools/{pool}` from drover's admin API.
 pub async fn pool_json(d: &Drover, pool: &str) -> serde_json::Value {
     get_json(&d.admin_url(&format!("/api/v1/pools/{pool}"))).await

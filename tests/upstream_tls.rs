@@ -1,0 +1,495 @@
+//! End to end: TLS to backends. Real `drover backend --tls-cert` processes
+//! with certificates from a test CA (rcgen), drover in front of them, real
+//! HTTP clients; verification, SNI / IP names, mTLS, skip-verify, health
+//! checks over TLS and `drover check` on the TLS keys.
+
+mod common;
+mod health_support;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{client, get_json, pool_json, wait_until, Drover, Proc, BIN};
+use rcgen::{
+    BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose, SanType,
+};
+
+/// A CA that signs test certificates.
+struct Ca {
+    cert: Certificate,
+    key: KeyPair,
+}
+
+impl Ca {
+    fn new(name: &str) -> Ca {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.distinguished_name.push(DnType::CommonName, name);
+        p.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let key = KeyPair::generate().unwrap();
+        let cert = p.self_signed(&key).unwrap();
+        Ca { cert, key }
+    }
+
+    /// A leaf for `dns` names and `ips`, for a server or a client; writes
+    /// `NAME.pem` and `NAME.key` into `dir`.
+    fn issue(
+        &self,
+        dir: &Path,
+        name: &str,
+        dns: &[&str],
+        ips: &[&str],
+        client: bool,
+    ) -> (PathBuf, PathBuf) {
+        let mut p =
+            CertificateParams::new(dns.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+        for ip in ips {
+            p.subject_alt_names
+                .push(SanType::IpAddress(ip.parse().unwrap()));
+        }
+        p.distinguished_name.push(DnType::CommonName, name);
+        p.extended_key_usages = vec![if client {
+            ExtendedKeyUsagePurpose::ClientAuth
+        } else {
+            ExtendedKeyUsagePurpose::ServerAuth
+        }];
+        let key = KeyPair::generate().unwrap();
+        let cert = p.signed_by(&key, &self.cert, &self.key).unwrap();
+        let (c, k) = (
+            dir.join(format!("{name}.pem")),
+            dir.join(format!("{name}.key")),
+        );
+        std::fs::write(&c, cert.pem()).unwrap();
+        std::fs::write(&k, key.serialize_pem()).unwrap();
+        (c, k)
+    }
+
+    fn write(&self, dir: &Path, name: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, self.cert.pem()).unwrap();
+        p
+    }
+}
+
+/// Certificates of one test: the backend's CA and leaf (for `localhost` and
+/// 127.0.0.1), a second CA that signed nothing the backend shows, and a client
+/// certificate from a client CA.
+struct Pki {
+    _dir: tempfile::TempDir,
+    ca: PathBuf,
+    other_ca: PathBuf,
+    server: (PathBuf, PathBuf),
+    /// For `localhost` only / for 127.0.0.1 only.
+    by_name: (PathBuf, PathBuf),
+    by_ip: (PathBuf, PathBuf),
+    client_ca: PathBuf,
+    client: (PathBuf, PathBuf),
+}
+
+fn pki() -> Pki {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, other, clients) = (
+        Ca::new("test CA"),
+        Ca::new("other CA"),
+        Ca::new("client CA"),
+    );
+    let server = ca.issue(dir.path(), "server", &["localhost"], &["127.0.0.1"], false);
+    let by_name = ca.issue(dir.path(), "by-name", &["localhost"], &[], false);
+    let by_ip = ca.issue(dir.path(), "by-ip", &[], &["127.0.0.1"], false);
+    let client = clients.issue(dir.path(), "client", &["drover.client"], &[], true);
+    Pki {
+        ca: ca.write(dir.path(), "ca.pem"),
+        other_ca: other.write(dir.path(), "other-ca.pem"),
+        client_ca: clients.write(dir.path(), "client-ca.pem"),
+        server,
+        by_name,
+        by_ip,
+        client,
+        _dir: dir,
+    }
+}
+
+/// A `drover backend` serving TLS with `cert`/`key`, mTLS with `client_ca`.
+struct TlsBackend {
+    _proc: Proc,
+    addr: SocketAddr,
+}
+
+fn tls_backend(name: &str, pki: &Pki, client_ca: bool) -> TlsBackend {
+    tls_backend_with(name, pki, &pki.server, client_ca)
+}
+
+fn tls_backend_with(
+    name: &str,
+    pki: &Pki,
+    leaf: &(PathBuf, PathBuf),
+    client_ca: bool,
+) -> TlsBackend {
+    let (cert, key) = (leaf.0.to_str().unwrap(), leaf.1.to_str().unwrap());
+    let mut args = vec![
+        "--log-format",
+        "json",
+        "backend",
+        "--listen",
+        "127.0.0.1:0",
+        "--name",
+        name,
+        "--tls-cert",
+        cert,
+        "--tls-key",
+        key,
+    ];
+    let ca = pki.client_ca.to_str().unwrap();
+    if client_ca {
+        args.extend(["--tls-client-ca", ca]);
+    }
+    let proc = Proc::spawn(&args, None);
+    let addr = proc.stderr.addr_of("backend listening");
+    TlsBackend { _proc: proc, addr }
+}
+
+/// One route per pool, `/NAME/...` → pool NAME (prefix stripped).
+fn config(pools: &[(&str, String)]) -> String {
+    let mut s = String::from(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n[admin]\nlisten = \"127.0.0.1:0\"\n[log]\naccess = false\n",
+    );
+    for (name, _) in pools {
+        s.push_str(&format!(
+            "[[routes]]\npath_prefix = \"/{name}\"\nstrip_prefix = true\npool = \"{name}\"\n"
+        ));
+    }
+    for (name, body) in pools {
+        let retries = if body.contains("retries") {
+            ""
+        } else {
+            "retries = 0\n"
+        };
+        s.push_str(&format!("[pools.{name}]\n{retries}{body}\n"));
+    }
+    s
+}
+
+fn path(p: &Path) -> String {
+    p.display().to_string()
+}
+
+async fn get(d: &Drover, p: &str) -> (u16, String) {
+    let r = client().get(d.url(p)).send().await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+async fn upstream_connects(d: &Drover) -> f64 {
+    health_support::metric(d, "drover_upstream_connects_total ").await
+}
+
+#[tokio::test]
+async fn verified_with_ca_file_by_host_name_and_by_ip_san_and_connections_are_reused() {
+    let pki = pki();
+    let named = tls_backend_with("named", &pki, &pki.by_name, false);
+    let ip = tls_backend_with("ip", &pki, &pki.by_ip, false);
+    let ca = path(&pki.ca);
+    let d = Drover::start(&config(&[
+        (
+            "byname",
+            format!(
+                "backends = [\"https://localhost:{}\"]\nca_file = \"{ca}\"",
+                named.addr.port()
+            ),
+        ),
+        (
+            "byip",
+            format!(
+                "backends = [\"{}\"]\ntls = true\nca_file = \"{ca}\"",
+                ip.addr
+            ),
+        ),
+        (
+            "ipfornamed",
+            format!(
+                "backends = [\"{}\"]\ntls = true\nca_file = \"{ca}\"",
+                named.addr
+            ),
+        ),
+    ]));
+    // The host name written in `backends` is verified (and sent as SNI).
+    let (code, body) = get(&d, "/byname/hello?x=1").await;
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["name"], "named");
+    assert_eq!(v["path"], "/hello");
+    assert_eq!(v["version"], "HTTP/1.1");
+    // An IP member is verified against the certificate's IP address SAN...
+    let (code, body) = get(&d, "/byip/").await;
+    assert_eq!(code, 200, "{body}");
+    // ... and fails against a certificate without one.
+    let (code, body) = get(&d, "/ipfornamed/").await;
+    assert_eq!(code, 502, "{body}");
+    assert!(body.contains("not valid for name \"127.0.0.1\""), "{body}");
+    // Via on the response too (RFC 9110 §7.6.3), as on the request.
+    let r = client().get(d.url("/byip/")).send().await.unwrap();
+    assert_eq!(r.headers()["via"], "1.1 drover");
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["headers"]["via"], "1.1 drover");
+    // Sequential requests reuse the pooled TLS connection.
+    let before = upstream_connects(&d).await;
+    for _ in 0..5 {
+        assert_eq!(get(&d, "/byname/again").await.0, 200);
+    }
+    let after = upstream_connects(&d).await;
+    assert!(
+        after - before <= 1.0,
+        "{before} -> {after} connections for 5 requests"
+    );
+}
+
+#[tokio::test]
+async fn wrong_name_and_unknown_ca_are_502_with_the_reason_and_blame_the_backend() {
+    let pki = pki();
+    let b = tls_backend("tls-b", &pki, false);
+    // A second member: passive ejection never takes out more than half.
+    let b2 = tls_backend("tls-b2", &pki, false);
+    let (ca, other) = (path(&pki.ca), path(&pki.other_ca));
+    let (addr, addr2) = (b.addr, b2.addr);
+    let d = Drover::start(&config(&[
+        (
+            "wrongname",
+            format!("backends = [\"{addr}\", \"{addr2}\"]\ntls = true\nca_file = \"{ca}\"\ntls_server_name = \"wrong.example\"\n[pools.wrongname.passive]\nconsecutive_failures = 1\neject_for = \"60s\""),
+        ),
+        (
+            "unknownca",
+            format!("backends = [\"https://localhost:{}\"]\nca_file = \"{other}\"", addr.port()),
+        ),
+    ]));
+    let (code, body) = get(&d, "/wrongname/").await;
+    assert_eq!(code, 502, "{body}");
+    assert!(
+        body.contains("TLS handshake failed")
+            && body.contains("not valid for name \"wrong.example\""),
+        "{body}"
+    );
+    let (code, body) = get(&d, "/unknownca/").await;
+    assert_eq!(code, 502, "{body}");
+    assert!(body.contains("unknown authority"), "{body}");
+    // Counted by passive health: the member is ejected with the reason in the event.
+    wait_until("the ejection event", 10, async || {
+        common::all_events(&d).await.iter().any(|e| {
+            e["pool"] == "wrongname"
+                && e["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("not valid for name"))
+        })
+    })
+    .await;
+    let p = pool_json(&d, "wrongname").await;
+    let states: Vec<_> = p["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["state"].clone())
+        .collect();
+    assert!(states.contains(&"ejected".into()), "{p}");
+}
+
+#[tokio::test]
+async fn mtls_backend_accepts_drover_with_client_cert_and_refuses_it_without() {
+    let pki = pki();
+    let b = tls_backend("mtls", &pki, true);
+    let (ca, cert, key) = (path(&pki.ca), path(&pki.client.0), path(&pki.client.1));
+    let port = b.addr.port();
+    let d = Drover::start(&config(&[
+        (
+            "with",
+            format!("backends = [\"https://localhost:{port}\"]\nca_file = \"{ca}\"\nclient_cert = \"{cert}\"\nclient_key = \"{key}\""),
+        ),
+        (
+            "without",
+            format!("backends = [\"https://localhost:{port}\"]\nca_file = \"{ca}\""),
+        ),
+    ]));
+    let (code, body) = get(&d, "/with/x").await;
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = get(&d, "/without/x").await;
+    assert_eq!(code, 502, "{body}");
+    // TLS 1.3: the backend refuses after drover's side of the handshake is
+    // done, with an alert that says why.
+    assert!(body.contains("CertificateRequired"), "{body}");
+}
+
+#[tokio::test]
+async fn skip_verify_accepts_an_unknown_certificate_and_warns() {
+    let pki = pki();
+    let b = tls_backend("any", &pki, false);
+    let port = b.addr.port();
+    let cfg = config(&[(
+        "insecure",
+        format!("backends = [\"https://127.0.0.1:{port}\"]\ntls_server_name = \"not.the.name\"\ntls_insecure_skip_verify = true"),
+    )]);
+    let d = Drover::start(&cfg);
+    let (code, body) = get(&d, "/insecure/").await;
+    assert_eq!(code, 200, "{body}");
+    d.proc
+        .stderr
+        .wait_for("the skip-verify warning", Duration::from_secs(5), |l| {
+            l.contains("WARN") && l.contains("tls_insecure_skip_verify = true")
+        });
+    // `drover check` warns too, and still accepts the file.
+    let out = std::process::Command::new(BIN)
+        .args(["check", "-c", d.config_path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.starts_with("ok\n"), "{stdout}");
+    assert!(
+        stderr.contains("warning: pools.insecure.tls_insecure_skip_verify = true: backend certificates are not verified"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn health_checks_go_over_tls() {
+    let pki = pki();
+    let b = tls_backend("checked", &pki, false);
+    let port = b.addr.port();
+    let (ca, other) = (path(&pki.ca), path(&pki.other_ca));
+    let health = "path = \"/health\"\ninterval = \"200ms\"\ntimeout = \"2s\"\nrise = 1\nfall = 1";
+    let d = Drover::start(&config(&[
+        (
+            "good",
+            format!("backends = [\"https://localhost:{port}\"]\nca_file = \"{ca}\"\n[pools.good.health]\n{health}"),
+        ),
+        (
+            "bad",
+            format!("backends = [\"https://localhost:{port}\"]\nca_file = \"{other}\"\n[pools.bad.health]\n{health}"),
+        ),
+    ]));
+    wait_until("the TLS member to pass its checks", 20, async || {
+        pool_json(&d, "good").await["backends"][0]["state"] == "healthy"
+    })
+    .await;
+    assert_eq!(get(&d, "/good/").await.0, 200);
+    // The same member behind an untrusted CA fails its checks, and says why.
+    wait_until("a failed check over TLS", 20, async || {
+        let p = pool_json(&d, "bad").await;
+        p["backends"][0]["last_check"]
+            .to_string()
+            .contains("unknown authority")
+    })
+    .await;
+    let p = pool_json(&d, "bad").await;
+    assert_eq!(p["backends"][0]["state"], "unhealthy", "{p}");
+    let p = get_json(&d.admin_url("/api/v1/pools/good")).await;
+    assert_eq!(p["backends"][0]["state"], "healthy");
+}
+
+#[test]
+fn check_reports_tls_key_errors_with_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = r#"[[routes]]
+pool = "a"
+[pools.a]
+backends = ["https://127.0.0.1:8443"]
+ca_file = "missing-ca.pem"
+client_cert = "client.pem"
+[pools.b]
+backends = ["127.0.0.1:8001"]
+tls_server_name = "api.internal"
+[pools.c]
+backends = ["https://127.0.0.1:8443", "127.0.0.1:8444"]
+[pools.d]
+backends = ["https://127.0.0.1:8443"]
+tls = false
+"#;
+    std::fs::write(dir.path().join("client.pem"), "not pem\n").unwrap();
+    std::fs::write(dir.path().join("bad.toml"), bad).unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["check", "-c", "bad.toml"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    for want in [
+        "bad.toml:5:11: pools.a.ca_file: no such file",
+        "bad.toml:6:15: pools.a.client_cert: needs client_key",
+        "bad.toml:9:19: pools.b.tls_server_name: only used with tls = true",
+        "bad.toml:11:39: pools.c.backends: \"127.0.0.1:8444\" is plain but other backends use https://",
+        "bad.toml:14:7: pools.d.tls: tls = false, but backends are written with https://",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+}
+
+#[tokio::test]
+async fn the_admin_api_adds_https_members_to_tls_pools_only() {
+    let pki = pki();
+    let b = tls_backend("added", &pki, false);
+    let ca = path(&pki.ca);
+    // Both pools start with a member that refuses connections.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let d = Drover::start(&config(&[
+        (
+            "tls",
+            format!("backends = [\"{dead}\"]\ntls = true\nca_file = \"{ca}\""),
+        ),
+        ("plain", format!("backends = [\"{dead}\"]")),
+    ]));
+    let add = |pool: &str, address: String| {
+        client()
+            .post(d.admin_url(&format!("/api/v1/pools/{pool}/backends")))
+            .json(&serde_json::json!({ "address": address }))
+            .send()
+    };
+    let r = add("plain", format!("https://{}", b.addr)).await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("does not use TLS"));
+    let r = add("tls", format!("https://{}", b.addr)).await.unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    // The new member is reached over TLS, verified against its IP SAN.
+    wait_until("a 200 from the added TLS member", 10, async || {
+        get(&d, "/tls/").await.0 == 200
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_failed_handshake_is_a_connect_failure_retried_on_another_member() {
+    let pki = pki();
+    // Both dialled by IP: one certificate carries the IP, the other does not.
+    let bad = tls_backend_with("bad", &pki, &pki.by_name, false);
+    let good = tls_backend_with("good", &pki, &pki.by_ip, false);
+    let ca = path(&pki.ca);
+    let d = Drover::start(&config(&[(
+        "mixed",
+        format!(
+            "backends = [\"{}\", \"{}\"]\ntls = true\nca_file = \"{ca}\"\nretries = 1",
+            bad.addr, good.addr
+        ),
+    )]));
+    // Any method: nothing was sent to the member whose handshake failed.
+    for _ in 0..6 {
+        let v = common::post_ok(&d.url("/mixed/")).await;
+        assert_eq!((&v["name"], &v["body_bytes"]), (&"good".into(), &7.into()));
+    }
+    let p = pool_json(&d, "mixed").await;
+    let bad_member = p["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["address"] == bad.addr.to_string())
+        .unwrap()
+        .clone();
+    assert!(bad_member["failures"].as_u64().unwrap() >= 1, "{p}");
+}
