@@ -32,4 +32,6 @@ pub use starter::{demo_autoscaled, demo_config, DEMO_TOML, STARTER_CONFIG};
 pub use summary::summary_lines;
 pub use types::*;
 pub(crate) use values::without_resolver;
-pub use values::{parse_addr, parse_hash_key, parse_host, parse_status_ranges};
+pub use values::{
+    is_valid_name, parse_addr, parse_hash_key, parse_host, parse_status_ranges, MAX_NAME_LEN,
+};

@@ -151,6 +151,7 @@ pub fn demo_config(backends: &[SocketAddr]) -> Config {
         autoscale: None,
     };
     Config {
+        name: None,
         server: ServerConfig {
             listen: vec![SocketAddr::from((Ipv4Addr::LOCALHOST, 8080))],
             shutdown_timeout: Duration::from_secs(30),

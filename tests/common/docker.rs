@@ -103,6 +103,31 @@ impl Drop for ImageCleanup {
             return;
         }
         let tag = format!("drover-backend:test-{}", std::process::id());
-        let _ = Command::new("docker").args(["rmi", "-f", &tag]).output();
+        remove_image(&tag);
     }
+}
+
+/// Removes image `tag` by id once no container uses it any more (Swarm removes a
+/// service's task containers a little after `docker service rm`; `docker rmi -f`
+/// before that would only untag it and leave a dangling image). Waits at most 60 s.
+pub fn remove_image(tag: &str) {
+    let out = |args: &[&str]| {
+        Command::new("docker")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let Some(id) = out(&["image", "inspect", "--format", "{{.Id}}", tag]) else {
+        return;
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let ancestor = format!("ancestor={id}");
+    while std::time::Instant::now() < deadline
+        && out(&["ps", "-aq", "--filter", &ancestor]).is_some_and(|ids| !ids.is_empty())
+    {
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    let _ = Command::new("docker").args(["rmi", "-f", &id]).output();
 }
