@@ -131,3 +131,65 @@ pub fn remove_image(tag: &str) {
     }
     let _ = Command::new("docker").args(["rmi", "-f", &id]).output();
 }
+
+/// A config with one `provider = "docker"` pool named `pool` of `count` containers
+/// from `image` (health checked every 200 ms), plus a static pool `other` under `/other`.
+pub fn docker_pool_config(pool: &str, count: u32, image: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = ["127.0.0.1:0"]
+[admin]
+listen = "127.0.0.1:0"
+[log]
+access = false
+[[routes]]
+path_prefix = "/other"
+pool = "other"
+[[routes]]
+pool = "{pool}"
+[pools.other]
+backends = ["127.0.0.1:1"]
+[pools.{pool}]
+retries = 2
+[pools.{pool}.health]
+path = "/health"
+interval = "200ms"
+rise = 1
+fall = 2
+[pools.{pool}.instances]
+provider = "docker"
+image = "{image}"
+container_port = 8080
+count = {count}
+start_timeout = "20s"
+stop_timeout = "2s"
+drain_timeout = "2s"
+"#
+    )
+}
+
+/// Ids of containers (running or not) carrying `label` (`key=value`).
+pub fn labelled(label: &str) -> Vec<String> {
+    let out = docker(&[
+        "ps",
+        "-aq",
+        "--no-trunc",
+        "--filter",
+        &format!("label={label}"),
+    ]);
+    out.lines().map(str::to_string).collect()
+}
+
+/// Removes every container carrying one of these labels (`key=value`) on drop.
+pub struct LabelCleanup(pub Vec<String>);
+
+impl Drop for LabelCleanup {
+    fn drop(&mut self) {
+        for label in &self.0 {
+            for id in labelled(label) {
+                let _ = Command::new("docker").args(["rm", "-f", &id]).output();
+            }
+        }
+    }
+}
