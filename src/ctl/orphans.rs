@@ -37,14 +37,20 @@ pub async fn run(remove: bool, owner: Option<&str>, json: bool) -> Result<(), Ct
     } else {
         let mut t = Table::new(&["OWNER", "POOL", "CONTAINER", "NAME", "STATE", "IMAGE"]);
         for o in &found {
-            t.row(vec![
-                o.owner.clone(),
-                o.pool.clone(),
-                crate::docker::containers::short(&o.id).to_string(),
-                o.name.clone(),
-                o.state.clone(),
-                o.image.clone(),
-            ]);
+            // Labels are anyone's text: no control characters reach the terminal.
+            t.row(
+                [
+                    &o.owner,
+                    &o.pool,
+                    crate::docker::containers::short(&o.id),
+                    &o.name,
+                    &o.state,
+                    &o.image,
+                ]
+                .iter()
+                .map(|c| printable(c))
+                .collect(),
+            );
         }
         let _ = write!(out, "{t}");
         if remove {
@@ -61,5 +67,21 @@ pub async fn run(remove: bool, owner: Option<&str>, json: bool) -> Result<(), Ct
         Ok(())
     } else {
         Err(CtlError::Other(errors.join("; ")))
+    }
+}
+
+/// `s` with control characters shown as `?`.
+fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn control_characters_never_reach_the_terminal() {
+        assert_eq!(super::printable("a\x1b[2Jb\n"), "a?[2Jb?");
+        assert_eq!(super::printable("shop-prod"), "shop-prod");
     }
 }

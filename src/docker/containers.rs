@@ -51,7 +51,7 @@ pub struct Owned {
 
 /// The first 12 characters of a container id (as `docker ps` shows it).
 pub fn short(id: &str) -> &str {
-    &id[..id.len().min(12)]
+    id.get(..12).unwrap_or(id)
 }
 
 fn port_key(port: u16) -> String {
