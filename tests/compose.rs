@@ -228,6 +228,16 @@ async fn compose_example_serves_scales_with_the_app_service_and_leaves_nothing_b
         );
     }
 
+    // drover in its container claims its name through the mounted claims dir: the
+    // host's `drover ctl orphans` does not list its managed containers.
+    let orphans = Command::new(common::BIN)
+        .args(["ctl", "orphans", "--json", "--owner", &p.name])
+        .env("DROVER_CLAIMS_DIR", p.claims.path())
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&orphans.stdout).unwrap();
+    assert_eq!(v["orphans"], serde_json::json!([]), "{v}");
+
     assert_eq!(names_serving(&proxy, "/", 10).await.len(), 1);
     assert_eq!(names_serving(&proxy, "/api/x", 10).await.len(), 1);
     assert_eq!(

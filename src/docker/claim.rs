@@ -147,6 +147,20 @@ mod tests {
         assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
     }
 
+    proptest::proptest! {
+        /// Owner labels are anyone's text: a name that passes `valid` names a file
+        /// directly inside the claims directory, never elsewhere.
+        #[test]
+        fn a_valid_name_never_leaves_the_directory(name in "\\PC{0,70}") {
+            let dir = Path::new("/claims");
+            if valid(&name) {
+                let p = claim_path(dir, &name);
+                proptest::prop_assert_eq!(p.parent(), Some(dir));
+                proptest::prop_assert!(!name.contains('/') && !name.starts_with('.'));
+            }
+        }
+    }
+
     #[test]
     fn the_directory_is_created_when_missing() {
         let dir = tempfile::tempdir().unwrap();
