@@ -9,10 +9,13 @@
 #     TAG     default drover-backend:dev
 #
 # The image runs `drover backend --listen 0.0.0.0:8080` by default (name = the
-# container's hostname); override the command to run drover itself.
+# container's hostname); override the command to run drover itself, or set
+# DROVER_IMAGE_CMD (a JSON array, e.g. '["run", "-c", "/etc/drover/drover.toml"]')
+# for another default (scripts/build-image.sh does).
 set -euo pipefail
 bin=${1:-target/debug/drover}
 tag=${2:-drover-backend:dev}
+cmd=${DROVER_IMAGE_CMD:-'["backend", "--listen", "0.0.0.0:8080"]'}
 [[ -x $bin ]] || { echo "build-test-image: $bin is not an executable (build drover first)" >&2; exit 1; }
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
@@ -26,7 +29,7 @@ fi
 mkdir -p "$root/tmp"
 tar -C "$root" -c . | docker import \
   --change 'ENTRYPOINT ["/drover"]' \
-  --change 'CMD ["backend", "--listen", "0.0.0.0:8080"]' \
-  --change 'EXPOSE 8080' \
+  --change "CMD $cmd" \
+  --change 'EXPOSE 8080 9090' \
   - "$tag" >/dev/null
 echo "$tag"

@@ -69,6 +69,11 @@ pub struct App {
     workers: std::sync::Mutex<Option<Workers>>,
     /// Where the admin listener is bound (it changes only at a restart).
     admin_addr: SocketAddr,
+    /// Owner of the containers this drover starts: top-level `name`, else the
+    /// config-path hash. Fixed at start (a changed `name` needs a restart).
+    owner: String,
+    /// The claim on `owner` (held while drover runs; pools with `provider = "docker"` only).
+    _claim: Option<crate::docker::claim::Claim>,
 }
 
 impl App {
@@ -77,12 +82,10 @@ impl App {
         self.config.load_full()
     }
 
-    /// Who owns the containers this drover starts (stable for a config file).
+    /// Who owns the containers this drover starts: the top-level `name`, else a
+    /// hash of the config file's path (stable for a config file).
     pub fn owner(&self) -> String {
-        match &self.source {
-            ConfigSource::File(p) => crate::docker::containers::owner_id(Some(p)),
-            ConfigSource::Demo => crate::docker::containers::owner_id(None),
-        }
+        self.owner.clone()
     }
 
     /// Whether drover is ready (`/readyz`): the proxy listeners are up, it is
@@ -115,8 +118,16 @@ impl App {
         self.scale.get().cloned()
     }
 
-    /// Re-reads the config file; an invalid one changes nothing.
+    /// Re-reads the config file; an invalid one changes nothing. systemd hears
+    /// `RELOADING=1` before and `READY=1` after, whatever the outcome.
     pub fn reload(&self) -> Result<(), ConfigErrors> {
+        crate::notify::reloading();
+        let result = self.reload_file();
+        crate::notify::ready();
+        result
+    }
+
+    fn reload_file(&self) -> Result<(), ConfigErrors> {
         let ConfigSource::File(path) = &self.source else {
             tracing::info!(
                 "reload requested, but the built-in demo has no config file; nothing to do"
@@ -178,6 +189,14 @@ impl App {
                 None => {}
             }
         }
+        if new.name != old.name {
+            tracing::warn!(
+                old_name = ?old.name,
+                new_name = ?new.name,
+                owner = %self.owner,
+                "a changed top-level `name` takes effect only after a restart (managed containers keep their owner until then)"
+            );
+        }
         if new.admin.listen != old.admin.listen
             || new.admin.max_connections != old.admin.max_connections
             || new.server.tls != old.server.tls
@@ -206,6 +225,37 @@ impl App {
     }
 }
 
+/// The owner label value: the top-level `name`, else the config-path hash.
+fn owner_of(cfg: &Config, source: &ConfigSource) -> String {
+    if let Some(name) = &cfg.name {
+        return name.clone();
+    }
+    match source {
+        ConfigSource::File(p) => crate::docker::containers::owner_id(Some(p)),
+        ConfigSource::Demo => crate::docker::containers::owner_id(None),
+    }
+}
+
+/// Claims `owner` (see `docker::claim`) when a pool runs containers; a drover of the
+/// same name already running is a start error.
+fn claim_if_needed(
+    cfg: &Config,
+    owner: &str,
+) -> Result<Option<crate::docker::claim::Claim>, RunError> {
+    let runs_containers = cfg.pools.values().any(|p| {
+        p.instances
+            .as_ref()
+            .is_some_and(|i| i.provider == crate::config::ProviderKind::Docker)
+    });
+    if !runs_containers {
+        return Ok(None);
+    }
+    let dir = crate::docker::claim::claims_dir();
+    crate::docker::claim::take(&dir, owner)
+        .map(Some)
+        .map_err(|e| RunError::Runtime(anyhow::anyhow!(e)))
+}
+
 fn worker_count(cfg: &Config, opt: usize) -> usize {
     if opt > 0 {
         return opt;
@@ -228,6 +278,8 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     };
     crate::access_log::set_enabled(cfg.log.access);
     config::log_warnings(&cfg);
+    let owner = owner_of(&cfg, &opts.source);
+    let claim = claim_if_needed(&cfg, &owner)?;
     // Before anything opens sockets (health probes start before the proxy binds).
     crate::proxy::limits::raise_nofile_limit();
 
@@ -261,6 +313,8 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         scale: OnceLock::new(),
         workers: std::sync::Mutex::new(Some(proxy)),
         admin_addr,
+        owner,
+        _claim: claim,
     });
     app.discovery.sync(&app.shared.router.load());
     app.controllers
@@ -278,11 +332,19 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         tracing::info!(addr = %addr, workers, "tls listening");
     }
     tracing::info!(addr = %admin_addr, "admin listening");
+    let ready_app = app.clone();
+    let notify_ready = tokio::spawn(crate::notify::ready_when(Arc::new(move || {
+        ready_app.is_ready()
+    })));
+    let watchdog =
+        crate::notify::watchdog_period().map(|p| tokio::spawn(crate::notify::watchdog(p)));
     if matches!(opts.source, ConfigSource::Demo) {
         print_demo_banner(&proxy_addrs, admin_addr, &cfg);
     }
 
     wait_for_shutdown(&app).await.map_err(anyhow::Error::from)?;
+    notify_ready.abort();
+    crate::notify::stopping();
     app.ready.store(false, Ordering::Relaxed);
     // From here on no instance is started or replaced.
     app.controllers.close_all();
@@ -317,6 +379,9 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         }
     }
     admin.abort();
+    if let Some(w) = watchdog {
+        w.abort();
+    }
     crate::access_log::flush();
     tracing::info!("stopped");
     Ok(())

@@ -146,4 +146,14 @@ pub enum CtlCommand {
     },
     /// Reload the config file (an invalid file is refused with its errors).
     Reload,
+    /// Containers of drovers that no longer run (their owner is claimed by no running
+    /// drover on this machine); talks to the Docker engine, not to the admin API.
+    Orphans {
+        /// Remove them (stop and delete).
+        #[arg(long)]
+        remove: bool,
+        /// Only this owner (a top-level `name`, or a config-path hash).
+        #[arg(long)]
+        owner: Option<String>,
+    },
 }

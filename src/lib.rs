@@ -16,6 +16,7 @@ pub mod events;
 pub mod fuzz_api;
 pub mod health;
 pub mod instances;
+pub mod notify;
 pub mod pool;
 pub mod proxy;
 pub mod rate_limit;

@@ -4,70 +4,22 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::docker::{available, docker, image, ImageCleanup};
+use common::docker::{available, docker, image, ImageCleanup, LabelCleanup};
 use common::{
     autoscale_1_to_3, client, healthy_count, shrink_to_one_under_light_load, wait_until, Drover,
     Load, Proc,
 };
 
-fn config(pool: &str, count: u32, image: &str) -> String {
-    format!(
-        r#"
-[server]
-listen = ["127.0.0.1:0"]
-[admin]
-listen = "127.0.0.1:0"
-[log]
-access = false
-[[routes]]
-path_prefix = "/other"
-pool = "other"
-[[routes]]
-pool = "{pool}"
-[pools.other]
-backends = ["127.0.0.1:1"]
-[pools.{pool}]
-retries = 2
-[pools.{pool}.health]
-path = "/health"
-interval = "200ms"
-rise = 1
-fall = 2
-[pools.{pool}.instances]
-provider = "docker"
-image = "{image}"
-container_port = 8080
-count = {count}
-start_timeout = "20s"
-stop_timeout = "2s"
-drain_timeout = "2s"
-"#
-    )
-}
+use common::docker::docker_pool_config as config;
 
 /// Ids of containers labelled for `pool`, running or not.
 fn containers(pool: &str) -> Vec<String> {
-    let out = docker(&[
-        "ps",
-        "-aq",
-        "--no-trunc",
-        "--filter",
-        &format!("label=drover.pool={pool}"),
-    ]);
-    out.lines().map(str::to_string).collect()
+    common::docker::labelled(&format!("drover.pool={pool}"))
 }
 
 /// Removes every container of `pool` on drop (this test's own, by label).
-struct PoolCleanup(String);
-
-impl Drop for PoolCleanup {
-    fn drop(&mut self) {
-        for id in containers(&self.0) {
-            let _ = std::process::Command::new("docker")
-                .args(["rm", "-f", &id])
-                .output();
-        }
-    }
+fn pool_cleanup(pool: &str) -> LabelCleanup {
+    LabelCleanup(vec![format!("drover.pool={pool}")])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -77,7 +29,7 @@ async fn docker_pool_runs_replaces_adopts_and_cleans_up_its_containers() {
     }
     let _image = ImageCleanup::new();
     let pool = format!("dk{}", std::process::id());
-    let _cleanup = PoolCleanup(pool.clone());
+    let _cleanup = pool_cleanup(&pool);
     let cfg = config(&pool, 2, image());
     let mut d = Drover::start(&cfg);
     wait_until("two healthy containers", 60, async || {
@@ -171,7 +123,7 @@ async fn a_missing_image_is_a_clear_event_and_other_pools_keep_serving() {
         return;
     }
     let pool = format!("mi{}", std::process::id());
-    let _cleanup = PoolCleanup(pool.clone());
+    let _cleanup = pool_cleanup(&pool);
     let b = common::Backend::start("other");
     let cfg =
         config(&pool, 1, "drover-no-such-image:never").replace("127.0.0.1:1", &b.addr.to_string());
@@ -217,7 +169,7 @@ async fn docker_pool_autoscales_1_to_3_to_1_under_load_with_no_failed_requests()
     }
     let _image = ImageCleanup::new();
     let pool = format!("as{}", std::process::id());
-    let _cleanup = PoolCleanup(pool.clone());
+    let _cleanup = pool_cleanup(&pool);
     let cfg = config(&pool, 1, image()).replace("count = 1\n", "") + &autoscale_1_to_3(&pool);
     let cfg = cfg.replace(
         &format!("[pools.{pool}]\nretries = 2"),
@@ -256,7 +208,7 @@ async fn a_restarted_drover_keeps_the_adopted_containers_for_the_scale_down_cool
     }
     let _image = ImageCleanup::new();
     let pool = format!("rs{}", std::process::id());
-    let _cleanup = PoolCleanup(pool.clone());
+    let _cleanup = pool_cleanup(&pool);
     let cooldown = Duration::from_secs(10);
     let cfg = config(&pool, 1, image()).replace("count = 1\n", "")
         + &autoscale_1_to_3(&pool).replace(

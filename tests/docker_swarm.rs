@@ -8,19 +8,32 @@ use common::docker::{available, docker, image, ImageCleanup, ONE_AT_A_TIME};
 use common::{healthy_count, pool_json, wait_until, Drover, Load};
 
 /// Joins this engine to a single-node swarm for the test if it is not in one;
-/// leaves on drop only if the test created it.
+/// leaves on drop only if the test created it, and then removes the
+/// `docker_gwbridge` network `swarm init` made (`swarm leave` keeps it).
 struct Swarm {
     created: bool,
+    gwbridge_before: bool,
+}
+
+fn gwbridge_exists() -> bool {
+    !docker(&["network", "ls", "-q", "--filter", "name=^docker_gwbridge$"]).is_empty()
 }
 
 impl Swarm {
     fn ensure() -> Swarm {
         let state = docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]);
         if state == "active" {
-            return Swarm { created: false };
+            return Swarm {
+                created: false,
+                gwbridge_before: true,
+            };
         }
+        let gwbridge_before = gwbridge_exists();
         docker(&["swarm", "init", "--advertise-addr", "127.0.0.1"]);
-        Swarm { created: true }
+        Swarm {
+            created: true,
+            gwbridge_before,
+        }
     }
 }
 
@@ -30,6 +43,16 @@ impl Drop for Swarm {
             let _ = std::process::Command::new("docker")
                 .args(["swarm", "leave", "--force"])
                 .output();
+            // Its endpoints go a little after the leave: retry for up to 10 s.
+            for _ in 0..40 {
+                if self.gwbridge_before || !gwbridge_exists() {
+                    break;
+                }
+                let _ = std::process::Command::new("docker")
+                    .args(["network", "rm", "docker_gwbridge"])
+                    .output();
+                std::thread::sleep(Duration::from_millis(250));
+            }
         }
     }
 }

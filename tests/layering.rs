@@ -16,7 +16,7 @@ use std::path::Path;
 const LAYERS: &[(&str, &[&str])] = &[
     (
         "foundation",
-        &["config", "events", "rate_limit", "access_log"],
+        &["config", "events", "rate_limit", "access_log", "notify"],
     ),
     ("balancing", &["balance"]),
     ("pool state", &["pool"]),

@@ -9,6 +9,7 @@ use super::env::{expand_table, references};
 use super::error::{ConfigError, ConfigErrors, Errors};
 use super::reader::{describe, Tbl};
 use super::types::{Config, Route};
+use super::values::owner_name;
 use super::{pool, sections, validate};
 
 /// Parses and validates a config from a string. `file` is recorded as
@@ -63,7 +64,11 @@ pub(crate) fn load_with_env(
     expand_table(doc.get_mut(), "", lookup, &mut errs);
     let base = file.and_then(Path::parent);
     let root = Tbl::root(&doc);
-    root.check_keys(&mut errs, &["server", "admin", "log", "routes", "pools"]);
+    root.check_keys(
+        &mut errs,
+        &["name", "server", "admin", "log", "routes", "pools"],
+    );
+    let owner = root.get(&mut errs, "name", owner_name).map(|g| g.v);
     let server = sections::server(root.sub(&mut errs, "server"), &mut errs, base);
     let admin = sections::admin(root.sub(&mut errs, "admin"), &mut errs);
     let log = sections::log(root.sub(&mut errs, "log"), &mut errs);
@@ -126,6 +131,7 @@ pub(crate) fn load_with_env(
         inst.withheld_env = token_vars.clone();
     }
     Ok(Config {
+        name: owner,
         server,
         admin,
         log,

@@ -38,4 +38,6 @@ pub use summary::summary_lines;
 pub use types::*;
 pub use upstream_tls::{log_warnings, strip_https, warnings};
 pub(crate) use values::without_resolver;
-pub use values::{parse_addr, parse_hash_key, parse_host, parse_status_ranges};
+pub use values::{
+    is_valid_name, parse_addr, parse_hash_key, parse_host, parse_status_ranges, MAX_NAME_LEN,
+};

@@ -17,6 +17,10 @@ pub const STARTER_CONFIG: &str = r#"# drover.toml - reverse proxy, load balancer
 # "${NAME}" in any string is replaced by the environment variable NAME.
 # Commented-out lines show the default value.
 
+# name = "shop-prod"                   # owner of the containers drover starts (provider = "docker"):
+                                       # a moved config with the same name adopts them. Default: a
+                                       # hash of this file's path. Top-level keys come before any [table].
+
 [server]
 listen = ["127.0.0.1:8080"]            # one or more addresses, plain HTTP/1.1 and h2c
 # shutdown_timeout = "30s"             # on SIGINT/SIGTERM: how long in-flight requests may finish
@@ -165,6 +169,7 @@ pub fn demo_config(backends: &[SocketAddr]) -> Config {
         tls: None,
     };
     Config {
+        name: None,
         server: ServerConfig {
             listen: vec![SocketAddr::from((Ipv4Addr::LOCALHOST, 8080))],
             shutdown_timeout: Duration::from_secs(30),

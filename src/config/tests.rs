@@ -613,6 +613,7 @@ fn starter_config_validates() {
         "rules",
         "tls",
         "token",
+        "name",
     ] {
         assert!(STARTER_CONFIG.contains(section), "starter lacks {section}");
     }
@@ -659,6 +660,7 @@ fn starter_config_commented_sections_validate_when_uncommented() {
     let p = &c.pools["app"];
     assert!(p.health.is_some() && p.passive.is_some() && p.instances.is_some());
     assert_eq!(p.autoscale.as_ref().unwrap().rules.len(), 1);
+    assert_eq!(c.name.as_deref(), Some("shop-prod"));
 }
 
 #[test]

@@ -606,3 +606,40 @@ fn several_errors_in_one_pool_are_all_reported() {
         ]
     );
 }
+
+#[test]
+fn top_level_name_is_read_and_defaults_to_none() {
+    let src = "[pools.a]\nbackends=[\"127.0.0.1:1\"]";
+    assert_eq!(load(src).name, None);
+    let c = load(&format!("name = \"shop-prod.v2_a\"\n{src}"));
+    assert_eq!(c.name.as_deref(), Some("shop-prod.v2_a"));
+}
+
+#[test]
+fn a_name_that_cannot_be_a_label_or_file_name_is_refused_with_its_position() {
+    let long = "a".repeat(64);
+    for bad in [
+        "\"\"",
+        "\"-x\"",
+        "\".hidden\"",
+        "\"a b\"",
+        "\"a/b\"",
+        "\"é\"",
+        "5",
+    ] {
+        assert_error(
+            &format!("name = {bad}\n[pools.a]\nbackends=[\"127.0.0.1:1\"]"),
+            "name",
+            "expected a",
+        );
+    }
+    let errs = errors(&format!(
+        "\nname = \"{long}\"\n[pools.a]\nbackends=[\"127.0.0.1:1\"]"
+    ));
+    let e = errs
+        .iter()
+        .find(|e| e.key == "name")
+        .expect("an error at name");
+    assert_eq!((e.line, e.column), (Some(2), Some(8)));
+    assert!(e.message.contains("1 to 63"), "{}", e.message);
+}

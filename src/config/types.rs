@@ -14,6 +14,10 @@ use crate::upstream_tls::UpstreamTls;
 /// The whole validated configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
+    /// Top-level `name`: who owns the containers this drover starts (their
+    /// `drover.managed` label) and which ones it adopts after a restart.
+    /// Default `None` = a hash of the config file's path (`docker::containers::owner_id`).
+    pub name: Option<String>,
     pub server: ServerConfig,
     pub admin: AdminConfig,
     pub log: LogConfig,

@@ -180,6 +180,29 @@ pub fn valid_header_name(n: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
+/// Longest top-level `name`: 63 characters (a DNS label, short enough for a label value and a file name).
+pub const MAX_NAME_LEN: usize = 63;
+
+/// Whether `s` may be a top-level `name` (see [`owner_name`]); the default hash owner is one too.
+pub fn is_valid_name(s: &str) -> bool {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    let starts_ok = s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+    starts_ok && s.len() <= MAX_NAME_LEN && s.chars().all(ok_char)
+}
+
+/// The top-level `name`: 1 to 63 of `A-Z a-z 0-9 . _ -`, starting with a letter or digit
+/// (it becomes a Docker label value and a claim file's name).
+pub fn owner_name(v: &toml::de::DeValue<'_>) -> Result<String, String> {
+    let s = super::reader::string(v)?;
+    if !is_valid_name(&s) {
+        return Err(format!(
+            "expected a name of 1 to {MAX_NAME_LEN} letters, digits, '.', '_' or '-' starting with a letter or digit, like \"shop-prod\", got \"{}\"",
+            s.escape_default()
+        ));
+    }
+    Ok(s)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,7 @@
 //! `drover ctl`: a client of the admin API with human tables (or `--json`).
 
 pub mod client;
+mod orphans;
 mod table;
 
 use std::io::Write;
@@ -197,6 +198,9 @@ pub async fn run(args: CtlArgs) -> Result<(), CtlError> {
             } else {
                 let _ = writeln!(out, "pool {pool}: desired instances set to {instances}");
             }
+        }
+        CtlCommand::Orphans { remove, owner } => {
+            return orphans::run(remove, owner.as_deref(), json).await;
         }
         CtlCommand::Reload => {
             let v = c.call(Method::POST, "/api/v1/reload", None).await?;

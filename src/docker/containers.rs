@@ -51,7 +51,7 @@ pub struct Owned {
 
 /// The first 12 characters of a container id (as `docker ps` shows it).
 pub fn short(id: &str) -> &str {
-    &id[..id.len().min(12)]
+    id.get(..12).unwrap_or(id)
 }
 
 fn port_key(port: u16) -> String {
@@ -214,21 +214,13 @@ pub async fn remove(docker: &Docker, id: &str) -> Result<(), String> {
     }
 }
 
-/// The containers of `pool` owned by `owner`, running or not.
-pub async fn list_owned(
+/// Every container (running or not) matching all `labels` filters (`key` or `key=value`).
+pub async fn list_labelled(
     docker: &Docker,
-    pool: &str,
-    owner: &str,
-    cfg: &InstancesConfig,
-) -> Result<Vec<Owned>, String> {
-    let filters: HashMap<&str, Vec<String>> = HashMap::from([(
-        "label",
-        vec![
-            format!("{POOL_LABEL}={pool}"),
-            format!("{OWNER_LABEL}={owner}"),
-        ],
-    )]);
-    let list = docker
+    labels: Vec<String>,
+) -> Result<Vec<bollard::models::ContainerSummary>, String> {
+    let filters: HashMap<&str, Vec<String>> = HashMap::from([("label", labels)]);
+    docker
         .list_containers(Some(
             ListContainersOptionsBuilder::default()
                 .all(true)
@@ -236,7 +228,24 @@ pub async fn list_owned(
                 .build(),
         ))
         .await
-        .map_err(|e| format!("listing containers failed: {e}"))?;
+        .map_err(|e| format!("listing containers failed: {e}"))
+}
+
+/// The containers of `pool` owned by `owner`, running or not.
+pub async fn list_owned(
+    docker: &Docker,
+    pool: &str,
+    owner: &str,
+    cfg: &InstancesConfig,
+) -> Result<Vec<Owned>, String> {
+    let list = list_labelled(
+        docker,
+        vec![
+            format!("{POOL_LABEL}={pool}"),
+            format!("{OWNER_LABEL}={owner}"),
+        ],
+    )
+    .await?;
     let mut out = Vec::new();
     for c in list {
         let Some(id) = c.id else { continue };

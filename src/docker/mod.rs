@@ -1,8 +1,10 @@
 //! The Docker Engine: connecting (with API version negotiation, so older
 //! engines work), and label discovery (`provider = "docker_labels"`).
 
+pub mod claim;
 pub mod containers;
 pub mod labels;
+pub mod orphans;
 pub mod provider;
 pub mod swarm;
 

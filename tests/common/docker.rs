@@ -103,6 +103,93 @@ impl Drop for ImageCleanup {
             return;
         }
         let tag = format!("drover-backend:test-{}", std::process::id());
-        let _ = Command::new("docker").args(["rmi", "-f", &tag]).output();
+        remove_image(&tag);
+    }
+}
+
+/// Removes image `tag` by id once no container uses it any more (Swarm removes a
+/// service's task containers a little after `docker service rm`; `docker rmi -f`
+/// before that would only untag it and leave a dangling image). Waits at most 60 s.
+pub fn remove_image(tag: &str) {
+    let out = |args: &[&str]| {
+        Command::new("docker")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let Some(id) = out(&["image", "inspect", "--format", "{{.Id}}", tag]) else {
+        return;
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let ancestor = format!("ancestor={id}");
+    while std::time::Instant::now() < deadline
+        && out(&["ps", "-aq", "--filter", &ancestor]).is_some_and(|ids| !ids.is_empty())
+    {
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    let _ = Command::new("docker").args(["rmi", "-f", &id]).output();
+}
+
+/// A config with one `provider = "docker"` pool named `pool` of `count` containers
+/// from `image` (health checked every 200 ms), plus a static pool `other` under `/other`.
+pub fn docker_pool_config(pool: &str, count: u32, image: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = ["127.0.0.1:0"]
+[admin]
+listen = "127.0.0.1:0"
+[log]
+access = false
+[[routes]]
+path_prefix = "/other"
+pool = "other"
+[[routes]]
+pool = "{pool}"
+[pools.other]
+backends = ["127.0.0.1:1"]
+[pools.{pool}]
+retries = 2
+[pools.{pool}.health]
+path = "/health"
+interval = "200ms"
+rise = 1
+fall = 2
+[pools.{pool}.instances]
+provider = "docker"
+image = "{image}"
+container_port = 8080
+count = {count}
+start_timeout = "20s"
+stop_timeout = "2s"
+drain_timeout = "2s"
+"#
+    )
+}
+
+/// Ids of containers (running or not) carrying `label` (`key=value`).
+pub fn labelled(label: &str) -> Vec<String> {
+    let out = docker(&[
+        "ps",
+        "-aq",
+        "--no-trunc",
+        "--filter",
+        &format!("label={label}"),
+    ]);
+    out.lines().map(str::to_string).collect()
+}
+
+/// Removes every container carrying one of these labels (`key=value`) on drop.
+pub struct LabelCleanup(pub Vec<String>);
+
+impl Drop for LabelCleanup {
+    fn drop(&mut self) {
+        for label in &self.0 {
+            for id in labelled(label) {
+                let _ = Command::new("docker").args(["rm", "-f", &id]).output();
+            }
+        }
     }
 }
