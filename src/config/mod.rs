@@ -12,6 +12,8 @@ mod load;
 mod pool;
 mod reader;
 mod scaling;
+mod scaling_ahead;
+pub mod schedule;
 mod sections;
 mod starter;
 mod summary;
@@ -21,6 +23,8 @@ mod values;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_ahead;
 #[cfg(test)]
 mod tests_rules;
 

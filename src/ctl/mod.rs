@@ -1,5 +1,6 @@
 //! `drover ctl`: a client of the admin API with human tables (or `--json`).
 
+mod autoscale;
 pub mod client;
 mod table;
 
@@ -196,6 +197,15 @@ pub async fn run(args: CtlArgs) -> Result<(), CtlError> {
                 print_json(&mut out, &v);
             } else {
                 let _ = writeln!(out, "pool {pool}: desired instances set to {instances}");
+            }
+        }
+        CtlCommand::Autoscale { pool } => {
+            let path = format!("/api/v1/pools/{}/autoscale", seg(&pool));
+            let v = c.call(Method::GET, &path, None).await?;
+            if json {
+                print_json(&mut out, &v);
+            } else {
+                let _ = write!(out, "{}", autoscale::render(&v));
             }
         }
         CtlCommand::Reload => {

@@ -18,7 +18,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
+use super::warm::{self, WarmPool};
 use super::{Provider, Started};
+use crate::autoscale::explain::Explain;
+use crate::autoscale::forecast::StartTime;
 use crate::autoscale::policy::{self, State};
 use crate::autoscale::sampler::Sampler;
 use crate::config::{AutoscaleConfig, InstancesConfig};
@@ -33,7 +36,7 @@ pub const BACKOFF_MIN: Duration = Duration::from_secs(1);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
 /// The controller's clock: tokio's, so that tests can run it with time paused.
-fn now() -> Instant {
+pub(super) fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
@@ -67,6 +70,12 @@ pub struct Controller {
     /// Held across a start, so [`Controller::stop_all`] never misses an
     /// instance whose start was under way when shutdown began.
     starting: tokio::sync::Mutex<()>,
+    /// The warm pool ([`super::warm`]).
+    warm: Mutex<WarmPool>,
+    /// What the autoscaler saw and decided ([`crate::autoscale::explain`]).
+    explain: Mutex<Explain>,
+    /// Observed instance start times (for the forecast horizon).
+    start_time: Mutex<StartTime>,
 }
 
 impl Controller {
@@ -111,6 +120,32 @@ impl Controller {
         self.closing.load(Ordering::SeqCst)
     }
 
+    /// What the autoscaler saw and decided last, with the warm pool's counts.
+    pub fn explain(&self) -> Explain {
+        let mut x = self
+            .explain
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        x.warm = self.warm_view();
+        x
+    }
+
+    /// The warm pool's counts.
+    pub fn warm_view(&self) -> crate::autoscale::explain::WarmView {
+        let (ready, starting) = self.warm.lock().unwrap_or_else(|e| e.into_inner()).counts();
+        let pool = self.pool.upgrade();
+        let auto = pool.as_ref().and_then(|p| p.snapshot().config.autoscale.clone());
+        let desired = pool.as_ref().map_or(0, |p| p.desired.load(Ordering::Relaxed));
+        crate::autoscale::explain::WarmView {
+            configured: auto.as_ref().map_or(0, |a| a.warm),
+            wanted: warm::wanted(auto.as_ref(), desired, self.is_closing()),
+            ready,
+            starting,
+            frozen: auto.as_ref().is_some_and(|a| a.warm_freeze),
+        }
+    }
+
     /// Stops every instance this controller started (drover shutting down),
     /// after [`Self::close`] and after a start under way has finished.
     pub async fn stop_all(&self, timeout: Duration) {
@@ -141,6 +176,23 @@ impl Controller {
     }
 }
 
+impl Controller {
+    /// Stops the warm instances (drover exiting with `on_shutdown = "leave"`:
+    /// the instances in rotation stay, the warm ones go).
+    pub async fn stop_warm(&self, timeout: Duration) {
+        self.close();
+        let _no_start_under_way = self.starting.lock().await;
+        let ids: Vec<String> = {
+            let mut w = self.warm.lock().unwrap_or_else(|e| e.into_inner());
+            let ids = w.members().iter().map(|m| m.id.clone()).collect();
+            *w = WarmPool::default();
+            ids
+        };
+        let stops = ids.iter().map(|id| self.provider.stop(id, timeout));
+        futures_util::future::join_all(stops).await;
+    }
+}
+
 /// Starts the controller (and, with `[autoscale]`, the autoscaler) for `pool`.
 pub fn spawn(pool: &Arc<Pool>, provider: Arc<dyn Provider>) -> Arc<Controller> {
     let initial = pool.desired.load(Ordering::Relaxed);
@@ -150,6 +202,9 @@ pub fn spawn(pool: &Arc<Pool>, provider: Arc<dyn Provider>) -> Arc<Controller> {
         policy: Mutex::new(State::new(initial)),
         closing: AtomicBool::new(false),
         starting: tokio::sync::Mutex::new(()),
+        warm: Mutex::default(),
+        explain: Mutex::default(),
+        start_time: Mutex::default(),
     });
     tokio::spawn(run_instances(ctl.clone()));
     ctl
@@ -202,6 +257,7 @@ async fn run_instances(ctl: Arc<Controller>) {
     tokio::spawn(run_autoscaler(ctl.clone()));
     let mut failures = 0u32;
     let mut next_start = now();
+    let mut warm_runner = warm::Runner::new();
     loop {
         if ctl.is_closing() {
             return;
@@ -209,10 +265,11 @@ async fn run_instances(ctl: Arc<Controller>) {
         let Some(pool) = ctl.pool.upgrade() else {
             return;
         };
-        let Some((cfg, _, has_health)) = config_of(&pool) else {
+        let Some((cfg, auto, has_health)) = config_of(&pool) else {
             return;
         };
         let now = now();
+        demand_at_zero(&ctl, &pool, auto.as_ref());
         let snap = pool.snapshot_arc();
 
         // Exits and health deadlines.
@@ -233,6 +290,10 @@ async fn run_instances(ctl: Arc<Controller>) {
                 Some(MemberState::Healthy) => {
                     if !t.healthy_once {
                         failures = 0;
+                        ctl.start_time
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .record(now.duration_since(t.started_at));
                     }
                     t.healthy_once = true;
                     t.unhealthy_since = None;
@@ -279,9 +340,67 @@ async fn run_instances(ctl: Arc<Controller>) {
         }
         tracked.retain(|_, t| !(t.stopping && t.exited.is_terminated()));
 
+        let desired = pool.desired.load(Ordering::Relaxed) as usize;
+        let health = pool.snapshot().config.health.clone();
+        let env = warm::Env {
+            provider: &ctl.provider,
+            state: &ctl.warm,
+            pool: &pool,
+            start_timeout: cfg.start_timeout,
+            stop_timeout: cfg.stop_timeout,
+            health: health.as_ref(),
+        };
+        let in_rotation = tracked.values().filter(|t| !t.stopping).count();
+        // A scale-up takes a warm instance first.
+        if in_rotation < desired {
+            if let Some(w) = warm_runner.take(&env).await {
+                join_warm(&pool, &w);
+                tracked.insert(
+                    w.id,
+                    Tracked {
+                        address: w.address,
+                        started_at: now,
+                        healthy_once: true,
+                        unhealthy_since: None,
+                        exited: w.exited,
+                        stopping: false,
+                    },
+                );
+                continue;
+            }
+        }
+        // The warm pool is refilled when the pool itself needs no start.
+        let wanted = warm::wanted(auto.as_ref(), desired as u32, ctl.is_closing());
+        let may_start = in_rotation >= desired && now >= next_start && !ctl.is_closing();
+        let freeze = auto.as_ref().is_some_and(|a| a.warm_freeze);
+        let start_guard = ctl.starting.lock().await;
+        match warm_runner.maintain(&env, wanted, freeze, may_start).await {
+            Ok(took) => {
+                let mut st = ctl.start_time.lock().unwrap_or_else(|e| e.into_inner());
+                for t in took {
+                    st.record(t);
+                }
+            }
+            Err(why) => {
+                failures += 1;
+                let wait = backoff(failures);
+                next_start = now + wait;
+                events::record(
+                    &pool.name,
+                    "instance_failed",
+                    None,
+                    format!("warm pool: {why}; retrying in {wait:?}"),
+                );
+            }
+        }
+        drop(start_guard);
+        let (ready_warm, _) = ctl.warm.lock().unwrap_or_else(|e| e.into_inner()).counts();
+        pool.metrics
+            .warm
+            .store(u64::from(ready_warm), Ordering::Relaxed);
+
         let active: Vec<(&String, &Tracked)> =
             tracked.iter().filter(|(_, t)| !t.stopping).collect();
-        let desired = pool.desired.load(Ordering::Relaxed) as usize;
         if active.len() < desired && now >= next_start {
             let start_guard = ctl.starting.lock().await;
             if ctl.is_closing() {
@@ -394,6 +513,52 @@ async fn resume_scale(ctl: &Controller, adopted: u32) {
     );
 }
 
+/// A request is held at zero instances: the desired count becomes 1 at once
+/// (not at the next autoscale evaluation), so that a warm instance is
+/// thawed, or a cold one started, for it now.
+fn demand_at_zero(ctl: &Controller, pool: &Pool, auto: Option<&crate::config::AutoscaleConfig>) {
+    if auto.is_none() || ctl.is_closing() || pool.held.load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    if pool
+        .desired
+        .compare_exchange(0, 1, Ordering::Relaxed, Ordering::Relaxed)
+        .is_ok()
+    {
+        ctl.policy.lock().unwrap_or_else(|e| e.into_inner()).current = 1;
+        pool.metrics.scale_up.fetch_add(1, Ordering::Relaxed);
+        events::record(
+            &pool.name,
+            "scale_up",
+            None,
+            "scale 0 -> 1: a request is held at zero instances",
+        );
+    }
+}
+
+/// A thawed warm instance that passed its check joins the pool as healthy;
+/// its reason (`warm start ID: ...`) names the warm start (a request held
+/// for it says so in `X-Drover-Cold-Start`).
+fn join_warm(pool: &Pool, w: &warm::Taken) {
+    let _ = pool.apply(PoolCommand::Add {
+        address: w.address,
+        weight: 1,
+        managed: true,
+        state: MemberState::Starting,
+    });
+    let reason = format!("{} {}: thawed and passed a health check", WARM_START, w.id);
+    let _ = pool.apply(PoolCommand::Transition {
+        address: w.address,
+        from: vec![MemberState::Starting],
+        to: MemberState::Healthy,
+        reason: reason.clone(),
+    });
+    events::record(&pool.name, "warm_joined", Some(w.address.to_string()), reason);
+}
+
+/// How the reason of a member that joined from the warm pool starts.
+pub const WARM_START: &str = "warm start";
+
 /// Without a `[health]` section: the instance is ready once its port accepts connections.
 async fn tcp_ready(pool: Weak<Pool>, addr: SocketAddr) {
     for _ in 0..600 {
@@ -473,6 +638,7 @@ async fn run_autoscaler(ctl: Arc<Controller>) {
     let mut sampler = Sampler::default();
     let mut cpu = crate::autoscale::cpu::CpuMeter::default();
     let mut last_eval = now();
+    let mut ahead = super::ahead::Ahead::default();
     loop {
         if ctl.is_closing() {
             return;
@@ -495,11 +661,27 @@ async fn run_autoscaler(ctl: Arc<Controller>) {
             let mut window = sampler.window(&pool, auto.interval);
             let groups = ctl.provider.process_groups().into_iter().collect();
             window.cpu_percent = cpu.read(&groups, now());
+            let start_time = ctl
+                .start_time
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get();
+            let (eff, inputs) = ahead.prepare(&pool.name, &auto, &window, start_time);
+            let from = pool.desired.load(Ordering::Relaxed);
             let decision = {
                 let mut st = ctl.policy.lock().unwrap_or_else(|e| e.into_inner());
-                st.current = pool.desired.load(Ordering::Relaxed);
-                policy::decide(&window, &mut st, &auto, now())
+                st.current = from;
+                policy::decide_with(&window, &inputs, &mut st, &eff, now())
             };
+            ahead.record(
+                &mut ctl.explain.lock().unwrap_or_else(|e| e.into_inner()),
+                &auto,
+                &window,
+                &inputs,
+                start_time,
+                from,
+                &decision,
+            );
             let before = pool.desired.swap(decision.desired, Ordering::Relaxed);
             if decision.desired != before {
                 let (kind, counter) = if decision.desired > before {
@@ -603,7 +785,8 @@ impl Controllers {
         map.values().cloned().collect()
     }
 
-    /// Stops the instances of every pool whose `on_shutdown` is `stop` (drover exiting).
+    /// Stops the instances of every pool whose `on_shutdown` is `stop` (drover
+    /// exiting), and the warm instances of every pool (they serve nothing).
     pub async fn shutdown(&self) {
         self.close_all();
         let mut stops = Vec::new();
@@ -613,7 +796,10 @@ impl Controllers {
                 continue;
             };
             if inst.on_shutdown == crate::config::OnShutdown::Stop {
-                stops.push(async move { ctl.stop_all(inst.stop_timeout).await });
+                stops.push(Box::pin(async move { ctl.stop_all(inst.stop_timeout).await })
+                    as futures_util::future::BoxFuture<'static, ()>);
+            } else {
+                stops.push(Box::pin(async move { ctl.stop_warm(inst.stop_timeout).await }));
             }
         }
         futures_util::future::join_all(stops).await;
@@ -634,5 +820,14 @@ impl crate::admin::scale::ScaleControl for Controllers {
         ctl.pool
             .upgrade()
             .map(|p| p.desired.load(Ordering::Relaxed))
+    }
+
+    fn autoscale(&self, pool: &str) -> Option<serde_json::Value> {
+        let ctl = self.get(pool)?;
+        serde_json::to_value(ctl.explain()).ok()
+    }
+
+    fn warm(&self, pool: &str) -> Option<crate::autoscale::explain::WarmView> {
+        Some(self.get(pool)?.warm_view())
     }
 }
