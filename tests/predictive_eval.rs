@@ -32,7 +32,9 @@ fn config(predictive: bool) -> AutoscaleConfig {
 
 /// A deterministic pseudo-random number in [0, 1).
 fn lcg(seed: &mut u64) -> f64 {
-    *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    *seed = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (*seed >> 11) as f64 / (1u64 << 53) as f64
 }
 
@@ -44,8 +46,15 @@ fn traces() -> Vec<(&'static str, Vec<f64>)> {
         .map(|t| 110.0 - 90.0 * (2.0 * std::f64::consts::PI * t as f64 / 120.0).cos())
         .collect();
     let mut seed = 7u64;
-    let noise = (0..n).map(|_| 80.0 + 30.0 * (lcg(&mut seed) - 0.5)).collect();
-    vec![("ramp", ramp), ("step", step), ("daily sine", sine), ("noise", noise)]
+    let noise = (0..n)
+        .map(|_| 80.0 + 30.0 * (lcg(&mut seed) - 0.5))
+        .collect();
+    vec![
+        ("ramp", ramp),
+        ("step", step),
+        ("daily sine", sine),
+        ("noise", noise),
+    ]
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -127,7 +136,10 @@ fn predictive_scaling_meets_ramps_ahead_without_waste_on_noise() {
             p.instance_seconds,
             pct(r.instance_seconds, p.instance_seconds),
         );
-        assert_eq!(r.forecast_led, 0, "{name}: reactive never follows a forecast");
+        assert_eq!(
+            r.forecast_led, 0,
+            "{name}: reactive never follows a forecast"
+        );
         rows.push((name, r, p));
     }
     let get = |n: &str| rows.iter().find(|(x, _, _)| *x == n).unwrap();

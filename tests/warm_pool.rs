@@ -26,7 +26,11 @@ fn backends_with(marker: &str) -> Vec<(i32, char)> {
             .next()
             .and_then(|r| r.trim_start().chars().next())
             .unwrap_or('?');
-        if cmd.contains(marker) && cmd.contains(" backend ") && !cmd.contains("__supervise") && state != 'Z' {
+        if cmd.contains(marker)
+            && cmd.contains(" backend ")
+            && !cmd.contains("__supervise")
+            && state != 'Z'
+        {
             out.push((pid, state));
         }
     }
@@ -82,9 +86,7 @@ warm = 1"#,
     ));
     wait_until("at zero with one warm instance ready", 40, async || {
         let p = pool_json(&d, "app").await;
-        p["desired"] == 0
-            && p["backends"].as_array().unwrap().is_empty()
-            && p["warm"]["ready"] == 1
+        p["desired"] == 0 && p["backends"].as_array().unwrap().is_empty() && p["warm"]["ready"] == 1
     })
     .await;
     wait_until("the warm process frozen (T)", 20, async || {
@@ -92,14 +94,32 @@ warm = 1"#,
         b.len() == 1 && b[0].1 == 'T'
     })
     .await;
-    let metrics = client().get(d.admin_url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("drover_pool_warm_instances{pool=\"app\"} 1"), "{metrics}");
+    let metrics = client()
+        .get(d.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("drover_pool_warm_instances{pool=\"app\"} 1"),
+        "{metrics}"
+    );
     let warm_pid = backends_with(&marker)[0].0;
-    let last_id = events(&d).await.iter().filter_map(|e| e["id"].as_u64()).max().unwrap_or(0);
+    let last_id = events(&d)
+        .await
+        .iter()
+        .filter_map(|e| e["id"].as_u64())
+        .max()
+        .unwrap_or(0);
 
     let r = client().get(d.url("/at-zero")).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    let header = r.headers()["x-drover-cold-start"].to_str().unwrap().to_string();
+    let header = r.headers()["x-drover-cold-start"]
+        .to_str()
+        .unwrap()
+        .to_string();
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["path"], "/at-zero");
     let (secs, warm) = header.split_once("; ").expect("names the warm start");
@@ -111,9 +131,14 @@ warm = 1"#,
         .into_iter()
         .filter(|e| e["id"].as_u64().unwrap() > last_id)
         .collect();
-    let joined = on_path.iter().position(|e| e["kind"] == "warm_joined").expect("warm_joined");
+    let joined = on_path
+        .iter()
+        .position(|e| e["kind"] == "warm_joined")
+        .expect("warm_joined");
     assert!(
-        !on_path[..joined].iter().any(|e| e["kind"] == "instance_started"),
+        !on_path[..joined]
+            .iter()
+            .any(|e| e["kind"] == "instance_started"),
         "{on_path:?}"
     );
     // The thawed process serves; the pool refills with a new frozen one.
@@ -163,25 +188,39 @@ predictive = true"#,
         loads.push(Load::start(&url, 1, 150));
         tokio::time::sleep(Duration::from_millis(400)).await;
         if events(&d).await.iter().any(|e| {
-            e["kind"] == "scale_up" && e["reason"].as_str().unwrap_or("").starts_with("forecast")
+            e["kind"] == "scale_up" && e["reason"].as_str().unwrap_or("").contains(": forecast: ")
         }) {
             found = true;
             break;
         }
     }
-    if !found {
-        wait_until("a scale-up led by the forecast", 20, async || {
-            events(&d).await.iter().any(|e| {
-                e["kind"] == "scale_up" && e["reason"].as_str().unwrap_or("").starts_with("forecast")
-            })
-        })
-        .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !found && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        found = events(&d).await.iter().any(|e| {
+            e["kind"] == "scale_up" && e["reason"].as_str().unwrap_or("").contains(": forecast: ")
+        });
     }
+    let scaling: Vec<String> = events(&d)
+        .await
+        .iter()
+        .filter(|e| e["kind"].as_str().unwrap_or("").starts_with("scale"))
+        .map(|e| e["reason"].to_string())
+        .collect();
+    assert!(
+        found,
+        "no scale-up led by the forecast: {scaling:#?}\n{}",
+        explain(&d).await
+    );
     let x = explain(&d).await;
     assert_eq!(x["predictive"], true);
     assert!(x["forecast"]["value"].as_f64().is_some(), "{x}");
     assert!(
-        x["decisions"].as_array().unwrap().iter().any(|d| d["reason"].as_str().unwrap_or("").contains("forecast")),
+        x["decisions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["reason"].as_str().unwrap_or("").contains("forecast")),
         "{x}"
     );
     for l in loads {
@@ -193,8 +232,13 @@ predictive = true"#,
 /// Containers labelled for `pool` with their state (`running`, `paused`, ...).
 fn containers(pool: &str) -> Vec<(String, String)> {
     let out = docker(&[
-        "ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.State}}",
-        "--filter", &format!("label=drover.pool={pool}"),
+        "ps",
+        "-a",
+        "--no-trunc",
+        "--format",
+        "{{.ID}} {{.State}}",
+        "--filter",
+        &format!("label=drover.pool={pool}"),
     ]);
     out.lines()
         .filter_map(|l| l.split_once(' '))
@@ -207,7 +251,9 @@ struct PoolCleanup(String);
 impl Drop for PoolCleanup {
     fn drop(&mut self) {
         for (id, _) in containers(&self.0) {
-            let _ = std::process::Command::new("docker").args(["rm", "-f", &id]).output();
+            let _ = std::process::Command::new("docker")
+                .args(["rm", "-f", &id])
+                .output();
         }
     }
 }
@@ -262,7 +308,10 @@ warm = 1
     .await;
     let r = client().get(d.url("/warm")).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    let header = r.headers()["x-drover-cold-start"].to_str().unwrap().to_string();
+    let header = r.headers()["x-drover-cold-start"]
+        .to_str()
+        .unwrap()
+        .to_string();
     assert!(header.contains("; warm start "), "{header}");
     wait_until("one running, one paused again", 90, async || {
         let c = containers(&pool);
@@ -271,5 +320,8 @@ warm = 1
     .await;
     d.proc.signal("TERM");
     let _ = d.proc.wait_exit(Duration::from_secs(20));
-    wait_until("containers gone after shutdown", 30, async || containers(&pool).is_empty()).await;
+    wait_until("containers gone after shutdown", 30, async || {
+        containers(&pool).is_empty()
+    })
+    .await;
 }

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 /// Smoothing of the level. Default 0.5.
 pub const ALPHA: f64 = 0.5;
-/// Smoothing of the trend. Default 0.3.
-pub const BETA: f64 = 0.3;
+/// Smoothing of the trend. Default 0.2.
+pub const BETA: f64 = 0.2;
 /// Longest horizon, in intervals (a slow start time must not extrapolate a
 /// trend for ever). Default 12.
 pub const MAX_STEPS: f64 = 12.0;
@@ -161,7 +161,10 @@ mod tests {
             h.observe(100.0 - 10.0 * f64::from(i));
         }
         assert_eq!(h.forecast(50.0), Some(0.0));
-        assert_eq!(horizon(Duration::from_secs(5), Duration::from_secs(10)), 3.0);
+        assert_eq!(
+            horizon(Duration::from_secs(5), Duration::from_secs(10)),
+            3.0
+        );
         assert_eq!(
             horizon(Duration::from_millis(100), Duration::from_secs(60)),
             MAX_STEPS

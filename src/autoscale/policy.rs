@@ -333,8 +333,14 @@ pub fn decide_with(
     }
     if let Some((rec, why)) = inputs.forecast.as_ref().and_then(|f| forecast_rec(f, cfg)) {
         note("forecast".to_string(), rec, &why);
-        // Only when higher than every reactive recommendation (ties stay reactive).
-        if rec > current && ups.iter().all(|(r, _)| *r < rec) {
+        // Only when higher than every reactive recommendation (ties stay
+        // reactive) and beyond the tolerance band over the current capacity
+        // (noise does not add instances).
+        let target = cfg.target_inflight.or(cfg.target_rps).unwrap_or(1.0);
+        let beyond = inputs
+            .forecast
+            .is_some_and(|f| f.value > f64::from(current) * target * (1.0 + TOLERANCE));
+        if rec > current && beyond && ups.iter().all(|(r, _)| *r < rec) {
             ups.push((rec, why));
         }
     }

@@ -40,7 +40,10 @@ fn close_after(e: &ScheduleEntry, opened: DateTime<Utc>) -> Option<DateTime<Utc>
         let t = match e.tz.from_local_datetime(&naive) {
             LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => t,
             // A time skipped by a daylight-saving change: an hour later.
-            LocalResult::None => match e.tz.from_local_datetime(&(naive + chrono::TimeDelta::hours(1))) {
+            LocalResult::None => match e
+                .tz
+                .from_local_datetime(&(naive + chrono::TimeDelta::hours(1)))
+            {
                 LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => t,
                 LocalResult::None => continue,
             },
@@ -104,8 +107,16 @@ pub fn changes(before: &[OpenWindow], now: &[OpenWindow]) -> (Vec<usize>, Vec<us
         ws.iter()
             .any(|x| x.index == w.index && x.opened == w.opened)
     };
-    let opened = now.iter().filter(|w| !had(before, w)).map(|w| w.index).collect();
-    let closed = before.iter().filter(|w| !had(now, w)).map(|w| w.index).collect();
+    let opened = now
+        .iter()
+        .filter(|w| !had(before, w))
+        .map(|w| w.index)
+        .collect();
+    let closed = before
+        .iter()
+        .filter(|w| !had(now, w))
+        .map(|w| w.index)
+        .collect();
     (opened, closed)
 }
 
@@ -114,7 +125,13 @@ mod tests {
     use super::*;
     use crate::config::schedule::CronSpec;
 
-    fn entry(cron: &str, min: Option<u32>, max: Option<u32>, until: (u32, u32), tz: &str) -> ScheduleEntry {
+    fn entry(
+        cron: &str,
+        min: Option<u32>,
+        max: Option<u32>,
+        until: (u32, u32),
+        tz: &str,
+    ) -> ScheduleEntry {
         ScheduleEntry {
             cron: CronSpec::parse(cron).unwrap(),
             min,
@@ -154,14 +171,18 @@ mod tests {
         let b = bounds_at(&e, 2, 8, at("2026-12-01T03:00:00Z"));
         assert_eq!((b.min, b.max), (0, 1));
         assert_eq!(b.open[0].closes, at("2026-12-01T06:00:00Z"));
-        assert!(bounds_at(&e, 2, 8, at("2026-12-01T07:00:00Z")).open.is_empty());
+        assert!(bounds_at(&e, 2, 8, at("2026-12-01T07:00:00Z"))
+            .open
+            .is_empty());
     }
 
     #[test]
     fn time_zone_is_applied() {
         // 09:00 in Berlin (UTC+1 in winter) is 08:00 UTC.
         let e = [entry("0 9 * * *", Some(4), None, (12, 0), "Europe/Berlin")];
-        assert!(bounds_at(&e, 1, 10, at("2026-12-01T07:59:00Z")).open.is_empty());
+        assert!(bounds_at(&e, 1, 10, at("2026-12-01T07:59:00Z"))
+            .open
+            .is_empty());
         let b = bounds_at(&e, 1, 10, at("2026-12-01T08:00:00Z"));
         assert_eq!((b.min, b.max), (4, 10));
         assert_eq!(b.open[0].closes, at("2026-12-01T11:00:00Z"));

@@ -77,7 +77,9 @@ fn entry(t: &Tbl<'_, '_>, errs: &mut Errors<'_>, pool: &AutoscaleConfig) -> Opti
         None => chrono_tz::Tz::UTC,
     };
     let min = t.get(errs, "min", uint::<u32>).map(|g| g.v);
-    let max = t.get(errs, "max", super::reader::uint_min::<u32>(1)).map(|g| g.v);
+    let max = t
+        .get(errs, "max", super::reader::uint_min::<u32>(1))
+        .map(|g| g.v);
     if !t.has("min") && !t.has("max") {
         errs.push(
             &t.path,

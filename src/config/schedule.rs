@@ -72,7 +72,9 @@ mod tests {
     fn times_of_day() {
         assert_eq!(parse_time_of_day("18:00"), Ok((18, 0)));
         assert_eq!(parse_time_of_day("7:05"), Ok((7, 5)));
-        for bad in ["24:00", "12:60", "1200", "12:5", ":30", "ab:cd", "-1:00", ""] {
+        for bad in [
+            "24:00", "12:60", "1200", "12:5", ":30", "ab:cd", "-1:00", "",
+        ] {
             assert!(parse_time_of_day(bad).is_err(), "{bad}");
         }
     }

@@ -44,7 +44,10 @@ max = 1
 until = "6:00""#,
     ));
     let a = c.pools["api"].autoscale.clone().unwrap();
-    assert_eq!((a.warm, a.warm_freeze, a.warm_at_zero, a.predictive), (2, false, false, true));
+    assert_eq!(
+        (a.warm, a.warm_freeze, a.warm_at_zero, a.predictive),
+        (2, false, false, true)
+    );
     assert_eq!(a.schedule.len(), 2);
     assert_eq!(a.schedule[0].cron.text, "0 9 * * 1-5");
     assert_eq!((a.schedule[0].min, a.schedule[0].max), (Some(3), Some(10)));
@@ -65,7 +68,11 @@ fn warm_is_refused_with_swarm() {
 
 #[test]
 fn warm_keys_checked() {
-    assert_error(&managed("process", "warm = -1"), "pools.api.autoscale.warm", "");
+    assert_error(
+        &managed("process", "warm = -1"),
+        "pools.api.autoscale.warm",
+        "",
+    );
     assert_error(
         &managed("process", "warm = 1\nwarm_freeze = \"yes\""),
         "pools.api.autoscale.warm_freeze",
@@ -90,7 +97,12 @@ fn predictive_needs_a_target() {
 
 #[test]
 fn schedule_entries_checked_with_positions() {
-    let with = |entry: &str| managed("process", &format!("max = 5\n[[pools.api.autoscale.schedule]]\n{entry}"));
+    let with = |entry: &str| {
+        managed(
+            "process",
+            &format!("max = 5\n[[pools.api.autoscale.schedule]]\n{entry}"),
+        )
+    };
     assert_error(
         &with("cron = \"0 9 * *\"\nmin = 2\nuntil = \"18:00\""),
         "pools.api.autoscale.schedule[0].cron",

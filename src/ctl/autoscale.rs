@@ -75,7 +75,11 @@ pub fn render(v: &Value) -> String {
     );
     let mut t = Table::new(&["SOURCE", "INSTANCES", "WHY"]);
     for r in v["recommendations"].as_array().into_iter().flatten() {
-        t.row(vec![text(&r["source"]), text(&r["instances"]), text(&r["why"])]);
+        t.row(vec![
+            text(&r["source"]),
+            text(&r["instances"]),
+            text(&r["why"]),
+        ]);
     }
     let _ = write!(out, "{t}");
     let _ = writeln!(out, "held back by: {}", text(&v["limit"]));

@@ -135,8 +135,12 @@ impl Controller {
     pub fn warm_view(&self) -> crate::autoscale::explain::WarmView {
         let (ready, starting) = self.warm.lock().unwrap_or_else(|e| e.into_inner()).counts();
         let pool = self.pool.upgrade();
-        let auto = pool.as_ref().and_then(|p| p.snapshot().config.autoscale.clone());
-        let desired = pool.as_ref().map_or(0, |p| p.desired.load(Ordering::Relaxed));
+        let auto = pool
+            .as_ref()
+            .and_then(|p| p.snapshot().config.autoscale.clone());
+        let desired = pool
+            .as_ref()
+            .map_or(0, |p| p.desired.load(Ordering::Relaxed));
         crate::autoscale::explain::WarmView {
             configured: auto.as_ref().map_or(0, |a| a.warm),
             wanted: warm::wanted(auto.as_ref(), desired, self.is_closing()),
@@ -553,7 +557,12 @@ fn join_warm(pool: &Pool, w: &warm::Taken) {
         to: MemberState::Healthy,
         reason: reason.clone(),
     });
-    events::record(&pool.name, "warm_joined", Some(w.address.to_string()), reason);
+    events::record(
+        &pool.name,
+        "warm_joined",
+        Some(w.address.to_string()),
+        reason,
+    );
 }
 
 /// How the reason of a member that joined from the warm pool starts.
@@ -796,10 +805,14 @@ impl Controllers {
                 continue;
             };
             if inst.on_shutdown == crate::config::OnShutdown::Stop {
-                stops.push(Box::pin(async move { ctl.stop_all(inst.stop_timeout).await })
-                    as futures_util::future::BoxFuture<'static, ()>);
+                stops.push(
+                    Box::pin(async move { ctl.stop_all(inst.stop_timeout).await })
+                        as futures_util::future::BoxFuture<'static, ()>,
+                );
             } else {
-                stops.push(Box::pin(async move { ctl.stop_warm(inst.stop_timeout).await }));
+                stops.push(Box::pin(
+                    async move { ctl.stop_warm(inst.stop_timeout).await },
+                ));
             }
         }
         futures_util::future::join_all(stops).await;

@@ -6,9 +6,9 @@ mod ahead;
 pub mod controller;
 pub mod process;
 pub mod supervise;
-pub mod warm;
 #[cfg(test)]
 mod tests;
+pub mod warm;
 
 use std::net::SocketAddr;
 use std::time::Duration;

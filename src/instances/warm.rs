@@ -156,7 +156,9 @@ impl WarmPool {
         let late: Vec<String> = self
             .members
             .iter()
-            .filter(|w| w.phase == Phase::Starting && now.duration_since(w.started_at) > start_timeout)
+            .filter(|w| {
+                w.phase == Phase::Starting && now.duration_since(w.started_at) > start_timeout
+            })
             .map(|w| w.id.clone())
             .collect();
         for id in late {
@@ -175,10 +177,7 @@ impl WarmPool {
                 .map(|(i, _)| i);
             let Some(i) = victim else { break };
             let w = self.members.remove(i);
-            out.push(Action::Stop(
-                w.id,
-                format!("warm pool holds {wanted} now"),
-            ));
+            out.push(Action::Stop(w.id, format!("warm pool holds {wanted} now")));
         }
         if freeze {
             for w in &self.members {
@@ -223,7 +222,9 @@ pub async fn check_until_passes(
             return Ok(());
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(format!("no passing health check within {within:?} ({last})"));
+            return Err(format!(
+                "no passing health check within {within:?} ({last})"
+            ));
         }
         tokio::time::sleep(every).await;
     }
@@ -294,7 +295,11 @@ impl Runner {
         let now = super::controller::now();
         let mut took = Vec::new();
         while let Ok((id, result)) = self.checked_rx.try_recv() {
-            let addr = lock(env.state).members().iter().find(|w| w.id == id).map(|w| w.address);
+            let addr = lock(env.state)
+                .members()
+                .iter()
+                .find(|w| w.id == id)
+                .map(|w| w.address);
             match result {
                 Ok(()) => {
                     if let Some(t) = lock(env.state).checked(&id, now) {
@@ -488,7 +493,9 @@ mod tests {
         tokio::time::advance(T + Duration::from_secs(1)).await;
         let now = tokio::time::Instant::now().into_std();
         let plan = w.plan(1, true, T, now);
-        assert!(matches!(&plan[0], Action::Stop(id, why) if id == "slow" && why.contains("start_timeout")));
+        assert!(
+            matches!(&plan[0], Action::Stop(id, why) if id == "slow" && why.contains("start_timeout"))
+        );
         assert_eq!(plan[1], Action::Start, "and replaces it");
         assert_eq!(w.counts(), (0, 0));
     }
@@ -530,7 +537,11 @@ mod tests {
         )
         .unwrap();
         let mut a = cfg.pools["x"].autoscale.clone().unwrap();
-        assert_eq!(wanted(Some(&a), 0, false), 2, "warm_at_zero defaults to true");
+        assert_eq!(
+            wanted(Some(&a), 0, false),
+            2,
+            "warm_at_zero defaults to true"
+        );
         assert_eq!(wanted(Some(&a), 3, true), 0, "closing");
         a.warm_at_zero = false;
         assert_eq!(wanted(Some(&a), 0, false), 0);
@@ -550,9 +561,14 @@ mod tests {
             .await
             .unwrap();
         drop(late.await.unwrap());
-        let err = check_until_passes(addr(1), None, Duration::from_millis(10), Duration::from_millis(50))
-            .await
-            .unwrap_err();
+        let err = check_until_passes(
+            addr(1),
+            None,
+            Duration::from_millis(10),
+            Duration::from_millis(50),
+        )
+        .await
+        .unwrap_err();
         assert!(err.contains("no passing health check"), "{err}");
     }
 }
