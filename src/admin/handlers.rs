@@ -30,6 +30,7 @@ pub fn pool_view(app: &App, pool: &Pool) -> Value {
     v["scalable"] = json!(bounds.is_some());
     v["min"] = json!(bounds.map(|b| b.0));
     v["max"] = json!(bounds.map(|b| b.1));
+    v["autoscaled"] = json!(snap.config.autoscale.is_some());
     if let Some(w) = app.scale_control().and_then(|c| c.warm(&pool.name)) {
         v["warm"] = json!(w);
     }
