@@ -1,5 +1,7 @@
-//! End to end: the warm pool (process and docker), and predictive scaling
-//! under a bounded load ramp, over real processes and containers.
+//! End to end, scaling ahead of the load: the warm pool (process and
+//! docker), predictive scaling under a bounded load ramp, a schedule window,
+//! and their explanation (API and `drover ctl autoscale`), over real
+//! processes and containers.
 
 mod common;
 
@@ -324,4 +326,71 @@ warm = 1
         containers(&pool).is_empty()
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_window_raises_min_and_ctl_explains_it() {
+    use chrono::Timelike;
+    let marker = format!("sw{}", std::process::id());
+    // Fires every minute, so it is open from the start; closes at the next
+    // full hour two hours from now (at least an hour away).
+    let until = (chrono::Utc::now().hour() + 2) % 24;
+    let d = Drover::start(&config(
+        &marker,
+        &format!(
+            r#"min = 1
+max = 3
+interval = "300ms"
+target_inflight = 50
+[[pools.app.autoscale.schedule]]
+cron = "* * * * *"
+until = "{until:02}:00"
+min = 2"#
+        ),
+    ));
+    wait_until("two instances by the schedule", 30, async || {
+        common::healthy_count(&d, "app").await == 2
+    })
+    .await;
+    let ev = events(&d).await;
+    assert!(
+        ev.iter().any(|e| e["kind"] == "schedule_open"
+            && e["reason"].as_str().unwrap().contains("bounds [2, 3]")),
+        "{ev:?}"
+    );
+    let x = explain(&d).await;
+    assert_eq!(
+        (x["min"].as_u64(), x["max"].as_u64()),
+        (Some(2), Some(3)),
+        "{x}"
+    );
+    assert_eq!(x["schedule"][0]["cron"], "* * * * *");
+    assert_eq!(x["limit"], "min", "{x}");
+    let out = std::process::Command::new(BIN)
+        .args(["ctl", "--admin", &d.admin_url(""), "autoscale", "app"])
+        .env_remove("DROVER_ADMIN")
+        .env_remove("DROVER_ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in [
+        "pool app: desired 2 in [2, 3]",
+        "schedule: window \"* * * * *\"",
+        "held back by: min",
+        "forecast: off",
+    ] {
+        assert!(text.contains(want), "{want:?} missing:\n{text}");
+    }
+    // An unknown pool: 404.
+    let r = client()
+        .get(d.admin_url("/api/v1/pools/nope/autoscale"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
 }
