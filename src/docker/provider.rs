@@ -195,6 +195,9 @@ impl Provider for DockerProvider {
             for c in owned {
                 match (c.running, c.address) {
                     (true, Some(address)) => {
+                        // A warm container a killed drover left paused serves again
+                        // (an error only means it was not paused).
+                        let _ = docker.unpause_container(&c.id).await;
                         let instance = Instance {
                             id: c.id.clone(),
                             address,

@@ -5,6 +5,10 @@
 
 use std::time::{Duration, SystemTime};
 
+use std::sync::atomic::Ordering;
+
+use super::controller::Controller;
+use super::warm::WarmPool;
 use crate::autoscale::explain::{Evaluation, Explain};
 use crate::autoscale::forecast::{horizon, Forecast, Holt};
 use crate::autoscale::policy::{Decision, Inputs, Window};
@@ -117,5 +121,54 @@ impl Ahead {
             },
             SystemTime::now(),
         );
+    }
+}
+
+impl Controller {
+    /// What the autoscaler saw and decided last, with the warm pool's counts.
+    pub fn explain(&self) -> Explain {
+        let mut x = self
+            .explain
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        x.warm = self.warm_view();
+        x
+    }
+
+    /// The warm pool's counts.
+    pub fn warm_view(&self) -> crate::autoscale::explain::WarmView {
+        let (ready, starting) = self.warm.lock().unwrap_or_else(|e| e.into_inner()).counts();
+        let pool = self.pool.upgrade();
+        let auto = pool
+            .as_ref()
+            .and_then(|p| p.snapshot().config.autoscale.clone());
+        let desired = pool
+            .as_ref()
+            .map_or(0, |p| p.desired.load(Ordering::Relaxed));
+        crate::autoscale::explain::WarmView {
+            configured: auto.as_ref().map_or(0, |a| a.warm),
+            wanted: super::warm::wanted(auto.as_ref(), desired, self.is_closing()),
+            ready,
+            starting,
+            frozen: auto.as_ref().is_some_and(|a| a.warm_freeze),
+        }
+    }
+}
+
+impl Controller {
+    /// Stops the warm instances (drover exiting with `on_shutdown = "leave"`:
+    /// the instances in rotation stay, the warm ones go).
+    pub async fn stop_warm(&self, timeout: Duration) {
+        self.close();
+        let _no_start_under_way = self.starting.lock().await;
+        let ids: Vec<String> = {
+            let mut w = self.warm.lock().unwrap_or_else(|e| e.into_inner());
+            let ids = w.members().iter().map(|m| m.id.clone()).collect();
+            *w = WarmPool::default();
+            ids
+        };
+        let stops = ids.iter().map(|id| self.provider.stop(id, timeout));
+        futures_util::future::join_all(stops).await;
     }
 }

@@ -61,19 +61,19 @@ struct Tracked {
 
 /// The controller of one pool (shared with the admin API for `set_desired`).
 pub struct Controller {
-    pool: Weak<Pool>,
-    provider: Arc<dyn Provider>,
-    policy: Mutex<State>,
+    pub(super) pool: Weak<Pool>,
+    pub(super) provider: Arc<dyn Provider>,
+    pub(super) policy: Mutex<State>,
     /// Set once drover shuts down (or the pool is removed): from then on no
     /// instance is started or replaced.
-    closing: AtomicBool,
+    pub(super) closing: AtomicBool,
     /// Held across a start, so [`Controller::stop_all`] never misses an
     /// instance whose start was under way when shutdown began.
-    starting: tokio::sync::Mutex<()>,
+    pub(super) starting: tokio::sync::Mutex<()>,
     /// The warm pool ([`super::warm`]).
-    warm: Mutex<WarmPool>,
+    pub(super) warm: Mutex<WarmPool>,
     /// What the autoscaler saw and decided ([`crate::autoscale::explain`]).
-    explain: Mutex<Explain>,
+    pub(super) explain: Mutex<Explain>,
     /// Observed instance start times (for the forecast horizon).
     start_time: Mutex<StartTime>,
 }
@@ -116,38 +116,8 @@ impl Controller {
         }
     }
 
-    fn is_closing(&self) -> bool {
+    pub(super) fn is_closing(&self) -> bool {
         self.closing.load(Ordering::SeqCst)
-    }
-
-    /// What the autoscaler saw and decided last, with the warm pool's counts.
-    pub fn explain(&self) -> Explain {
-        let mut x = self
-            .explain
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        x.warm = self.warm_view();
-        x
-    }
-
-    /// The warm pool's counts.
-    pub fn warm_view(&self) -> crate::autoscale::explain::WarmView {
-        let (ready, starting) = self.warm.lock().unwrap_or_else(|e| e.into_inner()).counts();
-        let pool = self.pool.upgrade();
-        let auto = pool
-            .as_ref()
-            .and_then(|p| p.snapshot().config.autoscale.clone());
-        let desired = pool
-            .as_ref()
-            .map_or(0, |p| p.desired.load(Ordering::Relaxed));
-        crate::autoscale::explain::WarmView {
-            configured: auto.as_ref().map_or(0, |a| a.warm),
-            wanted: warm::wanted(auto.as_ref(), desired, self.is_closing()),
-            ready,
-            starting,
-            frozen: auto.as_ref().is_some_and(|a| a.warm_freeze),
-        }
     }
 
     /// Stops every instance this controller started (drover shutting down),
@@ -176,23 +146,6 @@ impl Controller {
                 }
             })
             .collect();
-        futures_util::future::join_all(stops).await;
-    }
-}
-
-impl Controller {
-    /// Stops the warm instances (drover exiting with `on_shutdown = "leave"`:
-    /// the instances in rotation stay, the warm ones go).
-    pub async fn stop_warm(&self, timeout: Duration) {
-        self.close();
-        let _no_start_under_way = self.starting.lock().await;
-        let ids: Vec<String> = {
-            let mut w = self.warm.lock().unwrap_or_else(|e| e.into_inner());
-            let ids = w.members().iter().map(|m| m.id.clone()).collect();
-            *w = WarmPool::default();
-            ids
-        };
-        let stops = ids.iter().map(|id| self.provider.stop(id, timeout));
         futures_util::future::join_all(stops).await;
     }
 }
@@ -273,7 +226,7 @@ async fn run_instances(ctl: Arc<Controller>) {
             return;
         };
         let now = now();
-        demand_at_zero(&ctl, &pool, auto.as_ref());
+        warm::demand_at_zero(&ctl.policy, ctl.is_closing(), &pool, auto.as_ref());
         let snap = pool.snapshot_arc();
 
         // Exits and health deadlines.
@@ -358,7 +311,7 @@ async fn run_instances(ctl: Arc<Controller>) {
         // A scale-up takes a warm instance first.
         if in_rotation < desired {
             if let Some(w) = warm_runner.take(&env).await {
-                join_warm(&pool, &w);
+                warm::join(&pool, &w);
                 tracked.insert(
                     w.id,
                     Tracked {
@@ -516,57 +469,6 @@ async fn resume_scale(ctl: &Controller, adopted: u32) {
         ),
     );
 }
-
-/// A request is held at zero instances: the desired count becomes 1 at once
-/// (not at the next autoscale evaluation), so that a warm instance is
-/// thawed, or a cold one started, for it now.
-fn demand_at_zero(ctl: &Controller, pool: &Pool, auto: Option<&crate::config::AutoscaleConfig>) {
-    if auto.is_none() || ctl.is_closing() || pool.held.load(Ordering::Relaxed) == 0 {
-        return;
-    }
-    if pool
-        .desired
-        .compare_exchange(0, 1, Ordering::Relaxed, Ordering::Relaxed)
-        .is_ok()
-    {
-        ctl.policy.lock().unwrap_or_else(|e| e.into_inner()).current = 1;
-        pool.metrics.scale_up.fetch_add(1, Ordering::Relaxed);
-        events::record(
-            &pool.name,
-            "scale_up",
-            None,
-            "scale 0 -> 1: a request is held at zero instances",
-        );
-    }
-}
-
-/// A thawed warm instance that passed its check joins the pool as healthy;
-/// its reason (`warm start ID: ...`) names the warm start (a request held
-/// for it says so in `X-Drover-Cold-Start`).
-fn join_warm(pool: &Pool, w: &warm::Taken) {
-    let _ = pool.apply(PoolCommand::Add {
-        address: w.address,
-        weight: 1,
-        managed: true,
-        state: MemberState::Starting,
-    });
-    let reason = format!("{} {}: thawed and passed a health check", WARM_START, w.id);
-    let _ = pool.apply(PoolCommand::Transition {
-        address: w.address,
-        from: vec![MemberState::Starting],
-        to: MemberState::Healthy,
-        reason: reason.clone(),
-    });
-    events::record(
-        &pool.name,
-        "warm_joined",
-        Some(w.address.to_string()),
-        reason,
-    );
-}
-
-/// How the reason of a member that joined from the warm pool starts.
-pub const WARM_START: &str = "warm start";
 
 /// Without a `[health]` section: the instance is ready once its port accepts connections.
 async fn tcp_ready(pool: Weak<Pool>, addr: SocketAddr) {

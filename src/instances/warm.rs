@@ -22,9 +22,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Provider, Started};
+use crate::autoscale::policy::State;
 use crate::config::{AutoscaleConfig, HealthConfig};
 use crate::events;
-use crate::pool::Pool;
+use crate::pool::{MemberState, Pool, PoolCommand};
+use std::sync::atomic::Ordering;
 
 /// Where a warm instance is in its life cycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -419,6 +421,62 @@ impl Runner {
         }
     }
 }
+
+/// A request is held at zero instances: the desired count becomes 1 at once
+/// (not at the next autoscale evaluation), so that a warm instance is
+/// thawed, or a cold one started, for it now.
+pub(super) fn demand_at_zero(
+    policy: &Mutex<State>,
+    closing: bool,
+    pool: &Pool,
+    auto: Option<&AutoscaleConfig>,
+) {
+    if auto.is_none() || closing || pool.held.load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    if pool
+        .desired
+        .compare_exchange(0, 1, Ordering::Relaxed, Ordering::Relaxed)
+        .is_ok()
+    {
+        policy.lock().unwrap_or_else(|e| e.into_inner()).current = 1;
+        pool.metrics.scale_up.fetch_add(1, Ordering::Relaxed);
+        events::record(
+            &pool.name,
+            "scale_up",
+            None,
+            "scale 0 -> 1: a request is held at zero instances",
+        );
+    }
+}
+
+/// A thawed warm instance that passed its check joins the pool as healthy;
+/// its reason (`warm start ID: ...`) names the warm start (a request held
+/// for it says so in `X-Drover-Cold-Start`).
+pub(super) fn join(pool: &Pool, w: &Taken) {
+    let _ = pool.apply(PoolCommand::Add {
+        address: w.address,
+        weight: 1,
+        managed: true,
+        state: MemberState::Starting,
+    });
+    let reason = format!("{} {}: thawed and passed a health check", WARM_START, w.id);
+    let _ = pool.apply(PoolCommand::Transition {
+        address: w.address,
+        from: vec![MemberState::Starting],
+        to: MemberState::Healthy,
+        reason: reason.clone(),
+    });
+    events::record(
+        &pool.name,
+        "warm_joined",
+        Some(w.address.to_string()),
+        reason,
+    );
+}
+
+/// How the reason of a member that joined from the warm pool starts.
+pub const WARM_START: &str = "warm start";
 
 /// Health checks of a starting warm instance, every. Default 100 ms.
 pub const CHECK_EVERY: Duration = Duration::from_millis(100);

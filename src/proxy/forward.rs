@@ -505,7 +505,7 @@ impl Forward {
             }
         };
         if let Ok(Some((i, _))) = &got {
-            let warm = crate::instances::controller::WARM_START;
+            let warm = crate::instances::warm::WARM_START;
             self.warm_start = self
                 .snap
                 .members
