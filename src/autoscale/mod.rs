@@ -8,3 +8,5 @@ pub mod sampler;
 pub mod schedule;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_forecast;
