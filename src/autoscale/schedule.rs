@@ -6,7 +6,7 @@
 //! overlap, the one listed last wins; `min` / `max` it does not give stay
 //! the pool's own.
 
-use chrono::{DateTime, Days, LocalResult, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, Days, LocalResult, NaiveTime, TimeZone, Timelike, Utc};
 use serde::Serialize;
 
 use crate::config::ScheduleEntry;
@@ -58,9 +58,10 @@ fn close_after(e: &ScheduleEntry, opened: DateTime<Utc>) -> Option<DateTime<Utc>
 
 /// The window of `e` open at `now`, if any.
 pub fn window_at(e: &ScheduleEntry, index: usize, now: DateTime<Utc>) -> Option<OpenWindow> {
-    let local = now.with_timezone(&e.tz);
+    // Whole seconds: a firing time is a whole minute, the same on every call.
+    let local = now.with_timezone(&e.tz).with_nanosecond(0)?;
     let fired = e.cron.cron.find_previous_occurrence(&local, true).ok()?;
-    let opened = fired.with_timezone(&Utc);
+    let opened = fired.with_timezone(&Utc).with_nanosecond(0)?;
     if now.signed_duration_since(opened) > chrono::TimeDelta::hours(26) {
         return None;
     }
@@ -101,12 +102,10 @@ pub fn bounds_at(entries: &[ScheduleEntry], min: u32, max: u32, now: DateTime<Ut
     }
 }
 
-/// Windows that opened and closed between two evaluations (by entry index).
+/// Windows that opened and closed between two evaluations (by entry index;
+/// an entry that fires again while its window is open stays open).
 pub fn changes(before: &[OpenWindow], now: &[OpenWindow]) -> (Vec<usize>, Vec<usize>) {
-    let had = |ws: &[OpenWindow], w: &OpenWindow| {
-        ws.iter()
-            .any(|x| x.index == w.index && x.opened == w.opened)
-    };
+    let had = |ws: &[OpenWindow], w: &OpenWindow| ws.iter().any(|x| x.index == w.index);
     let opened = now
         .iter()
         .filter(|w| !had(before, w))
@@ -220,5 +219,14 @@ mod tests {
         let e = [entry("* * * * *", Some(2), None, (23, 59), "UTC")];
         let b = bounds_at(&e, 1, 10, at("2026-12-01T10:15:30Z"));
         assert_eq!(b.open[0].opened, at("2026-12-01T10:15:00Z"));
+        // Sub-second clocks give the same window on every evaluation (no
+        // open/close events in between).
+        let a = bounds_at(&e, 1, 10, at("2026-12-01T10:15:30.123456789Z")).open;
+        let b = bounds_at(&e, 1, 10, at("2026-12-01T10:15:30.987654321Z")).open;
+        assert_eq!(a[0].opened, at("2026-12-01T10:15:00Z"));
+        assert_eq!(changes(&a, &b), (vec![], vec![]));
+        // Firing again a minute later: still the same open window.
+        let c = bounds_at(&e, 1, 10, at("2026-12-01T10:16:30Z")).open;
+        assert_eq!(changes(&b, &c), (vec![], vec![]));
     }
 }
