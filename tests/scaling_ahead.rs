@@ -358,6 +358,11 @@ min = 2"#
             && e["reason"].as_str().unwrap().contains("bounds [2, 3]")),
         "{ev:?}"
     );
+    assert_eq!(
+        ev.iter().filter(|e| e["kind"] == "schedule_open").count(),
+        1,
+        "opened once, not on every evaluation: {ev:?}"
+    );
     let x = explain(&d).await;
     assert_eq!(
         (x["min"].as_u64(), x["max"].as_u64()),
