@@ -448,6 +448,7 @@ pub fn decide_with(
     }
     if desired < cfg.min {
         held = Some("min");
+        reason = format!("{reason}; raised to min {}", cfg.min);
     } else if desired > cfg.max {
         held = Some("max");
         reason = format!("{reason}; held at max {}", cfg.max);

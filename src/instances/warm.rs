@@ -310,7 +310,7 @@ impl Runner {
                             &env.pool.name,
                             "warm_ready",
                             addr.map(|a| a.to_string()),
-                            format!("{id}: warm instance passed its health check after {t:?}; held out of rotation"),
+                            format!("{id}: warm instance passed its health check after {t:.0?}; held out of rotation"),
                         );
                     }
                 }
