@@ -55,6 +55,11 @@ until = "6:00""#,
     assert_eq!(a.schedule[0].tz, chrono_tz::Tz::Europe__Berlin);
     assert_eq!((a.schedule[1].min, a.schedule[1].max), (None, Some(1)));
     assert_eq!(a.schedule[1].tz, chrono_tz::Tz::UTC);
+    let lines = super::summary_lines(&c).join("\n");
+    assert!(
+        lines.contains("autoscale 0..8, warm 2, predictive, 2 schedule window(s)"),
+        "{lines}"
+    );
 }
 
 #[test]
