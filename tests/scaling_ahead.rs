@@ -399,3 +399,43 @@ min = 2"#
         .unwrap();
     assert_eq!(r.status(), 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lowering_warm_by_reload_stops_the_frozen_extra_instances() {
+    let marker = format!("wr{}", std::process::id());
+    let cfg = config(
+        &marker,
+        "min = 1\nmax = 2\ninterval = \"300ms\"\ntarget_inflight = 5\nwarm = 2",
+    );
+    let d = Drover::start(&cfg);
+    wait_until("one serving, two frozen", 40, async || {
+        let b = backends_with(&marker);
+        b.len() == 3 && b.iter().filter(|(_, s)| *s == 'T').count() == 2
+    })
+    .await;
+    std::fs::write(&d.config_path, cfg.replace("warm = 2", "warm = 0")).unwrap();
+    let r = client()
+        .post(d.admin_url("/api/v1/reload"))
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    wait_until(
+        "the warm ones stopped, the serving one kept",
+        30,
+        async || {
+            let b = backends_with(&marker);
+            b.len() == 1 && b[0].1 != 'T'
+        },
+    )
+    .await;
+    let ev = events(&d).await;
+    assert_eq!(
+        ev.iter().filter(|e| e["kind"] == "warm_stopped").count(),
+        2,
+        "{ev:?}"
+    );
+    let r = client().get(d.url("/still")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
