@@ -135,6 +135,9 @@ pub enum CtlCommand {
     Remove { pool: String, address: String },
     /// Set a managed pool's desired instance count.
     Scale { pool: String, instances: u32 },
+    /// Explain a pool's autoscaler: inputs, forecast, schedule window, each
+    /// rule's recommendation, what held it back, the last 20 decisions.
+    Autoscale { pool: String },
     /// The event log (health, membership, scaling, reloads).
     Events {
         /// Keep printing new events (polls every second) until interrupted.

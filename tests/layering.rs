@@ -154,7 +154,13 @@ fn lower_layers_never_use_higher_ones() {
             Some(i) => &text[..i],
             None => &text[..],
         };
-        for to in crate_refs(text) {
+        // Comments name other modules (doc links) without using them.
+        let text: String = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        for to in crate_refs(&text) {
             if to == top || to == "self" {
                 continue;
             }

@@ -30,7 +30,33 @@ pub fn pool_view(app: &App, pool: &Pool) -> Value {
     v["scalable"] = json!(bounds.is_some());
     v["min"] = json!(bounds.map(|b| b.0));
     v["max"] = json!(bounds.map(|b| b.1));
+    v["autoscaled"] = json!(snap.config.autoscale.is_some());
+    if let Some(w) = app.scale_control().and_then(|c| c.warm(&pool.name)) {
+        v["warm"] = json!(w);
+    }
     v
+}
+
+/// `GET /api/v1/pools/{pool}/autoscale`: what the autoscaler saw and decided.
+pub fn autoscale(app: &App, pool: &Pool) -> ApiResult<Resp> {
+    if pool.snapshot().config.autoscale.is_none() {
+        return Err(fail(
+            StatusCode::CONFLICT,
+            &format!("pool {} has no [autoscale] section", pool.name),
+            json!({"pool": pool.name}),
+        ));
+    }
+    match app.scale_control().and_then(|c| c.autoscale(&pool.name)) {
+        Some(mut v) => {
+            v["pool"] = json!(pool.name);
+            Ok(super::json_resp(StatusCode::OK, &v))
+        }
+        None => Err(fail(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("no autoscaler is running for pool {}", pool.name),
+            json!({"pool": pool.name}),
+        )),
+    }
 }
 
 /// The pool named `name`, or a 404 listing the pools there are.

@@ -254,6 +254,23 @@ pub fn render<'a>(
 
     header(
         &mut out,
+        "drover_pool_warm_instances",
+        "gauge",
+        "Warm instances ready and held out of rotation (autoscale.warm; managed pools).",
+    );
+    for p in pools.clone() {
+        if p.snapshot().config.instances.is_some() {
+            let _ = writeln!(
+                out,
+                "drover_pool_warm_instances{{pool=\"{}\"}} {}",
+                esc(&p.name),
+                p.metrics.warm.load(std::sync::atomic::Ordering::Relaxed)
+            );
+        }
+    }
+
+    header(
+        &mut out,
         "drover_scale_events_total",
         "counter",
         "Changes of the desired instance count by the autoscaler, by direction.",

@@ -189,6 +189,9 @@ async fn route(
             Ok(body) => handlers::scale(&app, p(0), &body),
             Err(e) => Err(e),
         },
+        RouteId::Autoscale => {
+            handlers::find_pool(&app, p(0)).and_then(|pool| handlers::autoscale(&app, &pool))
+        }
         RouteId::Events => handlers::events(query.as_deref()),
         RouteId::Reload => match app.reload() {
             Ok(()) => Ok(json_resp(

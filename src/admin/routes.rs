@@ -17,6 +17,7 @@ pub enum RouteId {
     RemoveBackend,
     DrainBackend,
     Scale,
+    Autoscale,
     Events,
     Reload,
 }
@@ -56,6 +57,7 @@ pub const ROUTES: &[RouteSpec] = &[
         RouteId::DrainBackend,
     ),
     r("PUT", "/api/v1/pools/{pool}/scale", RouteId::Scale),
+    r("GET", "/api/v1/pools/{pool}/autoscale", RouteId::Autoscale),
     r("GET", "/api/v1/events", RouteId::Events),
     r("POST", "/api/v1/reload", RouteId::Reload),
 ];

@@ -39,6 +39,17 @@ pub trait ScaleControl: Send + Sync {
     fn set_desired(&self, pool: &str, n: u32) -> Result<(), ScaleError>;
     /// The desired count in force for `pool`, if this controller manages it.
     fn desired(&self, pool: &str) -> Option<u32>;
+    /// What the autoscaler of `pool` saw and decided
+    /// ([`crate::autoscale::explain::Explain`]). Default: none.
+    fn autoscale(&self, pool: &str) -> Option<serde_json::Value> {
+        let _ = pool;
+        None
+    }
+    /// The warm pool of `pool`. Default: none.
+    fn warm(&self, pool: &str) -> Option<crate::autoscale::explain::WarmView> {
+        let _ = pool;
+        None
+    }
 }
 
 /// The `[min, max]` a pool's desired count may be set to: `autoscale.min..=autoscale.max`,

@@ -16,10 +16,17 @@
 //!   down while it holds.
 //! - Scale to zero (`min = 0`): the pool keeps one instance until it has had no
 //!   request for `idle_timeout`.
+//! - Predictive (`predictive = true`, [`decide_with`]): the forecast of the
+//!   target metric ([`crate::autoscale::forecast`]) recommends
+//!   `ceil(forecast / target)`; like every recommendation it wins only when
+//!   it is the highest, so it scales up ahead and never scales down.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use serde::Serialize;
+
+use super::forecast::Forecast;
 use crate::config::{AutoscaleConfig, Metric, ScaleAction, Threshold};
 
 /// Relative band around the target in which target tracking does nothing. 0.1 = 10%.
@@ -123,12 +130,34 @@ impl State {
     }
 }
 
+/// Inputs of an evaluation that drover does not measure itself.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Inputs {
+    /// The forecast of the target metric's total (with `predictive = true`).
+    pub forecast: Option<Forecast>,
+}
+
+/// What one source (target tracking, a rule, the burst guard, the forecast) recommended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Recommendation {
+    /// `target`, `rule N`, `burst`, `forecast`, `idle`.
+    pub source: String,
+    pub instances: u32,
+    pub why: String,
+}
+
 /// The outcome of one evaluation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
     pub desired: u32,
     /// Why, in words; shown in events and the dashboard.
     pub reason: String,
+    /// Every recommendation made (the winner's words start `reason`).
+    pub recommendations: Vec<Recommendation>,
+    /// What held the result back from the winning recommendation, if anything:
+    /// `scale_up_cooldown`, `rate_limit`, `stabilization`, `starting`,
+    /// `hold`, `min`, `max`.
+    pub limit: Option<&'static str>,
 }
 
 fn metric_value(m: Metric, w: &Window) -> Option<f64> {
@@ -170,8 +199,49 @@ fn target_tracking(w: &Window, cfg: &AutoscaleConfig, current: u32) -> Option<(u
     Some((rec, format!("{what} {per:.1}/instance, target {target}")))
 }
 
-/// Evaluates once. `state.current` becomes the returned `desired`.
+/// Evaluates once without a forecast. `state.current` becomes the returned `desired`.
 pub fn decide(w: &Window, st: &mut State, cfg: &AutoscaleConfig, now: Instant) -> Decision {
+    decide_with(w, &Inputs::default(), st, cfg, now)
+}
+
+/// The forecast's recommendation, when `predictive` is on and there is a target.
+fn forecast_rec(f: &Forecast, cfg: &AutoscaleConfig) -> Option<(u32, String)> {
+    if !cfg.predictive {
+        return None;
+    }
+    let (target, what) = match (cfg.target_inflight, cfg.target_rps) {
+        (Some(t), _) => (t, "in-flight"),
+        (None, Some(t)) => (t, "rps"),
+        (None, None) => return None,
+    };
+    let rec = (f.value / target).ceil().min(f64::from(u32::MAX)) as u32;
+    Some((
+        rec,
+        format!(
+            "forecast: {what} {:.1} in {:.1}s (Holt), target {target}/instance",
+            f.value,
+            f.ahead.as_secs_f64()
+        ),
+    ))
+}
+
+/// Evaluates once with `inputs`. `state.current` becomes the returned `desired`.
+pub fn decide_with(
+    w: &Window,
+    inputs: &Inputs,
+    st: &mut State,
+    cfg: &AutoscaleConfig,
+    now: Instant,
+) -> Decision {
+    let mut hold_limit: Option<&'static str> = None;
+    let mut recs: Vec<Recommendation> = Vec::new();
+    let mut note = |source: String, instances: u32, why: &str| {
+        recs.push(Recommendation {
+            source,
+            instances,
+            why: why.to_string(),
+        })
+    };
     let current = st.current;
     let capacity = w.ready + w.starting;
     let mut ups: Vec<(u32, String)> = Vec::new();
@@ -179,6 +249,7 @@ pub fn decide(w: &Window, st: &mut State, cfg: &AutoscaleConfig, now: Instant) -
     let mut down_blocked: Option<String> = None;
 
     if let Some((rec, why)) = target_tracking(w, cfg, current) {
+        note("target".to_string(), rec, &why);
         if rec > current {
             ups.push((rec, why));
         } else if rec < current {
@@ -215,6 +286,15 @@ pub fn decide(w: &Window, st: &mut State, cfg: &AutoscaleConfig, now: Instant) -
                 rule.for_
             )
         };
+        if fired {
+            let n = match rule.action {
+                ScaleAction::Add(n) => current + n,
+                ScaleAction::Remove(n) => current.saturating_sub(n),
+                ScaleAction::Factor(f) if f > 1.0 => (f64::from(current.max(1)) * f).ceil() as u32,
+                ScaleAction::Factor(f) => (f64::from(current) * f).floor() as u32,
+            };
+            note(format!("rule {i}"), n, &desc(value));
+        }
         match rule.action {
             ScaleAction::Add(n) if fired => ups.push((current + n, desc(value))),
             ScaleAction::Factor(f) if fired && f > 1.0 => {
@@ -244,13 +324,25 @@ pub fn decide(w: &Window, st: &mut State, cfg: &AutoscaleConfig, now: Instant) -
         && w.inflight_short >= BURST_FACTOR * f64::from(capacity.max(1)) * burst_target;
     if burst {
         let rec = (w.inflight_short / burst_target).ceil() as u32;
-        ups.push((
-            rec,
-            format!(
-                "burst: {:.1} in flight now, capacity {capacity}",
-                w.inflight_short
-            ),
-        ));
+        let why = format!(
+            "burst: {:.1} in flight now, capacity {capacity}",
+            w.inflight_short
+        );
+        note("burst".to_string(), rec, &why);
+        ups.push((rec, why));
+    }
+    if let Some((rec, why)) = inputs.forecast.as_ref().and_then(|f| forecast_rec(f, cfg)) {
+        note("forecast".to_string(), rec, &why);
+        // Only when higher than every reactive recommendation (ties stay
+        // reactive) and beyond the tolerance band over the current capacity
+        // (noise does not add instances).
+        let target = cfg.target_inflight.or(cfg.target_rps).unwrap_or(1.0);
+        let beyond = inputs
+            .forecast
+            .is_some_and(|f| f.value > f64::from(current) * target * (1.0 + TOLERANCE));
+        if rec > current && beyond && ups.iter().all(|(r, _)| *r < rec) {
+            ups.push((rec, why));
+        }
     }
 
     // Idle pool with min = 0.
@@ -295,6 +387,7 @@ pub fn decide(w: &Window, st: &mut State, cfg: &AutoscaleConfig, now: Instant) -
         if now.duration_since(h.since) < cfg.scale_down_cooldown && desired < h.count {
             let n = h.count;
             desired = n;
+            hold_limit = Some("hold");
             reason = match h.why {
                 HoldWhy::Manual => {
                     format!("set by hand to {n}; kept for {:?}", cfg.scale_down_cooldown)
@@ -307,6 +400,7 @@ pub fn decide(w: &Window, st: &mut State, cfg: &AutoscaleConfig, now: Instant) -
         }
     }
 
+    let mut held: Option<&'static str> = None;
     if desired > current {
         let limit = current + current.max(4);
         if !burst
@@ -315,6 +409,7 @@ pub fn decide(w: &Window, st: &mut State, cfg: &AutoscaleConfig, now: Instant) -
                 .is_some_and(|t| now.duration_since(t) < cfg.scale_up_cooldown)
         {
             desired = current;
+            held = Some("scale_up_cooldown");
             reason = format!(
                 "{reason}; waiting for scale_up_cooldown {:?}",
                 cfg.scale_up_cooldown
@@ -322,19 +417,23 @@ pub fn decide(w: &Window, st: &mut State, cfg: &AutoscaleConfig, now: Instant) -
         } else if desired > limit {
             desired = limit;
             reason = format!("{reason}; limited to +{} per interval", current.max(4));
+            held = Some("rate_limit");
         }
     } else if desired < current {
         let highest = st.history.iter().map(|(_, r)| *r).max().unwrap_or(desired);
         if burst {
             desired = current;
+            held = Some("burst");
         } else if w.starting > 0 {
             desired = current;
+            held = Some("starting");
             reason = format!(
                 "{reason}; not scaling down while {} instance(s) start",
                 w.starting
             );
         } else if highest > desired && !idle_zero {
             desired = highest.min(current);
+            held = Some("stabilization");
             reason = format!(
                 "{reason}; held by a higher recommendation within {:?}",
                 cfg.scale_down_cooldown
@@ -343,13 +442,26 @@ pub fn decide(w: &Window, st: &mut State, cfg: &AutoscaleConfig, now: Instant) -
         let floor = current - (current / 2).max(1).min(current);
         if desired < floor && !idle_zero {
             desired = floor;
+            held = Some("rate_limit");
             reason = format!("{reason}; limited to -{} per interval", current - floor);
         }
+    }
+    if desired < cfg.min {
+        held = Some("min");
+        reason = format!("{reason}; raised to min {}", cfg.min);
+    } else if desired > cfg.max {
+        held = Some("max");
+        reason = format!("{reason}; held at max {}", cfg.max);
     }
     desired = desired.clamp(cfg.min, cfg.max);
     if desired > current {
         st.last_up = Some(now);
     }
     st.current = desired;
-    Decision { desired, reason }
+    Decision {
+        desired,
+        reason,
+        recommendations: recs,
+        limit: held.or(hold_limit),
+    }
 }

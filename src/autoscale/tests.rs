@@ -19,6 +19,11 @@ fn cfg(min: u32, max: u32) -> AutoscaleConfig {
         idle_timeout: Duration::from_secs(300),
         hold_timeout: Duration::from_secs(30),
         rules: vec![],
+        warm: 0,
+        warm_freeze: true,
+        warm_at_zero: true,
+        predictive: false,
+        schedule: vec![],
     }
 }
 

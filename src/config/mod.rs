@@ -13,6 +13,8 @@ mod pool;
 mod protocol;
 mod reader;
 mod scaling;
+mod scaling_ahead;
+pub mod schedule;
 mod sections;
 mod starter;
 mod summary;
@@ -23,6 +25,8 @@ mod values;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_ahead;
 #[cfg(test)]
 mod tests_protocol;
 #[cfg(test)]

@@ -156,6 +156,13 @@ pub(crate) fn pool(
                     "drover does not start or stop docker_labels containers; remove [autoscale] or use provider = \"docker\"",
                 );
             }
+            if i.provider == ProviderKind::Swarm && a.has("warm") {
+                a.error_at(
+                    errs,
+                    "warm",
+                    "warm pools are not supported with provider = \"swarm\" (swarm keeps its replicas itself); use provider = \"docker\" or remove warm",
+                );
+            }
         }
         cfg.autoscale = autoscale(&a, errs);
     }

@@ -204,9 +204,19 @@ const AUTOSCALE_KEYS: &[&str] = &[
     "rules",
 ];
 
+/// Default of `warm_freeze`.
+pub(crate) const WARM_FREEZE: bool = true;
+/// Default of `warm_at_zero`.
+pub(crate) const WARM_AT_ZERO: bool = true;
+
 pub(crate) fn autoscale(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> Option<AutoscaleConfig> {
     let before = errs.list.len();
-    t.check_keys(errs, AUTOSCALE_KEYS);
+    let keys: Vec<&str> = AUTOSCALE_KEYS
+        .iter()
+        .chain(super::scaling_ahead::KEYS)
+        .copied()
+        .collect();
+    t.check_keys(errs, &keys);
     let mut cfg = AutoscaleConfig {
         min: 1,
         max: 10,
@@ -218,6 +228,11 @@ pub(crate) fn autoscale(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> Option<Autosc
         idle_timeout: Duration::from_secs(300),
         hold_timeout: Duration::from_secs(30),
         rules: Vec::new(),
+        warm: 0,
+        warm_freeze: WARM_FREEZE,
+        warm_at_zero: WARM_AT_ZERO,
+        predictive: false,
+        schedule: Vec::new(),
     };
     let min = t.get(errs, "min", uint::<u32>);
     let max = t.get(errs, "max", uint_min::<u32>(1));
@@ -259,6 +274,7 @@ pub(crate) fn autoscale(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> Option<Autosc
     if let Some(g) = t.get(errs, "hold_timeout", nonzero_duration) {
         cfg.hold_timeout = g.v;
     }
+    super::scaling_ahead::read(t, errs, &mut cfg);
     for r in t.tables(errs, "rules") {
         if let Some(rule) = rule(&r, errs) {
             cfg.rules.push(rule);

@@ -121,6 +121,17 @@ backends = ["127.0.0.1:8001", "127.0.0.1:8002"]   # or { address = "127.0.0.1:80
 # scale_down_cooldown = "60s"
 # idle_timeout = "5m"                  # with min = 0: stop the last instance after this long idle
 # hold_timeout = "30s"                 # with min = 0: how long a request waits for a cold start
+# warm = 1                             # extra instances started, checked, frozen, out of rotation (default 0)
+# warm_freeze = true                   # SIGSTOP / docker pause while they wait (default true)
+# warm_at_zero = true                  # keep them at zero instances (default true)
+# predictive = true                    # scale up ahead on a forecast of the target (default false)
+
+# Scheduled bounds: from each cron firing until `until` (local time in tz).
+# [[pools.app.autoscale.schedule]]
+# cron = "0 9 * * 1-5"
+# until = "18:00"
+# tz = "UTC"
+# min = 3
 
 # Explicit scaling rules, on top of target tracking.
 # [[pools.app.autoscale.rules]]

@@ -61,6 +61,15 @@ pub fn summary_lines(cfg: &Config) -> Vec<String> {
             }
             if let Some(a) = &p.autoscale {
                 parts.push(format!("autoscale {}..{}", a.min, a.max));
+                if a.warm > 0 {
+                    parts.push(format!("warm {}", a.warm));
+                }
+                if a.predictive {
+                    parts.push("predictive".to_string());
+                }
+                if !a.schedule.is_empty() {
+                    parts.push(format!("{} schedule window(s)", a.schedule.len()));
+                }
             }
             if p.protocol.kind != Protocol::Http1 {
                 parts.push(p.protocol.kind.as_str().to_string());

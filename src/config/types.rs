@@ -338,6 +338,35 @@ pub struct AutoscaleConfig {
     /// Default 30 s.
     pub hold_timeout: Duration,
     pub rules: Vec<ScaleRule>,
+    /// Instances kept started, health-checked and out of rotation, taken
+    /// first on a scale-up (see [`crate::instances::warm`]). Default 0.
+    pub warm: u32,
+    /// Freeze warm instances while they wait (process: SIGSTOP / SIGCONT;
+    /// docker: pause / unpause). Default true.
+    pub warm_freeze: bool,
+    /// Keep the warm instances while the pool is at zero (so a request at
+    /// zero is served by a warm one). Default true.
+    pub warm_at_zero: bool,
+    /// Scale ahead of a rising load on a forecast of the target metric
+    /// (see [`crate::autoscale::forecast`]). Default false.
+    pub predictive: bool,
+    /// `[[schedule]]` windows that set `min` / `max`. Default none.
+    pub schedule: Vec<ScheduleEntry>,
+}
+
+/// `[[pools.NAME.autoscale.schedule]]`: from each time `cron` fires until
+/// the next `until` (local time in `tz`), the pool's bounds are `min` / `max`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScheduleEntry {
+    pub cron: super::schedule::CronSpec,
+    /// The pool's `min` in the window; default the pool's own.
+    pub min: Option<u32>,
+    /// The pool's `max` in the window; default the pool's own.
+    pub max: Option<u32>,
+    /// Hour and minute the window closes, local time in `tz`.
+    pub until: (u32, u32),
+    /// Default UTC.
+    pub tz: chrono_tz::Tz,
 }
 
 /// `metric = ...`

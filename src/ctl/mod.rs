@@ -1,5 +1,6 @@
 //! `drover ctl`: a client of the admin API with human tables (or `--json`).
 
+mod autoscale;
 pub mod client;
 mod orphans;
 mod table;
@@ -201,6 +202,15 @@ pub async fn run(args: CtlArgs) -> Result<(), CtlError> {
         }
         CtlCommand::Orphans { remove, owner } => {
             return orphans::run(remove, owner.as_deref(), json).await;
+        }
+        CtlCommand::Autoscale { pool } => {
+            let path = format!("/api/v1/pools/{}/autoscale", seg(&pool));
+            let v = c.call(Method::GET, &path, None).await?;
+            if json {
+                print_json(&mut out, &v);
+            } else {
+                let _ = write!(out, "{}", autoscale::render(&v));
+            }
         }
         CtlCommand::Reload => {
             let v = c.call(Method::POST, "/api/v1/reload", None).await?;

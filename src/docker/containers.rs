@@ -188,6 +188,9 @@ pub async fn stop_and_remove(
     stop_timeout: Duration,
 ) -> Result<(), String> {
     let t = stop_timeout.as_secs().min(i32::MAX as u64) as i32;
+    // A paused (warm) container is unpaused first, so that it can stop gracefully
+    // (an error here only means it was not paused).
+    let _ = docker.unpause_container(id).await;
     let _ = docker
         .stop_container(
             id,

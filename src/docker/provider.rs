@@ -147,6 +147,28 @@ impl Provider for DockerProvider {
         })
     }
 
+    fn freeze(&self, id: &str) -> BoxFuture<'_, Result<(), String>> {
+        let id = id.to_string();
+        Box::pin(async move {
+            let docker = self.docker().await?;
+            docker
+                .pause_container(&id)
+                .await
+                .map_err(|e| format!("docker pause {}: {e}", short(&id)))
+        })
+    }
+
+    fn thaw(&self, id: &str) -> BoxFuture<'_, Result<(), String>> {
+        let id = id.to_string();
+        Box::pin(async move {
+            let docker = self.docker().await?;
+            docker
+                .unpause_container(&id)
+                .await
+                .map_err(|e| format!("docker unpause {}: {e}", short(&id)))
+        })
+    }
+
     fn list(&self) -> Vec<Instance> {
         let r = self.running.lock().unwrap_or_else(|e| e.into_inner());
         r.values().cloned().collect()
@@ -173,6 +195,9 @@ impl Provider for DockerProvider {
             for c in owned {
                 match (c.running, c.address) {
                     (true, Some(address)) => {
+                        // A warm container a killed drover left paused serves again
+                        // (an error only means it was not paused).
+                        let _ = docker.unpause_container(&c.id).await;
                         let instance = Instance {
                             id: c.id.clone(),
                             address,

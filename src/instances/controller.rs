@@ -18,7 +18,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
+use super::warm::{self, WarmPool};
 use super::{Provider, Started};
+use crate::autoscale::explain::Explain;
+use crate::autoscale::forecast::StartTime;
 use crate::autoscale::policy::{self, State};
 use crate::autoscale::sampler::Sampler;
 use crate::config::{AutoscaleConfig, InstancesConfig};
@@ -33,7 +36,7 @@ pub const BACKOFF_MIN: Duration = Duration::from_secs(1);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
 /// The controller's clock: tokio's, so that tests can run it with time paused.
-fn now() -> Instant {
+pub(super) fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
@@ -58,15 +61,21 @@ struct Tracked {
 
 /// The controller of one pool (shared with the admin API for `set_desired`).
 pub struct Controller {
-    pool: Weak<Pool>,
-    provider: Arc<dyn Provider>,
-    policy: Mutex<State>,
+    pub(super) pool: Weak<Pool>,
+    pub(super) provider: Arc<dyn Provider>,
+    pub(super) policy: Mutex<State>,
     /// Set once drover shuts down (or the pool is removed): from then on no
     /// instance is started or replaced.
-    closing: AtomicBool,
+    pub(super) closing: AtomicBool,
     /// Held across a start, so [`Controller::stop_all`] never misses an
     /// instance whose start was under way when shutdown began.
-    starting: tokio::sync::Mutex<()>,
+    pub(super) starting: tokio::sync::Mutex<()>,
+    /// The warm pool ([`super::warm`]).
+    pub(super) warm: Mutex<WarmPool>,
+    /// What the autoscaler saw and decided ([`crate::autoscale::explain`]).
+    pub(super) explain: Mutex<Explain>,
+    /// Observed instance start times (for the forecast horizon).
+    start_time: Mutex<StartTime>,
 }
 
 impl Controller {
@@ -107,7 +116,7 @@ impl Controller {
         }
     }
 
-    fn is_closing(&self) -> bool {
+    pub(super) fn is_closing(&self) -> bool {
         self.closing.load(Ordering::SeqCst)
     }
 
@@ -150,6 +159,9 @@ pub fn spawn(pool: &Arc<Pool>, provider: Arc<dyn Provider>) -> Arc<Controller> {
         policy: Mutex::new(State::new(initial)),
         closing: AtomicBool::new(false),
         starting: tokio::sync::Mutex::new(()),
+        warm: Mutex::default(),
+        explain: Mutex::default(),
+        start_time: Mutex::default(),
     });
     tokio::spawn(run_instances(ctl.clone()));
     ctl
@@ -202,6 +214,7 @@ async fn run_instances(ctl: Arc<Controller>) {
     tokio::spawn(run_autoscaler(ctl.clone()));
     let mut failures = 0u32;
     let mut next_start = now();
+    let mut warm_runner = warm::Runner::new();
     loop {
         if ctl.is_closing() {
             return;
@@ -209,10 +222,11 @@ async fn run_instances(ctl: Arc<Controller>) {
         let Some(pool) = ctl.pool.upgrade() else {
             return;
         };
-        let Some((cfg, _, has_health)) = config_of(&pool) else {
+        let Some((cfg, auto, has_health)) = config_of(&pool) else {
             return;
         };
         let now = now();
+        warm::demand_at_zero(&ctl.policy, ctl.is_closing(), &pool, auto.as_ref());
         let snap = pool.snapshot_arc();
 
         // Exits and health deadlines.
@@ -233,6 +247,10 @@ async fn run_instances(ctl: Arc<Controller>) {
                 Some(MemberState::Healthy) => {
                     if !t.healthy_once {
                         failures = 0;
+                        ctl.start_time
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .record(now.duration_since(t.started_at));
                     }
                     t.healthy_once = true;
                     t.unhealthy_since = None;
@@ -279,9 +297,66 @@ async fn run_instances(ctl: Arc<Controller>) {
         }
         tracked.retain(|_, t| !(t.stopping && t.exited.is_terminated()));
 
+        let desired = pool.desired.load(Ordering::Relaxed) as usize;
+        let env = warm::Env {
+            provider: &ctl.provider,
+            state: &ctl.warm,
+            pool: &pool,
+            start_timeout: cfg.start_timeout,
+            stop_timeout: cfg.stop_timeout,
+            config: pool.snapshot().config.clone(),
+        };
+        let in_rotation = tracked.values().filter(|t| !t.stopping).count();
+        // A scale-up takes a warm instance first.
+        if in_rotation < desired {
+            if let Some(w) = warm_runner.take(&env).await {
+                warm::join(&pool, &w);
+                tracked.insert(
+                    w.id,
+                    Tracked {
+                        address: w.address,
+                        started_at: now,
+                        healthy_once: true,
+                        unhealthy_since: None,
+                        exited: w.exited,
+                        stopping: false,
+                    },
+                );
+                continue;
+            }
+        }
+        // The warm pool is refilled when the pool itself needs no start.
+        let wanted = warm::wanted(auto.as_ref(), desired as u32, ctl.is_closing());
+        let may_start = in_rotation >= desired && now >= next_start && !ctl.is_closing();
+        let freeze = auto.as_ref().is_some_and(|a| a.warm_freeze);
+        let start_guard = ctl.starting.lock().await;
+        match warm_runner.maintain(&env, wanted, freeze, may_start).await {
+            Ok(took) => {
+                let mut st = ctl.start_time.lock().unwrap_or_else(|e| e.into_inner());
+                for t in took {
+                    st.record(t);
+                }
+            }
+            Err(why) => {
+                failures += 1;
+                let wait = backoff(failures);
+                next_start = now + wait;
+                events::record(
+                    &pool.name,
+                    "instance_failed",
+                    None,
+                    format!("warm pool: {why}; retrying in {wait:?}"),
+                );
+            }
+        }
+        drop(start_guard);
+        let (ready_warm, _) = ctl.warm.lock().unwrap_or_else(|e| e.into_inner()).counts();
+        pool.metrics
+            .warm
+            .store(u64::from(ready_warm), Ordering::Relaxed);
+
         let active: Vec<(&String, &Tracked)> =
             tracked.iter().filter(|(_, t)| !t.stopping).collect();
-        let desired = pool.desired.load(Ordering::Relaxed) as usize;
         if active.len() < desired && now >= next_start {
             let start_guard = ctl.starting.lock().await;
             if ctl.is_closing() {
@@ -473,6 +548,7 @@ async fn run_autoscaler(ctl: Arc<Controller>) {
     let mut sampler = Sampler::default();
     let mut cpu = crate::autoscale::cpu::CpuMeter::default();
     let mut last_eval = now();
+    let mut ahead = super::ahead::Ahead::default();
     loop {
         if ctl.is_closing() {
             return;
@@ -495,11 +571,27 @@ async fn run_autoscaler(ctl: Arc<Controller>) {
             let mut window = sampler.window(&pool, auto.interval);
             let groups = ctl.provider.process_groups().into_iter().collect();
             window.cpu_percent = cpu.read(&groups, now());
+            let start_time = ctl
+                .start_time
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get();
+            let (eff, inputs) = ahead.prepare(&pool.name, &auto, &window, start_time);
+            let from = pool.desired.load(Ordering::Relaxed);
             let decision = {
                 let mut st = ctl.policy.lock().unwrap_or_else(|e| e.into_inner());
-                st.current = pool.desired.load(Ordering::Relaxed);
-                policy::decide(&window, &mut st, &auto, now())
+                st.current = from;
+                policy::decide_with(&window, &inputs, &mut st, &eff, now())
             };
+            ahead.record(
+                &mut ctl.explain.lock().unwrap_or_else(|e| e.into_inner()),
+                &auto,
+                &window,
+                &inputs,
+                start_time,
+                from,
+                &decision,
+            );
             let before = pool.desired.swap(decision.desired, Ordering::Relaxed);
             if decision.desired != before {
                 let (kind, counter) = if decision.desired > before {
@@ -603,7 +695,8 @@ impl Controllers {
         map.values().cloned().collect()
     }
 
-    /// Stops the instances of every pool whose `on_shutdown` is `stop` (drover exiting).
+    /// Stops the instances of every pool whose `on_shutdown` is `stop` (drover
+    /// exiting), and the warm instances of every pool (they serve nothing).
     pub async fn shutdown(&self) {
         self.close_all();
         let mut stops = Vec::new();
@@ -613,7 +706,14 @@ impl Controllers {
                 continue;
             };
             if inst.on_shutdown == crate::config::OnShutdown::Stop {
-                stops.push(async move { ctl.stop_all(inst.stop_timeout).await });
+                stops.push(
+                    Box::pin(async move { ctl.stop_all(inst.stop_timeout).await })
+                        as futures_util::future::BoxFuture<'static, ()>,
+                );
+            } else {
+                stops.push(Box::pin(
+                    async move { ctl.stop_warm(inst.stop_timeout).await },
+                ));
             }
         }
         futures_util::future::join_all(stops).await;
@@ -634,5 +734,14 @@ impl crate::admin::scale::ScaleControl for Controllers {
         ctl.pool
             .upgrade()
             .map(|p| p.desired.load(Ordering::Relaxed))
+    }
+
+    fn autoscale(&self, pool: &str) -> Option<serde_json::Value> {
+        let ctl = self.get(pool)?;
+        serde_json::to_value(ctl.explain()).ok()
+    }
+
+    fn warm(&self, pool: &str) -> Option<crate::autoscale::explain::WarmView> {
+        Some(self.get(pool)?.warm_view())
     }
 }

@@ -2,11 +2,13 @@
 //! per-pool [`controller`] that keeps the desired number running: it starts,
 //! replaces (with back-off), drains and stops instances.
 
+mod ahead;
 pub mod controller;
 pub mod process;
 pub mod supervise;
 #[cfg(test)]
 mod tests;
+pub mod warm;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -52,5 +54,16 @@ pub trait Provider: Send + Sync {
     /// adopted count is used).
     fn scale(&self) -> BoxFuture<'_, Option<u32>> {
         Box::pin(async { None })
+    }
+    /// Freezes a warm instance while it waits (process: SIGSTOP; docker:
+    /// pause). Default: not supported.
+    fn freeze(&self, id: &str) -> BoxFuture<'_, Result<(), String>> {
+        let _ = id;
+        Box::pin(async { Err("this provider cannot freeze instances".to_string()) })
+    }
+    /// Thaws a frozen instance (process: SIGCONT; docker: unpause). Default: nothing to do.
+    fn thaw(&self, id: &str) -> BoxFuture<'_, Result<(), String>> {
+        let _ = id;
+        Box::pin(async { Ok(()) })
     }
 }

@@ -47,6 +47,11 @@ impl ProcessProvider {
         }
     }
 
+    fn pgid(&self, id: &str) -> Option<i32> {
+        let r = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        r.get(id).map(|run| run.pgid)
+    }
+
     /// The process ids of running instances (for CPU metrics), by instance id.
     pub fn pids(&self) -> Vec<(String, i32)> {
         let r = self.running.lock().unwrap_or_else(|e| e.into_inner());
@@ -181,8 +186,10 @@ impl Provider for ProcessProvider {
                     None => return,
                 }
             };
-            // The supervisor passes SIGTERM once to its whole group.
+            // The supervisor passes SIGTERM once to its whole group; a frozen
+            // (warm) instance is thawed first so that it can act on it.
             let group = Pid::from_raw(pgid);
+            let _ = killpg(group, Signal::SIGCONT);
             let _ = kill(group, Signal::SIGTERM);
             let deadline = Instant::now() + timeout;
             // The group is gone once signalling it fails (ESRCH).
@@ -193,6 +200,28 @@ impl Provider for ProcessProvider {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             let _ = killpg(group, Signal::SIGKILL);
+        })
+    }
+
+    /// SIGSTOP to the instance's group, then SIGCONT to its supervisor alone:
+    /// the application is frozen, the supervisor still acts when drover dies
+    /// (its SIGKILL reaches stopped processes too).
+    fn freeze(&self, id: &str) -> BoxFuture<'_, Result<(), String>> {
+        let pgid = self.pgid(id);
+        Box::pin(async move {
+            let pgid = pgid.ok_or("instance is not running")?;
+            killpg(Pid::from_raw(pgid), Signal::SIGSTOP)
+                .map_err(|e| format!("SIGSTOP failed: {e}"))?;
+            kill(Pid::from_raw(pgid), Signal::SIGCONT)
+                .map_err(|e| format!("SIGCONT to the supervisor failed: {e}"))
+        })
+    }
+
+    fn thaw(&self, id: &str) -> BoxFuture<'_, Result<(), String>> {
+        let pgid = self.pgid(id);
+        Box::pin(async move {
+            let pgid = pgid.ok_or("instance is not running")?;
+            killpg(Pid::from_raw(pgid), Signal::SIGCONT).map_err(|e| format!("SIGCONT failed: {e}"))
         })
     }
 

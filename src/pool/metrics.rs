@@ -109,6 +109,9 @@ pub struct PoolMetrics {
     pub scale_up: AtomicU64,
     /// `drover_scale_events_total{pool,direction="down"}`.
     pub scale_down: AtomicU64,
+    /// `drover_pool_warm_instances{pool}`: warm instances ready (started,
+    /// checked, out of rotation); set by the instance controller.
+    pub warm: AtomicU64,
 }
 
 impl PoolMetrics {

@@ -381,3 +381,6 @@ fn retire_h2(old: &[Member], new: &[Member]) {
         }
     }
 }
+
+/// How the reason of a member that joined from the warm pool starts.
+pub const WARM_START: &str = "warm start";

@@ -283,6 +283,8 @@ struct Forward {
     over_budget: bool,
     /// How long the request was held for a cold start, if it was.
     cold_start: Option<Duration>,
+    /// The warm start that served a held request (`warm start ID`), if one did.
+    warm_start: Option<String>,
     /// Held after a connection to its member failed (see [`Forward::hold_after_connect`]):
     /// selection skips the members tried, never falling back to them.
     untried_only: bool,
@@ -389,6 +391,7 @@ impl Forward {
             retries: 0,
             over_budget: false,
             cold_start: None,
+            warm_start: None,
             untried_only: false,
             timeout,
             grpc_replay,
@@ -539,6 +542,16 @@ impl Forward {
                 _ = tokio::time::sleep_until(deadline) => {}
             }
         };
+        if let Ok(Some((i, _))) = &got {
+            let warm = crate::pool::WARM_START;
+            self.warm_start = self
+                .snap
+                .members
+                .get(*i)
+                .and_then(|m| m.reason.split(':').next())
+                .filter(|r| r.starts_with(warm))
+                .map(str::to_string);
+        }
         if got.is_ok() {
             let waited = started.elapsed();
             pool.metrics.cold_start.observe(waited);
@@ -752,7 +765,12 @@ impl Forward {
         resp.headers_mut()
             .insert(&X_REQUEST_ID, self.request_id.clone());
         if let Some(waited) = self.cold_start {
-            if let Ok(v) = HeaderValue::from_str(&format!("{:.3}", waited.as_secs_f64())) {
+            // Seconds held, and `; warm start ID` when a warm instance served it.
+            let v = match &self.warm_start {
+                Some(w) => format!("{:.3}; {w}", waited.as_secs_f64()),
+                None => format!("{:.3}", waited.as_secs_f64()),
+            };
+            if let Ok(v) = HeaderValue::from_str(&v) {
                 resp.headers_mut().insert("x-drover-cold-start", v);
             }
         }

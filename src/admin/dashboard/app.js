@@ -8,6 +8,8 @@
   const COLORS = ["#2563eb", "#dc2626", "#16a34a"];
   let lastEvent = 0;
   let history = {};
+  // Autoscaler explanations by pool.
+  const explains = {};
 
   function api(method, path, body) {
     const headers = { "Accept": "application/json" };
@@ -95,13 +97,35 @@
     return box;
   }
 
+  // The autoscaler's explanation (GET /api/v1/pools/{pool}/autoscale), beside the instances chart.
+  function explainBox(x) {
+    const box = el("div", { class: "chart explain" }, el("h3", {}, "autoscaler"));
+    const line = (k, v) => box.append(el("div", {}, el("span", { class: "muted" }, k + " "), v));
+    line("desired", `${x.desired} in [${x.min}, ${x.max}]` + (x.limit ? ` — held back by ${x.limit}` : ""));
+    if (x.predictive) {
+      line("forecast", x.forecast ? `${x.forecast.value} in ${x.forecast.ahead_s}s (trend ${x.forecast.trend}/interval)` : "not enough history");
+    }
+    for (const w of x.schedule || []) line("schedule", `"${w.cron}" open until ${w.closes.replace("T", " ").replace("Z", "")}`);
+    if (x.warm && x.warm.configured > 0) {
+      line("warm", `${x.warm.ready} ready, ${x.warm.starting} starting (of ${x.warm.wanted})` + (x.warm.frozen ? ", frozen" : ""));
+    }
+    for (const r of x.recommendations || []) line(r.source + " → " + r.instances, el("span", { class: "reason" }, r.why));
+    const recent = (x.decisions || []).slice(-5).reverse();
+    for (const d of recent) {
+      line(d.ts.slice(11, 19), el("span", { class: "reason" }, `${d.from} → ${d.to}: ${d.reason}` + (d.times > 1 ? ` (×${d.times})` : "")));
+    }
+    return box;
+  }
+
   function charts(name) {
     const pts = history[name] || [];
     const col = (k) => pts.map((p) => (p[k] === undefined ? null : p[k]));
-    return el("div", { class: "charts" },
+    const box = el("div", { class: "charts" },
       chart("requests/s", pts, [{ name: "rps", values: col("rps") }], ""),
       chart("latency", pts, [{ name: "p50", values: col("p50_ms") }, { name: "p95", values: col("p95_ms") }], " ms"),
       chart("instances", pts, [{ name: "desired", values: col("desired") }, { name: "ready", values: col("ready") }], ""));
+    if (explains[name]) box.append(explainBox(explains[name]));
+    return box;
   }
 
   function memberRow(pool, m) {
@@ -131,6 +155,7 @@
       el("span", { class: "kv" }, "balance ", el("b", {}, p.balance)),
       el("span", { class: "kv" }, "desired ", el("b", { class: "desired" }, p.desired)),
       el("span", { class: "kv" }, "ready ", el("b", { class: "ready" }, p.ready)),
+      p.warm && p.warm.configured > 0 ? el("span", { class: "kv" }, "warm ", el("b", { class: "warm" }, p.warm.ready)) : "",
       el("span", { class: "kv" }, "members ", el("b", {}, p.backends.length)),
       el("span", { class: "kv" }, "retries ", el("b", {}, p.retries)));
     if (p.scalable) {
@@ -170,8 +195,15 @@
     while (body.children.length > 200) body.lastChild.remove();
   }
 
+  function refreshExplains(pools) {
+    const scaled = pools.filter((p) => p.autoscaled);
+    return Promise.all(scaled.map((p) =>
+      api("GET", `/api/v1/pools/${encodeURIComponent(p.name)}/autoscale`).then((x) => { explains[p.name] = x; }).catch(() => {})));
+  }
+
   function refresh() {
     return Promise.all([api("GET", "/api/v1/pools"), api("GET", "/api/v1/events?since=" + lastEvent)])
+      .then(([pools, events]) => refreshExplains(pools).then(() => [pools, events]))
       .then(([pools, events]) => {
         renderPools(pools);
         addEvents(events);
