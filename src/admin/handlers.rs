@@ -60,7 +60,7 @@ fn parse_addr(s: &str) -> ApiResult<SocketAddr> {
 fn member_of(pool: &Pool, addr: SocketAddr) -> ApiResult<Value> {
     let snap = pool.snapshot();
     match snap.position(addr) {
-        Some(i) => Ok(super::api::member_json(&snap.members[i])),
+        Some(i) => Ok(super::api::member_json(&snap, i)),
         None => Err(fail(
             StatusCode::NOT_FOUND,
             &format!("pool {} has no member {addr}", pool.name),
@@ -189,9 +189,14 @@ async fn finish_removal(pool: Arc<Pool>, addr: SocketAddr, timeout: Duration) {
         let Some(i) = snap.position(addr) else {
             return; // already gone (a reload or another removal)
         };
-        let inflight = snap.members[i].stats.load.inflight();
+        let stats = &snap.members[i].stats;
+        let inflight = stats.load.inflight();
         let timed_out = Instant::now() >= deadline;
-        if inflight == 0 || timed_out {
+        // Sticky sessions keep coming to a draining member: wait until they stop too.
+        let quiet = stats
+            .sticky
+            .quiet(crate::balance::slow_start::now(), crate::pool::STICKY_QUIET);
+        if (inflight == 0 && quiet) || timed_out {
             if pool.apply(PoolCommand::Remove { address: addr }).is_ok() {
                 let why = if timed_out && inflight > 0 {
                     format!("drain timeout ({timeout:?}) passed with {inflight} in flight")

@@ -5,6 +5,7 @@ use std::time::Duration;
 use toml::de::DeValue;
 
 use super::error::Errors;
+use super::policy_keys;
 use super::reader::{
     describe, duration, nonzero_duration, one_of, string, string_map, uint, uint_min, Tbl,
 };
@@ -66,7 +67,7 @@ pub(crate) fn pool(
             ),
         );
     }
-    t.check_keys(errs, POOL_KEYS);
+    t.check_keys(errs, &[POOL_KEYS, policy_keys::KEYS].concat());
     let balance = t.get(errs, "balance", one_of(BALANCES)).map(|g| g.v);
     let hash_key = t.get(errs, "hash_key", |v| parse_hash_key(&string(v)?));
     // A bad `balance` was reported already; judge hash_key against the default otherwise.
@@ -101,6 +102,7 @@ pub(crate) fn pool(
         passive: None,
         instances: None,
         autoscale: None,
+        policy: policy_keys::policy(t, errs, effective),
     };
     if let Some(g) = t.get(errs, "connect_timeout", nonzero_duration) {
         cfg.connect_timeout = g.v;

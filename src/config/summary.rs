@@ -58,6 +58,7 @@ pub fn summary_lines(cfg: &Config) -> Vec<String> {
             if let Some(a) = &p.autoscale {
                 parts.push(format!("autoscale {}..{}", a.min, a.max));
             }
+            parts.extend(super::policy_keys::summary(&p.policy, fmt_duration));
             match &p.health {
                 Some(h) => {
                     let what = match &h.path {

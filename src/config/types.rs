@@ -3,6 +3,7 @@
 //! Produced from the raw TOML by [`crate::config::load_str`] / [`crate::config::load_file`];
 //! every value here has passed validation, and every default is filled in.
 
+use super::policy_keys::LoadPolicy;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -134,6 +135,16 @@ pub enum Balance {
 }
 
 impl Balance {
+    /// Every algorithm.
+    pub const ALL: [Balance; 6] = [
+        Balance::RoundRobin,
+        Balance::WeightedRoundRobin,
+        Balance::LeastConn,
+        Balance::Random,
+        Balance::P2cEwma,
+        Balance::Hash,
+    ];
+
     /// The config spelling (`round_robin`, ...).
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -194,6 +205,8 @@ pub struct PoolConfig {
     pub passive: Option<PassiveConfig>,
     pub instances: Option<InstancesConfig>,
     pub autoscale: Option<AutoscaleConfig>,
+    /// Slow start, bounded-load hashing and sticky sessions (all off by default).
+    pub policy: LoadPolicy,
 }
 
 impl PoolConfig {

@@ -252,6 +252,8 @@ struct Forward {
     /// Re-read while the request waits in the queue.
     snap: Arc<PoolSnapshot>,
     ctx: SelectContext,
+    /// The member id in the request's sticky cookie (pools with `sticky`).
+    sticky: Option<u64>,
     head: Option<Head>,
     body: Option<RequestBody>,
     on_upgrade: Option<OnUpgrade>,
@@ -302,7 +304,13 @@ impl Forward {
             hash: (cfg.balance == Balance::Hash)
                 .then(|| hash_of(&cfg.hash_key, &req, down.client))
                 .flatten(),
+            now: snap.slow_start_now(),
         };
+        let sticky = cfg
+            .policy
+            .sticky
+            .as_ref()
+            .and_then(|s| super::sticky::from_request(req.headers(), &s.cookie));
         let is_upgrade = req.version() <= Version::HTTP_11 && headers::is_upgrade(req.headers());
         let on_upgrade = is_upgrade.then(|| hyper::upgrade::on(&mut req));
         let body_empty = hyper::body::Body::is_end_stream(req.body());
@@ -339,6 +347,7 @@ impl Forward {
             pool,
             snap,
             ctx,
+            sticky,
             head: Some(Head {
                 method: parts.method,
                 uri: upstream_uri(&parts.uri, strip),
@@ -367,6 +376,15 @@ impl Forward {
             m.state.routable() && !(skip_tried && self.tried.contains(&m.address))
         };
         let below = |i: usize| limit == 0 || snap.members[i].stats.load.inflight() < limit;
+        // A sticky session's member first (draining ones too, for a while).
+        if let Some(i) = self
+            .sticky
+            .and_then(|id| super::sticky::preferred(snap, id))
+        {
+            if !self.tried.contains(&snap.members[i].address) && below(i) {
+                return Pick::Member(i);
+            }
+        }
         let sel = &snap.selector;
         let pass = |skip_tried: bool| {
             sel.select(snap, &self.ctx, &|i| routable(i, skip_tried) && below(i))
@@ -599,7 +617,7 @@ impl Forward {
             let t0 = Instant::now();
             let request = self.next_request();
             match attempt(member, request, &snap.config).await {
-                Attempt::Response(resp, sender) => {
+                Attempt::Response(mut resp, sender) => {
                     let code = resp.status().as_u16();
                     member.stats.count_status(code);
                     // A response that does not blame the member at its head is
@@ -615,6 +633,9 @@ impl Forward {
                         continue;
                     }
                     member.stats.load.observe(t0.elapsed());
+                    if let Some(c) = super::sticky::on_chosen(&snap, self.sticky, idx) {
+                        resp.headers_mut().append(http::header::SET_COOKIE, c);
+                    }
                     return self.respond(resp, sender, member, token);
                 }
                 Attempt::Failed(err, returned) => {
