@@ -62,6 +62,15 @@ pub enum Command {
         /// Name shown in responses (default $HOSTNAME or the listen address).
         #[arg(long)]
         name: Option<String>,
+        /// Slow for this many milliseconds after start: requests one at a
+        /// time, 20 ms more each (a cold application; default 0 = never).
+        #[arg(
+            long,
+            env = "DROVER_BACKEND_WARMUP_MS",
+            default_value_t = 0,
+            value_name = "MS"
+        )]
+        warmup: u64,
     },
     /// Internal: runs a managed instance and stops it when drover goes away.
     #[command(name = "__supervise", hide = true)]

@@ -150,8 +150,13 @@ fn main() -> ExitCode {
         Command::Supervise { .. } | Command::ExecChild { .. } => {
             unreachable!("handled before logging is set up")
         }
-        Command::Backend { listen, name } => {
-            match runtime().block_on(drover::backend_app::run(listen, name)) {
+        Command::Backend {
+            listen,
+            name,
+            warmup,
+        } => {
+            let warm_up = std::time::Duration::from_millis(warmup);
+            match runtime().block_on(drover::backend_app::run(listen, name, warm_up)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("drover backend: {e:#}");

@@ -35,6 +35,9 @@
 //! Every endpoint other than the echo reads and discards the request body, so
 //! keep-alive connections stay usable.
 //!
+//! With `--warmup MS` every other request is slow for the first MS
+//! milliseconds after start (see [`warmup`]).
+//!
 //! With `-v` (debug level) every request is logged as `backend request` with
 //! `method`, `path` and `request_id` (its `X-Request-Id`, `""` when absent),
 //! before it is answered.
@@ -43,6 +46,7 @@ mod body;
 mod echo;
 mod routes;
 mod upgrade;
+pub mod warmup;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -71,10 +75,12 @@ struct State {
     healthy: AtomicBool,
     /// Requests served, not counting `/health` and `/admin/*`.
     requests: AtomicU64,
+    /// `--warmup`: slow for a while after start.
+    warmup: Option<warmup::Warmup>,
 }
 
 impl State {
-    fn new(name: String) -> Self {
+    fn new(name: String, warm_up: Duration) -> Self {
         let name_header = HeaderValue::from_str(&name).ok();
         if name_header.is_none() {
             tracing::warn!(name = %name, "backend name is not a valid header value; X-Backend-Name omitted");
@@ -84,6 +90,7 @@ impl State {
             name_header,
             healthy: AtomicBool::new(true),
             requests: AtomicU64::new(0),
+            warmup: warmup::Warmup::new(warm_up),
         }
     }
 }
@@ -95,7 +102,16 @@ impl State {
 /// connection nor a failed `accept` ends the server; the function only returns
 /// when the task is dropped.
 pub async fn serve(listener: TcpListener, name: String) -> std::io::Result<()> {
-    let state = Arc::new(State::new(name));
+    serve_warming(listener, name, Duration::ZERO).await
+}
+
+/// [`serve`], slow for `warm_up` after start (see [`warmup`]).
+pub async fn serve_warming(
+    listener: TcpListener,
+    name: String,
+    warm_up: Duration,
+) -> std::io::Result<()> {
+    let state = Arc::new(State::new(name, warm_up));
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
@@ -129,14 +145,19 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, state: Arc<State>
 ///
 /// `listen` defaults to `127.0.0.1:$PORT`; `name` defaults to `$HOSTNAME`, or
 /// the bound listen address when that is unset or empty.
-pub async fn run(listen: Option<SocketAddr>, name: Option<String>) -> anyhow::Result<()> {
+/// `warm_up`: slow for this long after start (`--warmup`; zero = never).
+pub async fn run(
+    listen: Option<SocketAddr>,
+    name: Option<String>,
+    warm_up: Duration,
+) -> anyhow::Result<()> {
     let addr = listen_addr(listen, std::env::var("PORT").ok())?;
     let listener = bind(addr).await?;
     let local_addr = listener.local_addr().context("reading the bound address")?;
     let name = name.unwrap_or_else(|| default_name(std::env::var("HOSTNAME").ok(), local_addr));
     tracing::info!(addr = %local_addr, name = %name, "backend listening");
     tokio::select! {
-        result = serve(listener, name) => result.context("backend server failed"),
+        result = serve_warming(listener, name, warm_up) => result.context("backend server failed"),
         signal = shutdown_signal() => {
             signal?;
             tracing::info!("backend shutting down");

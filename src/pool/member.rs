@@ -243,7 +243,7 @@ impl Member {
             ejection: Default::default(),
             healthy_since,
             draining_since: None,
-            initial,
+            initial: initial && state != MemberState::Healthy,
         }
     }
 

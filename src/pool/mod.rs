@@ -11,6 +11,8 @@ mod member;
 mod metrics;
 mod queue;
 mod sticky_hits;
+#[cfg(test)]
+mod tests_policy;
 
 pub use budget::{RetryBudget, Window as BudgetWindow};
 pub use inflight::Inflight;
