@@ -130,7 +130,7 @@ async fn a_member_added_by_the_api_starts_slow_and_reaches_its_weight() {
     let w = m["effective_weight"].as_f64().unwrap();
     assert_eq!(m["weight"], 4);
     assert!(
-        w >= 0.4 && w < 4.0,
+        (0.4..4.0).contains(&w),
         "effective weight {w} just after adding"
     );
     wait_until("b at full weight", 30, async || {
