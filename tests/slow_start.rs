@@ -1,13 +1,15 @@
-//! End to end: slow start. A member that becomes healthy again, or is added by
-//! the admin API, takes a share that rises over the window, as counted by the
+//! End to end: slow start. A member that becomes healthy again, is added by
+//! the admin API or is a scaled-up instance takes a share that rises over the window, as counted by the
 //! backends themselves; the admin API shows its effective weight. Also the
 //! numbers of a 1 → 3 scale-up onto backends that are slow while they warm up,
 //! with and without slow start (an ignored test that prints them).
 
 mod common;
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use common::managed::{managed_pool, scale};
 use common::{client, one_pool, pool_json, wait_until, Backend, Drover};
 use serde_json::{json, Value};
 
@@ -21,10 +23,10 @@ fall = 1
 initial_state = "healthy"
 "#;
 
-/// Requests served by backend `b` so far (its own counter).
-async fn served(b: &Backend) -> u64 {
+/// Requests served by the backend at `addr` so far (its own counter).
+async fn served(addr: SocketAddr) -> u64 {
     let v: Value = client()
-        .get(format!("http://{}/admin/stats", b.addr))
+        .get(format!("http://{addr}/admin/stats"))
         .send()
         .await
         .unwrap()
@@ -46,15 +48,15 @@ async fn member(d: &Drover, addr: std::net::SocketAddr) -> Value {
         .unwrap_or(Value::Null)
 }
 
-/// Sends `n` requests one after another; returns the share of them backend `b` counted.
-async fn share_of(d: &Drover, b: &Backend, n: u64) -> f64 {
-    let before = served(b).await;
+/// Sends `n` requests one after another; returns the share of them the backend at `addr` counted.
+async fn share_of(d: &Drover, addr: SocketAddr, n: u64) -> f64 {
+    let before = served(addr).await;
     let c = client();
     for _ in 0..n {
         let r = c.get(d.url("/")).send().await.unwrap();
         assert_eq!(r.status(), 200);
     }
-    (served(b).await - before) as f64 / n as f64
+    (served(addr).await - before) as f64 / n as f64
 }
 
 #[tokio::test]
@@ -87,7 +89,7 @@ async fn a_member_back_from_unhealthy_ramps_its_share_up_over_the_window() {
     let w_early = member(&d, c.addr).await["effective_weight"]
         .as_f64()
         .unwrap();
-    let early = share_of(&d, &c, 40).await;
+    let early = share_of(&d, c.addr, 40).await;
     let early_took = back.elapsed();
     assert!(
         w_early < 0.6,
@@ -104,7 +106,7 @@ async fn a_member_back_from_unhealthy_ramps_its_share_up_over_the_window() {
         member(&d, c.addr).await["effective_weight"] == 1.0
     })
     .await;
-    let late = share_of(&d, &c, 60).await;
+    let late = share_of(&d, c.addr, 60).await;
     assert!(
         (late - 1.0 / 3.0).abs() < 0.02,
         "share {late} after the window (early {early})"
@@ -138,8 +140,65 @@ async fn a_member_added_by_the_api_starts_slow_and_reaches_its_weight() {
     })
     .await;
     // 4 : 1 by weight.
-    let share = share_of(&d, &b, 200).await;
+    let share = share_of(&d, b.addr, 200).await;
     assert!(share > 0.65 && share < 0.92, "share {share}");
+}
+
+#[tokio::test]
+async fn a_scaled_up_instance_takes_a_rising_share() {
+    let config = managed_pool(
+        "balance = \"weighted_round_robin\"\nslow_start = \"4s\"",
+        "",
+        "count = 1",
+    );
+    let d = Drover::start(&config);
+    // The first instance ramps too (it is new): wait until it is at full weight.
+    wait_until("one instance at full weight", 30, async || {
+        let p = pool_json(&d, "app").await;
+        p["backends"][0]["state"] == "healthy" && p["backends"][0]["effective_weight"] == 1.0
+    })
+    .await;
+    let first = pool_json(&d, "app").await["backends"][0]["address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    scale(&d, 2).await;
+    wait_until("two instances", 30, async || {
+        common::healthy_count(&d, "app").await == 2
+    })
+    .await;
+    let up = Instant::now();
+    let p = pool_json(&d, "app").await;
+    let new: SocketAddr = p["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["address"] != first.as_str())
+        .unwrap()["address"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let early = share_of(&d, new, 40).await;
+    let early_took = up.elapsed();
+    if early_took < Duration::from_secs(2) {
+        // Weight 0.1 to 0.5 against 1: a share of 9% to 33%, not a half.
+        assert!(early < 0.36, "early share {early} after {early_took:?}");
+    }
+    wait_until("the window over", 30, async || {
+        pool_json(&d, "app").await["backends"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["effective_weight"] == 1.0)
+    })
+    .await;
+    let late = share_of(&d, new, 40).await;
+    assert!(
+        (late - 0.5).abs() < 0.03,
+        "late share {late} (early {early})"
+    );
+    assert!(late > early + 0.1, "early {early}, late {late}");
 }
 
 /// Latency percentiles of one run.
@@ -162,40 +221,23 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 /// (`--warmup 3000`) under 12 closed-loop clients of `/delay/20`, balanced
 /// round robin; latencies of the requests started in the 6 s after the scale command.
 async fn scale_up_run(slow_start: Option<&str>) -> Run {
-    let exe = env!("CARGO_BIN_EXE_drover");
     let policy = slow_start.map_or(String::new(), |s| format!("slow_start = \"{s}\""));
-    let config = format!(
-        r#"
-[server]
-listen = ["127.0.0.1:0"]
-[admin]
-listen = "127.0.0.1:0"
-[log]
-access = false
-[[routes]]
-pool = "app"
-[pools.app]
-{policy}
-[pools.app.health]
-path = "/health"
-interval = "100ms"
-rise = 1
-fall = 2
-[pools.app.instances]
-provider = "process"
-count = 1
-command = ["{exe}", "backend", "--listen", "127.0.0.1:{{port}}", "--warmup", "3000"]
-start_timeout = "20s"
-drain_timeout = "2s"
-"#
+    let config = managed_pool(
+        &policy,
+        "\"--warmup\", \"3000\"",
+        "count = 1\nstart_timeout = \"20s\"\ndrain_timeout = \"2s\"",
     );
     let d = Drover::start(&config);
     wait_until("one instance", 30, async || {
         common::healthy_count(&d, "app").await == 1
     })
     .await;
-    // Past the first instance's own warm-up.
+    // Past the first instance's own warm-up, and its own slow start (it is new too).
     tokio::time::sleep(Duration::from_secs(4)).await;
+    wait_until("the first instance at full weight", 30, async || {
+        pool_json(&d, "app").await["backends"][0]["effective_weight"] == 1.0
+    })
+    .await;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let stop = Instant::now() + Duration::from_secs(9);
     let measure_from = Instant::now() + Duration::from_secs(2);
@@ -217,13 +259,7 @@ drain_timeout = "2s"
         .collect();
     drop(tx);
     tokio::time::sleep_until((measure_from).into()).await;
-    let r = client()
-        .put(d.admin_url("/api/v1/pools/app/scale"))
-        .json(&json!({"instances": 3}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
+    scale(&d, 3).await;
     for c in clients {
         c.await.unwrap();
     }

@@ -9,8 +9,8 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
+use common::managed::{managed_pool, scale};
 use common::{client, one_pool, pool_json, wait_until, Backend, Drover};
-use serde_json::json;
 
 const HEALTH: &str = r#"
 [pools.app.health]
@@ -200,29 +200,10 @@ async fn a_draining_member_keeps_its_sessions_but_takes_no_new_ones() {
 
 #[tokio::test]
 async fn scale_down_stops_the_member_with_the_fewest_sticky_sessions() {
-    let exe = env!("CARGO_BIN_EXE_drover");
-    let config = format!(
-        r#"
-[server]
-listen = ["127.0.0.1:0"]
-[admin]
-listen = "127.0.0.1:0"
-[log]
-access = false
-[[routes]]
-pool = "app"
-[pools.app]
-sticky = true
-[pools.app.health]
-path = "/health"
-interval = "200ms"
-rise = 1
-[pools.app.instances]
-provider = "process"
-count = 2
-command = ["{exe}", "backend", "--listen", "127.0.0.1:{{port}}", "--name", "i{{port}}"]
-drain_timeout = "3s"
-"#
+    let config = managed_pool(
+        "sticky = true",
+        "\"--name\", \"i{port}\"",
+        "count = 2\ndrain_timeout = \"3s\"",
     );
     let d = Drover::start(&config);
     wait_until("two instances", 30, async || {
@@ -257,13 +238,7 @@ drain_timeout = "3s"
         "no session on the newest instance"
     );
     assert!(names(&url, &jar, 5).iter().all(|n| *n == pinned));
-    let r = client()
-        .put(d.admin_url("/api/v1/pools/app/scale"))
-        .json(&json!({"instances": 1}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
+    scale(&d, 1).await;
     wait_until("one instance left", 30, async || {
         pool_json(&d, "app").await["backends"]
             .as_array()
