@@ -95,7 +95,7 @@ impl Selector for HashSelector {
         eligible: &dyn Fn(usize) -> bool,
     ) -> Option<usize> {
         let Some(key) = ctx.hash else {
-            return RoundRobin::rotate(&self.fallback, members.len(), eligible);
+            return RoundRobin::rotate_ramped(&self.fallback, members, ctx, eligible);
         };
         if self.factor.is_none() && ctx.now.is_none() {
             let mut best: Option<(usize, f64)> = None;

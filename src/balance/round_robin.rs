@@ -41,6 +41,31 @@ impl RoundRobin {
         }
         Some((start + skip) % len)
     }
+
+    /// [`RoundRobin::rotate`], where a member in its slow-start window gives
+    /// its turn away with probability 1 - its factor (after `len` refusals the
+    /// last candidate takes it).
+    pub(crate) fn rotate_ramped(
+        next: &AtomicUsize,
+        members: &dyn MemberSet,
+        ctx: &SelectContext,
+        eligible: &dyn Fn(usize) -> bool,
+    ) -> Option<usize> {
+        let mut pick = Self::rotate(next, members.len(), eligible)?;
+        if ctx.now.is_none() {
+            return Some(pick);
+        }
+        let mut rng = rand::rng();
+        for _ in 0..members.len() {
+            let full = slow_start::scaled(members.weight(pick), 1.0);
+            let eff = members.effective_weight(pick, ctx.now);
+            if eff >= full || rng.random_range(0..full) < eff {
+                break;
+            }
+            pick = Self::rotate(next, members.len(), eligible)?;
+        }
+        Some(pick)
+    }
 }
 
 impl Selector for RoundRobin {
@@ -50,21 +75,6 @@ impl Selector for RoundRobin {
         ctx: &SelectContext,
         eligible: &dyn Fn(usize) -> bool,
     ) -> Option<usize> {
-        let mut pick = Self::rotate(&self.next, members.len(), eligible)?;
-        if ctx.now.is_none() {
-            return Some(pick);
-        }
-        let mut rng = rand::rng();
-        // A member in its window gives its turn away with probability 1 - factor;
-        // after `len` refusals the last candidate takes it.
-        for _ in 0..members.len() {
-            let full = slow_start::scaled(members.weight(pick), 1.0);
-            let eff = members.effective_weight(pick, ctx.now);
-            if eff >= full || rng.random_range(0..full) < eff {
-                break;
-            }
-            pick = Self::rotate(&self.next, members.len(), eligible)?;
-        }
-        Some(pick)
+        Self::rotate_ramped(&self.next, members, ctx, eligible)
     }
 }

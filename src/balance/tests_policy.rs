@@ -51,6 +51,21 @@ fn a_member_in_slow_start_gets_a_reduced_share_from_weighted_algorithms() {
 }
 
 #[test]
+fn hash_without_a_key_rotates_with_slow_start() {
+    let m = ramping(0.1);
+    let s = build(Balance::Hash, &m.weights, &[11, 22, 33], None);
+    let now = Some(Instant::now());
+    let picks: Vec<usize> = (0..3000)
+        .map(|_| {
+            s.select(&m, &SelectContext { hash: None, now }, &|_| true)
+                .unwrap()
+        })
+        .collect();
+    let share = picks.iter().filter(|&&i| i == 2).count() as f64 / 3000.0;
+    assert!(share > 0.02 && share < 0.09, "share {share}");
+}
+
+#[test]
 fn p2c_ewma_divides_the_cost_by_the_effective_weight() {
     let m = ramping(0.1);
     let c = shares(Balance::P2cEwma, &m, 3000, Some(Instant::now()));
