@@ -64,6 +64,15 @@ pub enum Command {
         name: Option<String>,
         #[command(flatten)]
         tls: crate::backend_app::BackendTls,
+        /// Slow for this many milliseconds after start: requests one at a
+        /// time, 20 ms more each (a cold application; default 0 = never).
+        #[arg(
+            long,
+            env = "DROVER_BACKEND_WARMUP_MS",
+            default_value_t = 0,
+            value_name = "MS"
+        )]
+        warmup: u64,
     },
     /// Internal: runs a managed instance and stops it when drover goes away.
     #[command(name = "__supervise", hide = true)]

@@ -153,8 +153,14 @@ fn main() -> ExitCode {
         Command::Supervise { .. } | Command::ExecChild { .. } => {
             unreachable!("handled before logging is set up")
         }
-        Command::Backend { listen, name, tls } => {
-            match runtime().block_on(drover::backend_app::run(listen, name, tls)) {
+        Command::Backend {
+            listen,
+            name,
+            tls,
+            warmup,
+        } => {
+            let warm_up = std::time::Duration::from_millis(warmup);
+            match runtime().block_on(drover::backend_app::run(listen, name, tls, warm_up)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("drover backend: {e:#}");

@@ -140,10 +140,17 @@ async fn dashboard_shows_pools_and_drains_from_the_page() {
         eprintln!("!!!!! SKIPPING dashboard_shows_pools_and_drains_from_the_page: chromium and chromium-driver are not installed (apt-get install chromium chromium-driver) !!!!!");
         return;
     }
-    let (a, b) = (Backend::start("a"), Backend::start("b"));
+    let (a, b, c) = (
+        Backend::start("a"),
+        Backend::start("b"),
+        Backend::start("c"),
+    );
     let d = Drover::start(
-        &one_pool(&[a.addr, b.addr], "balance = \"least_conn\"")
-            .replace("[admin]\n", "[admin]\ntoken = \"dash-token\"\n"),
+        &one_pool(
+            &[a.addr, b.addr],
+            "balance = \"least_conn\"\nslow_start = \"120s\"",
+        )
+        .replace("[admin]\n", "[admin]\ntoken = \"dash-token\"\n"),
     );
     // Some traffic, so that the charts have something to draw.
     let traffic = {
@@ -232,6 +239,25 @@ async fn dashboard_shows_pools_and_drains_from_the_page() {
         "{text}"
     );
     assert!(!text.contains("cannot reach"), "{text}");
+
+    // A member added now is in its slow-start window: its weight cell says so.
+    let r = client()
+        .post(d.admin_url("/api/v1/pools/app/backends"))
+        .bearer_auth("dash-token")
+        .json(&json!({"address": c.addr.to_string()}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    s.wait_for(
+        "the added member's effective weight",
+        &format!(
+            "(document.querySelector('tr[data-address=\"{}\"]') || {{}}).innerText?.includes('/ 1 (slow start)')",
+            c.addr
+        ),
+        Duration::from_secs(20),
+    )
+    .await;
 
     // Wait for a few history points so that the charts show lines.
     s.wait_for(

@@ -156,6 +156,28 @@ proptest! {
     }
 
     #[test]
+    fn sticky_cookie_twin(
+        pairs in prop::collection::vec(
+            prop_oneof![
+                "drover_sticky ?= ?\"?[0-9a-fA-F]{14,18}\"?",
+                "[a-z_]{0,14}=[ -~]{0,20}",
+                "[;= \t]{0,4}",
+            ],
+            0..6,
+        ),
+        lines in 1usize..3,
+    ) {
+        let joined = pairs.join("; ");
+        let input = (0..lines).map(|_| joined.as_str()).collect::<Vec<_>>().join("\n");
+        fuzz_api::sticky_cookie(input.as_bytes());
+    }
+
+    #[test]
+    fn sticky_cookie_twin_any_bytes(raw in prop::collection::vec(any::<u8>(), 0..80)) {
+        fuzz_api::sticky_cookie(&raw);
+    }
+
+    #[test]
     fn admin_request_twin(
         method in prop_oneof![Just("GET"), Just("HEAD"), Just("POST"), Just("PUT"), Just("DELETE"), Just("PATCH")],
         segs in prop::collection::vec(
@@ -210,6 +232,7 @@ fn fuzz_seed_corpus_passes() {
             }
             fuzz_api::grpc(b)
         }),
+        ("sticky_cookie", &fuzz_api::sticky_cookie),
     ] {
         for entry in std::fs::read_dir(dir.join(target)).expect("seed corpus") {
             let path = entry.expect("dir entry").path();

@@ -4,10 +4,13 @@ use std::sync::atomic::Ordering;
 
 use serde_json::{json, Value};
 
-use crate::pool::{Member, Pool};
+use crate::pool::{Pool, PoolSnapshot};
 
-/// One member as `GET /api/v1/pools` shows it.
-pub fn member_json(m: &Member) -> Value {
+/// Member `i` of `snap` as `GET /api/v1/pools` shows it.
+pub fn member_json(snap: &PoolSnapshot, i: usize) -> Value {
+    let Some(m) = snap.members.get(i) else {
+        return Value::Null;
+    };
     json!({
         "address": m.address.to_string(),
         "state": m.state.as_str(),
@@ -25,6 +28,9 @@ pub fn member_json(m: &Member) -> Value {
         "ejections": m.stats.ejections.load(Ordering::Relaxed),
         "ewma_ms": (m.stats.load.ewma_ms() * 1000.0).round() / 1000.0,
         "weight": m.weight,
+        // Weight now: lower during slow start, 0 while the member takes no requests.
+        "effective_weight": (snap.effective_weight_now(i) * 1000.0).round() / 1000.0,
+        "sticky_sessions": m.stats.sticky.recent(crate::balance::slow_start::now()),
         "managed": m.managed,
     })
 }
@@ -32,7 +38,9 @@ pub fn member_json(m: &Member) -> Value {
 /// One pool as `GET /api/v1/pools/{pool}` shows it.
 pub fn pool_json(pool: &Pool) -> Value {
     let snap = pool.snapshot();
-    let members: Vec<Value> = snap.members.iter().map(member_json).collect();
+    let members: Vec<Value> = (0..snap.members.len())
+        .map(|i| member_json(&snap, i))
+        .collect();
     let desired = match snap.config.instances {
         Some(_) => pool.desired.load(std::sync::atomic::Ordering::Relaxed),
         None => snap.members.len() as u32,

@@ -13,10 +13,6 @@ use super::{fail, json_resp, ApiResult, Resp};
 use crate::app::App;
 use crate::pool::{MemberState, Pool, PoolCommand};
 
-/// How long `DELETE .../backends/{address}` waits for in-flight requests when
-/// the pool has no `instances.drain_timeout`. Default 30 s.
-pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// How often a pending removal checks the member's in-flight count. 100 ms.
 const DRAIN_POLL: Duration = Duration::from_millis(100);
 
@@ -86,7 +82,7 @@ fn parse_addr(s: &str) -> ApiResult<SocketAddr> {
 fn member_of(pool: &Pool, addr: SocketAddr) -> ApiResult<Value> {
     let snap = pool.snapshot();
     match snap.position(addr) {
-        Some(i) => Ok(super::api::member_json(&snap.members[i])),
+        Some(i) => Ok(super::api::member_json(&snap, i)),
         None => Err(fail(
             StatusCode::NOT_FOUND,
             &format!("pool {} has no member {addr}", pool.name),
@@ -206,12 +202,7 @@ pub fn remove_backend(app: &App, pool: &str, address: &str) -> ApiResult<Resp> {
     let pool = find_pool(app, pool)?;
     let addr = parse_addr(address)?;
     let m = drain(&pool, addr, "removal requested via admin API")?;
-    let timeout = pool
-        .snapshot()
-        .config
-        .instances
-        .as_ref()
-        .map_or(DEFAULT_DRAIN_TIMEOUT, |i| i.drain_timeout);
+    let timeout = pool.snapshot().config.drain_timeout();
     tokio::spawn(finish_removal(pool, addr, timeout));
     Ok(json_resp(
         StatusCode::ACCEPTED,
@@ -227,9 +218,14 @@ async fn finish_removal(pool: Arc<Pool>, addr: SocketAddr, timeout: Duration) {
         let Some(i) = snap.position(addr) else {
             return; // already gone (a reload or another removal)
         };
-        let inflight = snap.members[i].stats.load.inflight();
+        let stats = &snap.members[i].stats;
+        let inflight = stats.load.inflight();
         let timed_out = Instant::now() >= deadline;
-        if inflight == 0 || timed_out {
+        // Sticky sessions keep coming to a draining member: wait until they stop too.
+        let quiet = stats
+            .sticky
+            .quiet(crate::balance::slow_start::now(), crate::pool::STICKY_QUIET);
+        if (inflight == 0 && quiet) || timed_out {
             if pool.apply(PoolCommand::Remove { address: addr }).is_ok() {
                 let why = if timed_out && inflight > 0 {
                     format!("drain timeout ({timeout:?}) passed with {inflight} in flight")

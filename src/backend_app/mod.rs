@@ -39,6 +39,8 @@
 //! With `DROVER_BACKEND_GOAWAY_AFTER=N` in the environment, each connection
 //! is shut down gracefully (GOAWAY on HTTP/2) once it has taken N requests:
 //! a backend that rotates its connections, for the GOAWAY tests.
+//! With `--warmup MS` every other request is slow for the first MS
+//! milliseconds after start (see [`warmup`]).
 //!
 //! With `-v` (debug level) every request is logged as `backend request` with
 //! `method`, `path` and `request_id` (its `X-Request-Id`, `""` when absent),
@@ -50,6 +52,7 @@ mod linger;
 mod routes;
 mod tls;
 mod upgrade;
+pub mod warmup;
 
 pub use tls::BackendTls;
 
@@ -91,10 +94,12 @@ struct State {
     goaway: tokio::sync::watch::Sender<u64>,
     /// `DROVER_BACKEND_GOAWAY_AFTER`: requests per connection before it is shut down.
     goaway_after: Option<u64>,
+    /// `--warmup`: slow for a while after start.
+    warmup: Option<warmup::Warmup>,
 }
 
 impl State {
-    fn new(name: String) -> Self {
+    fn new(name: String, warm_up: Duration) -> Self {
         let name_header = HeaderValue::from_str(&name).ok();
         if name_header.is_none() {
             tracing::warn!(name = %name, "backend name is not a valid header value; X-Backend-Name omitted");
@@ -111,6 +116,7 @@ impl State {
                 .ok()
                 .and_then(|v| v.trim().parse().ok())
                 .filter(|&n: &u64| n > 0),
+            warmup: warmup::Warmup::new(warm_up),
         }
     }
 }
@@ -122,17 +128,18 @@ impl State {
 /// connection nor a failed `accept` ends the server; the function only returns
 /// when the task is dropped.
 pub async fn serve(listener: TcpListener, name: String) -> std::io::Result<()> {
-    serve_with(listener, name, None).await
+    serve_with(listener, name, None, Duration::ZERO).await
 }
 
 /// [`serve`], over TLS when `tls` is given (a failed handshake ends only
-/// that connection).
+/// that connection), slow for `warm_up` after start (see [`warmup`]).
 pub async fn serve_with(
     listener: TcpListener,
     name: String,
     tls: Option<TlsAcceptor>,
+    warm_up: Duration,
 ) -> std::io::Result<()> {
-    let state = Arc::new(State::new(name));
+    let state = Arc::new(State::new(name, warm_up));
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
@@ -235,11 +242,13 @@ where
 ///
 /// `listen` defaults to `127.0.0.1:$PORT`; `name` defaults to `$HOSTNAME`, or
 /// the bound listen address when that is unset or empty.
-/// With `--tls-cert`/`--tls-key` it serves TLS (see [`BackendTls`]).
+/// With `--tls-cert`/`--tls-key` it serves TLS (see [`BackendTls`]);
+/// `warm_up`: slow for this long after start (`--warmup`; zero = never).
 pub async fn run(
     listen: Option<SocketAddr>,
     name: Option<String>,
     tls: BackendTls,
+    warm_up: Duration,
 ) -> anyhow::Result<()> {
     let acceptor = tls.acceptor()?;
     let addr = listen_addr(listen, std::env::var("PORT").ok())?;
@@ -248,7 +257,7 @@ pub async fn run(
     let name = name.unwrap_or_else(|| default_name(std::env::var("HOSTNAME").ok(), local_addr));
     tracing::info!(addr = %local_addr, name = %name, tls = acceptor.is_some(), "backend listening");
     tokio::select! {
-        result = serve_with(listener, name, acceptor) => result.context("backend server failed"),
+        result = serve_with(listener, name, acceptor, warm_up) => result.context("backend server failed"),
         signal = shutdown_signal() => {
             signal?;
             tracing::info!("backend shutting down");

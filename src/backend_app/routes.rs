@@ -53,6 +53,9 @@ async fn route(req: Request<Incoming>, state: &State) -> Response<Body> {
         return admin(req, &path, state).await;
     }
     state.requests.fetch_add(1, Ordering::Relaxed);
+    if let Some(w) = &state.warmup {
+        w.wait().await;
+    }
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match segments.as_slice() {
         ["delay", ms] => delay(req, ms, state).await,

@@ -5,7 +5,7 @@
 //! path ([`build`]) and swapped in whole with the pool snapshot.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::config::Balance;
 
@@ -14,11 +14,14 @@ mod least_conn;
 mod p2c_ewma;
 mod random;
 mod round_robin;
+pub mod slow_start;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_policy;
 mod weighted_round_robin;
 
-pub use hash::{hash_key_bytes, HashSelector};
+pub use hash::{bounded_capacity, hash_key_bytes, HashSelector};
 pub use least_conn::LeastConn;
 pub use p2c_ewma::P2cEwma;
 pub use random::Random;
@@ -102,6 +105,13 @@ pub trait MemberSet {
     fn weight(&self, i: usize) -> u32;
     /// Live load of member `i`.
     fn load(&self, i: usize) -> &LoadStats;
+    /// Effective weight of member `i` in thousandths ([`slow_start::WEIGHT_SCALE`]):
+    /// its weight, scaled down while it is in its slow-start window. `now` is
+    /// `None` when no window is active (then: the configured weight).
+    fn effective_weight(&self, i: usize, now: Option<Instant>) -> u64 {
+        let _ = now;
+        slow_start::scaled(self.weight(i), 1.0)
+    }
 }
 
 /// Per-request input to selection.
@@ -109,6 +119,9 @@ pub trait MemberSet {
 pub struct SelectContext {
     /// Hash of the request's `hash_key` (only for `balance = "hash"`).
     pub hash: Option<u64>,
+    /// The time, only while some member is in its slow-start window
+    /// (selection then reads effective weights; `None` = all at full weight).
+    pub now: Option<Instant>,
 }
 
 /// One load-balancing algorithm.
@@ -126,15 +139,21 @@ pub trait Selector: Send + Sync {
 }
 
 /// Builds the selector for `balance` over members with these `weights`;
-/// `seeds[i]` is a stable identity of member `i` (for `hash`: a hash of its address).
-pub fn build(balance: Balance, weights: &[u32], seeds: &[u64]) -> Box<dyn Selector> {
+/// `seeds[i]` is a stable identity of member `i` (for `hash`: a hash of its
+/// address); `bounded_load` is the hash's load factor (`None` = unbounded).
+pub fn build(
+    balance: Balance,
+    weights: &[u32],
+    seeds: &[u64],
+    bounded_load: Option<f64>,
+) -> Box<dyn Selector> {
     match balance {
         Balance::RoundRobin => Box::new(RoundRobin::default()),
         Balance::WeightedRoundRobin => Box::new(WeightedRoundRobin::new(weights.len())),
         Balance::LeastConn => Box::new(LeastConn::default()),
         Balance::Random => Box::new(Random),
         Balance::P2cEwma => Box::new(P2cEwma),
-        Balance::Hash => Box::new(HashSelector::new(seeds.to_vec())),
+        Balance::Hash => Box::new(HashSelector::new(seeds.to_vec()).bounded(bounded_load)),
     }
 }
 
@@ -143,13 +162,20 @@ pub fn build(balance: Balance, weights: &[u32], seeds: &[u64]) -> Box<dyn Select
 pub struct StaticMembers {
     pub weights: Vec<u32>,
     pub loads: Vec<LoadStats>,
+    /// Slow-start factor per member, applied when selection has a `now`
+    /// (empty = every member at full weight).
+    pub factors: Vec<f64>,
 }
 
 impl StaticMembers {
     /// `n` members with these weights and no load.
     pub fn with_weights(weights: Vec<u32>) -> Self {
         let loads = weights.iter().map(|_| LoadStats::default()).collect();
-        StaticMembers { weights, loads }
+        StaticMembers {
+            weights,
+            loads,
+            factors: Vec::new(),
+        }
     }
 }
 
@@ -162,5 +188,11 @@ impl MemberSet for StaticMembers {
     }
     fn load(&self, i: usize) -> &LoadStats {
         &self.loads[i]
+    }
+    fn effective_weight(&self, i: usize, now: Option<Instant>) -> u64 {
+        let f = now
+            .and_then(|_| self.factors.get(i).copied())
+            .unwrap_or(1.0);
+        slow_start::scaled(self.weights[i], f)
     }
 }

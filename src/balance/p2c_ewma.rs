@@ -1,6 +1,10 @@
 //! `p2c_ewma`: power of two choices on a latency-and-load cost.
 
+use std::time::Instant;
+
 use rand::Rng;
+
+use super::slow_start::WEIGHT_SCALE;
 
 use super::{MemberSet, SelectContext, Selector};
 
@@ -8,17 +12,19 @@ use super::{MemberSet, SelectContext, Selector};
 pub const DEFAULT_EWMA_MS: f64 = 1.0;
 
 /// Picks two distinct eligible members at random and takes the one with the
-/// lower cost = `ewma_ms × (inflight + 1) / weight`.
+/// lower cost = `ewma_ms × (inflight + 1) / weight` (the effective weight:
+/// lower during slow start).
 #[derive(Debug, Default)]
 pub struct P2cEwma;
 
-fn cost(members: &dyn MemberSet, i: usize) -> f64 {
+fn cost(members: &dyn MemberSet, i: usize, now: Option<Instant>) -> f64 {
     let l = members.load(i);
     let ewma = match l.ewma_ms() {
         e if e > 0.0 => e,
         _ => DEFAULT_EWMA_MS,
     };
-    ewma * (l.inflight() as f64 + 1.0) / f64::from(members.weight(i).max(1))
+    let weight = members.effective_weight(i, now) as f64 / WEIGHT_SCALE as f64;
+    ewma * (l.inflight() as f64 + 1.0) / weight
 }
 
 /// Random probes tried before falling back to a full scan of eligible members.
@@ -28,7 +34,7 @@ impl Selector for P2cEwma {
     fn select(
         &self,
         members: &dyn MemberSet,
-        _ctx: &SelectContext,
+        ctx: &SelectContext,
         eligible: &dyn Fn(usize) -> bool,
     ) -> Option<usize> {
         let n = members.len();
@@ -44,7 +50,7 @@ impl Selector for P2cEwma {
                 match first {
                     None => first = Some(i),
                     Some(a) => {
-                        return Some(if cost(members, i) < cost(members, a) {
+                        return Some(if cost(members, i, ctx.now) < cost(members, a, ctx.now) {
                             i
                         } else {
                             a
@@ -66,7 +72,7 @@ impl Selector for P2cEwma {
                     b += 1;
                 }
                 let (a, b) = (nth(a)?, nth(b)?);
-                Some(if cost(members, b) < cost(members, a) {
+                Some(if cost(members, b, ctx.now) < cost(members, a, ctx.now) {
                     b
                 } else {
                     a

@@ -5,6 +5,7 @@ use rand::Rng;
 use super::{MemberSet, SelectContext, Selector};
 
 /// Chooses member `i` with probability `weight_i / sum of eligible weights`
+/// (effective weights: lower during slow start)
 /// (uniform when weights are equal), with the thread-local RNG.
 #[derive(Debug, Default)]
 pub struct Random;
@@ -13,19 +14,19 @@ impl Selector for Random {
     fn select(
         &self,
         members: &dyn MemberSet,
-        _ctx: &SelectContext,
+        ctx: &SelectContext,
         eligible: &dyn Fn(usize) -> bool,
     ) -> Option<usize> {
         let total: u64 = (0..members.len())
             .filter(|&i| eligible(i))
-            .map(|i| u64::from(members.weight(i).max(1)))
+            .map(|i| members.effective_weight(i, ctx.now))
             .sum();
         if total == 0 {
             return None;
         }
         let mut x = rand::rng().random_range(0..total);
         for i in (0..members.len()).filter(|&i| eligible(i)) {
-            let w = u64::from(members.weight(i).max(1));
+            let w = members.effective_weight(i, ctx.now);
             if x < w {
                 return Some(i);
             }

@@ -2,11 +2,15 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::{MemberSet, SelectContext, Selector};
+use rand::Rng;
+
+use super::{slow_start, MemberSet, SelectContext, Selector};
 
 /// Rotation with one atomic counter: 30 requests over 3 eligible members give
 /// exactly 10/10/10. Ineligible members are skipped (the next eligible one in
-/// rotation order takes the turn).
+/// rotation order takes the turn). While a slow-start window is active, a
+/// member in it takes its turn only with probability = its weight factor
+/// (otherwise the turn passes on), so its share ramps up with the factor.
 #[derive(Debug, Default)]
 pub struct RoundRobin {
     next: AtomicUsize,
@@ -37,15 +41,40 @@ impl RoundRobin {
         }
         Some((start + skip) % len)
     }
+
+    /// [`RoundRobin::rotate`], where a member in its slow-start window gives
+    /// its turn away with probability 1 - its factor (after `len` refusals the
+    /// last candidate takes it).
+    pub(crate) fn rotate_ramped(
+        next: &AtomicUsize,
+        members: &dyn MemberSet,
+        ctx: &SelectContext,
+        eligible: &dyn Fn(usize) -> bool,
+    ) -> Option<usize> {
+        let mut pick = Self::rotate(next, members.len(), eligible)?;
+        if ctx.now.is_none() {
+            return Some(pick);
+        }
+        let mut rng = rand::rng();
+        for _ in 0..members.len() {
+            let full = slow_start::scaled(members.weight(pick), 1.0);
+            let eff = members.effective_weight(pick, ctx.now);
+            if eff >= full || rng.random_range(0..full) < eff {
+                break;
+            }
+            pick = Self::rotate(next, members.len(), eligible)?;
+        }
+        Some(pick)
+    }
 }
 
 impl Selector for RoundRobin {
     fn select(
         &self,
         members: &dyn MemberSet,
-        _ctx: &SelectContext,
+        ctx: &SelectContext,
         eligible: &dyn Fn(usize) -> bool,
     ) -> Option<usize> {
-        Self::rotate(&self.next, members.len(), eligible)
+        Self::rotate_ramped(&self.next, members, ctx, eligible)
     }
 }

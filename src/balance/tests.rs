@@ -47,22 +47,18 @@ fn round_robin_skipping_a_member_does_not_double_its_successor() {
 fn empty_or_all_ineligible_is_none_for_every_algorithm() {
     let empty = StaticMembers::default();
     let m = StaticMembers::with_weights(vec![1, 2]);
-    for b in [
-        Balance::RoundRobin,
-        Balance::WeightedRoundRobin,
-        Balance::LeastConn,
-        Balance::Random,
-        Balance::P2cEwma,
-        Balance::Hash,
-    ] {
-        let s = build(b, &[], &[]);
+    for b in Balance::ALL {
+        let s = build(b, &[], &[], None);
         assert_eq!(
             s.select(&empty, &SelectContext::default(), &all),
             None,
             "{b:?}"
         );
-        let s = build(b, &m.weights, &[1, 2]);
-        let ctx = SelectContext { hash: Some(7) };
+        let s = build(b, &m.weights, &[1, 2], None);
+        let ctx = SelectContext {
+            hash: Some(7),
+            ..Default::default()
+        };
         assert_eq!(s.select(&m, &ctx, &|_| false), None, "{b:?}");
     }
 }
@@ -122,10 +118,10 @@ proptest! {
         let m = StaticMembers::with_weights(w.clone());
         let seeds: Vec<u64> = (0..w.len() as u64).collect();
         let any_eligible = mask.iter().any(|b| *b);
-        for b in [Balance::RoundRobin, Balance::WeightedRoundRobin, Balance::LeastConn, Balance::Random, Balance::P2cEwma, Balance::Hash] {
-            let s = build(b, &w, &seeds);
+        for b in Balance::ALL {
+            let s = build(b, &w, &seeds, None);
             for _ in 0..5 {
-                let got = s.select(&m, &SelectContext { hash: Some(key) }, &|i| mask[i]);
+                let got = s.select(&m, &SelectContext { hash: Some(key), ..Default::default() }, &|i| mask[i]);
                 match got {
                     Some(i) => prop_assert!(mask[i], "{:?} chose ineligible {}", b, i),
                     None => prop_assert!(!any_eligible, "{:?} returned None with eligible members", b),
@@ -176,7 +172,7 @@ proptest! {
         let s = HashSelector::new(seeds);
         let gone = gone.index(n);
         for key in keys {
-            let ctx = SelectContext { hash: Some(key) };
+            let ctx = SelectContext { hash: Some(key), ..Default::default() };
             let before = s.select(&m, &ctx, &all).unwrap();
             prop_assert_eq!(s.select(&m, &ctx, &all).unwrap(), before);
             let after = s.select(&m, &ctx, &|i| i != gone).unwrap();

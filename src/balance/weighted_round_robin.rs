@@ -1,4 +1,5 @@
-//! `weighted_round_robin`: smooth weighted round robin, as nginx does it.
+//! `weighted_round_robin`: smooth weighted round robin, as nginx does it,
+//! on effective weights (slow start).
 
 use std::sync::Mutex;
 
@@ -25,7 +26,7 @@ impl Selector for WeightedRoundRobin {
     fn select(
         &self,
         members: &dyn MemberSet,
-        _ctx: &SelectContext,
+        ctx: &SelectContext,
         eligible: &dyn Fn(usize) -> bool,
     ) -> Option<usize> {
         let mut cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
@@ -38,7 +39,8 @@ impl Selector for WeightedRoundRobin {
             if !eligible(i) {
                 continue;
             }
-            let w = i64::from(members.weight(i).max(1));
+            // Thousandths; below full weight during slow start.
+            let w = members.effective_weight(i, ctx.now) as i64;
             cur[i] += w;
             total += w;
             if best.is_none_or(|b| cur[i] > cur[b]) {

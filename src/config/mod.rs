@@ -9,6 +9,7 @@ mod duration;
 mod env;
 mod error;
 mod load;
+mod policy_keys;
 mod pool;
 mod protocol;
 mod reader;
@@ -28,6 +29,8 @@ mod tests;
 #[cfg(test)]
 mod tests_ahead;
 #[cfg(test)]
+mod tests_policy;
+#[cfg(test)]
 mod tests_protocol;
 #[cfg(test)]
 mod tests_rules;
@@ -36,6 +39,7 @@ pub use duration::{parse_duration, parse_size};
 pub use error::{ConfigError, ConfigErrors};
 pub(crate) use load::load_with_env;
 pub use load::{load_file, load_str};
+pub use policy_keys::{LoadPolicy, SameSite, SlowStart, StickyConfig};
 pub use protocol::valid_grpc_method;
 pub use starter::{demo_autoscaled, demo_config, DEMO_TOML, STARTER_CONFIG};
 pub use summary::summary_lines;

@@ -5,6 +5,7 @@ use std::time::Duration;
 use toml::de::DeValue;
 
 use super::error::Errors;
+use super::policy_keys;
 use super::protocol::{health_kind, protocol};
 use super::reader::{
     describe, duration, nonzero_duration, one_of, string, string_map, uint, uint_min, Tbl,
@@ -73,7 +74,12 @@ pub(crate) fn pool(
             ),
         );
     }
-    let keys: Vec<&str> = POOL_KEYS.iter().chain(TLS_KEYS).copied().collect();
+    let keys: Vec<&str> = POOL_KEYS
+        .iter()
+        .chain(TLS_KEYS)
+        .chain(policy_keys::KEYS)
+        .copied()
+        .collect();
     t.check_keys(errs, &keys);
     let balance = t.get(errs, "balance", one_of(BALANCES)).map(|g| g.v);
     let hash_key = t.get(errs, "hash_key", |v| parse_hash_key(&string(v)?));
@@ -111,6 +117,7 @@ pub(crate) fn pool(
         instances: None,
         autoscale: None,
         tls: upstream_tls(t, errs, base),
+        policy: policy_keys::policy(t, errs, effective),
     };
     if let Some(g) = t.get(errs, "connect_timeout", nonzero_duration) {
         cfg.connect_timeout = g.v;

@@ -90,7 +90,7 @@ pub(crate) fn instances(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> Option<Instan
         owner: None,
         withheld_env: Vec::new(),
         start_timeout: Duration::from_secs(30),
-        drain_timeout: Duration::from_secs(30),
+        drain_timeout: super::types::PoolConfig::DEFAULT_DRAIN_TIMEOUT,
         stop_timeout: Duration::from_secs(10),
     };
     if let Some(g) = t.get(errs, "count", uint::<u32>) {

@@ -78,6 +78,14 @@ backends = ["127.0.0.1:8001", "127.0.0.1:8002"]   # or { address = "127.0.0.1:80
 # ca_file = "backend-ca.pem"           # trust these (PEM) instead of the system roots
 # client_cert = "drover.pem"           # mTLS: client certificate chain (PEM) ...
 # client_key = "drover.key"            # ... and its key
+# slow_start = "30s"                   # a backend that becomes healthy (new, scaled up, back from
+                                       # ejection) ramps from 10% to its full weight over this; default off
+# slow_start_aggression = 1.0          # ramp shape: 1 = linear, above 1 faster at first
+# bounded_load = 1.25                  # balance = "hash" only: no backend above 1.25x its share of the
+                                       # in-flight requests (+1); keys move to their next choice
+# sticky = { cookie = "drover_sticky", ttl = "1h", secure = false, http_only = true, same_site = "Lax" }
+                                       # session affinity by cookie; sticky = true for these defaults
+                                       # (ttl default: a session cookie)
 
 # Active health checks (without this section every backend counts as healthy).
 # [pools.app.health]
@@ -178,6 +186,7 @@ pub fn demo_config(backends: &[SocketAddr]) -> Config {
         instances: None,
         autoscale: None,
         tls: None,
+        policy: Default::default(),
     };
     Config {
         name: None,

@@ -74,6 +74,7 @@ pub fn summary_lines(cfg: &Config) -> Vec<String> {
             if p.protocol.kind != Protocol::Http1 {
                 parts.push(p.protocol.kind.as_str().to_string());
             }
+            parts.extend(super::policy_keys::summary(&p.policy, fmt_duration));
             match &p.health {
                 Some(h) => {
                     let what = match (h.kind, &h.path) {

@@ -3,6 +3,7 @@
 //! Produced from the raw TOML by [`crate::config::load_str`] / [`crate::config::load_file`];
 //! every value here has passed validation, and every default is filled in.
 
+use super::policy_keys::LoadPolicy;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -141,6 +142,16 @@ pub enum Balance {
 }
 
 impl Balance {
+    /// Every algorithm.
+    pub const ALL: [Balance; 6] = [
+        Balance::RoundRobin,
+        Balance::WeightedRoundRobin,
+        Balance::LeastConn,
+        Balance::Random,
+        Balance::P2cEwma,
+        Balance::Hash,
+    ];
+
     /// The config spelling (`round_robin`, ...).
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -206,12 +217,26 @@ pub struct PoolConfig {
     /// TLS to the members (`tls = true` or `https://` backends), built once
     /// per config: certificates loaded, names parsed. Default `None` (plain).
     pub tls: Option<Arc<UpstreamTls>>,
+    /// Slow start, bounded-load hashing and sticky sessions (all off by default).
+    pub policy: LoadPolicy,
 }
 
 impl PoolConfig {
     /// Default `upstream_idle_timeout`: 50 s, below the 60–75 s after which
     /// backends commonly close idle keep-alive connections themselves.
     pub const DEFAULT_UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(50);
+
+    /// Default `instances.drain_timeout`, also how long a member of a pool
+    /// without `[instances]` drains (admin removal, sticky sessions): 30 s.
+    pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+    /// How long a draining member may take: `instances.drain_timeout`, else
+    /// [`Self::DEFAULT_DRAIN_TIMEOUT`].
+    pub fn drain_timeout(&self) -> Duration {
+        self.instances
+            .as_ref()
+            .map_or(Self::DEFAULT_DRAIN_TIMEOUT, |i| i.drain_timeout)
+    }
 }
 
 /// `[pools.NAME.health]`

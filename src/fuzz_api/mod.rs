@@ -8,15 +8,18 @@
 //! - [`config`]: TOML text -> validated config or positioned errors;
 //! - [`duration`]: the duration and size parsers;
 //! - [`admin_request`]: the admin API's route table, path parameters and query;
-//! - [`grpc`]: `grpc-timeout` and the gRPC health check response decoder.
+//! - [`grpc`]: `grpc-timeout` and the gRPC health check response decoder;
+//! - [`sticky_cookie`]: the sticky-session cookie parser.
 
 mod checks;
 mod grpc;
 mod head;
+mod sticky;
 
 pub use checks::{admin_request, config, duration, percent_decode_strict};
 pub use grpc::grpc;
 pub use head::{request_head, route_with_prefix};
+pub use sticky::sticky_cookie;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 

@@ -167,15 +167,15 @@ mod tests {
     use std::sync::Arc;
 
     fn member(state: MemberState) -> Member {
-        Member {
-            address: "127.0.0.1:1".parse().unwrap(),
-            weight: 1,
-            managed: false,
+        Member::new(
+            "127.0.0.1:1".parse().unwrap(),
+            1,
+            false,
             state,
-            reason: String::new(),
-            stats: Arc::new(Default::default()),
-            ejection: Ejection::default(),
-        }
+            String::new(),
+            Arc::new(Default::default()),
+            false,
+        )
     }
 
     #[test]

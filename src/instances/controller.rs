@@ -408,14 +408,17 @@ async fn run_instances(ctl: Arc<Controller>) {
             drop(start_guard);
             continue;
         } else if active.len() > desired {
-            // Fewest in-flight first, newest on ties.
+            // Fewest recent sticky sessions first (pools with `sticky`; 0
+            // otherwise), then fewest in-flight, newest on ties.
+            let at = crate::balance::slow_start::now();
             let victim = active
                 .iter()
                 .min_by_key(|(_, t)| {
-                    let inflight = snap
-                        .position(t.address)
-                        .map_or(0, |i| snap.members[i].stats.load.inflight());
-                    (inflight, std::cmp::Reverse(t.started_at))
+                    let (sticky, inflight) = snap.position(t.address).map_or((0, 0), |i| {
+                        let s = &snap.members[i].stats;
+                        (s.sticky.recent(at), s.load.inflight())
+                    });
+                    (sticky, inflight, std::cmp::Reverse(t.started_at))
                 })
                 .map(|(id, _)| (*id).clone());
             if let Some(id) = victim {
@@ -493,7 +496,8 @@ async fn tcp_ready(pool: Weak<Pool>, addr: SocketAddr) {
     }
 }
 
-/// Scale-down of one instance: draining → in-flight 0 or `drain_timeout` → stop → removed.
+/// Scale-down of one instance: draining → in-flight 0 (and no sticky request
+/// for [`crate::pool::STICKY_QUIET`]) or `drain_timeout` → stop → removed.
 async fn drain_and_stop(
     pool: Weak<Pool>,
     provider: Arc<dyn Provider>,
@@ -526,8 +530,10 @@ async fn drain_and_stop(
         snap.position(addr).map(|i| snap.members[i].stats.clone())
     };
     drop(p);
+    // Sticky sessions keep coming to a draining member: wait until they stop too.
     while let Some(s) = &stats {
-        if s.load.inflight() == 0 || now() >= deadline {
+        let quiet = s.sticky.quiet(now(), crate::pool::STICKY_QUIET);
+        if (s.load.inflight() == 0 && quiet) || now() >= deadline {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

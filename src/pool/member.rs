@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use super::WaitQueue;
 use crate::balance::LoadStats;
@@ -68,6 +68,8 @@ pub struct MemberStats {
     pub check_failures: AtomicU32,
     /// Passive ejections so far (`drover_backend_ejections_total`).
     pub ejections: AtomicU64,
+    /// Recent sticky-session requests (pools with `sticky`).
+    pub sticky: super::StickyHits,
     /// The pool's wait queue, woken when one of this member's requests ends
     /// (see [`super::Inflight`]).
     pub(super) queue: Arc<WaitQueue>,
@@ -105,6 +107,7 @@ impl MemberStats {
             checks_unknown: AtomicU64::new(0),
             check_failures: AtomicU32::new(0),
             ejections: AtomicU64::new(0),
+            sticky: Default::default(),
             queue,
             last_check: Mutex::new(None),
             codes: (0..CODES).map(|_| AtomicU64::new(0)).collect(),
@@ -204,4 +207,56 @@ pub struct Member {
     pub stats: Arc<MemberStats>,
     /// Passive ejection: until when (while `Ejected`) and the back-off history.
     pub ejection: Ejection,
+    /// When the member last became healthy (its slow-start window starts
+    /// there); `None` = it takes its full weight.
+    pub healthy_since: Option<Instant>,
+    /// When the member started draining (sticky sessions follow it until
+    /// the pool's drain timeout has passed from there).
+    pub draining_since: Option<Instant>,
+    /// Listed in the config when the pool was created and not healthy yet:
+    /// becoming healthy the first time (drover starting) does not ramp.
+    pub initial: bool,
+}
+
+impl Member {
+    /// A new member in `state`. `initial`: listed when the pool was created
+    /// (no slow start on its first turn to healthy); otherwise a member that
+    /// starts healthy starts its slow-start window now.
+    pub fn new(
+        address: SocketAddr,
+        weight: u32,
+        managed: bool,
+        state: MemberState,
+        reason: String,
+        stats: Arc<MemberStats>,
+        initial: bool,
+    ) -> Member {
+        let healthy_since =
+            (!initial && state == MemberState::Healthy).then(crate::balance::slow_start::now);
+        Member {
+            address,
+            weight,
+            managed,
+            state,
+            reason,
+            stats,
+            ejection: Default::default(),
+            healthy_since,
+            draining_since: None,
+            initial: initial && state != MemberState::Healthy,
+        }
+    }
+
+    /// Sets the state; entering `healthy` starts the slow-start window (unless
+    /// the member is [`Member::initial`]).
+    pub(super) fn enter(&mut self, state: MemberState) {
+        if state == MemberState::Healthy && self.state != MemberState::Healthy {
+            self.healthy_since = (!self.initial).then(crate::balance::slow_start::now);
+            self.initial = false;
+        }
+        if state == MemberState::Draining && self.state != MemberState::Draining {
+            self.draining_since = Some(crate::balance::slow_start::now());
+        }
+        self.state = state;
+    }
 }

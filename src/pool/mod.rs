@@ -10,20 +10,25 @@ mod inflight;
 mod member;
 mod metrics;
 mod queue;
+mod sticky_hits;
+#[cfg(test)]
+mod tests_policy;
 
 pub use budget::{RetryBudget, Window as BudgetWindow};
 pub use inflight::Inflight;
 pub use member::{LastCheck, Member, MemberState, MemberStats};
 pub use metrics::{per_bucket, quantile, Histogram, PoolMetrics, BUCKETS};
 pub use queue::{QueueError, QueueSlot, WaitQueue};
+pub use sticky_hits::{StickyHits, STICKY_QUIET};
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::{ArcSwap, Guard};
 use tokio::sync::Notify;
 
+use crate::balance::slow_start::{self, Ramp};
 use crate::balance::{self, LoadStats, MemberSet, Selector};
 use crate::config::{BackendConfig, PoolConfig};
 
@@ -32,6 +37,12 @@ pub struct PoolSnapshot {
     pub config: Arc<PoolConfig>,
     pub members: Vec<Member>,
     pub selector: Box<dyn Selector>,
+    /// The pool's slow start, if configured.
+    ramp: Option<Ramp>,
+    /// When the last slow-start window of a healthy member ends (`None`: none runs).
+    ramp_until: Option<Instant>,
+    /// Each member's sticky-cookie id (see [`crate::proxy::sticky`]), same order as `members`.
+    pub sticky_ids: Vec<u64>,
 }
 
 impl MemberSet for PoolSnapshot {
@@ -44,6 +55,13 @@ impl MemberSet for PoolSnapshot {
     fn load(&self, i: usize) -> &LoadStats {
         &self.members[i].stats.load
     }
+    fn effective_weight(&self, i: usize, now: Option<Instant>) -> u64 {
+        let m = &self.members[i];
+        match (self.ramp, now) {
+            (Some(r), Some(now)) => r.weight(m.weight, m.healthy_since, now),
+            _ => slow_start::scaled(m.weight, 1.0),
+        }
+    }
 }
 
 impl PoolSnapshot {
@@ -53,11 +71,53 @@ impl PoolSnapshot {
             .iter()
             .map(|m| balance::hash_key_bytes(m.address.to_string().as_bytes()))
             .collect();
-        let selector = balance::build(config.balance, &weights, &seeds);
+        let selector = balance::build(config.balance, &weights, &seeds, config.policy.bounded_load);
+        let ramp = config.policy.slow_start.map(|s| Ramp {
+            window: s.window,
+            aggression: s.aggression,
+        });
+        let ramp_until = ramp.and_then(|r| {
+            members
+                .iter()
+                .filter(|m| m.state.routable())
+                .filter_map(|m| m.healthy_since)
+                .max()
+                .map(|s| s + r.window)
+        });
+        let sticky_ids = match &config.policy.sticky {
+            Some(_) => members
+                .iter()
+                .map(|m| crate::proxy::sticky::member_id(&config.name, m.address))
+                .collect(),
+            None => Vec::new(),
+        };
         PoolSnapshot {
             config,
             members,
             selector,
+            ramp,
+            ramp_until,
+            sticky_ids,
+        }
+    }
+
+    /// The time selection needs while a slow-start window runs (`None` = every
+    /// member at full weight; then no clock is read).
+    pub fn slow_start_now(&self) -> Option<Instant> {
+        let until = self.ramp_until?;
+        let now = slow_start::now();
+        (now < until).then_some(now)
+    }
+
+    /// Effective weight of member `i` now, in weight units (0 when it takes
+    /// no requests), as the admin API shows it.
+    pub fn effective_weight_now(&self, i: usize) -> f64 {
+        match self.members.get(i) {
+            Some(m) if m.state.routable() => {
+                self.effective_weight(i, Some(slow_start::now())) as f64
+                    / slow_start::WEIGHT_SCALE as f64
+            }
+            _ => 0.0,
         }
     }
 
@@ -155,7 +215,7 @@ impl Pool {
     /// `initial_state = "unhealthy"` is configured, else `healthy`).
     pub fn new(config: Arc<PoolConfig>) -> Pool {
         let queue = Arc::new(WaitQueue::default());
-        let members = Self::configured_members(&config, &[], &queue);
+        let members = Self::configured_members(&config, &[], &queue, true);
         Pool {
             name: config.name.clone(),
             metrics: PoolMetrics::default(),
@@ -196,10 +256,13 @@ impl Pool {
         }
     }
 
+    /// The config's static members, keeping the state of those in `old`;
+    /// `initial`: the pool is being created (no slow start for them).
     fn configured_members(
         config: &PoolConfig,
         old: &[Member],
         queue: &Arc<WaitQueue>,
+        initial: bool,
     ) -> Vec<Member> {
         let (state, reason) = Self::initial_state(config);
         let mut members: Vec<Member> = config
@@ -212,15 +275,15 @@ impl Pool {
                         managed: false,
                         ..m.clone()
                     },
-                    None => Member {
-                        address: b.address,
-                        weight: b.weight,
-                        managed: false,
+                    None => Member::new(
+                        b.address,
+                        b.weight,
+                        false,
                         state,
-                        reason: reason.to_string(),
-                        stats: Arc::new(MemberStats::new(queue.clone())),
-                        ejection: Default::default(),
-                    },
+                        reason.to_string(),
+                        Arc::new(MemberStats::new(queue.clone())),
+                        initial,
+                    ),
                 },
             )
             .collect();
@@ -237,7 +300,7 @@ impl Pool {
         let mut members = cur.members.clone();
         match cmd {
             PoolCommand::Configure(new) => {
-                members = Self::configured_members(&new, &members, &self.queue);
+                members = Self::configured_members(&new, &members, &self.queue, false);
                 config = new;
             }
             PoolCommand::Add {
@@ -247,15 +310,15 @@ impl Pool {
                 state,
             } => match members.iter_mut().find(|m| m.address == address) {
                 Some(m) => m.weight = weight,
-                None => members.push(Member {
+                None => members.push(Member::new(
                     address,
                     weight,
                     managed,
                     state,
-                    reason: "added".to_string(),
-                    stats: Arc::new(MemberStats::new(self.queue.clone())),
-                    ejection: Default::default(),
-                }),
+                    "added".to_string(),
+                    Arc::new(MemberStats::new(self.queue.clone())),
+                    false,
+                )),
             },
             PoolCommand::Remove { address } => {
                 let before = members.len();
@@ -307,7 +370,7 @@ impl Pool {
                         }
                     })?;
                 let m = &mut members[i];
-                m.state = MemberState::Ejected;
+                m.enter(MemberState::Ejected);
                 m.reason = reason;
                 m.ejection = e;
             }
@@ -348,7 +411,7 @@ fn set_state(m: &mut Member, state: MemberState, reason: String) {
     if m.state == MemberState::Ejected && state != MemberState::Ejected {
         m.ejection = crate::health::passive::returned(m.ejection, tokio::time::Instant::now());
     }
-    m.state = state;
+    m.enter(state);
     m.reason = reason;
 }
 

@@ -78,6 +78,9 @@ pub fn handle(
 }
 
 /// A request routed and ready to forward, or the response already made.
+/// Not boxed: `Forward` is the common case, and boxing it would add an
+/// allocation to every request to save stack on the rare local answer.
+#[allow(clippy::large_enum_variant)]
 enum Prepared {
     Forward(Forward),
     Done(Response<ProxyBody>),
@@ -270,6 +273,8 @@ struct Forward {
     /// Re-read while the request waits in the queue.
     snap: Arc<PoolSnapshot>,
     ctx: SelectContext,
+    /// The member id in the request's sticky cookie (pools with `sticky`).
+    sticky: Option<u64>,
     head: Option<Head>,
     body: Option<RequestBody>,
     on_upgrade: Option<OnUpgrade>,
@@ -328,12 +333,18 @@ impl Forward {
             hash: (cfg.balance == Balance::Hash)
                 .then(|| hash_of(&cfg.hash_key, &req, down.client))
                 .flatten(),
+            now: snap.slow_start_now(),
         };
         let timeout = if done.grpc {
             grpc::deadline(req.headers(), cfg.request_timeout)
         } else {
             cfg.request_timeout
         };
+        let sticky = cfg
+            .policy
+            .sticky
+            .as_ref()
+            .and_then(|s| super::sticky::from_request(req.headers(), &s.cookie));
         let is_upgrade = req.version() <= Version::HTTP_11 && headers::is_upgrade(req.headers());
         let on_upgrade = is_upgrade.then(|| hyper::upgrade::on(&mut req));
         let body_empty = hyper::body::Body::is_end_stream(req.body());
@@ -377,6 +388,7 @@ impl Forward {
             pool,
             snap,
             ctx,
+            sticky,
             head: Some(Head {
                 method: parts.method,
                 uri: upstream_uri(&parts.uri, strip),
@@ -408,6 +420,15 @@ impl Forward {
             m.state.routable() && !(skip_tried && self.tried.contains(&m.address))
         };
         let below = |i: usize| limit == 0 || snap.members[i].stats.load.inflight() < limit;
+        // A sticky session's member first (draining ones too, for a while).
+        if let Some(i) = self
+            .sticky
+            .and_then(|id| super::sticky::preferred(snap, id))
+        {
+            if !self.tried.contains(&snap.members[i].address) && below(i) {
+                return Pick::Member(i);
+            }
+        }
         let sel = &snap.selector;
         let pass = |skip_tried: bool| {
             sel.select(snap, &self.ctx, &|i| routable(i, skip_tried) && below(i))
@@ -650,7 +671,7 @@ impl Forward {
             let t0 = Instant::now();
             let request = self.next_request();
             match attempt(member, request, &snap.config, self.timeout).await {
-                Attempt::Response(resp, conn) => {
+                Attempt::Response(mut resp, conn) => {
                     let code = resp.status().as_u16();
                     member.stats.count_status(code);
                     // A response that does not blame the member at its head is
@@ -676,6 +697,9 @@ impl Forward {
                         continue;
                     }
                     member.stats.load.observe(t0.elapsed());
+                    if let Some(c) = super::sticky::on_chosen(&snap, self.sticky, idx) {
+                        resp.headers_mut().append(http::header::SET_COOKIE, c);
+                    }
                     return self.respond(resp, conn, member, token);
                 }
                 Attempt::Failed(err, returned) => {

@@ -14,6 +14,7 @@ pub mod listen;
 pub mod request_id;
 pub mod router;
 pub mod server;
+pub mod sticky;
 pub mod tls;
 pub mod upgrade;
 pub mod upload;

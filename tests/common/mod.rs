@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub mod docker;
+pub mod managed;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_drover");
 
@@ -242,11 +243,9 @@ impl Drover {
     }
 }
 
-/// A config with one pool over these backends.
-pub fn one_pool(backends: &[SocketAddr], pool_extra: &str) -> String {
-    let list: Vec<String> = backends.iter().map(|b| format!("\"{b}\"")).collect();
-    format!(
-        r#"
+/// Listeners on port 0, no access log, every request to pool `app`; the
+/// `[pools.app]` section comes next.
+pub const ONE_ROUTE: &str = r#"
 [server]
 listen = ["127.0.0.1:0"]
 [admin]
@@ -255,10 +254,13 @@ listen = "127.0.0.1:0"
 access = false
 [[routes]]
 pool = "app"
-[pools.app]
-backends = [{}]
-{pool_extra}
-"#,
+"#;
+
+/// A config with one pool over these backends.
+pub fn one_pool(backends: &[SocketAddr], pool_extra: &str) -> String {
+    let list: Vec<String> = backends.iter().map(|b| format!("\"{b}\"")).collect();
+    format!(
+        "{ONE_ROUTE}[pools.app]\nbackends = [{}]\n{pool_extra}\n",
         list.join(", ")
     )
 }

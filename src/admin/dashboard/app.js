@@ -128,6 +128,13 @@
     return box;
   }
 
+  // Effective weight, with the configured one when slow start holds it lower.
+  function weightText(m) {
+    const eff = m.effective_weight === undefined ? m.weight : m.effective_weight;
+    if (m.state !== "healthy" || eff >= m.weight) return String(m.weight);
+    return eff.toFixed(2) + " / " + m.weight + " (slow start)";
+  }
+
   function memberRow(pool, m) {
     const path = `/api/v1/pools/${encodeURIComponent(pool.name)}/backends/${encodeURIComponent(m.address)}`;
     const draining = m.state === "draining";
@@ -138,7 +145,7 @@
       el("td", { class: "num" }, m.requests),
       el("td", { class: "num" }, m.failures),
       el("td", { class: "num" }, m.ewma_ms.toFixed(1)),
-      el("td", { class: "num" }, m.weight),
+      el("td", { class: "num", title: "configured weight " + m.weight }, weightText(m)),
       el("td", { class: "reason" }, m.reason || ""),
       el("td", {},
         el("button", { class: "drain", "data-pool": pool.name, "data-address": m.address, disabled: draining,

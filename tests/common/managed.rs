@@ -1,0 +1,40 @@
+//! A config with one pool `app` of managed `drover backend` processes.
+
+/// Pool `app` (the only route) of `drover backend` instances started by drover,
+/// checked on `/health` every 100 ms (rise 1, fall 2). `pool` goes into
+/// `[pools.app]`, `backend_args` after the backend's `--listen` (TOML list
+/// items, like `"--warmup", "3000"`), `instances` into `[pools.app.instances]`.
+pub fn managed_pool(pool: &str, backend_args: &str, instances: &str) -> String {
+    let exe = super::BIN;
+    let args = if backend_args.is_empty() {
+        String::new()
+    } else {
+        format!(", {backend_args}")
+    };
+    let head = super::ONE_ROUTE;
+    format!(
+        r#"{head}[pools.app]
+{pool}
+[pools.app.health]
+path = "/health"
+interval = "100ms"
+rise = 1
+fall = 2
+[pools.app.instances]
+provider = "process"
+command = ["{exe}", "backend", "--listen", "127.0.0.1:{{port}}"{args}]
+{instances}
+"#
+    )
+}
+
+/// `PUT /api/v1/pools/app/scale` to `n` instances; asserts `202`.
+pub async fn scale(d: &super::Drover, n: u32) {
+    let r = super::client()
+        .put(d.admin_url("/api/v1/pools/app/scale"))
+        .json(&serde_json::json!({ "instances": n }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+}
