@@ -238,9 +238,30 @@ pub async fn open(
         Err(_) => Err(ConnectError::Tls(format!(
             "no TLS handshake within {timeout:?}"
         ))),
-        Ok(Err(e)) => Err(ConnectError::Tls(upstream_tls::describe(&e))),
+        Ok(Err(e)) => Err(ConnectError::Tls(with_alpn(&e, alpn))),
         Ok(Ok(s)) => Ok(Wire::Tls(Box::new(s))),
     }
+}
+
+/// Why a handshake failed; when the backend refused every protocol offered
+/// by ALPN, which ones those were.
+fn with_alpn(e: &io::Error, alpn: &[&[u8]]) -> String {
+    let why = upstream_tls::describe(e);
+    let refused = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>())
+        == Some(&rustls::Error::AlertReceived(
+            rustls::AlertDescription::NoApplicationProtocol,
+        ));
+    if !refused {
+        return why;
+    }
+    let offered: Vec<String> = alpn
+        .iter()
+        .map(|p| format!("\"{}\"", String::from_utf8_lossy(p)))
+        .collect();
+    format!(
+        "{why}: the backend speaks none of the protocols offered by ALPN ({})",
+        offered.join(", ")
+    )
 }
 
 /// Opens a new HTTP/1.1 connection to `addr` (TLS when the pool has `tls`)
