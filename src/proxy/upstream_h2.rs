@@ -565,6 +565,35 @@ mod tests {
         assert_eq!(open_to(addr), 0);
     }
 
+    #[test]
+    fn to_h1_undoes_to_h2() {
+        let mut r = http::Request::get("/a/b?c=1")
+            .header("host", "api.example:8443")
+            .header("x-kept", "1")
+            .body(())
+            .unwrap();
+        let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        to_h2(&mut r, addr, true);
+        assert_eq!(r.uri(), "https://api.example:8443/a/b?c=1");
+        assert!(r.headers().get("host").is_none());
+        to_h1(&mut r);
+        assert_eq!(r.version(), http::Version::HTTP_11);
+        assert_eq!(r.uri(), "/a/b?c=1");
+        assert_eq!(r.headers()["host"], "api.example:8443");
+        assert_eq!(r.headers()["x-kept"], "1");
+        // Not made for HTTP/2: left alone.
+        let mut plain = http::Request::get("/x").body(()).unwrap();
+        to_h1(&mut plain);
+        assert_eq!(plain.uri(), "/x");
+        assert!(plain.headers().is_empty());
+    }
+
+    #[test]
+    fn the_reason_names_what_the_backend_selected() {
+        assert!(not_h2(Some(b"http/1.1")).contains("selected \"http/1.1\" by ALPN, not h2"));
+        assert!(not_h2(None).contains("selected no protocol by ALPN"));
+    }
+
     proptest! {
         /// Never a full or unusable connection; never skips an earlier one with room.
         #[test]
