@@ -565,6 +565,34 @@ mod tests {
         assert_eq!(open_to(addr), 0);
     }
 
+    /// Connections and an `auto` member's remembered HTTP/1.1 choice are kept
+    /// per (address, TLS client): the plain pool to the same address is not
+    /// affected; retiring the member forgets both.
+    #[tokio::test]
+    async fn pools_to_one_address_are_kept_apart_and_retire_forgets_the_choice() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let server = tokio::spawn(crate::backend_app::serve(l, "t".into()));
+        let s = Duration::from_secs(5);
+        // A TLS client (id 7) whose member chose HTTP/1.1.
+        conns().entry((addr, 7)).or_default().http1 = true;
+        assert!(!speaks_http1(addr, None));
+        let (stream, reused) = h2c(addr, 100, s, s).await.unwrap();
+        assert!(!reused);
+        assert_eq!(open_to(addr), 1);
+        assert!(conns()
+            .get(&(addr, 7))
+            .is_some_and(|m| m.http1 && m.conns.is_empty()));
+        // Kept by the sweep while remembered; gone with the member.
+        sweep(Instant::now());
+        assert!(conns().get(&(addr, 7)).is_some_and(|m| m.http1));
+        retire(addr);
+        assert!(conns().keys().all(|k| k.0 != addr));
+        assert!(stream.conn.dead.load(Ordering::Relaxed));
+        drop(stream);
+        server.abort();
+    }
+
     #[test]
     fn to_h1_undoes_to_h2() {
         let mut r = http::Request::get("/a/b?c=1")
