@@ -33,6 +33,10 @@ use tokio_rustls::TlsConnector;
 
 /// ALPN offered by HTTP/1.1 pools.
 pub const ALPN_HTTP1: &[&[u8]] = &[b"http/1.1"];
+/// ALPN offered by `protocol = "h2"` pools and gRPC health checks.
+pub const ALPN_H2: &[&[u8]] = &[b"h2"];
+/// ALPN offered by `protocol = "auto"` pools: HTTP/2 preferred.
+pub const ALPN_AUTO: &[&[u8]] = &[b"h2", b"http/1.1"];
 
 /// A pool's TLS settings, as configured (`[pools.NAME]` keys).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -5,6 +5,7 @@
 //! loudly, except under `CI`, where they fail.
 
 mod common;
+mod tls_support;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -45,9 +46,15 @@ struct GrpcServer {
 
 impl GrpcServer {
     fn start(py: &str, name: &str) -> GrpcServer {
+        GrpcServer::start_env(py, name, &[])
+    }
+
+    /// With `env` (`DROVER_GRPC_TLS_CERT`/`_KEY`: serve TLS).
+    fn start_env(py: &str, name: &str, env: &[(&str, &str)]) -> GrpcServer {
         let mut child = Command::new(py)
             .arg(format!("{SUPPORT}/server.py"))
             .arg(name)
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -100,8 +107,21 @@ fn follow(lines: &Lines, r: impl std::io::Read + Send + 'static) {
 
 /// One call with the grpcio client: its final JSON line.
 fn call(py: &str, target: &str, kind: &str, arg: &str, timeout_s: f64) -> serde_json::Value {
+    call_env(py, target, kind, arg, timeout_s, &[])
+}
+
+/// [`call`] with `env` (`DROVER_GRPC_CA`: over TLS).
+fn call_env(
+    py: &str,
+    target: &str,
+    kind: &str,
+    arg: &str,
+    timeout_s: f64,
+    env: &[(&str, &str)],
+) -> serde_json::Value {
     let out = Command::new(py)
         .arg(format!("{SUPPORT}/client.py"))
+        .envs(env.iter().copied())
         .args([target, kind, arg, &timeout_s.to_string()])
         .output()
         .expect("python client");
@@ -331,4 +351,99 @@ async fn unavailable_is_retried_only_for_methods_listed_as_idempotent() {
     );
     // The retried calls reached a first, each once.
     assert!(a.calls("Unary") >= 4, "{}", a.calls("Unary"));
+}
+
+/// gRPC over TLS at both ends: the grpcio client speaks TLS (ALPN h2) to
+/// drover's `[server.tls]` listener, drover speaks TLS with ALPN h2 to a
+/// grpcio TLS server (`protocol = "h2"`, verified with `ca_file`), and the
+/// gRPC health check goes over TLS too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_over_tls_end_to_end_with_tls_health_checks() {
+    let Some(py) = python() else { return };
+    let pki = tls_support::pki();
+    let (cert, key) = (
+        pki.server.0.to_str().unwrap(),
+        pki.server.1.to_str().unwrap(),
+    );
+    let ca = pki.ca.to_str().unwrap();
+    let mut a = GrpcServer::start_env(
+        &py,
+        "a",
+        &[("DROVER_GRPC_TLS_CERT", cert), ("DROVER_GRPC_TLS_KEY", key)],
+    );
+    let cfg = format!(
+        r#"
+[server]
+listen = ["127.0.0.1:0"]
+[server.tls]
+listen = ["127.0.0.1:0"]
+certs = [{{ cert = "{cert}", key = "{key}" }}]
+[admin]
+listen = "127.0.0.1:0"
+[log]
+access = false
+[[routes]]
+pool = "grpc"
+[pools.grpc]
+protocol = "h2"
+backends = ["https://localhost:{port}"]
+ca_file = "{ca}"
+request_timeout = "10s"
+[pools.grpc.health]
+kind = "grpc"
+service = "test.Echo"
+interval = "200ms"
+timeout = "2s"
+rise = 1
+fall = 1
+"#,
+        port = a.port
+    );
+    let d = Drover::start(&cfg);
+    wait_until("gRPC health check over TLS passes", 20, async || {
+        healthy_count(&d, "grpc").await == 1
+    })
+    .await;
+    let target = d.proc.stderr.addr_of("tls listening").to_string();
+    let tls = [("DROVER_GRPC_CA", ca)];
+    let r = call_env(&py, &target, "unary", "hello", 20.0, &tls);
+    assert_eq!(r["code"], "OK", "{r}");
+    assert_eq!(r["responses"][0], "a:hello");
+    assert_eq!(r["trailers"]["x-trailer"], "a", "trailers intact: {r}");
+    let r = call_env(&py, &target, "bidi", "x,y,z", 20.0, &tls);
+    assert_eq!(r["code"], "OK", "{r}");
+    assert_eq!(r["responses"], serde_json::json!(["a:x", "a:y", "a:z"]));
+    assert_eq!(r["trailers"]["x-trailer"], "a");
+    let r = call_env(&py, &target, "server_stream", "3:10", 20.0, &tls);
+    assert_eq!(r["code"], "OK", "{r}");
+    assert_eq!(r["responses"], serde_json::json!(["a:0", "a:1", "a:2"]));
+    // The backend's own status passes through, over TLS too.
+    let r = call_env(
+        &py,
+        &target,
+        "unary",
+        "fail:NOT_FOUND:no such thing",
+        20.0,
+        &tls,
+    );
+    assert_eq!(r["code"], "NOT_FOUND", "{r}");
+    assert_eq!(r["details"], "no such thing");
+    // The gRPC health check over TLS sees NOT_SERVING, and says so.
+    a.set_health("NOT_SERVING");
+    wait_until("the member out on NOT_SERVING", 20, async || {
+        healthy_count(&d, "grpc").await == 0
+    })
+    .await;
+    let p = pool_json(&d, "grpc").await;
+    assert!(
+        p["backends"][0]["reason"]
+            .to_string()
+            .contains("NOT_SERVING"),
+        "{p}"
+    );
+    a.set_health("SERVING");
+    wait_until("the member back", 20, async || {
+        healthy_count(&d, "grpc").await == 1
+    })
+    .await;
 }

@@ -1,5 +1,6 @@
-//! `drover backend --tls-cert FILE --tls-key FILE [--tls-client-ca FILE]`:
-//! the built-in backend over TLS (ALPN `h2` and `http/1.1`), optionally
+//! `drover backend --tls-cert FILE --tls-key FILE [--tls-client-ca FILE]
+//! [--tls-http1-only]`: the built-in backend over TLS (ALPN `h2` and
+//! `http/1.1`, or `http/1.1` only), optionally
 //! requiring a client certificate signed by `--tls-client-ca` (mTLS). For
 //! trying and testing drover's TLS to backends.
 
@@ -25,6 +26,10 @@ pub struct BackendTls {
     /// Require client certificates signed by this PEM CA (mTLS; needs --tls-cert).
     #[arg(long, requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
+    /// Offer only `http/1.1` by ALPN, not `h2` (a backend that speaks
+    /// HTTP/1.1 only over TLS, for trying `protocol = "auto"`; needs --tls-cert).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_http1_only: bool,
 }
 
 fn certs(path: &PathBuf) -> anyhow::Result<Vec<CertificateDer<'static>>> {
@@ -67,7 +72,11 @@ impl BackendTls {
         let mut config = builder
             .with_single_cert(certs(cert)?, key)
             .context("--tls-key does not fit --tls-cert")?;
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        config.alpn_protocols = if self.tls_http1_only {
+            vec![b"http/1.1".to_vec()]
+        } else {
+            vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+        };
         Ok(Some(TlsAcceptor::from(Arc::new(config))))
     }
 }

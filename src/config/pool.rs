@@ -119,6 +119,13 @@ pub(crate) fn pool(
         tls: upstream_tls(t, errs, base),
         policy: policy_keys::policy(t, errs, effective),
     };
+    if cfg.protocol.kind == super::types::Protocol::H2c && cfg.tls.is_some() {
+        t.error_at(
+            errs,
+            "protocol",
+            "\"h2c\" is HTTP/2 on plain TCP, but this pool uses TLS; write protocol = \"h2\" (HTTP/2 over TLS, ALPN h2) or \"auto\"",
+        );
+    }
     if let Some(g) = t.get(errs, "connect_timeout", nonzero_duration) {
         cfg.connect_timeout = g.v;
     }

@@ -70,7 +70,8 @@ backends = ["127.0.0.1:8001", "127.0.0.1:8002"]   # or { address = "127.0.0.1:80
 # queue_timeout = "5s"                 # how long a queued request may wait for a free backend
 # max_queue = 1024                     # requests beyond this get 503 at once
 # upstream_idle_timeout = "50s"        # idle keep-alive connections to backends are closed after this
-# protocol = "http1"                   # http1 | h2c (HTTP/2 prior knowledge, e.g. gRPC) | h2 | auto;
+# protocol = "http1"                   # http1 | h2c (HTTP/2 prior knowledge, e.g. gRPC) | h2 | auto
+                                       # (h2: HTTP/2 over TLS by ALPN; auto: h2 or http/1.1 as ALPN picks);
                                        # HTTP/2 pools: max_streams_per_connection = 100 per connection
 # grpc_retry_methods = []              # idempotent gRPC methods ("/pkg.Svc/Get"), retried on UNAVAILABLE
 # tls = true                           # TLS to the backends (also: write them as "https://host:port")

@@ -107,3 +107,19 @@ fn the_summary_names_protocol_and_grpc_checks() {
     let line = &summary_lines(&c)[0];
     assert!(line.contains(", h2c, health gRPC S every 2s"), "{line}");
 }
+
+#[test]
+fn h2c_over_tls_is_an_error_at_the_protocol_key() {
+    assert_error(
+        "[pools.api]\nbackends = [\"https://127.0.0.1:8443\"]\ntls_insecure_skip_verify = true\nprotocol = \"h2c\"\n",
+        "pools.api.protocol",
+        "\"h2c\" is HTTP/2 on plain TCP, but this pool uses TLS",
+    );
+    // h2 and auto over TLS are fine.
+    for p in ["h2", "auto"] {
+        let c = load(&format!(
+            "[pools.api]\nbackends = [\"https://127.0.0.1:8443\"]\ntls_insecure_skip_verify = true\nprotocol = \"{p}\"\n"
+        ));
+        assert!(c.pools["api"].tls.is_some());
+    }
+}

@@ -469,9 +469,15 @@ impl Protocol {
         }
     }
 
-    /// Whether requests go over HTTP/2 on a plain (non-TLS) connection.
-    pub fn h2_on_plain(&self) -> bool {
+    /// Whether every request goes over HTTP/2 (`h2c`; `h2` over TLS and on plain TCP).
+    pub fn always_h2(&self) -> bool {
         matches!(self, Protocol::H2c | Protocol::H2)
+    }
+
+    /// Whether requests may go over HTTP/2 (`auto` does over TLS when ALPN picks it):
+    /// the member's shared HTTP/2 connections are retired when it drains.
+    pub fn may_use_h2(&self) -> bool {
+        *self != Protocol::Http1
     }
 }
 

@@ -1,5 +1,6 @@
 //! `health.kind = "grpc"`: the standard gRPC health check
-//! (`grpc.health.v1.Health/Check`, grpc/doc/health-checking.md) over h2c.
+//! (`grpc.health.v1.Health/Check`, grpc/doc/health-checking.md) over h2c,
+//! or over TLS with ALPN `h2` in a TLS pool.
 //!
 //! The two messages are tiny, so they are encoded by hand:
 //! `HealthCheckRequest { string service = 1; }` and
@@ -22,6 +23,7 @@ use crate::config::HealthConfig;
 use crate::proxy::grpc::{GRPC_MESSAGE, GRPC_STATUS};
 use crate::proxy::upstream::ConnectError;
 use crate::proxy::upstream_h2;
+use crate::upstream_tls::UpstreamTls;
 
 /// The method path of the check.
 pub const CHECK_PATH: &str = "/grpc.health.v1.Health/Check";
@@ -124,7 +126,7 @@ pub fn decode_response(body: &[u8]) -> Result<u64, String> {
     decode_message(rest)
 }
 
-fn request(addr: SocketAddr, cfg: &HealthConfig) -> Request<Full<Bytes>> {
+fn request(addr: SocketAddr, cfg: &HealthConfig, tls: bool) -> Request<Full<Bytes>> {
     let mut req = Request::new(Full::new(Bytes::from(encode_request(&cfg.service))));
     *req.method_mut() = Method::POST;
     *req.uri_mut() = http::Uri::from_static(CHECK_PATH);
@@ -135,24 +137,24 @@ fn request(addr: SocketAddr, cfg: &HealthConfig) -> Request<Full<Bytes>> {
     if let Ok(host) = HeaderValue::from_str(&addr.to_string()) {
         h.insert(http::header::HOST, host);
     }
-    upstream_h2::to_h2(&mut req, addr);
+    upstream_h2::to_h2(&mut req, addr, tls);
     req
 }
 
-/// One gRPC health check of `addr` (the caller bounds it by `cfg.timeout`).
-pub async fn check(addr: SocketAddr, cfg: &HealthConfig) -> ProbeResult {
-    let mut sender = match upstream_h2::connect_plain::<Full<Bytes>>(addr, cfg.timeout).await {
+/// One gRPC health check of `addr`, over TLS when `tls` (the caller bounds
+/// it by `cfg.timeout`).
+pub async fn check(addr: SocketAddr, cfg: &HealthConfig, tls: Option<&UpstreamTls>) -> ProbeResult {
+    let connected = upstream_h2::connect_h2::<Full<Bytes>>(addr, tls, cfg.timeout).await;
+    let mut sender = match connected {
         Ok(s) => s,
         Err(e) => {
             let local = matches!(&e, ConnectError::Io(io) if local::is_local(io));
             return ProbeResult::failed(local, e.to_string());
         }
     };
-    let resp = match sender.send_request(request(addr, cfg)).await {
+    let resp = match sender.send_request(request(addr, cfg, tls.is_some())).await {
         Ok(r) => r,
-        Err(e) => {
-            return ProbeResult::failed(local::caused_locally(&e), format!("request failed: {e}"))
-        }
+        Err(e) => return super::probe::request_failed(&e),
     };
     if resp.status() != http::StatusCode::OK {
         return ProbeResult::fail(format!(

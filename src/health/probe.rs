@@ -1,6 +1,7 @@
 //! One active health check of one member: an HTTP `GET path` (over the
-//! pool's protocol: HTTP/1.1, or HTTP/2 for h2c pools), a TCP connect, or a
-//! gRPC health check ([`super::grpc`]), bounded by the check's `timeout`.
+//! pool's protocol: HTTP/1.1; HTTP/2 for h2c and h2 pools; over TLS, what
+//! ALPN picks for auto pools), a TCP connect, or a gRPC health check
+//! ([`super::grpc`], over TLS in TLS pools), bounded by the check's `timeout`.
 
 use std::net::SocketAddr;
 
@@ -12,7 +13,8 @@ use super::local;
 use crate::config::{HealthConfig, HealthKind, Protocol};
 use crate::proxy::body::RequestBody;
 use crate::proxy::upstream::{self, ConnectError};
-use crate::upstream_tls::UpstreamTls;
+use crate::proxy::upstream_h2::{self, Opened};
+use crate::upstream_tls::{UpstreamTls, ALPN_AUTO, ALPN_H2};
 
 /// `User-Agent` of probes (unless `headers` sets one).
 pub const PROBE_USER_AGENT: &str = "drover-health-check";
@@ -77,17 +79,28 @@ pub async fn probe_over(
 ) -> ProbeResult {
     let check = async {
         match (cfg.kind, &cfg.path) {
-            (HealthKind::Grpc, _) => super::grpc::check(addr, cfg).await,
-            (HealthKind::Http, Some(path)) if protocol.h2_on_plain() && tls.is_none() => {
-                http2(addr, path, cfg).await
-            }
-            (HealthKind::Http, Some(path)) => http(addr, path, cfg, tls).await,
+            (HealthKind::Grpc, _) => super::grpc::check(addr, cfg, tls).await,
+            (HealthKind::Http, Some(path)) => match alpn(protocol, tls) {
+                Some(alpn) => http2(addr, path, cfg, tls, alpn).await,
+                None => http(addr, path, cfg, tls).await,
+            },
             (HealthKind::Http | HealthKind::Tcp, _) => tcp(addr).await,
         }
     };
     match tokio::time::timeout(cfg.timeout, check).await {
         Ok(r) => r,
         Err(_) => ProbeResult::fail(format!("timed out after {:?}", cfg.timeout)),
+    }
+}
+
+/// The ALPN list of an HTTP check that may go over HTTP/2: h2c and h2
+/// pools (`h2`; no ALPN on plain TCP), auto pools over TLS (`h2, http/1.1`).
+/// `None`: HTTP/1.1.
+fn alpn(protocol: Protocol, tls: Option<&UpstreamTls>) -> Option<&'static [&'static [u8]]> {
+    match (protocol, tls) {
+        (Protocol::H2c | Protocol::H2, _) => Some(ALPN_H2),
+        (Protocol::Auto, Some(_)) => Some(ALPN_AUTO),
+        _ => None,
     }
 }
 
@@ -147,22 +160,40 @@ async fn http(
     judge(sender.send_request(req).await, cfg)
 }
 
-/// The HTTP check over HTTP/2 with prior knowledge, on a connection of its own.
-async fn http2(addr: SocketAddr, path: &str, cfg: &HealthConfig) -> ProbeResult {
+/// The HTTP check over HTTP/2 (h2c, or TLS offering `alpn`), on a
+/// connection of its own; over HTTP/1.1 when an auto member selects it.
+async fn http2(
+    addr: SocketAddr,
+    path: &str,
+    cfg: &HealthConfig,
+    tls: Option<&UpstreamTls>,
+    alpn: &[&[u8]],
+) -> ProbeResult {
     let mut req = match request(addr, path, cfg) {
         Ok(r) => r,
         Err(e) => return ProbeResult::fail(e),
     };
-    req.headers_mut().remove(CONNECTION);
-    crate::proxy::upstream_h2::to_h2(&mut req, addr);
-    let mut sender = match crate::proxy::upstream_h2::connect_plain(addr, cfg.timeout).await {
-        Ok(s) => s,
+    match upstream_h2::connect(addr, tls, alpn, cfg.timeout).await {
+        Ok(Opened::H2(mut sender)) => {
+            req.headers_mut().remove(CONNECTION);
+            upstream_h2::to_h2(&mut req, addr, tls.is_some());
+            judge(sender.send_request(req).await, cfg)
+        }
+        Ok(Opened::Http1(mut sender)) => judge(sender.send_request(req).await, cfg),
         Err(e) => {
             let local = matches!(&e, ConnectError::Io(io) if local::is_local(io));
-            return ProbeResult::failed(local, e.to_string());
+            ProbeResult::failed(local, e.to_string())
         }
+    }
+}
+
+/// A failed probe request: the member's fault unless ours, with the TLS cause.
+pub(super) fn request_failed(e: &hyper::Error) -> ProbeResult {
+    let why = match crate::upstream_tls::tls_cause(e) {
+        Some(tls) => format!("request failed: {e} (TLS: {tls})"),
+        None => format!("request failed: {e}"),
     };
-    judge(sender.send_request(req).await, cfg)
+    ProbeResult::failed(local::caused_locally(e), why)
 }
 
 /// The verdict on a probe's response head.
@@ -179,13 +210,7 @@ fn judge(
                 ProbeResult::fail(format!("status {code} (expected {})", ranges(cfg)))
             }
         }
-        Err(e) => {
-            let why = match crate::upstream_tls::tls_cause(&e) {
-                Some(tls) => format!("request failed: {e} (TLS: {tls})"),
-                None => format!("request failed: {e}"),
-            };
-            ProbeResult::failed(local::caused_locally(&e), why)
-        }
+        Err(e) => request_failed(&e),
     }
 }
 

@@ -375,7 +375,7 @@ impl Pool {
                 m.ejection = e;
             }
         }
-        if config.protocol.kind.h2_on_plain() {
+        if config.protocol.kind.may_use_h2() {
             retire_h2(&cur.members, &members);
         }
         self.snapshot

@@ -22,8 +22,8 @@ use super::body::RequestBody;
 use super::errors::{Cause, ProxyError};
 use super::upload::{client_fault, Upload};
 use super::upstream::{self, Conn};
-use super::upstream_h2;
-use crate::config::PoolConfig;
+use super::upstream_h2::{self, Checkout};
+use crate::config::{PoolConfig, Protocol};
 use crate::pool::Member;
 use crate::upstream_tls::UpstreamTls;
 
@@ -67,12 +67,25 @@ pub async fn attempt(
     cfg: &PoolConfig,
     request_timeout: Duration,
 ) -> Attempt {
-    let (addr, connect_timeout) = (member.address, cfg.connect_timeout);
-    if cfg.protocol.kind.h2_on_plain() {
+    let addr = member.address;
+    let tls = cfg.tls.as_deref();
+    let kind = cfg.protocol.kind;
+    let auto_h2 = kind == Protocol::Auto && tls.is_some() && !upstream_h2::speaks_http1(addr, tls);
+    if kind.always_h2() || auto_h2 {
         // Boxed: keeps the HTTP/1.1 path's future as small as it was.
         return Box::pin(attempt_h2(addr, request, cfg, request_timeout)).await;
     }
-    let tls = cfg.tls.as_deref();
+    attempt_h1(addr, tls, request, cfg.connect_timeout, request_timeout).await
+}
+
+/// [`attempt`] over HTTP/1.1: a pooled connection, or a new one.
+async fn attempt_h1(
+    addr: SocketAddr,
+    tls: Option<&UpstreamTls>,
+    request: Request<RequestBody>,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+) -> Attempt {
     let (sender, reused) = match upstream::checkout(addr, tls, connect_timeout).await {
         Ok(s) => s,
         Err(e) => {
@@ -242,13 +255,17 @@ impl Unsent {
 /// [`H2_RESENDS`] times; after that it goes back to the caller as a `connect`
 /// failure (another member may take it). A refused request whose body was
 /// streamed already cannot be sent again: an `upstream` failure.
+///
+/// In an `auto` pool over TLS, a member that selects HTTP/1.1 by ALPN gets
+/// the request over HTTP/1.1 (on the connection just opened, or a pooled one).
 async fn attempt_h2(
     addr: SocketAddr,
     mut request: Request<RequestBody>,
     cfg: &PoolConfig,
     request_timeout: Duration,
 ) -> Attempt {
-    upstream_h2::to_h2(&mut request, addr);
+    let tls = cfg.tls.as_deref();
+    let auto = cfg.protocol.kind == Protocol::Auto;
     let unsent = Unsent::of(&request);
     let lost = |e: ProxyError| {
         ProxyError::new(
@@ -263,18 +280,31 @@ async fn attempt_h2(
     loop {
         let checkout = upstream_h2::checkout(
             addr,
+            tls,
+            auto,
             cfg.protocol.max_streams_per_connection,
             cfg.connect_timeout,
             cfg.upstream_idle_timeout,
         )
         .await;
         let stream = match checkout {
-            Ok((s, _reused)) => s,
+            Ok(Checkout::H2(s, _reused)) => s,
+            Ok(Checkout::Http1(opened)) => {
+                upstream_h2::to_h1(&mut request);
+                return match opened {
+                    Some(s) => send(Conn::H1(s), request, request_timeout, addr).await,
+                    None => {
+                        let ct = cfg.connect_timeout;
+                        Box::pin(attempt_h1(addr, tls, request, ct, request_timeout)).await
+                    }
+                };
+            }
             Err(e) => {
                 let err = ProxyError::new(Cause::Connect, format!("backend {addr}: {e}"));
                 return Attempt::Failed(err, Some(request));
             }
         };
+        upstream_h2::to_h2(&mut request, addr, tls.is_some());
         match send(Conn::H2(stream), request, request_timeout, addr).await {
             Attempt::Failed(e, returned) if e.cause == Cause::Connect => {
                 let again = returned.or_else(|| unsent.as_ref().map(Unsent::request));

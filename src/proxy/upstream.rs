@@ -129,6 +129,8 @@ pub enum ConnectError {
     /// The TLS handshake failed or timed out: why (the verification error).
     Tls(String),
     Handshake(hyper::Error),
+    /// A TLS connection that should speak HTTP/2 did not negotiate it: why.
+    NoH2(String),
 }
 
 impl std::fmt::Display for ConnectError {
@@ -141,6 +143,7 @@ impl std::fmt::Display for ConnectError {
             ConnectError::Io(e) => write!(f, "connect failed: {e}"),
             ConnectError::Tls(why) => write!(f, "TLS handshake failed: {why}"),
             ConnectError::Handshake(e) => write!(f, "handshake failed: {e}"),
+            ConnectError::NoH2(why) => write!(f, "no HTTP/2 over TLS: {why}"),
         }
     }
 }
@@ -196,13 +199,31 @@ pub async fn sweeper() {
     }
 }
 
-/// Opens a new connection to `addr` (TLS when the pool has `tls`) and spawns
-/// its driver task. The TCP connect and the TLS handshake each get `timeout`.
-pub async fn connect(
+/// A connected transport: plain TCP, or TLS (with the protocol ALPN chose).
+pub enum Wire {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl Wire {
+    /// The protocol the backend selected by ALPN (`None` on plain TCP, or
+    /// when the backend selected none).
+    pub fn alpn(&self) -> Option<&[u8]> {
+        match self {
+            Wire::Plain(_) => None,
+            Wire::Tls(s) => s.get_ref().1.alpn_protocol(),
+        }
+    }
+}
+
+/// Opens a TCP connection to `addr` and, when the pool has `tls`, does the
+/// TLS handshake offering `alpn`. The connect and the handshake each get `timeout`.
+pub async fn open(
     addr: SocketAddr,
     tls: Option<&UpstreamTls>,
+    alpn: &[&[u8]],
     timeout: Duration,
-) -> Result<Sender, ConnectError> {
+) -> Result<Wire, ConnectError> {
     let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
         Err(_) => return Err(ConnectError::Timeout),
         Ok(Err(e)) => return Err(ConnectError::Io(e)),
@@ -211,14 +232,53 @@ pub async fn connect(
     let _ = stream.set_nodelay(true);
     CONNECTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let Some(tls) = tls else {
-        return http1_over(stream, addr).await;
+        return Ok(Wire::Plain(stream));
     };
-    match tokio::time::timeout(timeout, tls.handshake(stream, addr, ALPN_HTTP1)).await {
+    match tokio::time::timeout(timeout, tls.handshake(stream, addr, alpn)).await {
         Err(_) => Err(ConnectError::Tls(format!(
             "no TLS handshake within {timeout:?}"
         ))),
-        Ok(Err(e)) => Err(ConnectError::Tls(upstream_tls::describe(&e))),
-        Ok(Ok(s)) => http1_over(s, addr).await,
+        Ok(Err(e)) => Err(ConnectError::Tls(with_alpn(&e, alpn))),
+        Ok(Ok(s)) => Ok(Wire::Tls(Box::new(s))),
+    }
+}
+
+/// Why a handshake failed; when the backend refused every protocol offered
+/// by ALPN, which ones those were.
+fn with_alpn(e: &io::Error, alpn: &[&[u8]]) -> String {
+    let why = upstream_tls::describe(e);
+    let refused = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>())
+        == Some(&rustls::Error::AlertReceived(
+            rustls::AlertDescription::NoApplicationProtocol,
+        ));
+    if !refused {
+        return why;
+    }
+    let offered: Vec<String> = alpn
+        .iter()
+        .map(|p| format!("\"{}\"", String::from_utf8_lossy(p)))
+        .collect();
+    format!(
+        "{why}: the backend speaks none of the protocols offered by ALPN ({})",
+        offered.join(", ")
+    )
+}
+
+/// Opens a new HTTP/1.1 connection to `addr` (TLS when the pool has `tls`)
+/// and spawns its driver task. The TCP connect and the TLS handshake each get `timeout`.
+pub async fn connect(
+    addr: SocketAddr,
+    tls: Option<&UpstreamTls>,
+    timeout: Duration,
+) -> Result<Sender, ConnectError> {
+    http1_on(open(addr, tls, ALPN_HTTP1, timeout).await?, addr).await
+}
+
+/// HTTP/1.1 on a connected transport.
+pub async fn http1_on(wire: Wire, addr: SocketAddr) -> Result<Sender, ConnectError> {
+    match wire {
+        Wire::Plain(s) => http1_over(s, addr).await,
+        Wire::Tls(s) => http1_over(s, addr).await,
     }
 }
 

@@ -20,8 +20,14 @@
 //! as soon as their last stream ends. Idle connections are closed after the
 //! pool's `upstream_idle_timeout` ([`sweep`], run by each worker's sweeper).
 //!
-//! The transport is a parameter: [`handshake`] takes any connected byte
-//! stream, so the TLS connector (ALPN `h2`) plugs in beside [`connect_plain`].
+//! Over TLS ([`connect`]), `h2` pools offer ALPN `h2` only (a backend that
+//! selects anything else is a connect failure saying so); `auto` pools offer
+//! `h2, http/1.1` and, when the backend selects HTTP/1.1, use that connection
+//! as an HTTP/1.1 one and remember the member's choice ([`Checkout::Http1`]):
+//! its next requests take the HTTP/1.1 pool, with no new handshake, until the
+//! member is retired (drained, removed) or the pool reloaded with other TLS
+//! settings. Connections are kept per (member address, TLS client), so a TLS
+//! and a plain pool to the same address never share one.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -31,11 +37,11 @@ use std::time::{Duration, Instant};
 
 use hyper::client::conn::http2::{self, SendRequest};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::body::RequestBody;
-use super::upstream::{ConnectError, CONNECTS};
+use super::upstream::{self, ConnectError, Key, Wire};
+use crate::upstream_tls::{UpstreamTls, ALPN_AUTO, ALPN_H2};
 
 /// An HTTP/2 connection's request sender.
 pub type H2Sender = SendRequest<RequestBody>;
@@ -90,12 +96,14 @@ type Pending = watch::Sender<Option<Result<(), String>>>;
 struct MemberConns {
     conns: Vec<Conn>,
     connecting: Option<Arc<Pending>>,
+    /// An `auto` member that selected HTTP/1.1 by ALPN.
+    http1: bool,
 }
 
-static CONNS: LazyLock<Mutex<HashMap<SocketAddr, MemberConns>>> =
+static CONNS: LazyLock<Mutex<HashMap<Key, MemberConns>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
 
-fn conns() -> MutexGuard<'static, HashMap<SocketAddr, MemberConns>> {
+fn conns() -> MutexGuard<'static, HashMap<Key, MemberConns>> {
     CONNS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -110,13 +118,18 @@ pub fn choose(loads: impl IntoIterator<Item = (u32, bool)>, max: u32) -> Option<
 /// What a request does after looking at a member's connections.
 enum Step {
     Got(Stream),
+    /// An `auto` member that speaks HTTP/1.1.
+    Http1,
     Wait(watch::Receiver<Option<Result<(), String>>>),
     Open(Arc<Pending>),
 }
 
-fn look(addr: SocketAddr, max: u32, now: Instant) -> Step {
+fn look(key: Key, max: u32, now: Instant) -> Step {
     let mut map = conns();
-    let m = map.entry(addr).or_default();
+    let m = map.entry(key).or_default();
+    if m.http1 {
+        return Step::Http1;
+    }
     m.conns.retain(Conn::usable);
     let loads = m
         .conns
@@ -141,18 +154,40 @@ fn look(addr: SocketAddr, max: u32, now: Instant) -> Step {
     }
 }
 
+/// What [`checkout`] got.
+pub enum Checkout {
+    /// A stream slot; whether its connection was there already.
+    H2(Stream, bool),
+    /// An `auto` member speaks HTTP/1.1: the connection this request opened
+    /// (the backend selected `http/1.1` by ALPN), or none when the choice
+    /// was known already (take one from the HTTP/1.1 pool).
+    Http1(Option<upstream::Sender>),
+}
+
+/// Whether the `auto` member at `addr` (with TLS client `tls`) is known to
+/// speak HTTP/1.1 (it selected `http/1.1` by ALPN).
+pub fn speaks_http1(addr: SocketAddr, tls: Option<&UpstreamTls>) -> bool {
+    conns()
+        .get(&(addr, upstream::tls_id(tls)))
+        .is_some_and(|m| m.http1)
+}
+
 /// A stream slot on a connection to `addr`: on one with room, else on a new
-/// connection (opened within `connect_timeout`, kept `idle_for` when idle).
-/// The flag says whether the connection was there already.
+/// connection (opened within `connect_timeout`, kept `idle_for` when idle):
+/// h2c without `tls`; over `tls`, ALPN `h2`, or `h2, http/1.1` when `auto`.
 pub async fn checkout(
     addr: SocketAddr,
+    tls: Option<&UpstreamTls>,
+    auto: bool,
     max: u32,
     connect_timeout: Duration,
     idle_for: Duration,
-) -> Result<(Stream, bool), ConnectError> {
+) -> Result<Checkout, ConnectError> {
+    let key = (addr, upstream::tls_id(tls));
     loop {
-        match look(addr, max, Instant::now()) {
-            Step::Got(s) => return Ok((s, true)),
+        match look(key, max, Instant::now()) {
+            Step::Got(s) => return Ok(Checkout::H2(s, true)),
+            Step::Http1 => return Ok(Checkout::Http1(None)),
             Step::Wait(mut rx) => {
                 // The opener publishes its outcome, then everyone looks again;
                 // its failure is theirs too (no stampede on a dead member).
@@ -162,8 +197,13 @@ pub async fn checkout(
                 }
             }
             Step::Open(pending) => {
-                let opening = Opening { addr, pending };
-                let opened = connect_plain(addr, connect_timeout).await;
+                let opening = Opening { key, pending };
+                let alpn = if auto && tls.is_some() {
+                    ALPN_AUTO
+                } else {
+                    ALPN_H2
+                };
+                let opened = connect(addr, tls, alpn, connect_timeout).await;
                 return opening.finish(opened, idle_for);
             }
         }
@@ -174,7 +214,7 @@ pub async fn checkout(
 /// (the request that opened it was cancelled), it steps aside so that a
 /// waiting request opens the connection instead.
 struct Opening {
-    addr: SocketAddr,
+    key: Key,
     pending: Arc<Pending>,
 }
 
@@ -182,14 +222,19 @@ impl Opening {
     /// Publishes the outcome; a new connection comes with the first stream on it.
     fn finish(
         self,
-        opened: Result<H2Sender, ConnectError>,
+        opened: Result<Opened<RequestBody>, ConnectError>,
         idle_for: Duration,
-    ) -> Result<(Stream, bool), ConnectError> {
+    ) -> Result<Checkout, ConnectError> {
         let mut map = conns();
-        let m = map.entry(self.addr).or_default();
+        let m = map.entry(self.key).or_default();
         m.connecting = None;
         match opened {
-            Ok(sender) => {
+            Ok(Opened::Http1(sender)) => {
+                m.http1 = true;
+                self.pending.send_replace(Some(Ok(())));
+                Ok(Checkout::Http1(Some(sender)))
+            }
+            Ok(Opened::H2(sender)) => {
                 let state = Arc::new(ConnState {
                     streams: AtomicU32::new(1),
                     dead: AtomicBool::new(false),
@@ -201,7 +246,7 @@ impl Opening {
                     idle_for,
                 });
                 self.pending.send_replace(Some(Ok(())));
-                Ok((
+                Ok(Checkout::H2(
                     Stream {
                         sender,
                         conn: state,
@@ -223,7 +268,7 @@ impl Drop for Opening {
             return;
         }
         let mut map = conns();
-        if let Some(m) = map.get_mut(&self.addr) {
+        if let Some(m) = map.get_mut(&self.key) {
             if m.connecting
                 .as_ref()
                 .is_some_and(|p| Arc::ptr_eq(p, &self.pending))
@@ -236,10 +281,62 @@ impl Drop for Opening {
     }
 }
 
-/// Opens a TCP connection to `addr` within `timeout` and speaks HTTP/2 on it
-/// with prior knowledge (h2c). Generic over the request body (probes send their own).
-pub async fn connect_plain<B>(
+/// A new connection: HTTP/2, or HTTP/1.1 when an `auto` member selected it.
+pub enum Opened<B> {
+    H2(SendRequest<B>),
+    Http1(upstream::Sender),
+}
+
+/// Opens a connection to `addr` within `timeout` (connect and TLS handshake
+/// each): h2c (prior knowledge) without `tls`; over `tls`, offering `alpn`,
+/// HTTP/2 when the backend selects `h2`, HTTP/1.1 when it selects something
+/// else and `alpn` offered `http/1.1`, else a connect failure saying what the
+/// backend selected. Generic over the request body (probes send their own).
+pub async fn connect<B>(
     addr: SocketAddr,
+    tls: Option<&UpstreamTls>,
+    alpn: &[&[u8]],
+    timeout: Duration,
+) -> Result<Opened<B>, ConnectError>
+where
+    B: http_body::Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let wire = upstream::open(addr, tls, alpn, timeout).await?;
+    let picked = wire.alpn().map(<[u8]>::to_vec);
+    match wire {
+        Wire::Plain(s) => handshake(TokioIo::new(s), addr).await.map(Opened::H2),
+        Wire::Tls(s) if picked.as_deref() == Some(b"h2") => {
+            handshake(TokioIo::new(s), addr).await.map(Opened::H2)
+        }
+        Wire::Tls(s) if alpn.contains(&b"http/1.1".as_slice()) => {
+            upstream::http1_on(Wire::Tls(s), addr)
+                .await
+                .map(Opened::Http1)
+        }
+        Wire::Tls(_) => Err(ConnectError::NoH2(not_h2(picked.as_deref()))),
+    }
+}
+
+/// Why a TLS connection that should speak HTTP/2 cannot.
+pub fn not_h2(picked: Option<&[u8]>) -> String {
+    let what = match picked {
+        Some(p) => format!(
+            "selected \"{}\"",
+            String::from_utf8_lossy(p).escape_default()
+        ),
+        None => "selected no protocol".into(),
+    };
+    format!(
+        "the backend {what} by ALPN, not h2 (HTTP/2); protocol = \"auto\" falls back to HTTP/1.1"
+    )
+}
+
+/// An HTTP/2 connection to `addr` (h2c, or TLS with ALPN `h2`), as [`connect`].
+pub async fn connect_h2<B>(
+    addr: SocketAddr,
+    tls: Option<&UpstreamTls>,
     timeout: Duration,
 ) -> Result<SendRequest<B>, ConnectError>
 where
@@ -247,14 +344,10 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-        Err(_) => return Err(ConnectError::Timeout),
-        Ok(Err(e)) => return Err(ConnectError::Io(e)),
-        Ok(Ok(s)) => s,
-    };
-    let _ = stream.set_nodelay(true);
-    CONNECTS.fetch_add(1, Ordering::Relaxed);
-    handshake(TokioIo::new(stream), addr).await
+    match connect(addr, tls, ALPN_H2, timeout).await? {
+        Opened::H2(s) => Ok(s),
+        Opened::Http1(_) => Err(ConnectError::NoH2(not_h2(Some(b"http/1.1")))),
+    }
 }
 
 /// The HTTP/2 handshake on a connected transport (plain TCP, or TLS that
@@ -281,10 +374,11 @@ where
 }
 
 /// Turns an HTTP/1.1-shaped upstream request (origin-form target, `Host`)
-/// into an HTTP/2 one (a request that has an authority already is left so): `:scheme http`, `:authority` from `Host` (RFC 9113
+/// into an HTTP/2 one (a request that has an authority already is left so):
+/// `:scheme` `http` (`https` over TLS), `:authority` from `Host` (RFC 9113
 /// §8.3.1; the member's address when `Host` is missing or not an authority)
 /// and no `Host` header.
-pub fn to_h2<B>(req: &mut http::Request<B>, addr: SocketAddr) {
+pub fn to_h2<B>(req: &mut http::Request<B>, addr: SocketAddr, tls: bool) {
     use http::uri::{Authority, PathAndQuery, Uri};
     if req.uri().authority().is_some() {
         // Made for HTTP/2 already (a request sent again to another member).
@@ -309,7 +403,7 @@ pub fn to_h2<B>(req: &mut http::Request<B>, addr: SocketAddr) {
         .cloned()
         .unwrap_or_else(|| PathAndQuery::from_static("/"));
     if let Ok(uri) = Uri::builder()
-        .scheme("http")
+        .scheme(if tls { "https" } else { "http" })
         .authority(authority)
         .path_and_query(pq)
         .build()
@@ -323,6 +417,30 @@ pub fn to_h2<B>(req: &mut http::Request<B>, addr: SocketAddr) {
     let h = req.headers_mut();
     h.remove(http::header::UPGRADE);
     h.remove(http::header::CONNECTION);
+}
+
+/// Undoes [`to_h2`] for a request that goes over HTTP/1.1 after all (an
+/// `auto` member that selected it): `Host` from `:authority` and an
+/// origin-form target. A request not made for HTTP/2 is left as it is.
+pub fn to_h1<B>(req: &mut http::Request<B>) {
+    if req.version() != http::Version::HTTP_2 {
+        return;
+    }
+    *req.version_mut() = http::Version::HTTP_11;
+    let Some(authority) = req.uri().authority().cloned() else {
+        return;
+    };
+    if !req.headers().contains_key(http::header::HOST) {
+        if let Ok(host) = http::HeaderValue::from_str(authority.as_str()) {
+            req.headers_mut().insert(http::header::HOST, host);
+        }
+    }
+    let pq = req
+        .uri()
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+    *req.uri_mut() = http::Uri::from(pq);
 }
 
 /// Whether a failed HTTP/2 request was certainly not processed by the
@@ -343,13 +461,17 @@ pub fn unprocessed(e: &hyper::Error) -> bool {
 
 /// The member at `addr` is draining or gone: its connections take no new
 /// stream, and each closes (with GOAWAY) once its last stream has ended.
+/// An `auto` member's remembered protocol is forgotten.
 pub fn retire(addr: SocketAddr) {
-    let gone = conns().remove(&addr);
-    if let Some(m) = gone {
+    conns().retain(|key, m| {
+        if key.0 != addr {
+            return true;
+        }
         for c in &m.conns {
             c.state.dead.store(true, Ordering::Relaxed);
         }
-    }
+        false
+    });
 }
 
 /// Closes connections idle (no stream) past their `idle_for`, and forgets
@@ -361,19 +483,36 @@ pub fn sweep(now: Instant) {
             c.usable()
                 && (c.state.streams.load(Ordering::Relaxed) > 0 || now < c.last_used + c.idle_for)
         });
-        !m.conns.is_empty() || m.connecting.is_some()
+        !m.conns.is_empty() || m.connecting.is_some() || m.http1
     });
 }
 
 /// Open HTTP/2 connections to `addr` (for tests and the admin view).
 pub fn open_to(addr: SocketAddr) -> usize {
-    conns().get(&addr).map_or(0, |m| m.conns.len())
+    conns()
+        .iter()
+        .filter(|(key, _)| key.0 == addr)
+        .map(|(_, m)| m.conns.len())
+        .sum()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// An h2c stream slot (the plain pool of tests).
+    async fn h2c(
+        addr: SocketAddr,
+        max: u32,
+        s: Duration,
+        idle: Duration,
+    ) -> Result<(Stream, bool), ConnectError> {
+        match checkout(addr, None, false, max, s, idle).await? {
+            Checkout::H2(stream, reused) => Ok((stream, reused)),
+            Checkout::Http1(_) => panic!("h2c never falls back to HTTP/1.1"),
+        }
+    }
 
     #[test]
     fn the_oldest_connection_with_room_takes_the_stream() {
@@ -392,7 +531,7 @@ mod tests {
         let server = tokio::spawn(crate::backend_app::serve(l, "t".into()));
         let s = Duration::from_secs(1);
         let got = futures_util::future::join_all(
-            (0..300).map(|_| checkout(addr, 100, s, Duration::from_secs(50))),
+            (0..300).map(|_| h2c(addr, 100, s, Duration::from_secs(50))),
         )
         .await;
         let streams: Vec<(Stream, bool)> = got.into_iter().map(Result::unwrap).collect();
@@ -400,15 +539,11 @@ mod tests {
         assert_eq!(opened, 3);
         assert_eq!(open_to(addr), 3);
         // All full: a 301st stream needs a fourth connection; with room, it does not.
-        let (extra, reused) = checkout(addr, 100, s, Duration::from_secs(50))
-            .await
-            .unwrap();
+        let (extra, reused) = h2c(addr, 100, s, Duration::from_secs(50)).await.unwrap();
         assert!(!reused);
         drop(extra);
         drop(streams);
-        let (one, reused) = checkout(addr, 100, s, Duration::from_secs(50))
-            .await
-            .unwrap();
+        let (one, reused) = h2c(addr, 100, s, Duration::from_secs(50)).await.unwrap();
         assert!(reused);
         drop(one);
         sweep(Instant::now() + Duration::from_secs(51));
@@ -422,12 +557,69 @@ mod tests {
         let addr = l.local_addr().unwrap();
         drop(l);
         let s = Duration::from_secs(1);
-        let got = futures_util::future::join_all((0..20).map(|_| checkout(addr, 100, s, s))).await;
+        let got = futures_util::future::join_all((0..20).map(|_| h2c(addr, 100, s, s))).await;
         for r in got {
             let e = r.err().expect("refused");
             assert!(e.to_string().contains("refused"), "{e}");
         }
         assert_eq!(open_to(addr), 0);
+    }
+
+    /// Connections and an `auto` member's remembered HTTP/1.1 choice are kept
+    /// per (address, TLS client): the plain pool to the same address is not
+    /// affected; retiring the member forgets both.
+    #[tokio::test]
+    async fn pools_to_one_address_are_kept_apart_and_retire_forgets_the_choice() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let server = tokio::spawn(crate::backend_app::serve(l, "t".into()));
+        let s = Duration::from_secs(5);
+        // A TLS client (id 7) whose member chose HTTP/1.1.
+        conns().entry((addr, 7)).or_default().http1 = true;
+        assert!(!speaks_http1(addr, None));
+        let (stream, reused) = h2c(addr, 100, s, s).await.unwrap();
+        assert!(!reused);
+        assert_eq!(open_to(addr), 1);
+        assert!(conns()
+            .get(&(addr, 7))
+            .is_some_and(|m| m.http1 && m.conns.is_empty()));
+        // Kept by the sweep while remembered; gone with the member.
+        sweep(Instant::now());
+        assert!(conns().get(&(addr, 7)).is_some_and(|m| m.http1));
+        retire(addr);
+        assert!(conns().keys().all(|k| k.0 != addr));
+        assert!(stream.conn.dead.load(Ordering::Relaxed));
+        drop(stream);
+        server.abort();
+    }
+
+    #[test]
+    fn to_h1_undoes_to_h2() {
+        let mut r = http::Request::get("/a/b?c=1")
+            .header("host", "api.example:8443")
+            .header("x-kept", "1")
+            .body(())
+            .unwrap();
+        let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        to_h2(&mut r, addr, true);
+        assert_eq!(r.uri(), "https://api.example:8443/a/b?c=1");
+        assert!(r.headers().get("host").is_none());
+        to_h1(&mut r);
+        assert_eq!(r.version(), http::Version::HTTP_11);
+        assert_eq!(r.uri(), "/a/b?c=1");
+        assert_eq!(r.headers()["host"], "api.example:8443");
+        assert_eq!(r.headers()["x-kept"], "1");
+        // Not made for HTTP/2: left alone.
+        let mut plain = http::Request::get("/x").body(()).unwrap();
+        to_h1(&mut plain);
+        assert_eq!(plain.uri(), "/x");
+        assert!(plain.headers().is_empty());
+    }
+
+    #[test]
+    fn the_reason_names_what_the_backend_selected() {
+        assert!(not_h2(Some(b"http/1.1")).contains("selected \"http/1.1\" by ALPN, not h2"));
+        assert!(not_h2(None).contains("selected no protocol by ALPN"));
     }
 
     proptest! {

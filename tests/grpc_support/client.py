@@ -5,8 +5,11 @@ KIND: unary (ARG = the request), server_stream (ARG = "N:MS"),
 client_stream (ARG = comma-separated messages), bidi (ARG = comma-separated).
 Prints one JSON line: {"code", "details", "responses", "trailers"}; with
 server_stream, also {"got": MESSAGE} per message as it arrives (flushed).
+With DROVER_GRPC_CA (a PEM file) it speaks TLS, verifying the name
+DROVER_GRPC_NAME (default localhost).
 """
 import json
+import os
 import sys
 
 import grpc
@@ -15,7 +18,14 @@ import grpc
 def main():
     target, kind, arg = sys.argv[1], sys.argv[2], sys.argv[3]
     timeout = float(sys.argv[4]) if len(sys.argv) > 4 else 20
-    channel = grpc.insecure_channel(target)
+    ca = os.environ.get("DROVER_GRPC_CA")
+    if ca:
+        with open(ca, "rb") as f:
+            creds = grpc.ssl_channel_credentials(root_certificates=f.read())
+        name = os.environ.get("DROVER_GRPC_NAME", "localhost")
+        channel = grpc.secure_channel(target, creds, options=(("grpc.ssl_target_name_override", name),))
+    else:
+        channel = grpc.insecure_channel(target)
     responses = []
     out = {"responses": responses}
     try:

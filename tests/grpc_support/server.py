@@ -10,8 +10,10 @@ Service test.Echo, messages are raw bytes:
 grpc.health.v1.Health is served; a line SERVING or NOT_SERVING on stdin sets
 the status of the server ("") and of "test.Echo".
 Prints {"listening": PORT} on start and {"call": METHOD} for each call (flushed).
+With DROVER_GRPC_TLS_CERT and DROVER_GRPC_TLS_KEY (PEM files) it serves TLS.
 """
 import json
+import os
 import sys
 import threading
 import time
@@ -83,7 +85,13 @@ def main():
     serving = health_pb2.HealthCheckResponse.SERVING
     for svc in ("", "test.Echo"):
         health_servicer.set(svc, serving)
-    port = server.add_insecure_port("127.0.0.1:0")
+    cert, key = os.environ.get("DROVER_GRPC_TLS_CERT"), os.environ.get("DROVER_GRPC_TLS_KEY")
+    if cert and key:
+        with open(cert, "rb") as c, open(key, "rb") as k:
+            creds = grpc.ssl_server_credentials(((k.read(), c.read()),))
+        port = server.add_secure_port("127.0.0.1:0", creds)
+    else:
+        port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     say({"listening": port})
 
