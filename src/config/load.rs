@@ -63,10 +63,15 @@ pub(crate) fn load_with_env(
     expand_table(doc.get_mut(), "", lookup, &mut errs);
     let base = file.and_then(Path::parent);
     let root = Tbl::root(&doc);
-    root.check_keys(&mut errs, &["server", "admin", "log", "routes", "pools"]);
+    root.check_keys(
+        &mut errs,
+        &["server", "admin", "log", "resolver", "routes", "pools"],
+    );
     let server = sections::server(root.sub(&mut errs, "server"), &mut errs, base);
     let admin = sections::admin(root.sub(&mut errs, "admin"), &mut errs);
     let log = sections::log(root.sub(&mut errs, "log"), &mut errs);
+    let system_resolver = !root.has("resolver");
+    let resolver = super::resolver::resolver(root.sub(&mut errs, "resolver"), &mut errs);
 
     let mut routes: Vec<Route> = Vec::new();
     let mut route_pools = Vec::new();
@@ -102,7 +107,7 @@ pub(crate) fn load_with_env(
                 table: t,
                 span: v.span(),
             };
-            if let Some(p) = pool::pool(pname, k.span(), &t, &mut errs) {
+            if let Some(p) = pool::pool(pname, k.span(), &t, &mut errs, system_resolver) {
                 pools.insert(pname.to_string(), p);
             }
         }
@@ -131,6 +136,7 @@ pub(crate) fn load_with_env(
         log,
         routes,
         pools,
+        resolver,
         source: file.map(Path::to_path_buf),
     })
 }

@@ -11,6 +11,7 @@ mod error;
 mod load;
 mod pool;
 mod reader;
+mod resolver;
 mod scaling;
 mod sections;
 mod starter;
@@ -22,14 +23,20 @@ mod values;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_dns;
+#[cfg(test)]
 mod tests_rules;
 
 pub use duration::{parse_duration, parse_size};
 pub use error::{ConfigError, ConfigErrors};
 pub(crate) use load::load_with_env;
 pub use load::{load_file, load_str};
+pub use resolver::parse_nameserver;
 pub use starter::{demo_autoscaled, demo_config, DEMO_TOML, STARTER_CONFIG};
 pub use summary::summary_lines;
 pub use types::*;
 pub(crate) use values::without_resolver;
-pub use values::{parse_addr, parse_hash_key, parse_host, parse_status_ranges};
+pub use values::{
+    parse_addr, parse_backend_address, parse_dns_name, parse_hash_key, parse_host,
+    parse_status_ranges, BackendAddress,
+};
