@@ -77,7 +77,8 @@ async fn served_by(d: &Drover, n: usize) -> BTreeSet<String> {
     names
 }
 
-#[tokio::test]
+// Multi-threaded: the DNS server must answer while `Drover::start` blocks this thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dns_pool_follows_the_answer_drains_what_leaves_and_keeps_members_when_dns_is_down() {
     let dns = TestDns::start("test.").await;
     dns.answer("api", &[TWO]).await;
@@ -157,7 +158,8 @@ async fn a_dns_pool_follows_the_answer_drains_what_leaves_and_keeps_members_when
     assert_eq!(errors, 1, "failure events are rate limited");
 }
 
-#[tokio::test]
+// Multi-threaded: the DNS server must answer while `Drover::start` blocks this thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backend_given_by_host_name_is_resolved_again() {
     let dns = TestDns::start("test.").await;
     dns.answer("web", &[TWO]).await;
