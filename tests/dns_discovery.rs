@@ -184,3 +184,25 @@ async fn a_backend_given_by_host_name_is_resolved_again() {
     assert_eq!(p["backends"][0]["weight"], 2, "the name's weight is kept");
     dns.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_changes_the_name_moves_the_pool_to_the_new_answer() {
+    let dns = TestDns::start("test.").await;
+    dns.answer("api", &[TWO]).await;
+    dns.answer("web", &[THREE]).await;
+    let (_two, _three, port) = replicas();
+    let pool = |name: &str| {
+        format!("[pools.api.instances]\nprovider = \"dns\"\nname = \"{name}\"\nport = {port}")
+    };
+    let d = Drover::start(&config(&dns, &pool("api.test")));
+    let (a2, a3) = (format!("127.0.0.2:{port}"), format!("127.0.0.3:{port}"));
+    assert_eq!(members(&d).await, set(&[format!("{a2} healthy")]));
+
+    std::fs::write(&d.config_path, config(&dns, &pool("web.test"))).unwrap();
+    d.proc.signal("HUP");
+    wait_until("the pool to follow the new name", 20, async || {
+        members(&d).await == set(&[format!("{a3} healthy")])
+    })
+    .await;
+    dns.stop().await;
+}
