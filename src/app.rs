@@ -10,7 +10,8 @@ use arc_swap::ArcSwap;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::admin::scale::ScaleControl;
-use crate::config::{self, Config, ConfigErrors};
+use crate::config::{self, Config, ConfigErrors, PoolConfig, ProviderKind, ResolverConfig};
+use crate::discovery::{Discovery, Watchers};
 use crate::proxy::router::Router;
 use crate::proxy::server::{listen_error, Shared, Workers};
 
@@ -59,8 +60,8 @@ pub struct App {
     checked: AtomicBool,
     /// Per-pool health tasks, kept in step with the router's pools.
     health: crate::health::Supervisor,
-    /// Docker label discovery tasks, kept in step with the router's pools.
-    discovery: crate::docker::labels::Discovery,
+    /// Discovery tasks (docker labels, DNS), kept in step with the router's pools.
+    discovery: Watchers,
     /// Instance controllers of managed pools, kept in step with the router's pools.
     pub controllers: Arc<crate::instances::controller::Controllers>,
     /// Desired-instance control for `PUT /api/v1/pools/{pool}/scale`, set once by the instance controller.
@@ -210,7 +211,7 @@ impl App {
         let router = Arc::new(Router::build(&new, Some(&self.shared.router.load())));
         self.shared.router.store(router.clone());
         self.health.sync(&router);
-        self.discovery.sync(&router);
+        self.discovery.sync(&router.pools, &new.resolver);
         self.controllers.sync(&router, &self.owner());
         crate::access_log::set_enabled(new.log.access);
         self.config.store(Arc::new(new));
@@ -256,6 +257,21 @@ fn claim_if_needed(
         .map_err(|e| RunError::Runtime(anyhow::anyhow!(e)))
 }
 
+/// Longest wait at start for the discovered pools' first member sets: 5 s.
+const FIRST_DISCOVERY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A pool's discovery: `provider = "docker_labels"`, or DNS for backends given
+/// by host name and `provider = "dns"`.
+fn discovery_for(pool: &PoolConfig, resolver: &ResolverConfig) -> Option<Arc<dyn Discovery>> {
+    match pool.instances.as_ref().map(|i| i.provider) {
+        Some(ProviderKind::DockerLabels) => Some(Arc::new(crate::docker::labels::Labels)),
+        _ if !pool.dns_names().is_empty() => {
+            Some(Arc::new(crate::discovery::dns::Dns::new(resolver.clone())))
+        }
+        _ => None,
+    }
+}
+
 fn worker_count(cfg: &Config, opt: usize) -> usize {
     if opt > 0 {
         return opt;
@@ -298,6 +314,10 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     // Binding at once (instead of after the round) shows port errors at once.
     let health = crate::health::Supervisor::new(tokio::runtime::Handle::current());
     health.sync(&shared.router.load());
+    // Discovered pools get their first member set before the proxy opens.
+    let discovery = Watchers::new(discovery_for);
+    discovery.sync(&shared.router.load().pools, &cfg.resolver);
+    discovery.first_round(FIRST_DISCOVERY_WAIT).await;
     let workers = worker_count(&cfg, opts.threads);
     let proxy = Workers::start(shared.clone(), &cfg.server, workers)?;
     let (proxy_addrs, tls_addrs) = (proxy.addrs.clone(), proxy.tls_addrs.clone());
@@ -308,7 +328,7 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         ready: AtomicBool::new(true),
         checked: AtomicBool::new(false),
         health,
-        discovery: Default::default(),
+        discovery,
         controllers: Default::default(),
         scale: OnceLock::new(),
         workers: std::sync::Mutex::new(Some(proxy)),
@@ -316,7 +336,6 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         owner,
         _claim: claim,
     });
-    app.discovery.sync(&app.shared.router.load());
     app.controllers
         .sync(&app.shared.router.load(), &app.owner());
     app.set_scale_control(app.controllers.clone());

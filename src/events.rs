@@ -19,7 +19,8 @@ pub struct Event {
     pub ts: String,
     pub pool: String,
     /// e.g. `healthy`, `unhealthy`, `ejected`, `added`, `removed`, `draining`,
-    /// `scale_up`, `scale_down`, `instance_started`, `instance_exited`, `reload`.
+    /// `scale_up`, `scale_down`, `instance_started`, `instance_exited`, `reload`,
+    /// `discovery_error`.
     pub kind: String,
     /// Member address, when the event is about one.
     pub backend: Option<String>,

@@ -10,6 +10,7 @@ pub mod balance;
 pub mod cli;
 pub mod config;
 pub mod ctl;
+pub mod discovery;
 pub mod docker;
 pub mod events;
 #[doc(hidden)]

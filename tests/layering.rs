@@ -23,7 +23,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("autoscale decisions", &["autoscale"]),
     ("upstream client", &["upstream_tls"]),
     ("data plane and health", &["proxy", "health"]),
-    ("instances", &["instances"]),
+    ("instances and discovery", &["instances", "discovery"]),
     ("providers and discovery", &["docker"]),
     ("admin", &["admin"]),
     ("config watch", &["watch"]),

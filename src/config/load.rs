@@ -66,12 +66,16 @@ pub(crate) fn load_with_env(
     let root = Tbl::root(&doc);
     root.check_keys(
         &mut errs,
-        &["name", "server", "admin", "log", "routes", "pools"],
+        &[
+            "name", "server", "admin", "log", "resolver", "routes", "pools",
+        ],
     );
     let owner = root.get(&mut errs, "name", owner_name).map(|g| g.v);
     let server = sections::server(root.sub(&mut errs, "server"), &mut errs, base);
     let admin = sections::admin(root.sub(&mut errs, "admin"), &mut errs);
     let log = sections::log(root.sub(&mut errs, "log"), &mut errs);
+    let system_resolver = !root.has("resolver");
+    let resolver = super::resolver::resolver(root.sub(&mut errs, "resolver"), &mut errs);
 
     let mut routes: Vec<Route> = Vec::new();
     let mut route_pools = Vec::new();
@@ -107,7 +111,7 @@ pub(crate) fn load_with_env(
                 table: t,
                 span: v.span(),
             };
-            if let Some(p) = pool::pool(pname, k.span(), &t, &mut errs, base) {
+            if let Some(p) = pool::pool(pname, k.span(), &t, &mut errs, base, system_resolver) {
                 pools.insert(pname.to_string(), p);
             }
         }
@@ -137,6 +141,7 @@ pub(crate) fn load_with_env(
         log,
         routes,
         pools,
+        resolver,
         source: file.map(Path::to_path_buf),
     })
 }

@@ -13,6 +13,7 @@ mod policy_keys;
 mod pool;
 mod protocol;
 mod reader;
+mod resolver;
 mod scaling;
 mod scaling_ahead;
 pub mod schedule;
@@ -29,6 +30,8 @@ mod tests;
 #[cfg(test)]
 mod tests_ahead;
 #[cfg(test)]
+mod tests_dns;
+#[cfg(test)]
 mod tests_policy;
 #[cfg(test)]
 mod tests_protocol;
@@ -41,11 +44,13 @@ pub(crate) use load::load_with_env;
 pub use load::{load_file, load_str};
 pub use policy_keys::{LoadPolicy, SameSite, SlowStart, StickyConfig};
 pub use protocol::valid_grpc_method;
+pub use resolver::parse_nameserver;
 pub use starter::{demo_autoscaled, demo_config, DEMO_TOML, STARTER_CONFIG};
 pub use summary::summary_lines;
 pub use types::*;
 pub use upstream_tls::{log_warnings, strip_https, warnings};
 pub(crate) use values::without_resolver;
 pub use values::{
-    is_valid_name, parse_addr, parse_hash_key, parse_host, parse_status_ranges, MAX_NAME_LEN,
+    is_valid_name, parse_addr, parse_backend_address, parse_dns_name, parse_hash_key, parse_host,
+    parse_status_ranges, BackendAddress, MAX_NAME_LEN,
 };

@@ -12,11 +12,14 @@ use super::reader::{
 };
 use super::scaling::{autoscale, instances};
 use super::types::{
-    BackendConfig, Balance, HealthConfig, HealthKind, PassiveConfig, PoolConfig, ProviderKind,
-    StatusRanges,
+    BackendConfig, Balance, HealthConfig, HealthKind, NamedBackend, PassiveConfig, PoolConfig,
+    ProviderKind, StatusRanges,
 };
 use super::upstream_tls::{strip_https, upstream_tls, TLS_KEYS};
-use super::values::{parse_addr, parse_hash_key, parse_status_ranges, valid_header_name};
+use super::values::{
+    parse_backend_address, parse_hash_key, parse_status_ranges, resolve_now, valid_header_name,
+    BackendAddress,
+};
 
 pub(crate) const BALANCES: &[(&str, Balance)] = &[
     ("round_robin", Balance::RoundRobin),
@@ -38,6 +41,7 @@ const POOL_KEYS: &[&str] = &[
     "queue_timeout",
     "max_queue",
     "upstream_idle_timeout",
+    "resolve_interval",
     "health",
     "passive",
     "instances",
@@ -56,12 +60,15 @@ fn valid_pool_name(name: &str) -> bool {
 }
 
 /// Reads one pool. `None` when it has errors (they are recorded).
+/// `system_resolver`: no `[resolver]` section, so a backend's host name is
+/// checked now with the system resolver (like the first DNS discovery round).
 pub(crate) fn pool(
     name: &str,
     name_span: std::ops::Range<usize>,
     t: &Tbl<'_, '_>,
     errs: &mut Errors<'_>,
     base: Option<&std::path::Path>,
+    system_resolver: bool,
 ) -> Option<PoolConfig> {
     let before = errs.list.len();
     if !valid_pool_name(name) {
@@ -98,12 +105,14 @@ pub(crate) fn pool(
             );
         }
     }
-    let backends = backends(t, errs);
+    let (backends, named_backends) = backends(t, errs, system_resolver);
     let mut cfg = PoolConfig {
         name: name.to_string(),
         balance: balance.unwrap_or_default(),
         hash_key: hash_key.map(|g| g.v).unwrap_or_default(),
         backends,
+        named_backends,
+        resolve_interval: PoolConfig::DEFAULT_RESOLVE_INTERVAL,
         connect_timeout: Duration::from_secs(2),
         request_timeout: Duration::from_secs(60),
         retries: 2,
@@ -147,6 +156,9 @@ pub(crate) fn pool(
     if let Some(g) = t.get(errs, "upstream_idle_timeout", nonzero_duration) {
         cfg.upstream_idle_timeout = g.v;
     }
+    if let Some(g) = t.get(errs, "resolve_interval", nonzero_duration) {
+        cfg.resolve_interval = g.v;
+    }
     cfg.health = t.sub(errs, "health").map(|h| health(&h, errs));
     cfg.passive = t.sub(errs, "passive").map(|p| passive(&p, errs));
     let inst = t.sub(errs, "instances");
@@ -163,11 +175,11 @@ pub(crate) fn pool(
             );
         }
         if let Some(i) = &cfg.instances {
-            if i.provider == ProviderKind::DockerLabels {
+            if i.provider.discovers() {
                 errs.push(
                     &a.path,
                     a.span.clone(),
-                    "drover does not start or stop docker_labels containers; remove [autoscale] or use provider = \"docker\"",
+                    super::scaling::not_scaled(i.provider),
                 );
             }
             if i.provider == ProviderKind::Swarm && a.has("warm") {
@@ -179,6 +191,27 @@ pub(crate) fn pool(
             }
         }
         cfg.autoscale = autoscale(&a, errs);
+    }
+    let runs = cfg
+        .instances
+        .as_ref()
+        .filter(|i| i.provider != ProviderKind::Dns);
+    if let (Some(i), false) = (runs, cfg.named_backends.is_empty()) {
+        t.error_at(
+            errs,
+            "backends",
+            format!(
+                "a backend given by host name is discovered by DNS and cannot share a pool with provider \"{}\"; give it by IP, use provider = \"dns\", or use another pool",
+                super::scaling::provider_name(i.provider)
+            ),
+        );
+    }
+    if t.has("resolve_interval") && cfg.dns_names().is_empty() && errs.list.len() == before {
+        t.error_at(
+            errs,
+            "resolve_interval",
+            "only used when a backend is given by host name (\"api.internal:8080\") or with provider = \"dns\"",
+        );
     }
     let empty_list =
         matches!(t.raw("backends").map(|v| v.get_ref()), Some(DeValue::Array(a)) if a.is_empty());
@@ -195,10 +228,16 @@ pub(crate) fn pool(
     (errs.list.len() == before).then_some(cfg)
 }
 
-/// `backends = ["host:port", { address = "host:port", weight = 3 }]`.
-fn backends(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> Vec<BackendConfig> {
+/// `backends = ["host:port", { address = "host:port", weight = 3 }]`: those
+/// given by address, and those given by host name (for DNS discovery).
+fn backends(
+    t: &Tbl<'_, '_>,
+    errs: &mut Errors<'_>,
+    system_resolver: bool,
+) -> (Vec<BackendConfig>, Vec<NamedBackend>) {
+    let mut named: Vec<NamedBackend> = Vec::new();
     let Some(v) = t.raw("backends") else {
-        return Vec::new();
+        return (Vec::new(), named);
     };
     let path = t.key("backends");
     let DeValue::Array(items) = v.get_ref() else {
@@ -210,14 +249,14 @@ fn backends(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> Vec<BackendConfig> {
                 describe(v.get_ref())
             ),
         );
-        return Vec::new();
+        return (Vec::new(), named);
     };
     let mut out: Vec<BackendConfig> = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let ipath = format!("{path}[{i}]");
         let b = match item.get_ref() {
-            DeValue::String(s) => match parse_addr(strip_https(s).1) {
-                Ok(address) => Some(BackendConfig { address, weight: 1 }),
+            DeValue::String(s) => match parse_backend_address(strip_https(s).1) {
+                Ok(address) => Some((address, 1)),
                 Err(e) => {
                     errs.push(&ipath, item.span(), e);
                     None
@@ -231,7 +270,7 @@ fn backends(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> Vec<BackendConfig> {
                 };
                 bt.check_keys(errs, &["address", "weight"]);
                 let address = bt.require(errs, "address", "\"host:port\"", |v| {
-                    parse_addr(strip_https(&string(v)?).1)
+                    parse_backend_address(strip_https(&string(v)?).1)
                 });
                 let weight = if bt.has("weight") {
                     bt.get(errs, "weight", uint_min::<u32>(1)).map(|g| g.v)
@@ -239,10 +278,7 @@ fn backends(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> Vec<BackendConfig> {
                     Some(1)
                 };
                 match (address, weight) {
-                    (Some(a), Some(weight)) => Some(BackendConfig {
-                        address: a.v,
-                        weight,
-                    }),
+                    (Some(a), Some(weight)) => Some((a.v, weight)),
                     _ => None,
                 }
             }
@@ -258,21 +294,43 @@ fn backends(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> Vec<BackendConfig> {
                 None
             }
         };
-        if let Some(b) = b {
-            if b.address.port() == 0 {
-                errs.push(&ipath, item.span(), "port 0 is not a valid backend port");
-            } else if out.iter().any(|o| o.address == b.address) {
-                errs.push(
-                    &ipath,
-                    item.span(),
-                    format!("duplicate backend {}", b.address),
-                );
-            } else {
-                out.push(b);
+        let Some((address, weight)) = b else { continue };
+        let port = match &address {
+            BackendAddress::Addr(a) => a.port(),
+            BackendAddress::Name { port, .. } => *port,
+        };
+        if port == 0 {
+            errs.push(&ipath, item.span(), "port 0 is not a valid backend port");
+            continue;
+        }
+        match address {
+            BackendAddress::Addr(address) => {
+                if out.iter().any(|o| o.address == address) {
+                    errs.push(&ipath, item.span(), format!("duplicate backend {address}"));
+                } else {
+                    out.push(BackendConfig { address, weight });
+                }
+            }
+            BackendAddress::Name { host, port } => {
+                let resolved = match system_resolver {
+                    true => resolve_now(&host, port).map(|_| ()),
+                    false => Ok(()),
+                };
+                if named.iter().any(|n| n.host == host && n.port == port) {
+                    errs.push(
+                        &ipath,
+                        item.span(),
+                        format!("duplicate backend {host}:{port}"),
+                    );
+                } else if let Err(e) = resolved {
+                    errs.push(&ipath, item.span(), e);
+                } else {
+                    named.push(NamedBackend { host, port, weight });
+                }
             }
         }
     }
-    out
+    (out, named)
 }
 
 fn health(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> HealthConfig {

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use super::error::Errors;
 use super::reader::{
-    boolean, duration, nonempty_string, nonzero_duration, one_of, positive, size, string_list,
-    string_map, uint, uint_min, Tbl,
+    boolean, duration, nonempty_string, nonzero_duration, one_of, positive, size, string,
+    string_list, string_map, uint, uint_min, Tbl,
 };
 use super::types::{
     AutoscaleConfig, DockerAddress, InstancesConfig, Metric, OnShutdown, ProviderKind, ScaleAction,
@@ -17,6 +17,7 @@ const PROVIDERS: &[(&str, ProviderKind)] = &[
     ("docker", ProviderKind::Docker),
     ("docker_labels", ProviderKind::DockerLabels),
     ("swarm", ProviderKind::Swarm),
+    ("dns", ProviderKind::Dns),
 ];
 
 const METRICS: &[(&str, Metric)] = &[
@@ -53,7 +54,17 @@ const PROVIDER_KEYS: &[(&str, &[ProviderKind])] = &[
     ("pull", &[ProviderKind::Docker]),
     ("service", &[ProviderKind::Swarm]),
     ("owner", &[ProviderKind::DockerLabels]),
+    ("name", &[ProviderKind::Dns]),
+    ("port", &[ProviderKind::Dns]),
 ];
+
+/// Why a discovering provider's pool cannot have `[autoscale]`.
+pub(crate) fn not_scaled(p: ProviderKind) -> &'static str {
+    match p {
+        ProviderKind::Dns => "drover does not start or stop the members a DNS name answers; remove [autoscale] or use provider = \"docker\"",
+        _ => "drover does not start or stop docker_labels containers; remove [autoscale] or use provider = \"docker\"",
+    }
+}
 
 pub(crate) fn instances(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> Option<InstancesConfig> {
     let before = errs.list.len();
@@ -69,7 +80,7 @@ pub(crate) fn instances(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> Option<Instan
     let provider = t.require(
         errs,
         "provider",
-        "one of process, docker, docker_labels, swarm",
+        "one of process, docker, docker_labels, swarm, dns",
         one_of(PROVIDERS),
     );
     let mut cfg = InstancesConfig {
@@ -88,6 +99,8 @@ pub(crate) fn instances(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> Option<Instan
         service: None,
         env: Default::default(),
         owner: None,
+        name: None,
+        port: None,
         withheld_env: Vec::new(),
         start_timeout: Duration::from_secs(30),
         drain_timeout: super::types::PoolConfig::DEFAULT_DRAIN_TIMEOUT,
@@ -135,6 +148,10 @@ pub(crate) fn instances(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> Option<Instan
     }
     cfg.service = t.get(errs, "service", nonempty_string).map(|g| g.v);
     cfg.owner = t.get(errs, "owner", nonempty_string).map(|g| g.v);
+    cfg.name = t
+        .get(errs, "name", |v| super::values::parse_dns_name(&string(v)?))
+        .map(|g| g.v);
+    cfg.port = t.get(errs, "port", uint_min::<u16>(1)).map(|g| g.v);
     if let Some(g) = t.get(errs, "env", string_map) {
         cfg.env = g.v.into_iter().collect();
     }
@@ -177,6 +194,13 @@ pub(crate) fn instances(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> Option<Instan
             ],
             ProviderKind::Swarm => &[("service", "the name of an existing swarm service")],
             ProviderKind::DockerLabels => &[],
+            ProviderKind::Dns => &[
+                (
+                    "name",
+                    "the host name to resolve, like \"api.internal\" (a compose service name)",
+                ),
+                ("port", "the port to dial on every address the name answers"),
+            ],
         };
         for (key, what) in required {
             if !t.has(key) {

@@ -51,6 +51,10 @@ listen = "127.0.0.1:9090"              # JSON API, /metrics and the dashboard (o
 [log]
 access = true                          # one JSON line per request
 
+# DNS discovery's name servers (default: the system's, from /etc/resolv.conf and /etc/hosts).
+# [resolver]
+# nameservers = ["10.0.0.2", "127.0.0.1:5353"]   # IPs, port 53 unless given
+
 # Routes: the first match wins; a request no route matches gets 404.
 [[routes]]
 # host = "api.example.com"             # exact, or "*.example.com"; default: any host
@@ -63,6 +67,8 @@ balance = "round_robin"                # round_robin | weighted_round_robin | le
                                        # random | p2c_ewma | hash
 # hash_key = "client_ip"               # for balance = "hash": client_ip | header:NAME | cookie:NAME | path
 backends = ["127.0.0.1:8001", "127.0.0.1:8002"]   # or { address = "127.0.0.1:8003", weight = 3 }
+                                       # a host name ("api.internal:8080") is discovered by DNS:
+                                       # resolved again every resolve_interval = "30s" (or at its TTL)
 # connect_timeout = "2s"
 # request_timeout = "60s"              # from the request fully sent until the response head, else 504
 # retries = 2                          # other instances tried when that is safe
@@ -108,13 +114,14 @@ backends = ["127.0.0.1:8001", "127.0.0.1:8002"]   # or { address = "127.0.0.1:80
 
 # Managed instances: drover starts and stops them (instead of, or besides, backends).
 # [pools.app.instances]
-# provider = "process"                 # process | docker | docker_labels | swarm
+# provider = "process"                 # process | docker | docker_labels | swarm | dns
 # count = 1                            # instances to keep running without [autoscale]
 # command = ["drover", "backend", "--listen", "127.0.0.1:{port}"]   # process: {port} = a free port; PORT is set too
 # env = { APP_MODE = "demo" }
 # image = "myapp:latest"               # docker: a local image
 # container_port = 8080                # docker: published on 127.0.0.1
 # service = "web"                      # swarm: an existing service whose replicas drover sets
+#   dns: name = "api" with port = 8080: the members are the addresses the name answers
 # start_timeout = "30s"                # must pass its health check within this, or it is replaced
 # drain_timeout = "30s"                # on scale-down: wait this long for in-flight requests
 # stop_timeout = "10s"                 # after draining: SIGTERM / docker stop, then kill
@@ -163,6 +170,8 @@ pub fn demo_config(backends: &[SocketAddr]) -> Config {
             .iter()
             .map(|&address| BackendConfig { address, weight: 1 })
             .collect(),
+        named_backends: Vec::new(),
+        resolve_interval: PoolConfig::DEFAULT_RESOLVE_INTERVAL,
         connect_timeout: Duration::from_secs(2),
         request_timeout: Duration::from_secs(60),
         retries: 2,
@@ -212,6 +221,7 @@ pub fn demo_config(backends: &[SocketAddr]) -> Config {
             strip_prefix: false,
         }],
         pools: BTreeMap::from([("demo".to_string(), pool)]),
+        resolver: Default::default(),
         source: None,
     }
 }

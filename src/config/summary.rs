@@ -38,13 +38,26 @@ pub fn summary_lines(cfg: &Config) -> Vec<String> {
     cfg.pools
         .values()
         .map(|p| {
-            let n = p.backends.len();
+            let n = p.backends.len() + p.named_backends.len();
             let mut parts = vec![
                 format!("{n} backend{}", if n == 1 { "" } else { "s" }),
                 p.balance.as_str().to_string(),
             ];
+            let names = p.dns_names();
+            if !names.is_empty() {
+                let names: Vec<String> = names
+                    .iter()
+                    .map(|b| format!("{}:{}", b.host, b.port))
+                    .collect();
+                parts.push(format!(
+                    "discovered by DNS: {} every {}",
+                    names.join(", "),
+                    fmt_duration(p.resolve_interval)
+                ));
+            }
             if let Some(i) = &p.instances {
                 parts.push(match i.provider {
+                    ProviderKind::Dns => String::new(),
                     ProviderKind::DockerLabels => match &i.owner {
                         Some(o) => format!(
                             "discovered: containers labelled drover.pool and drover.owner={o}"
@@ -55,6 +68,7 @@ pub fn summary_lines(cfg: &Config) -> Vec<String> {
                     },
                     _ => format!("managed: {} x{}", provider_name(i.provider), i.count),
                 });
+                parts.retain(|p| !p.is_empty());
             }
             if let Some(t) = &p.tls {
                 parts.push(super::upstream_tls::summary(t));

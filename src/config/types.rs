@@ -26,6 +26,8 @@ pub struct Config {
     pub routes: Vec<Route>,
     /// Pools by name (sorted by name).
     pub pools: BTreeMap<String, PoolConfig>,
+    /// `[resolver]`: where DNS discovery asks.
+    pub resolver: ResolverConfig,
     /// File this config was read from (`None` for the built-in demo or a string).
     pub source: Option<PathBuf>,
 }
@@ -100,6 +102,15 @@ impl Default for AdminConfig {
             max_connections: 64,
         }
     }
+}
+
+/// `[resolver]`: the DNS resolver of DNS discovery (backends given by host
+/// name, `provider = "dns"`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ResolverConfig {
+    /// Name servers asked (UDP, then TCP for truncated answers), in order.
+    /// Default empty = the system's (`/etc/resolv.conf`, and `/etc/hosts` first).
+    pub nameservers: Vec<SocketAddr>,
 }
 
 /// `[log]`
@@ -185,13 +196,31 @@ pub struct BackendConfig {
     pub weight: u32,
 }
 
+/// A backend given by host name (`"api.internal:8080"`): its addresses are
+/// discovered by DNS and re-resolved every `resolve_interval`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedBackend {
+    /// As written, lower-case, without a trailing dot.
+    pub host: String,
+    pub port: u16,
+    /// Weight of every address the name answers. Default 1.
+    pub weight: u32,
+}
+
 /// `[pools.NAME]`
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoolConfig {
     pub name: String,
     pub balance: Balance,
     pub hash_key: HashKey,
+    /// Backends given by address (an IP, or `localhost`).
     pub backends: Vec<BackendConfig>,
+    /// Backends given by host name: discovered by DNS (see [`PoolConfig::dns_names`]).
+    pub named_backends: Vec<NamedBackend>,
+    /// How often DNS names are resolved again; sooner when the answer's TTL
+    /// ends first (at most once per [`PoolConfig::MIN_RESOLVE_INTERVAL`]).
+    /// Default [`PoolConfig::DEFAULT_RESOLVE_INTERVAL`] (30 s).
+    pub resolve_interval: Duration,
     /// Default 2 s.
     pub connect_timeout: Duration,
     /// From the moment the request has been sent in full (its body too) until
@@ -236,6 +265,28 @@ impl PoolConfig {
         self.instances
             .as_ref()
             .map_or(Self::DEFAULT_DRAIN_TIMEOUT, |i| i.drain_timeout)
+    }
+
+    /// Default `resolve_interval`: 30 s.
+    pub const DEFAULT_RESOLVE_INTERVAL: Duration = Duration::from_secs(30);
+    /// Shortest wait between two resolutions of a pool's names, whatever the
+    /// TTL says (a TTL of 0 is common): 1 s.
+    pub const MIN_RESOLVE_INTERVAL: Duration = Duration::from_secs(1);
+
+    /// The host names DNS discovery resolves for this pool: the backends given
+    /// by name, and `provider = "dns"`'s `name` and `port`.
+    pub fn dns_names(&self) -> Vec<NamedBackend> {
+        let mut names = self.named_backends.clone();
+        if let Some(i) = &self.instances {
+            if let (ProviderKind::Dns, Some(host), Some(port)) = (i.provider, &i.name, i.port) {
+                names.push(NamedBackend {
+                    host: host.clone(),
+                    port,
+                    weight: 1,
+                });
+            }
+        }
+        names
     }
 }
 
@@ -290,6 +341,16 @@ pub enum ProviderKind {
     Docker,
     DockerLabels,
     Swarm,
+    /// Members are the addresses a DNS name answers (A/AAAA), on `port`.
+    Dns,
+}
+
+impl ProviderKind {
+    /// Whether drover only discovers this provider's members (it never starts
+    /// or stops them): `docker_labels` and `dns`.
+    pub fn discovers(self) -> bool {
+        matches!(self, ProviderKind::DockerLabels | ProviderKind::Dns)
+    }
 }
 
 /// `on_shutdown = ...`
@@ -332,6 +393,11 @@ pub struct InstancesConfig {
     /// docker_labels: only containers that also carry the label `drover.owner=<owner>` join.
     /// Default none: every container on the engine labelled `drover.pool=<pool>` joins.
     pub owner: Option<String>,
+    /// dns: the host name whose A/AAAA answer is the member set (lower-case,
+    /// without a trailing dot).
+    pub name: Option<String>,
+    /// dns: the port dialled on every address `name` answers.
+    pub port: Option<u16>,
     /// process: environment variables removed from what instances inherit. Not a key:
     /// the variables `admin.token` was read from (`"${NAME}"`), so no instance sees the token.
     pub withheld_env: Vec<String>,

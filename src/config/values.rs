@@ -7,9 +7,26 @@ use super::types::{HashKey, HostMatch, StatusRanges};
 /// `"IP:port"`, `"[v6]:port"`, `"localhost:port"` (127.0.0.1) or `"host:port"` resolved
 /// with the system resolver (the first address wins).
 pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    match parse_backend_address(s)? {
+        BackendAddress::Addr(a) => Ok(a),
+        BackendAddress::Name { host, port } => resolve_now(&host, port),
+    }
+}
+
+/// A backend as written: an address, or a host name for DNS discovery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendAddress {
+    /// `"IP:port"`, `"[v6]:port"`, or `"localhost:port"` (127.0.0.1).
+    Addr(SocketAddr),
+    /// `"host:port"`: the host lower-case, without a trailing dot.
+    Name { host: String, port: u16 },
+}
+
+/// Reads `"IP:port"`, `"[v6]:port"`, `"localhost:port"` or `"host:port"` without resolving.
+pub fn parse_backend_address(s: &str) -> Result<BackendAddress, String> {
     let s = s.trim();
     if let Ok(a) = s.parse::<SocketAddr>() {
-        return Ok(a);
+        return Ok(BackendAddress::Addr(a));
     }
     let bad = || {
         format!(
@@ -19,12 +36,46 @@ pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
     };
     let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
     let port: u16 = port.parse().map_err(|_| bad())?;
-    if host.is_empty() || host.contains(|c: char| c.is_whitespace() || c == '/' || c == ':') {
-        return Err(bad());
-    }
     if host.eq_ignore_ascii_case("localhost") {
-        return Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+        return Ok(BackendAddress::Addr(SocketAddr::from((
+            Ipv4Addr::LOCALHOST,
+            port,
+        ))));
     }
+    let host = parse_dns_name(host).map_err(|why| format!("{} ({why})", bad()))?;
+    Ok(BackendAddress::Name { host, port })
+}
+
+/// A host name to look up: labels of letters, digits, `-` and `_` (1 to 63
+/// characters, not starting or ending with `-`), 253 characters at most.
+/// Returned lower-case, without a trailing dot.
+pub fn parse_dns_name(s: &str) -> Result<String, String> {
+    let name = s.strip_suffix('.').unwrap_or(s).to_ascii_lowercase();
+    if name.is_empty() {
+        return Err("empty host name".to_string());
+    }
+    if name.len() > 253 {
+        return Err("host name longer than 253 characters".to_string());
+    }
+    for label in name.split('.') {
+        if label.is_empty() || label.len() > 63 {
+            return Err("each dot-separated label has 1 to 63 characters".to_string());
+        }
+        if !label
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err("a host name has only letters, digits, \"-\", \"_\" and dots".to_string());
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err("a label cannot start or end with \"-\"".to_string());
+        }
+    }
+    Ok(name)
+}
+
+/// Resolves `host` now with the system resolver (the first address wins).
+pub(crate) fn resolve_now(host: &str, port: u16) -> Result<SocketAddr, String> {
     if OFFLINE.with(std::cell::Cell::get) {
         return Err(format!("cannot resolve \"{host}\": name resolution is off"));
     }

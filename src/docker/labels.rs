@@ -7,21 +7,20 @@
 //! dialled on 127.0.0.1), else the container's IP on its first network.
 //! Changes are picked up from the engine's events stream at once, with a full
 //! re-list every [`RESYNC`] as a safety net. drover never starts or stops these
-//! containers.
+//! containers: a stopped one drains and leaves (`crate::discovery::Sink`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bollard::models::ContainerSummary;
 use bollard::query_parameters::{EventsOptionsBuilder, ListContainersOptionsBuilder};
 use bollard::Docker;
+use futures_util::future::BoxFuture;
 use futures_util::StreamExt;
 
-use crate::config::ProviderKind;
-use crate::pool::{MemberState, Pool, PoolCommand};
-use crate::proxy::router::Router;
+use crate::discovery::{Discovery, Found, MemberSet, Sink};
 
 /// Full re-list interval besides the events stream. Default 10 s.
 pub const RESYNC: Duration = Duration::from_secs(10);
@@ -115,63 +114,30 @@ async fn running(
     Ok(out)
 }
 
-/// Makes the pool's dynamic members equal to `want`: adds new ones, removes gone ones.
-fn reconcile(pool: &Pool, want: &BTreeMap<SocketAddr, String>) {
-    let snap = pool.snapshot_arc();
-    let initial = if snap.config.health.is_some() {
-        MemberState::Starting
-    } else {
-        MemberState::Healthy
-    };
-    for m in snap.members.iter().filter(|m| m.managed) {
-        if !want.contains_key(&m.address)
-            && pool
-                .apply(PoolCommand::Remove { address: m.address })
-                .is_ok()
-        {
-            crate::events::record(
-                &pool.name,
-                "removed",
-                Some(m.address.to_string()),
-                "labelled container stopped",
-            );
-        }
+/// `provider = "docker_labels"` as a [`Discovery`].
+pub struct Labels;
+
+impl Discovery for Labels {
+    fn kind(&self) -> &'static str {
+        "docker_labels"
     }
-    for (addr, id) in want {
-        if snap.position(*addr).is_none() {
-            let add = PoolCommand::Add {
-                address: *addr,
-                weight: 1,
-                managed: true,
-                state: initial,
-            };
-            if pool.apply(add).is_ok() {
-                crate::events::record(
-                    &pool.name,
-                    "added",
-                    Some(addr.to_string()),
-                    format!("labelled container {id} is running"),
-                );
-            }
-        }
+
+    fn watch(self: Arc<Self>, out: Sink) -> BoxFuture<'static, ()> {
+        Box::pin(watch(out))
     }
 }
 
 /// Watches the engine for one pool until the pool is dropped.
-async fn watch(pool: Weak<Pool>) {
+async fn watch(out: Sink) {
     let mut backoff = Duration::from_secs(1);
-    let name = match pool.upgrade() {
-        Some(p) => p.name.clone(),
-        None => return,
-    };
-    let mut reported = false;
+    let name = out.pool_name().to_string();
     loop {
         let docker = match super::connect().await {
             Ok(d) => d,
             Err(why) => {
-                if !reported {
-                    crate::events::record(&name, "discovery_error", None, why);
-                    reported = true;
+                out.failed(&why);
+                if out.config().is_none() {
+                    return;
                 }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -189,26 +155,27 @@ async fn watch(pool: Weak<Pool>) {
         // Events are filtered by pool only: an event about a container of another
         // owner costs one re-list, which ignores it.
         loop {
-            let Some(p) = pool.upgrade() else { return };
             // Read at each re-list: a reload may change the owner.
-            let owner = p
-                .snapshot()
-                .config
-                .instances
-                .as_ref()
-                .and_then(|i| i.owner.clone());
+            let Some(cfg) = out.config() else { return };
+            let owner = cfg.instances.as_ref().and_then(|i| i.owner.clone());
             match running(&docker, &name, owner.as_deref()).await {
                 Ok(want) => {
-                    reconcile(&p, &want);
+                    let found: MemberSet = want
+                        .into_iter()
+                        .map(|(addr, id)| {
+                            let origin = format!("labelled container {id} is running");
+                            (addr, Found { weight: 1, origin })
+                        })
+                        .collect();
+                    out.set(&found, "labelled container stopped");
                     backoff = Duration::from_secs(1);
-                    reported = false;
                 }
                 Err(e) => {
                     tracing::warn!(pool = %name, error = %e, "listing labelled containers failed");
+                    out.failed(&format!("listing labelled containers failed: {e}"));
                     break;
                 }
             }
-            drop(p);
             match tokio::time::timeout(RESYNC, events.next()).await {
                 Err(_) => continue,               // periodic re-list
                 Ok(Some(Ok(_event))) => continue, // something changed: re-list
@@ -221,45 +188,6 @@ async fn watch(pool: Weak<Pool>) {
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
-    }
-}
-
-/// A pool's discovery task and the pool it serves.
-type Watcher = (Weak<Pool>, tokio::task::JoinHandle<()>);
-
-/// Starts and stops the discovery tasks as pools with `provider = "docker_labels"` come and go.
-#[derive(Default)]
-pub struct Discovery {
-    tasks: std::sync::Mutex<HashMap<String, Watcher>>,
-}
-
-impl Discovery {
-    /// Aligns the running tasks with the router's pools (call at start and after each reload).
-    pub fn sync(&self, router: &Router) {
-        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
-        let wanted: HashMap<&String, &Arc<Pool>> = router
-            .pools
-            .iter()
-            .filter(|(_, p)| {
-                p.snapshot().config.instances.as_ref().map(|i| i.provider)
-                    == Some(ProviderKind::DockerLabels)
-            })
-            .collect();
-        tasks.retain(|name, (weak, handle)| {
-            let keep = wanted
-                .get(name)
-                .is_some_and(|p| Weak::ptr_eq(weak, &Arc::downgrade(p)));
-            if !keep {
-                handle.abort();
-            }
-            keep
-        });
-        for (name, pool) in wanted {
-            if !tasks.contains_key(name) {
-                let weak = Arc::downgrade(pool);
-                tasks.insert(name.clone(), (weak.clone(), tokio::spawn(watch(weak))));
-            }
-        }
     }
 }
 

@@ -677,7 +677,8 @@ impl Controllers {
                     name,
                     inst.service.as_deref().unwrap_or_default(),
                 )),
-                ProviderKind::DockerLabels => continue,
+                // Members drover does not run: crate::discovery watches them.
+                ProviderKind::DockerLabels | ProviderKind::Dns => continue,
             };
             map.insert(name.clone(), (Arc::downgrade(pool), spawn(pool, provider)));
         }

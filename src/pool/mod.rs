@@ -422,7 +422,7 @@ impl Pool {
     pub fn hold_timeout(&self) -> Option<std::time::Duration> {
         let snap = self.snapshot();
         let inst = snap.config.instances.as_ref()?;
-        if inst.provider == crate::config::ProviderKind::DockerLabels {
+        if inst.provider.discovers() {
             return None;
         }
         Some(
