@@ -11,6 +11,8 @@ mod error;
 mod load;
 mod pool;
 mod reader;
+mod route_rules;
+mod route_types;
 mod scaling;
 mod sections;
 mod starter;
@@ -23,6 +25,8 @@ mod values;
 mod tests;
 #[cfg(test)]
 mod tests_rules;
+#[cfg(test)]
+mod tests_route_rules;
 
 pub use duration::{parse_duration, parse_size};
 pub use error::{ConfigError, ConfigErrors};

@@ -162,15 +162,12 @@ pub fn demo_config(backends: &[SocketAddr]) -> Config {
             body_read_timeout: Duration::from_secs(60),
             threads: 0,
             tls: None,
+            https_redirect: false,
+            max_connections_per_client: 0,
         },
         admin: AdminConfig::default(),
         log: LogConfig { access: true },
-        routes: vec![Route {
-            host: None,
-            path_prefix: None,
-            pool: "demo".to_string(),
-            strip_prefix: false,
-        }],
+        routes: vec![Route::to_pool("demo")],
         pools: BTreeMap::from([("demo".to_string(), pool)]),
         source: None,
     }

@@ -52,11 +52,16 @@ fn timed_out(addr: SocketAddr, timeout: Duration, what: &str) -> Attempt {
     )
 }
 
-/// One attempt on `member`: connect (or reuse), send, wait for the response head.
+/// One attempt on `member`: connect (or reuse), send, wait for the response head
+/// (up to `request_timeout`: the route's, else the pool's).
 /// A free function, so the request's state is not borrowed while it waits.
-pub async fn attempt(member: &Member, request: Request<RequestBody>, cfg: &PoolConfig) -> Attempt {
-    let (addr, connect_timeout, request_timeout) =
-        (member.address, cfg.connect_timeout, cfg.request_timeout);
+pub async fn attempt(
+    member: &Member,
+    request: Request<RequestBody>,
+    cfg: &PoolConfig,
+    request_timeout: Duration,
+) -> Attempt {
+    let (addr, connect_timeout) = (member.address, cfg.connect_timeout);
     let (sender, reused) = match upstream::checkout(addr, connect_timeout).await {
         Ok(s) => s,
         Err(e) => {

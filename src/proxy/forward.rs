@@ -17,12 +17,13 @@ use super::attempt::{attempt, Attempt};
 use super::body::{Completion, ProxyBody, RequestBody};
 use super::errors::{self, local, Cause, ProxyError};
 use super::headers::{self, ForwardInfo, X_REQUEST_ID};
-use super::router::{self, Router};
+use super::router::{self, Matched, Router};
+use super::route_rules::{self, Fill};
 use super::upgrade;
 use super::upstream::{Pooled, Sender};
 use crate::access_log::{self, AccessRecord};
 use crate::balance::SelectContext;
-use crate::config::{Balance, HashKey};
+use crate::config::{Balance, HashKey, HeaderRules};
 use crate::pool::{Inflight, Member, Pool, PoolSnapshot, QueueError};
 
 /// What a connection handler knows about its client.
@@ -31,6 +32,9 @@ pub struct Downstream {
     pub client: SocketAddr,
     /// `http` or `https`.
     pub proto: &'static str,
+    /// `server.https_redirect` on a plain listener: every request is answered
+    /// with a 308 to `https://` on this port (the TLS listener's).
+    pub https_port: Option<u16>,
 }
 
 /// Methods that may be sent twice (RFC 9110 §9.2.2).
@@ -105,7 +109,11 @@ fn prepare(
         }));
     }
     let host = request_host(&req);
-    let Some(m) = router.find(host, req.uri().path()) else {
+    if let Some(port) = down.https_port {
+        let loc = route_rules::https_location(host, port, req.uri());
+        return Prepared::Done(redirect_done(loc, 308, &request_id, done));
+    }
+    let Some(m) = router.find(host, req.uri().path(), req.method(), req.headers()) else {
         let why = format!(
             "no route for host {:?} path {:?}",
             host.unwrap_or(""),
@@ -115,25 +123,102 @@ fn prepare(
         let err = ProxyError::new(Cause::NoRoute, why);
         return Prepared::Done(local_done(&err, &request_id, done, 0));
     };
-    let pool = m.pool.clone();
-    if let Some(rec) = done.log.as_mut() {
-        rec.pool = pool.name.clone();
+    if let Some(pool) = m.pool {
+        if let Some(rec) = done.log.as_mut() {
+            rec.pool = pool.name.clone();
+        }
+        done.pool = Some(pool.clone());
     }
-    done.pool = Some(pool.clone());
-    let strip = m
-        .route
-        .strip_prefix
-        .then(|| m.route.path_prefix.clone())
-        .flatten();
+    if let Some(limiter) = &m.state.limiter {
+        if let Err(l) = limiter.check(down.client.ip(), req.headers()) {
+            let err = ProxyError::new(
+                Cause::RateLimited,
+                format!(
+                    "rate limit of route {} exceeded; retry in {} s",
+                    m.state.label, l.retry_after
+                ),
+            );
+            let mut resp = local_done(&err, &request_id, done, 0);
+            route_rules::add_limit_headers(resp.headers_mut(), &l);
+            return Prepared::Done(resp);
+        }
+    }
+    let Some(pool) = m.pool.cloned() else {
+        // A redirect route (validation gives every other route a pool).
+        let (loc, status) = match &m.route.rules.redirect {
+            Some(r) => (
+                route_rules::redirect_location(&r.to, down.proto, host, req.uri()),
+                r.status,
+            ),
+            None => (Err("the route has no pool".to_string()), 308),
+        };
+        return Prepared::Done(redirect_done(loc, status, &request_id, done));
+    };
+    let opts = RouteOpts::of(&m);
     Prepared::Forward(Forward::new(
         pool,
         req,
-        strip.as_deref(),
+        opts,
         down,
         request_id,
         done,
         router.body_read_timeout,
     ))
+}
+
+/// What a matched route changes in forwarding.
+struct RouteOpts<'a> {
+    /// `path_prefix` and its replacement (`None` = `strip_prefix`).
+    rewrite: Option<(&'a str, Option<&'a str>)>,
+    request_headers: Option<&'a HeaderRules>,
+    response_headers: Option<Arc<HeaderRules>>,
+    request_timeout: Option<Duration>,
+    retries: Option<u32>,
+}
+
+impl<'a> RouteOpts<'a> {
+    fn of(m: &Matched<'a>) -> RouteOpts<'a> {
+        let r = m.route;
+        let rewrite = r.path_prefix.as_deref().and_then(|p| {
+            match (r.strip_prefix, r.rules.rewrite_prefix.as_deref()) {
+                (_, Some(with)) => Some((p, Some(with))),
+                (true, None) => Some((p, None)),
+                (false, None) => None,
+            }
+        });
+        RouteOpts {
+            rewrite,
+            request_headers: r.rules.request_headers.as_ref(),
+            response_headers: m.state.response_headers.clone(),
+            request_timeout: r.rules.request_timeout,
+            retries: r.rules.retries,
+        }
+    }
+}
+
+/// The answer of a redirect (`redirect` route or `server.https_redirect`),
+/// or a 400 when the request's Host or path cannot make one.
+fn redirect_done(
+    location: Result<HeaderValue, String>,
+    status: u16,
+    id: &HeaderValue,
+    mut done: Completion,
+) -> Response<ProxyBody> {
+    match location {
+        Ok(loc) => {
+            if let Some(rec) = done.log.as_mut() {
+                rec.status = status;
+            }
+            done.answered = true;
+            let mut resp = route_rules::redirect_response(status, loc, Some(done));
+            resp.headers_mut().insert(&X_REQUEST_ID, id.clone());
+            resp
+        }
+        Err(why) => {
+            let err = ProxyError::new(Cause::Client(errors::ClientFault::Malformed), why);
+            local_done(&err, id, done, 0)
+        }
+    }
 }
 
 /// The local response for `err`, with the completion attached (logged status,
@@ -182,18 +267,27 @@ fn hash_of(key: &HashKey, req: &Request<Incoming>, client: SocketAddr) -> Option
 
 /// The upstream request target (origin form): path, prefix stripped if asked, and query.
 pub(crate) fn upstream_uri(uri: &Uri, strip: Option<&str>) -> Uri {
+    upstream_uri_rewritten(uri, strip.map(|p| (p, None)))
+}
+
+/// [`upstream_uri`] with the matched prefix replaced: `Some((prefix, Some(with)))`
+/// is `rewrite_prefix`, `Some((prefix, None))` is `strip_prefix`.
+pub(crate) fn upstream_uri_rewritten(uri: &Uri, rewrite: Option<(&str, Option<&str>)>) -> Uri {
     let pq = uri.path_and_query().map_or("/", |p| p.as_str());
-    match strip {
+    match rewrite {
         None => uri
             .path_and_query()
             .cloned()
             .map_or_else(|| Uri::from_static("/"), Uri::from),
-        Some(prefix) => {
+        Some((prefix, with)) => {
             let (path, query) = match pq.split_once('?') {
                 Some((p, q)) => (p, Some(q)),
                 None => (pq, None),
             };
-            let path = router::strip_prefix(path, prefix);
+            let path = match with {
+                None => router::strip_prefix(path, prefix),
+                Some(w) => std::borrow::Cow::Owned(router::rewrite_prefix(path, prefix, w)),
+            };
             let s = match query {
                 Some(q) => format!("{path}?{q}"),
                 None => path.into_owned(),
@@ -268,6 +362,18 @@ struct Forward {
     /// Held after a connection to its member failed (see [`Forward::hold_after_connect`]):
     /// selection skips the members tried, never falling back to them.
     untried_only: bool,
+    /// The route's `retries` and `request_timeout`, over the pool's.
+    route_retries: Option<u32>,
+    route_timeout: Option<Duration>,
+    /// The route's `response_headers`, with what their placeholders need.
+    response_rules: Option<Box<ResponseRules>>,
+}
+
+/// A route's `response_headers` and the request values they may name.
+struct ResponseRules {
+    rules: Arc<HeaderRules>,
+    client_ip: std::net::IpAddr,
+    host: Option<HeaderValue>,
 }
 
 /// Counts a request held for a cold start in `Pool::held` while it lives.
@@ -290,7 +396,7 @@ impl Forward {
     fn new(
         pool: Arc<Pool>,
         mut req: Request<Incoming>,
-        strip: Option<&str>,
+        opts: RouteOpts<'_>,
         down: Downstream,
         request_id: HeaderValue,
         done: Completion,
@@ -327,9 +433,24 @@ impl Forward {
                 request_id: &request_id,
             },
         );
-        if let Some(v) = host {
-            h.insert(HOST, v);
+        let fill = Fill {
+            client_ip: down.client.ip(),
+            request_id: &request_id,
+            host: host.as_ref(),
+        };
+        if let Some(v) = &host {
+            h.insert(HOST, v.clone());
         }
+        if let Some(rules) = opts.request_headers {
+            route_rules::apply(rules, &mut h, &fill);
+        }
+        let response_rules = opts.response_headers.map(|rules| {
+            Box::new(ResponseRules {
+                rules,
+                client_ip: down.client.ip(),
+                host: host.clone(),
+            })
+        });
         let body = if body_empty {
             RequestBody::Empty
         } else {
@@ -341,7 +462,7 @@ impl Forward {
             ctx,
             head: Some(Head {
                 method: parts.method,
-                uri: upstream_uri(&parts.uri, strip),
+                uri: upstream_uri_rewritten(&parts.uri, opts.rewrite),
                 headers: h,
             }),
             body: Some(body),
@@ -354,7 +475,15 @@ impl Forward {
             over_budget: false,
             cold_start: None,
             untried_only: false,
+            route_retries: opts.retries,
+            route_timeout: opts.request_timeout,
+            response_rules,
         }
+    }
+
+    /// `retries` of the route, else of the pool.
+    fn max_retries(&self) -> u32 {
+        self.route_retries.unwrap_or(self.snap.config.retries)
     }
 
     /// Picks a member not tried yet, else any eligible one (below its connection
@@ -554,7 +683,7 @@ impl Forward {
 
     /// Whether another attempt is allowed (by `retries` and the pool's retry budget); counts it.
     fn retry(&mut self) -> bool {
-        if self.retries >= self.snap.config.retries {
+        if self.retries >= self.max_retries() {
             return false;
         }
         if !self.pool.budget.try_retry() {
@@ -598,7 +727,8 @@ impl Forward {
             let addr = member.address;
             let t0 = Instant::now();
             let request = self.next_request();
-            match attempt(member, request, &snap.config).await {
+            let timeout = self.route_timeout.unwrap_or(snap.config.request_timeout);
+            match attempt(member, request, &snap.config, timeout).await {
                 Attempt::Response(resp, sender) => {
                     let code = resp.status().as_u16();
                     member.stats.count_status(code);
@@ -649,7 +779,7 @@ impl Forward {
     /// replay may follow, otherwise moved.
     fn next_request(&mut self) -> Request<RequestBody> {
         let body = self.body.take().expect("body present between attempts");
-        let head = if self.replayable && self.retries < self.snap.config.retries {
+        let head = if self.replayable && self.retries < self.max_retries() {
             self.head.clone().expect("head present")
         } else {
             self.head.take().expect("head present")
@@ -678,6 +808,14 @@ impl Forward {
         headers::clean_response(resp.headers_mut(), switching && self.on_upgrade.is_some());
         resp.headers_mut()
             .insert(&X_REQUEST_ID, self.request_id.clone());
+        if let Some(r) = &self.response_rules {
+            let fill = Fill {
+                client_ip: r.client_ip,
+                request_id: &self.request_id,
+                host: r.host.as_ref(),
+            };
+            route_rules::apply(&r.rules, resp.headers_mut(), &fill);
+        }
         if let Some(waited) = self.cold_start {
             if let Ok(v) = HeaderValue::from_str(&format!("{:.3}", waited.as_secs_f64())) {
                 resp.headers_mut().insert("x-drover-cold-start", v);
