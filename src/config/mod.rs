@@ -24,9 +24,9 @@ mod values;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
-mod tests_rules;
-#[cfg(test)]
 mod tests_route_rules;
+#[cfg(test)]
+mod tests_rules;
 
 pub use duration::{parse_duration, parse_size};
 pub use error::{ConfigError, ConfigErrors};

@@ -6,8 +6,8 @@ use toml::de::DeValue;
 
 use super::error::Errors;
 use super::reader::{
-    boolean, nonempty_string, nonzero_duration, string, string_list, string_map, uint,
-    uint_min, Got, Tbl,
+    boolean, nonempty_string, nonzero_duration, string, string_list, string_map, uint, uint_min,
+    Got, Tbl,
 };
 use super::route_types::{
     HeaderRules, RateKey, RateLimitConfig, Redirect, RedirectTarget, RouteRules, Template,
@@ -86,9 +86,7 @@ pub(crate) fn route(
     if strip_prefix && !t.has("path_prefix") {
         t.error_at(errs, "strip_prefix", "needs a path_prefix to strip");
     }
-    let redirect = t
-        .sub(errs, "redirect")
-        .and_then(|sub| redirect(&sub, errs));
+    let redirect = t.sub(errs, "redirect").and_then(|sub| redirect(&sub, errs));
     let pool = if t.has("redirect") {
         for k in NOT_WITH_REDIRECT.iter().filter(|k| t.has(k)) {
             t.error_at(
@@ -270,12 +268,7 @@ fn redirect(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> Option<Redirect> {
 fn rate_limit(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> Option<RateLimitConfig> {
     t.check_keys(errs, &["requests", "per", "burst", "key", "max_keys"]);
     let requests = t.require(errs, "requests", "a whole number >= 1", uint_min::<u32>(1));
-    let per = t.require(
-        errs,
-        "per",
-        "a duration like \"1s\"",
-        nonzero_duration,
-    );
+    let per = t.require(errs, "per", "a duration like \"1s\"", nonzero_duration);
     let burst = t.get(errs, "burst", uint_min::<u32>(1)).map(|g| g.v);
     let key = t
         .get(errs, "key", |v| {

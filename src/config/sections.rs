@@ -8,8 +8,8 @@ use toml::de::DeValue;
 
 use super::error::Errors;
 use super::reader::{
-    boolean, describe, duration, nonempty_string, nonzero_duration, string_list, uint,
-    uint_min, Got, Tbl,
+    boolean, describe, duration, nonempty_string, nonzero_duration, string_list, uint, uint_min,
+    Got, Tbl,
 };
 use super::types::{
     AdminConfig, CertPair, LogConfig, ServerConfig, TlsConfig, DEFAULT_TUNNEL_IDLE_TIMEOUT,

@@ -74,10 +74,7 @@ fn minimal_file_gets_every_default() {
     assert!(c.log.access);
     assert_eq!(c.source, None);
     // a single pool without routes gets a catch-all route
-    assert_eq!(
-        c.routes,
-        vec![Route::to_pool("app")]
-    );
+    assert_eq!(c.routes, vec![Route::to_pool("app")]);
     let p = &c.pools["app"];
     assert_eq!(p.name, "app");
     assert_eq!(p.balance, Balance::RoundRobin);

@@ -49,7 +49,10 @@ response_headers = { set = { X-Served-For = "${host} ${request_id}" } }"#,
         })
     );
     let req = r.request_headers.as_ref().unwrap();
-    assert_eq!(req.set, [("x-client".to_string(), Template(vec![Piece::ClientIp]))]);
+    assert_eq!(
+        req.set,
+        [("x-client".to_string(), Template(vec![Piece::ClientIp]))]
+    );
     assert_eq!(req.remove, ["x-secret"]);
     let resp = r.response_headers.as_ref().unwrap();
     assert_eq!(
@@ -63,7 +66,11 @@ response_headers = { set = { X-Served-For = "${host} ${request_id}" } }"#,
 #[test]
 fn rate_limit_checks() {
     let rl = |body: &str| routed(&format!("rate_limit = {{ {body} }}"));
-    assert_error(&rl("per = \"1s\""), "routes[0].rate_limit.requests", "required");
+    assert_error(
+        &rl("per = \"1s\""),
+        "routes[0].rate_limit.requests",
+        "required",
+    );
     assert_error(
         &rl("requests = 0, per = \"1s\""),
         "routes[0].rate_limit.requests",
@@ -196,7 +203,11 @@ fn rewrite_methods_headers_and_overrides() {
         "routes[0].methods",
         "write \"GET\"",
     );
-    assert_error(&routed("methods = []"), "routes[0].methods", "must not be empty");
+    assert_error(
+        &routed("methods = []"),
+        "routes[0].methods",
+        "must not be empty",
+    );
     assert_error(
         &routed("methods = [\"GE T\"]"),
         "routes[0].methods",

@@ -138,10 +138,7 @@ impl Route {
 
     /// Its label in metrics and the admin API: `name`, else its index in `[[routes]]`.
     pub fn label(&self, index: usize) -> String {
-        self.rules
-            .name
-            .clone()
-            .unwrap_or_else(|| index.to_string())
+        self.rules.name.clone().unwrap_or_else(|| index.to_string())
     }
 }
 

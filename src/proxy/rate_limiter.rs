@@ -295,7 +295,10 @@ mod tests {
         b.insert("x-user", "b".parse().unwrap());
         assert!(l.check_at(ip(1), &a, SEC).is_ok());
         assert!(l.check_at(ip(2), &a, SEC).is_ok());
-        assert!(l.check_at(ip(3), &a, SEC).is_err(), "same header value, any ip");
+        assert!(
+            l.check_at(ip(3), &a, SEC).is_err(),
+            "same header value, any ip"
+        );
         assert!(l.check_at(ip(1), &b, SEC).is_ok());
         let r = RouteLimiter::new(&cfg(RateKey::Route, 1), "t-r");
         assert!(r.check_at(ip(1), &a, SEC).is_ok());

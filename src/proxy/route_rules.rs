@@ -120,7 +120,10 @@ pub fn redirect_location(
             RedirectPiece::Host => {
                 let h = host.ok_or("the redirect needs the request's Host, and it has none")?;
                 let h = clean_host(h).ok_or_else(|| {
-                    format!("Host {:?} is not a host name or address", h.escape_default().to_string())
+                    format!(
+                        "Host {:?} is not a host name or address",
+                        h.escape_default().to_string()
+                    )
                 })?;
                 out.push_str(h);
             }
@@ -261,6 +264,10 @@ mod tests {
         h.append("x-env", "canary".parse().unwrap());
         assert!(extra_match(&rules, &Method::POST, &h));
         assert!(!extra_match(&rules, &Method::GET, &h));
-        assert!(extra_match(&RouteRules::default(), &Method::GET, &HeaderMap::new()));
+        assert!(extra_match(
+            &RouteRules::default(),
+            &Method::GET,
+            &HeaderMap::new()
+        ));
     }
 }

@@ -67,9 +67,11 @@ impl Router {
                     .and_then(|o| o.states.iter().find(|s| s.label == label))
                     .and_then(|s| s.limiter.clone())
                     .filter(|l| r.rules.rate_limit.as_ref() == Some(&l.config));
-                let limiter = r.rules.rate_limit.as_ref().map(|rl| {
-                    kept.unwrap_or_else(|| Arc::new(RouteLimiter::new(rl, &label)))
-                });
+                let limiter = r
+                    .rules
+                    .rate_limit
+                    .as_ref()
+                    .map(|rl| kept.unwrap_or_else(|| Arc::new(RouteLimiter::new(rl, &label))));
                 RouteState {
                     label,
                     limiter,

@@ -19,11 +19,11 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 
+use super::client_conns::ClientConns;
 pub use super::conn_activity::ConnActivity;
 use super::conn_activity::{ClientReads, Watched};
 use super::forward::{self, Downstream};
 use super::isolate::{self, Isolated, RequestInfo, TestPanic};
-use super::client_conns::ClientConns;
 use super::limits::{self, ConnLimit, ConnSlot};
 pub use super::listen::{bind_all, bind_reuseport, listen_error};
 use super::request_id;
@@ -101,8 +101,8 @@ impl Workers {
             .first()
             .map(|a| a.port())
             .filter(|_| server.https_redirect);
-        let per_client =
-            (server.max_connections_per_client > 0).then(|| ClientConns::new(server.max_connections_per_client));
+        let per_client = (server.max_connections_per_client > 0)
+            .then(|| ClientConns::new(server.max_connections_per_client));
         let (tx, rx) = watch::channel(false);
         let mut threads = Vec::new();
         let mut cmds = Vec::new();
