@@ -7,13 +7,17 @@
 //!   hop-by-hop / forwarding header rewrite, the request id and the access-log line;
 //! - [`config`]: TOML text -> validated config or positioned errors;
 //! - [`duration`]: the duration and size parsers;
-//! - [`admin_request`]: the admin API's route table, path parameters and query.
+//! - [`admin_request`]: the admin API's route table, path parameters and query;
+//! - [`route_rules`]: redirect targets and header-rule templates expanded with
+//!   a hostile Host, path and query.
 
 mod checks;
 mod head;
+mod route_rules;
 
 pub use checks::{admin_request, config, duration, percent_decode_strict};
 pub use head::{request_head, route_with_prefix};
+pub use route_rules::{expansions, route_rules};
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
