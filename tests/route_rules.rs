@@ -361,3 +361,59 @@ backends = ["{}"]
     }
     drop(one);
 }
+
+#[test]
+fn check_reports_every_bad_route_key_with_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = r#"[server]
+https_redirect = true
+max_connections_per_client = -1
+
+[[routes]]
+name = "a b"
+methods = ["get"]
+headers = { "X Env" = "x" }
+pool = "api"
+rate_limit = { requests = 0, per = "1s", key = "cookie:x" }
+request_headers = { set = { Connection = "close" }, remove = ["Content-Length"] }
+response_headers = { add = { X-A = "${host}\u0001" } }
+rewrite_prefix = "v2"
+request_timeout = "soon"
+retries = "two"
+
+[[routes]]
+redirect = { to = "https://{hots}", status = 200 }
+pool = "api"
+
+[pools.api]
+backends = ["127.0.0.1:8001"]
+"#;
+    std::fs::write(dir.path().join("bad.toml"), bad).unwrap();
+    let out = std::process::Command::new(common::BIN)
+        .args(["check", "-c", "bad.toml"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    for want in [
+        "bad.toml:2:18: server.https_redirect: needs a [server.tls] listener",
+        "bad.toml:3:30: server.max_connections_per_client",
+        "bad.toml:6:8: routes[0].name",
+        "bad.toml:7:11: routes[0].methods: item 0: methods are case-sensitive; write \"GET\"",
+        "bad.toml:8:11: routes[0].headers: \"X Env\" is not a valid header name",
+        "bad.toml:10:27: routes[0].rate_limit.requests: must be at least 1",
+        "bad.toml:10:48: routes[0].rate_limit.key",
+        "bad.toml:11:27: routes[0].request_headers.set: \"connection\" is a hop-by-hop",
+        "bad.toml:11:62: routes[0].request_headers.remove",
+        "bad.toml:12:28: routes[0].response_headers.add",
+        "bad.toml:13:18: routes[0].rewrite_prefix",
+        "bad.toml:14:19: routes[0].request_timeout",
+        "bad.toml:15:11: routes[0].retries",
+        "bad.toml:18:19: routes[1].redirect.to: unknown placeholder \"{hots}\"",
+        "bad.toml:18:46: routes[1].redirect.status",
+        "bad.toml:19:8: routes[1].pool: has no effect on a route with redirect",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+}
