@@ -213,8 +213,9 @@ consecutive_failures = 100
 #[tokio::test]
 async fn rate_limits_answer_429_with_retry_after_and_ratelimit_headers() {
     let b = Backend::start("b");
+    let head = HEAD.replace("access = false", "access = true");
     let cfg = format!(
-        r#"{HEAD}
+        r#"{head}
 [[routes]]
 name = "limited"
 path_prefix = "/limited"
@@ -283,6 +284,21 @@ backends = ["{}"]
     );
     assert!(metrics.contains("drover_rate_limited_total{route=\"per-user\"} 1\n"));
     assert!(metrics.contains("drover_proxy_errors_total{pool=\"app\",cause=\"limit\"}"));
+    // The access log says why.
+    d.proc
+        .stdout
+        .wait_for("a 429 access-log line", Duration::from_secs(10), |l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .is_ok_and(|v| v["status"] == 429 && v["error"] == "limit" && v["pool"] == "app")
+        });
+    // The admin API lists the routes with their counters.
+    let routes: serde_json::Value =
+        serde_json::from_str(&get_text(&d.admin_url("/api/v1/routes")).await).unwrap();
+    assert_eq!(routes[0]["name"], "limited");
+    assert_eq!(routes[0]["rate_limited"], 1);
+    assert_eq!(routes[0]["tracked_keys"], 1);
+    assert_eq!(routes[0]["rate_limit"]["burst"], 3);
+    assert_eq!(routes[2]["rate_limit"]["key"], "route");
 }
 
 /// Reads until EOF or `limit`; `true` when the peer closed without sending anything.

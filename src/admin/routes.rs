@@ -19,6 +19,7 @@ pub enum RouteId {
     Scale,
     Events,
     Reload,
+    Routes,
 }
 
 /// One admin route: method, path pattern (`{name}` matches one segment) and what it does.
@@ -57,6 +58,7 @@ pub const ROUTES: &[RouteSpec] = &[
     ),
     r("PUT", "/api/v1/pools/{pool}/scale", RouteId::Scale),
     r("GET", "/api/v1/events", RouteId::Events),
+    r("GET", "/api/v1/routes", RouteId::Routes),
     r("POST", "/api/v1/reload", RouteId::Reload),
 ];
 
