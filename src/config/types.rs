@@ -56,7 +56,7 @@ pub struct ServerConfig {
     pub tls: Option<TlsConfig>,
     /// Answer every request on the plain listeners with a 308 to `https://`
     /// on the TLS listener's port (left out when it is 443). Needs `[server.tls]`.
-    /// Default `false`.
+    /// Read at start. Default `false`.
     pub https_redirect: bool,
     /// Connections one client IP may hold open at once; excess connections are
     /// closed as soon as they are accepted. Read at start. Default 0 = no limit.
