@@ -53,12 +53,12 @@ TOML
   wrk -t1 -c50 -d"${warm}s" "http://127.0.0.1:$port/bytes/100" >/dev/null
   count() { curl -s "http://127.0.0.1:$aport/metrics" | awk '/^drover_requests_total/ {s += $2} END {print s + 0}'; }
   before=$(count)
-  callgrind_control -z "$pid" >/dev/null
+  callgrind_control -z "$pid" >/dev/null 2>&1
   wrk -t1 -c50 -d"${load}s" "http://127.0.0.1:$port/bytes/100" >/dev/null
-  callgrind_control -d "$pid" >/dev/null
+  callgrind_control -d "$pid" >/dev/null 2>&1
   after=$(count)
   kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
-  ir=$(cat "$out".* 2>/dev/null | awk '/^(summary|totals):/ {print $2; exit}')
+  ir=$(awk '/^(summary|totals):/ {print $2; exit}' "$out".*)
   rm -f "$out" "$out".*
   echo "$name $(( (after - before) )) requests, $(( ir / (after - before) )) instructions/request"
 }

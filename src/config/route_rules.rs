@@ -302,14 +302,14 @@ fn rate_limit(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> Option<RateLimitConfig>
 fn header_rules(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> HeaderRules {
     t.check_keys(errs, &["set", "add", "remove"]);
     let mut rules = HeaderRules::default();
-    let allowed = |name: &str| -> Result<String, String> {
+    let allowed = |name: &str| -> Result<HeaderName, String> {
         let n = header_name(name)?;
         if REFUSED_HEADER_NAMES.contains(&n.as_str()) {
             return Err(format!(
                 "\"{n}\" is a hop-by-hop or framing header; drover manages it (RFC 9110 §7.6.1)"
             ));
         }
-        Ok(n)
+        HeaderName::from_bytes(n.as_bytes()).map_err(|e| e.to_string())
     };
     for key in ["set", "add"] {
         let got = t.get(errs, key, |v| {

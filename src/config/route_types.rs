@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use http::header::HeaderName;
+
 /// The names `${...}` in a header rule's value that are filled per request
 /// (and therefore never read from the environment, see `config::env`).
 pub const HEADER_PLACEHOLDERS: [&str; 3] = ["client_ip", "request_id", "host"];
@@ -79,13 +81,13 @@ pub struct RateLimitConfig {
 }
 
 /// `request_headers` / `response_headers = { set, add, remove }`, applied in
-/// that order: remove, then set (replacing), then add (appending).
+/// that order: remove, then set (replacing), then add (appending). Names are
+/// parsed once, at load.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct HeaderRules {
-    /// Lower-case names.
-    pub remove: Vec<String>,
-    pub set: Vec<(String, Template)>,
-    pub add: Vec<(String, Template)>,
+    pub remove: Vec<HeaderName>,
+    pub set: Vec<(HeaderName, Template)>,
+    pub add: Vec<(HeaderName, Template)>,
 }
 
 /// A header value with `${client_ip}`, `${request_id}`, `${host}` placeholders.

@@ -49,11 +49,31 @@ pub fn render(template: &Template, fill: &Fill<'_>) -> Option<HeaderValue> {
     if let [Piece::Lit(s)] = template.0.as_slice() {
         return HeaderValue::from_str(s).ok();
     }
-    let mut out = BytesMut::new();
+    let len: usize = template
+        .0
+        .iter()
+        .map(|p| match p {
+            Piece::Lit(s) => s.len(),
+            Piece::ClientIp => 45,
+            Piece::RequestId => fill.request_id.len(),
+            Piece::Host => fill.host.map_or(0, HeaderValue::len),
+        })
+        .sum();
+    if len <= super::value_arena::MAX_VALUE {
+        // Short values (the usual case) are cut from the per-thread chunk: no allocation.
+        let v = super::value_arena::header_value(|b| write_template(b, template, fill));
+        return (!v.is_empty() || len == 0).then_some(v);
+    }
+    let mut out = BytesMut::with_capacity(len);
+    write_template(&mut out, template, fill);
+    HeaderValue::from_maybe_shared(out.freeze()).ok()
+}
+
+fn write_template(out: &mut BytesMut, template: &Template, fill: &Fill<'_>) {
     for p in &template.0 {
         match p {
             Piece::Lit(s) => out.extend_from_slice(s.as_bytes()),
-            Piece::ClientIp => super::headers::write_ip(&mut out, fill.client_ip),
+            Piece::ClientIp => super::headers::write_ip(&mut *out, fill.client_ip),
             Piece::RequestId => out.extend_from_slice(fill.request_id.as_bytes()),
             Piece::Host => {
                 if let Some(h) = fill.host {
@@ -62,22 +82,21 @@ pub fn render(template: &Template, fill: &Fill<'_>) -> Option<HeaderValue> {
             }
         }
     }
-    HeaderValue::from_maybe_shared(out.freeze()).ok()
 }
 
 /// Applies `rules` to `headers`: remove, then set (replacing), then add (appending).
 pub fn apply(rules: &HeaderRules, headers: &mut HeaderMap, fill: &Fill<'_>) {
     for name in &rules.remove {
-        headers.remove(name.as_str());
+        headers.remove(name);
     }
     for (name, t) in &rules.set {
-        if let (Ok(n), Some(v)) = (HeaderName::from_bytes(name.as_bytes()), render(t, fill)) {
-            headers.insert(n, v);
+        if let Some(v) = render(t, fill) {
+            headers.insert(name, v);
         }
     }
     for (name, t) in &rules.add {
-        if let (Ok(n), Some(v)) = (HeaderName::from_bytes(name.as_bytes()), render(t, fill)) {
-            headers.append(n, v);
+        if let Some(v) = render(t, fill) {
+            headers.append(name, v);
         }
     }
 }
@@ -226,12 +245,15 @@ mod tests {
     #[test]
     fn header_rules_remove_set_then_add_with_placeholders() {
         let rules = HeaderRules {
-            remove: vec!["x-secret".into()],
+            remove: vec![HeaderName::from_static("x-secret")],
             set: vec![(
-                "x-client".into(),
+                HeaderName::from_static("x-client"),
                 Template::parse("${client_ip} via ${host} (${request_id})").unwrap(),
             )],
-            add: vec![("x-tag".into(), Template::parse("b").unwrap())],
+            add: vec![(
+                HeaderName::from_static("x-tag"),
+                Template::parse("b").unwrap(),
+            )],
         };
         let mut h = HeaderMap::new();
         h.insert("x-secret", "1".parse().unwrap());

@@ -231,6 +231,9 @@ mod tests {
             let _ = host_matches(Some(&wild), Some(stripped));
             if path_matches(Some(&prefix), &path) {
                 let _ = strip_prefix(&path, &prefix);
+                let with = format!("/v{}", host.len());
+                let out = rewrite_prefix(&path, &prefix, &with);
+                proptest::prop_assert!(out.starts_with(&with), "{out:?}");
             }
         }
     }
