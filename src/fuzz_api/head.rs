@@ -10,9 +10,9 @@ use std::net::IpAddr;
 use super::Head;
 use crate::access_log::AccessRecord;
 use crate::config::{HostMatch, Route};
-use crate::proxy::forward::upstream_uri;
 use crate::proxy::headers::{self, ForwardInfo, X_REQUEST_ID};
 use crate::proxy::request_id;
+use crate::proxy::router::upstream_uri;
 use crate::proxy::router::{strip_port, Router};
 
 /// Every shape of route: exact host, wildcard host with a `/`-ended prefix,

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use http::header::{HeaderMap, HeaderValue, EXPECT, HOST};
-use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
@@ -18,7 +17,7 @@ use super::body::{Completion, ProxyBody, RequestBody};
 use super::errors::{self, local, Cause, ProxyError};
 use super::headers::{self, ForwardInfo, X_REQUEST_ID};
 use super::route_rules::{self, Fill};
-use super::router::{self, Matched, Router};
+use super::router::{upstream_uri_rewritten, RouteOpts, Router};
 use super::upgrade;
 use super::upstream::{Pooled, Sender};
 use crate::access_log::{self, AccessRecord};
@@ -166,36 +165,6 @@ fn prepare(
     ))
 }
 
-/// What a matched route changes in forwarding.
-struct RouteOpts<'a> {
-    /// `path_prefix` and its replacement (`None` = `strip_prefix`).
-    rewrite: Option<(&'a str, Option<&'a str>)>,
-    request_headers: Option<&'a HeaderRules>,
-    response_headers: Option<Arc<HeaderRules>>,
-    request_timeout: Option<Duration>,
-    retries: Option<u32>,
-}
-
-impl<'a> RouteOpts<'a> {
-    fn of(m: &Matched<'a>) -> RouteOpts<'a> {
-        let r = m.route;
-        let rewrite = r.path_prefix.as_deref().and_then(|p| {
-            match (r.strip_prefix, r.rules.rewrite_prefix.as_deref()) {
-                (_, Some(with)) => Some((p, Some(with))),
-                (true, None) => Some((p, None)),
-                (false, None) => None,
-            }
-        });
-        RouteOpts {
-            rewrite,
-            request_headers: r.rules.request_headers.as_ref(),
-            response_headers: m.state.response_headers.clone(),
-            request_timeout: r.rules.request_timeout,
-            retries: r.rules.retries,
-        }
-    }
-}
-
 /// The answer of a redirect (`redirect` route or `server.https_redirect`),
 /// or a 400 when the request's Host or path cannot make one.
 fn redirect_done(
@@ -262,40 +231,6 @@ fn hash_of(key: &HashKey, req: &Request<Incoming>, client: SocketAddr) -> Option
             .filter_map(|kv| kv.trim().split_once('='))
             .find(|(k, _)| k == name)
             .map(|(_, v)| h(v.as_bytes())),
-    }
-}
-
-/// The upstream request target (origin form): path, prefix stripped if asked, and query.
-pub(crate) fn upstream_uri(uri: &Uri, strip: Option<&str>) -> Uri {
-    upstream_uri_rewritten(uri, strip.map(|p| (p, None)))
-}
-
-/// [`upstream_uri`] with the matched prefix replaced: `Some((prefix, Some(with)))`
-/// is `rewrite_prefix`, `Some((prefix, None))` is `strip_prefix`.
-pub(crate) fn upstream_uri_rewritten(uri: &Uri, rewrite: Option<(&str, Option<&str>)>) -> Uri {
-    let pq = uri.path_and_query().map_or("/", |p| p.as_str());
-    match rewrite {
-        None => uri
-            .path_and_query()
-            .cloned()
-            .map_or_else(|| Uri::from_static("/"), Uri::from),
-        Some((prefix, with)) => {
-            let (path, query) = match pq.split_once('?') {
-                Some((p, q)) => (p, Some(q)),
-                None => (pq, None),
-            };
-            let path = match with {
-                None => router::strip_prefix(path, prefix),
-                Some(w) => std::borrow::Cow::Owned(router::rewrite_prefix(path, prefix, w)),
-            };
-            let s = match query {
-                Some(q) => format!("{path}?{q}"),
-                None => path.into_owned(),
-            };
-            PathAndQuery::from_maybe_shared(s)
-                .map(Uri::from)
-                .unwrap_or_else(|_| Uri::from_static("/"))
-        }
     }
 }
 

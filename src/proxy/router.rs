@@ -4,7 +4,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use http::{HeaderMap, Method};
+use std::time::Duration;
+
+use http::uri::PathAndQuery;
+use http::{HeaderMap, Method, Uri};
 
 use super::rate_limiter::RouteLimiter;
 use crate::config::{Config, HeaderRules, HostMatch, Route};
@@ -109,6 +112,70 @@ impl Router {
             None => None,
         };
         Some(Matched { route, state, pool })
+    }
+}
+
+/// What a matched route changes in forwarding.
+pub struct RouteOpts<'a> {
+    /// `path_prefix` and its replacement (`None` = `strip_prefix`).
+    pub rewrite: Option<(&'a str, Option<&'a str>)>,
+    pub request_headers: Option<&'a HeaderRules>,
+    pub response_headers: Option<Arc<HeaderRules>>,
+    pub request_timeout: Option<Duration>,
+    pub retries: Option<u32>,
+}
+
+impl<'a> RouteOpts<'a> {
+    pub fn of(m: &Matched<'a>) -> RouteOpts<'a> {
+        let r = m.route;
+        let rewrite = r.path_prefix.as_deref().and_then(|p| {
+            match (r.strip_prefix, r.rules.rewrite_prefix.as_deref()) {
+                (_, Some(with)) => Some((p, Some(with))),
+                (true, None) => Some((p, None)),
+                (false, None) => None,
+            }
+        });
+        RouteOpts {
+            rewrite,
+            request_headers: r.rules.request_headers.as_ref(),
+            response_headers: m.state.response_headers.clone(),
+            request_timeout: r.rules.request_timeout,
+            retries: r.rules.retries,
+        }
+    }
+}
+
+/// The upstream request target (origin form): path, prefix stripped if asked, and query.
+pub(crate) fn upstream_uri(uri: &Uri, strip: Option<&str>) -> Uri {
+    upstream_uri_rewritten(uri, strip.map(|p| (p, None)))
+}
+
+/// [`upstream_uri`] with the matched prefix replaced: `Some((prefix, Some(with)))`
+/// is `rewrite_prefix`, `Some((prefix, None))` is `strip_prefix`.
+pub(crate) fn upstream_uri_rewritten(uri: &Uri, rewrite: Option<(&str, Option<&str>)>) -> Uri {
+    let pq = uri.path_and_query().map_or("/", |p| p.as_str());
+    match rewrite {
+        None => uri
+            .path_and_query()
+            .cloned()
+            .map_or_else(|| Uri::from_static("/"), Uri::from),
+        Some((prefix, with)) => {
+            let (path, query) = match pq.split_once('?') {
+                Some((p, q)) => (p, Some(q)),
+                None => (pq, None),
+            };
+            let path = match with {
+                None => strip_prefix(path, prefix),
+                Some(w) => std::borrow::Cow::Owned(rewrite_prefix(path, prefix, w)),
+            };
+            let s = match query {
+                Some(q) => format!("{path}?{q}"),
+                None => path.into_owned(),
+            };
+            PathAndQuery::from_maybe_shared(s)
+                .map(Uri::from)
+                .unwrap_or_else(|_| Uri::from_static("/"))
+        }
     }
 }
 
