@@ -254,6 +254,35 @@ backends = ["{}"]
         .unwrap()
         .contains("rate limit of route limited"));
 
+    // A reload that leaves the route's limit as it was keeps its state; a
+    // changed limit starts afresh.
+    let reload = || async {
+        let r = client()
+            .post(d.admin_url("/api/v1/reload"))
+            .header("content-type", "application/json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    };
+    reload().await;
+    assert_eq!(
+        get(&d, "x", "/limited", &[]).await.0,
+        429,
+        "kept across a reload"
+    );
+    let cfg2 = std::fs::read_to_string(&d.config_path).unwrap();
+    std::fs::write(&d.config_path, cfg2.replace("burst = 3 }", "burst = 4 }")).unwrap();
+    reload().await;
+    assert_eq!(
+        get(&d, "x", "/limited", &[]).await.0,
+        200,
+        "a new limit starts afresh"
+    );
+    std::fs::write(&d.config_path, &cfg2).unwrap();
+    reload().await;
+    assert_eq!(get(&d, "x", "/limited", &[]).await.0, 200);
+
     // Per header value.
     for _ in 0..2 {
         assert_eq!(get(&d, "x", "/user", &[("x-user", "a")]).await.0, 200);
@@ -279,7 +308,7 @@ backends = ["{}"]
 
     let metrics = get_text(&d.admin_url("/metrics")).await;
     assert!(
-        metrics.contains("drover_rate_limited_total{route=\"limited\"} 1\n"),
+        metrics.contains("drover_rate_limited_total{route=\"limited\"} 2\n"),
         "{metrics}"
     );
     assert!(metrics.contains("drover_rate_limited_total{route=\"per-user\"} 1\n"));
@@ -295,7 +324,7 @@ backends = ["{}"]
     let routes: serde_json::Value =
         serde_json::from_str(&get_text(&d.admin_url("/api/v1/routes")).await).unwrap();
     assert_eq!(routes[0]["name"], "limited");
-    assert_eq!(routes[0]["rate_limited"], 1);
+    assert_eq!(routes[0]["rate_limited"], 2, "counted across reloads");
     assert_eq!(routes[0]["tracked_keys"], 1);
     assert_eq!(routes[0]["rate_limit"]["burst"], 3);
     assert_eq!(routes[2]["rate_limit"]["key"], "route");
