@@ -328,6 +328,19 @@ backends = ["{}"]
     assert_eq!(routes[0]["tracked_keys"], 1);
     assert_eq!(routes[0]["rate_limit"]["burst"], 3);
     assert_eq!(routes[2]["rate_limit"]["key"], "route");
+    // And `drover ctl routes` prints them.
+    let admin = d.admin_url("");
+    let out = std::process::Command::new(common::BIN)
+        .args(["ctl", "--admin", &admin, "routes"])
+        .env_remove("DROVER_ADMIN")
+        .env_remove("DROVER_ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let line = text.lines().find(|l| l.starts_with("limited ")).unwrap();
+    assert!(line.contains("1/3600000ms burst 3 by client_ip"), "{text}");
+    assert!(text.lines().next().unwrap().starts_with("NAME"), "{text}");
 }
 
 /// Reads until EOF or `limit`; `true` when the peer closed without sending anything.
