@@ -130,6 +130,8 @@ pub enum CtlCommand {
     Status,
     /// Every pool with its members, state and counters.
     Pools,
+    /// The routes in match order, with their rate limits and 429 counts.
+    Routes,
     /// Stop sending new requests to a member (in-flight ones finish).
     Drain { pool: String, address: String },
     /// Add a static member to a pool (dropped again by a reload whose file does not list it).

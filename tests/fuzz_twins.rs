@@ -96,6 +96,20 @@ proptest! {
     }
 
     #[test]
+    fn route_rules_twin_structured(
+        host in prop_oneof![host(), r"[a-z.:@/?#\\\[\]_%-]{0,16}", "\\PC{0,12}"],
+        target in target(),
+        template in "([a-z ;=]{0,4}(\\$\\{(client_ip|request_id|host|HOME|)\\}?)?){0,4}",
+    ) {
+        fuzz_api::expansions(&host, &target, &template);
+    }
+
+    #[test]
+    fn route_rules_twin_raw_bytes(bytes in prop::collection::vec(any::<u8>(), 0..80)) {
+        fuzz_api::route_rules(&bytes);
+    }
+
+    #[test]
     fn config_twin_raw_text(src in "[ -~\n]{0,200}") {
         fuzz_api::config(&src);
     }
@@ -233,6 +247,7 @@ fn fuzz_seed_corpus_passes() {
             fuzz_api::grpc(b)
         }),
         ("sticky_cookie", &fuzz_api::sticky_cookie),
+        ("route_rules", &fuzz_api::route_rules),
     ] {
         for entry in std::fs::read_dir(dir.join(target)).expect("seed corpus") {
             let path = entry.expect("dir entry").path();

@@ -2,21 +2,7 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::{curl, Backend, Drover};
-
-fn write_cert(dir: &Path, name: &str) -> (String, String) {
-    let ck = rcgen::generate_simple_self_signed(vec![name.to_string()]).unwrap();
-    let cert = dir.join(format!("{name}.pem"));
-    let key = dir.join(format!("{name}.key"));
-    std::fs::write(&cert, ck.cert.pem()).unwrap();
-    std::fs::write(&key, ck.key_pair.serialize_pem()).unwrap();
-    (
-        cert.to_str().unwrap().to_string(),
-        key.to_str().unwrap().to_string(),
-    )
-}
+use common::{curl, write_cert, Backend, Drover};
 
 #[test]
 fn tls_listener_serves_h1_and_h2_and_picks_the_certificate_by_sni() {

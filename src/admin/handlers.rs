@@ -307,3 +307,46 @@ pub fn events(query: Option<&str>) -> ApiResult<Resp> {
         &json!(crate::events::log().since(since, limit)),
     ))
 }
+
+/// `GET /api/v1/routes`: the routes in match order, with their rate-limit counters.
+pub(crate) fn routes_view(router: &crate::proxy::router::Router) -> Value {
+    use crate::config::{HostMatch, RateKey};
+    let routes: Vec<Value> = router
+        .routes
+        .iter()
+        .zip(&router.states)
+        .map(|(r, st)| {
+            let host = r.host.as_ref().map(|h| match h {
+                HostMatch::Exact(e) => e.clone(),
+                HostMatch::Wildcard(w) => format!("*{w}"),
+            });
+            let limit = r.rules.rate_limit.as_ref().map(|l| {
+                let key = match &l.key {
+                    RateKey::ClientIp => "client_ip".to_string(),
+                    RateKey::Route => "route".to_string(),
+                    RateKey::Header(h) => format!("header:{h}"),
+                };
+                json!({
+                    "requests": l.requests,
+                    "per_ms": l.per.as_millis() as u64,
+                    "burst": l.burst,
+                    "key": key,
+                    "max_keys": l.max_keys,
+                })
+            });
+            let limiter = st.limiter.as_ref();
+            json!({
+                "name": st.label,
+                "host": host,
+                "path_prefix": r.path_prefix,
+                "methods": r.rules.methods,
+                "pool": r.pool,
+                "redirect": r.rules.redirect.as_ref().map(|d| d.status),
+                "rate_limit": limit,
+                "rate_limited": limiter.map_or(0, |l| l.limited.load(std::sync::atomic::Ordering::Relaxed)),
+                "tracked_keys": limiter.map_or(0, |l| l.tracked()),
+            })
+        })
+        .collect();
+    Value::Array(routes)
+}

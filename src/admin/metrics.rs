@@ -123,6 +123,24 @@ fn proxy_error_metrics<'a>(out: &mut String, pools: impl Iterator<Item = &'a Poo
     );
 }
 
+/// `drover_rate_limited_total{route}`: requests refused by each route's
+/// `rate_limit` (label: the route's `name`, else its index), since start.
+fn rate_limit_metrics(out: &mut String) {
+    header(
+        out,
+        "drover_rate_limited_total",
+        "counter",
+        "Requests refused with 429 by a route's rate_limit, by route (name, else index).",
+    );
+    for (route, n) in crate::proxy::rate_limiter::limited_counters() {
+        let _ = writeln!(
+            out,
+            "drover_rate_limited_total{{route=\"{}\"}} {n}",
+            esc(&route)
+        );
+    }
+}
+
 /// Renders every metric for these pools; `desired` gives a pool's desired instance count.
 pub fn render<'a>(
     pools: impl Iterator<Item = &'a Pool> + Clone,
@@ -311,6 +329,7 @@ pub fn render<'a>(
 
     health_metrics(&mut out, pools.clone());
     proxy_error_metrics(&mut out, pools.clone());
+    rate_limit_metrics(&mut out);
 
     header(
         &mut out,

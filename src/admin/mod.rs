@@ -170,6 +170,10 @@ async fn route(
             pools.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
             Ok(json_resp(StatusCode::OK, &json!(pools)))
         }
+        RouteId::Routes => {
+            let router = app.shared.router.load_full();
+            Ok(json_resp(StatusCode::OK, &handlers::routes_view(&router)))
+        }
         RouteId::Pool => handlers::find_pool(&app, p(0))
             .map(|pool| json_resp(StatusCode::OK, &handlers::pool_view(&app, &pool))),
         RouteId::AllHistory => Ok(json_resp(StatusCode::OK, &json!(history.all()))),

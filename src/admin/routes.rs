@@ -20,6 +20,7 @@ pub enum RouteId {
     Autoscale,
     Events,
     Reload,
+    Routes,
 }
 
 /// One admin route: method, path pattern (`{name}` matches one segment) and what it does.
@@ -59,6 +60,7 @@ pub const ROUTES: &[RouteSpec] = &[
     r("PUT", "/api/v1/pools/{pool}/scale", RouteId::Scale),
     r("GET", "/api/v1/pools/{pool}/autoscale", RouteId::Autoscale),
     r("GET", "/api/v1/events", RouteId::Events),
+    r("GET", "/api/v1/routes", RouteId::Routes),
     r("POST", "/api/v1/reload", RouteId::Reload),
 ];
 

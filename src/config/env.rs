@@ -1,6 +1,9 @@
 //! `"${NAME}"` environment references, expanded in every string value before use.
 //!
 //! `$${` writes a literal `${`; a `$` not followed by `{` is kept as is.
+//! `${client_ip}`, `${request_id}` and `${host}` are reserved: they are left as
+//! written, for header rules to fill per request
+//! ([`super::route_types::HEADER_PLACEHOLDERS`]); they never read the environment.
 
 use std::borrow::Cow;
 
@@ -36,6 +39,13 @@ pub(crate) fn expand_str(
                 return Err(format!(
                     "\"${{{name}}}\" is not a valid environment reference; names are letters, digits and _"
                 ));
+            }
+            if super::route_types::HEADER_PLACEHOLDERS.contains(&name) {
+                out.push_str("${");
+                out.push_str(name);
+                out.push('}');
+                rest = &body[end + 1..];
+                continue;
             }
             match lookup(name) {
                 Some(v) => out.push_str(&v),
@@ -119,6 +129,16 @@ mod tests {
         );
         assert_eq!(expand_str("no refs $5 $x", &env).unwrap(), "no refs $5 $x");
         assert_eq!(expand_str("$${TOKEN}", &env).unwrap(), "${TOKEN}");
+    }
+
+    #[test]
+    fn header_placeholders_are_left_for_request_time() {
+        let s = "${client_ip} ${request_id} ${host} ${TOKEN}";
+        assert_eq!(
+            expand_str(s, &env).unwrap(),
+            "${client_ip} ${request_id} ${host} s3cret"
+        );
+        assert_eq!(references(s), vec!["TOKEN"]);
     }
 
     #[test]

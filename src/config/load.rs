@@ -10,7 +10,7 @@ use super::error::{ConfigError, ConfigErrors, Errors};
 use super::reader::{describe, Tbl};
 use super::types::{Config, Route};
 use super::values::owner_name;
-use super::{pool, sections, validate};
+use super::{pool, route_rules, sections, validate};
 
 /// Parses and validates a config from a string. `file` is recorded as
 /// [`Config::source`], names the file in errors and is the base for relative paths.
@@ -81,12 +81,13 @@ pub(crate) fn load_with_env(
     let mut route_pools = Vec::new();
     let route_tables = root.tables(&mut errs, "routes");
     for (i, t) in route_tables.iter().enumerate() {
-        let (route, pool) = sections::route(t, &mut errs);
+        let (route, pool) = route_rules::route(t, &mut errs);
         if let Some(pool) = pool {
             route_pools.push((i, pool));
         }
         routes.extend(route);
     }
+    route_rules::check_unique_names(&route_tables, &mut errs);
 
     let mut pools = BTreeMap::new();
     let mut pool_names = Vec::new();

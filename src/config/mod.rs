@@ -14,6 +14,8 @@ mod pool;
 mod protocol;
 mod reader;
 mod resolver;
+mod route_rules;
+mod route_types;
 mod scaling;
 mod scaling_ahead;
 pub mod schedule;
@@ -35,6 +37,8 @@ mod tests_dns;
 mod tests_policy;
 #[cfg(test)]
 mod tests_protocol;
+#[cfg(test)]
+mod tests_route_rules;
 #[cfg(test)]
 mod tests_rules;
 

@@ -8,13 +8,13 @@ use toml::de::DeValue;
 
 use super::error::Errors;
 use super::reader::{
-    boolean, describe, duration, nonempty_string, nonzero_duration, string, string_list, uint,
-    uint_min, Got, Tbl,
+    boolean, describe, duration, nonempty_string, nonzero_duration, string_list, uint, uint_min,
+    Got, Tbl,
 };
 use super::types::{
-    AdminConfig, CertPair, LogConfig, Route, ServerConfig, TlsConfig, DEFAULT_TUNNEL_IDLE_TIMEOUT,
+    AdminConfig, CertPair, LogConfig, ServerConfig, TlsConfig, DEFAULT_TUNNEL_IDLE_TIMEOUT,
 };
-use super::values::{parse_addr, parse_host};
+use super::values::parse_addr;
 
 /// Smallest accepted `server.max_header_bytes`.
 pub const MIN_HEADER_BYTES: usize = 8192;
@@ -67,6 +67,8 @@ pub(crate) fn server(
         body_read_timeout: Duration::from_secs(60),
         threads: 0,
         tls: None,
+        https_redirect: false,
+        max_connections_per_client: 0,
     };
     let Some(t) = t else { return cfg };
     t.check_keys(
@@ -82,6 +84,8 @@ pub(crate) fn server(
             "body_read_timeout",
             "threads",
             "tls",
+            "https_redirect",
+            "max_connections_per_client",
         ],
     );
     if let Some(g) = t.get(errs, "listen", addr_list) {
@@ -125,6 +129,19 @@ pub(crate) fn server(
     }
     if let Some(tls) = t.sub(errs, "tls") {
         cfg.tls = server_tls(&tls, errs, base);
+    }
+    if let Some(g) = t.get(errs, "https_redirect", boolean) {
+        if g.v && !t.has("tls") {
+            t.error_at(
+                errs,
+                "https_redirect",
+                "needs a [server.tls] listener to redirect to",
+            );
+        }
+        cfg.https_redirect = g.v;
+    }
+    if let Some(g) = t.get(errs, "max_connections_per_client", uint::<usize>) {
+        cfg.max_connections_per_client = g.v;
     }
     cfg
 }
@@ -271,46 +288,4 @@ pub(crate) fn log(t: Option<Tbl<'_, '_>>, errs: &mut Errors<'_>) -> LogConfig {
         cfg.access = g.v;
     }
     cfg
-}
-
-/// One `[[routes]]` entry (`None` when it has errors) and its `pool` value with
-/// its span (for the cross-check, even when other keys are wrong).
-pub(crate) fn route(
-    t: &Tbl<'_, '_>,
-    errs: &mut Errors<'_>,
-) -> (Option<Route>, Option<Got<String>>) {
-    t.check_keys(errs, &["host", "path_prefix", "pool", "strip_prefix"]);
-    let host = t
-        .get(errs, "host", |v| parse_host(&string(v)?))
-        .map(|g| g.v);
-    let path_prefix = t
-        .get(errs, "path_prefix", |v| {
-            let s = string(v)?;
-            if s.starts_with('/') {
-                Ok(s)
-            } else {
-                Err(format!(
-                    "must start with \"/\", like \"/api\"; got \"{}\"",
-                    s.escape_default()
-                ))
-            }
-        })
-        .map(|g| g.v);
-    let strip_prefix = t.get(errs, "strip_prefix", boolean).is_some_and(|g| g.v);
-    if strip_prefix && !t.has("path_prefix") {
-        t.error_at(errs, "strip_prefix", "needs a path_prefix to strip");
-    }
-    let pool = t.require(errs, "pool", "the name of a pool", nonempty_string);
-    let bad_host = t.has("host") && host.is_none();
-    let bad_prefix = t.has("path_prefix") && path_prefix.is_none();
-    let route = match &pool {
-        Some(p) if !bad_host && !bad_prefix => Some(Route {
-            host,
-            path_prefix,
-            pool: p.v.clone(),
-            strip_prefix,
-        }),
-        _ => None,
-    };
-    (route, pool)
 }

@@ -33,6 +33,9 @@ listen = ["127.0.0.1:8080"]            # one or more addresses, plain HTTP/1.1 a
 # tunnel_idle_timeout = "1h"           # WebSocket/upgraded connections with no bytes either way are closed
 # body_read_timeout = "60s"            # longest pause in a client's request body, else 408 (not the backend's fault)
 # threads = 0                          # worker threads; 0 = one per core
+# https_redirect = false               # true: plain listeners answer 308 to https:// on the TLS port
+# max_connections_per_client = 0       # connections one client IP may hold open; excess ones are
+                                       # closed at accept. 0 = no limit
 
 # [server.tls]                         # optional TLS listener, ALPN h2 + http/1.1
 # listen = ["0.0.0.0:8443"]
@@ -61,6 +64,22 @@ access = true                          # one JSON line per request
 path_prefix = "/"                      # must start with "/"
 pool = "app"
 # strip_prefix = false                 # remove path_prefix from the path sent upstream
+# name = "app"                         # label in metrics; default: the route's index
+# methods = ["GET", "HEAD", "POST"]    # match only these methods; default any
+# headers = { X-Env = "prod" }         # match only with these exact header values
+# rewrite_prefix = "/"                 # replace path_prefix with this upstream (or strip_prefix)
+# request_timeout = "60s"              # overrides the pool's for this route
+# retries = 2                          # overrides the pool's for this route
+# rate_limit = { requests = 100, per = "1s", burst = 50, key = "client_ip" }
+                                       # beyond it 429 + Retry-After; key: client_ip | route | header:NAME
+# request_headers = { set = { X-Client-IP = "${client_ip}" }, add = {}, remove = ["X-Debug"] }
+# response_headers = { set = { X-Frame-Options = "DENY" }, remove = ["Server"] }
+                                       # ${client_ip} ${request_id} ${host} are filled per request
+
+# A redirect route answers itself and needs no pool:
+# [[routes]]
+# host = "old.example.com"
+# redirect = { to = "https://www.example.com{uri}", status = 301 }   # {scheme} {host} {path} {query} {uri}
 
 [pools.app]
 balance = "round_robin"                # round_robin | weighted_round_robin | least_conn |
@@ -211,15 +230,12 @@ pub fn demo_config(backends: &[SocketAddr]) -> Config {
             body_read_timeout: Duration::from_secs(60),
             threads: 0,
             tls: None,
+            https_redirect: false,
+            max_connections_per_client: 0,
         },
         admin: AdminConfig::default(),
         log: LogConfig { access: true },
-        routes: vec![Route {
-            host: None,
-            path_prefix: None,
-            pool: "demo".to_string(),
-            strip_prefix: false,
-        }],
+        routes: vec![Route::to_pool("demo")],
         pools: BTreeMap::from([("demo".to_string(), pool)]),
         resolver: Default::default(),
         source: None,

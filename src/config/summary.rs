@@ -104,7 +104,7 @@ pub fn summary_lines(cfg: &Config) -> Vec<String> {
             let routes: Vec<String> = cfg
                 .routes
                 .iter()
-                .filter(|r| r.pool == p.name)
+                .filter(|r| r.pool.as_deref() == Some(p.name.as_str()))
                 .map(route_label)
                 .collect();
             if routes.is_empty() {

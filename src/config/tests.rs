@@ -74,15 +74,7 @@ fn minimal_file_gets_every_default() {
     assert!(c.log.access);
     assert_eq!(c.source, None);
     // a single pool without routes gets a catch-all route
-    assert_eq!(
-        c.routes,
-        vec![Route {
-            host: None,
-            path_prefix: None,
-            pool: "app".into(),
-            strip_prefix: false
-        }]
-    );
+    assert_eq!(c.routes, vec![Route::to_pool("app")]);
     let p = &c.pools["app"];
     assert_eq!(p.name, "app");
     assert_eq!(p.balance, Balance::RoundRobin);
@@ -241,8 +233,8 @@ fn spec_example_loads() {
         Route {
             host: Some(HostMatch::Exact("api.example.com".into())),
             path_prefix: Some("/api".into()),
-            pool: "api".into(),
             strip_prefix: true,
+            ..Route::to_pool("api")
         }
     );
     let p = &c.pools["api"];
@@ -599,7 +591,7 @@ fn starter_config_validates() {
     assert_eq!(c.server.listen, vec![addr("127.0.0.1:8080")]);
     assert_eq!(c.admin.listen, addr("127.0.0.1:9090"));
     assert_eq!(c.routes.len(), 1);
-    assert_eq!(c.routes[0].pool, "app");
+    assert_eq!(c.routes[0].pool.as_deref(), Some("app"));
     let p = &c.pools["app"];
     assert_eq!(c.pools.len(), 1);
     assert_eq!(p.balance, Balance::RoundRobin);
@@ -671,7 +663,7 @@ fn demo_config_fields() {
     assert_eq!(c.admin.listen, addr("127.0.0.1:9090"));
     assert!(c.log.access);
     assert_eq!(c.routes.len(), 1);
-    assert_eq!(c.routes[0].pool, "demo");
+    assert_eq!(c.routes[0].pool.as_deref(), Some("demo"));
     assert!(c.routes[0].host.is_none() && c.routes[0].path_prefix.is_none());
     let p = &c.pools["demo"];
     assert_eq!(p.balance, Balance::RoundRobin);

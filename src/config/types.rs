@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use super::route_types::*;
 use crate::upstream_tls::UpstreamTls;
 
 /// The whole validated configuration.
@@ -62,6 +63,13 @@ pub struct ServerConfig {
     pub threads: usize,
     /// Optional TLS listener.
     pub tls: Option<TlsConfig>,
+    /// Answer every request on the plain listeners with a 308 to `https://`
+    /// on the TLS listener's port (left out when it is 443). Needs `[server.tls]`.
+    /// Read at start. Default `false`.
+    pub https_redirect: bool,
+    /// Connections one client IP may hold open at once; excess connections are
+    /// closed as soon as they are accepted. Read at start. Default 0 = no limit.
+    pub max_connections_per_client: usize,
 }
 
 /// Default `server.tunnel_idle_timeout`: 1 h.
@@ -126,9 +134,30 @@ pub struct Route {
     pub host: Option<HostMatch>,
     /// Must start with `/` when set.
     pub path_prefix: Option<String>,
-    pub pool: String,
+    /// The pool requests go to; `None` only on a route with `rules.redirect`.
+    pub pool: Option<String>,
     /// Remove `path_prefix` from the path sent upstream. Default `false`.
     pub strip_prefix: bool,
+    /// Methods, headers, rate limit, header rules, redirect, rewrite, timeouts.
+    pub rules: RouteRules,
+}
+
+impl Route {
+    /// A route sending every request to `pool`, with nothing else set.
+    pub fn to_pool(pool: &str) -> Route {
+        Route {
+            host: None,
+            path_prefix: None,
+            pool: Some(pool.to_string()),
+            strip_prefix: false,
+            rules: RouteRules::default(),
+        }
+    }
+
+    /// Its label in metrics and the admin API: `name`, else its index in `[[routes]]`.
+    pub fn label(&self, index: usize) -> String {
+        self.rules.name.clone().unwrap_or_else(|| index.to_string())
+    }
 }
 
 /// A route's `host`: exact (`api.example.com`) or wildcard (`*.example.com`).

@@ -40,12 +40,7 @@ pub(crate) fn cross_check(
     }
     if !root.has("routes") {
         if let [only] = pool_names {
-            routes.push(Route {
-                host: None,
-                path_prefix: None,
-                pool: only.clone(),
-                strip_prefix: false,
-            });
+            routes.push(Route::to_pool(only));
         } else {
             errs.push(
                 "routes",

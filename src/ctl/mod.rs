@@ -137,6 +137,70 @@ pub async fn run(args: CtlArgs) -> Result<(), CtlError> {
                 let _ = write!(out, "{t}");
             }
         }
+        CtlCommand::Routes => {
+            let routes = c.call(Method::GET, "/api/v1/routes", None).await?;
+            if json {
+                print_json(&mut out, &routes);
+                return Ok(());
+            }
+            let mut t = Table::new(&[
+                "NAME",
+                "HOST",
+                "PATH",
+                "METHODS",
+                "POOL",
+                "RATE LIMIT",
+                "LIMITED",
+                "KEYS",
+            ]);
+            for r in routes.as_array().into_iter().flatten() {
+                let or_any = |v: &Value| {
+                    if v.is_null() {
+                        "*".to_string()
+                    } else {
+                        text(v)
+                    }
+                };
+                let methods: Vec<String> = r["methods"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(text)
+                    .collect();
+                let pool = match (&r["pool"], &r["redirect"]) {
+                    (Value::Null, Value::Null) => "-".to_string(),
+                    (Value::Null, status) => format!("redirect {}", text(status)),
+                    (p, _) => text(p),
+                };
+                let l = &r["rate_limit"];
+                let limit = if l.is_null() {
+                    "-".to_string()
+                } else {
+                    format!(
+                        "{}/{}ms burst {} by {}",
+                        text(&l["requests"]),
+                        text(&l["per_ms"]),
+                        text(&l["burst"]),
+                        text(&l["key"])
+                    )
+                };
+                t.row(vec![
+                    text(&r["name"]),
+                    or_any(&r["host"]),
+                    or_any(&r["path_prefix"]),
+                    if methods.is_empty() {
+                        "*".into()
+                    } else {
+                        methods.join(",")
+                    },
+                    pool,
+                    limit,
+                    text(&r["rate_limited"]),
+                    text(&r["tracked_keys"]),
+                ]);
+            }
+            let _ = write!(out, "{t}");
+        }
         CtlCommand::Drain { pool, address } => {
             let path = format!(
                 "/api/v1/pools/{}/backends/{}/drain",

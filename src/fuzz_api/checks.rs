@@ -42,8 +42,25 @@ pub fn config(src: &str) {
                     Some(HostMatch::Wildcard(w)) => Some(format!("x{w}")),
                 };
                 let path = r.path_prefix.as_deref().unwrap_or("/");
+                let method = r
+                    .rules
+                    .methods
+                    .first()
+                    .and_then(|m| http::Method::from_bytes(m.as_bytes()).ok())
+                    .unwrap_or(http::Method::GET);
+                let mut headers = http::HeaderMap::new();
+                for (k, v) in &r.rules.headers {
+                    if let (Ok(k), Ok(v)) = (
+                        http::HeaderName::from_bytes(k.as_bytes()),
+                        http::HeaderValue::from_str(v),
+                    ) {
+                        headers.append(k, v);
+                    }
+                }
                 assert!(
-                    router.find(host.as_deref(), path).is_some(),
+                    router
+                        .find(host.as_deref(), path, &method, &headers)
+                        .is_some(),
                     "route {r:?} does not route its own host and prefix"
                 );
             }

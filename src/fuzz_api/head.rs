@@ -4,14 +4,15 @@ use std::sync::LazyLock;
 use std::time::{Duration, SystemTime};
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Uri, Version};
+use http::{Method, Uri, Version};
+use std::net::IpAddr;
 
 use super::Head;
 use crate::access_log::AccessRecord;
 use crate::config::{HostMatch, Route};
-use crate::proxy::forward::upstream_uri;
 use crate::proxy::headers::{self, ForwardInfo, X_REQUEST_ID};
 use crate::proxy::request_id;
+use crate::proxy::router::upstream_uri;
 use crate::proxy::router::{strip_port, Router};
 
 /// Every shape of route: exact host, wildcard host with a `/`-ended prefix,
@@ -88,7 +89,7 @@ pub fn request_head(head: &Head) {
     if let Some(h) = host {
         assert!(h.starts_with(strip_port(h)), "strip_port({h:?})");
     }
-    check_route(&ROUTER, host, &head.uri);
+    check_route(&ROUTER, host, head);
     check_rewrite(head, &id);
     check_access_log(head, &id);
 }
@@ -103,18 +104,25 @@ pub fn route_with_prefix(prefix: &str, path_and_query: &str) {
     let mut config =
         crate::config::load_str("[pools.p]\nbackends = [\"127.0.0.1:9\"]\n", None).expect("valid");
     config.routes = vec![Route {
-        host: None,
         path_prefix: Some(prefix.to_string()),
-        pool: "p".into(),
         strip_prefix: true,
+        ..Route::to_pool("p")
     }];
     let router = Router::build(&config, None);
-    check_route(&router, None, &uri);
+    let head = Head {
+        method: Method::GET,
+        uri,
+        version: Version::HTTP_11,
+        headers: HeaderMap::new(),
+        client: IpAddr::from([127, 0, 0, 1]),
+    };
+    check_route(&router, None, &head);
 }
 
-fn check_route(router: &Router, host: Option<&str>, uri: &Uri) {
+fn check_route(router: &Router, host: Option<&str>, head: &Head) {
+    let uri = &head.uri;
     let path = uri.path();
-    let Some(m) = router.find(host, path) else {
+    let Some(m) = router.find(host, path, &head.method, &head.headers) else {
         return;
     };
     if let Some(p) = &m.route.path_prefix {

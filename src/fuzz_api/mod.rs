@@ -9,16 +9,20 @@
 //! - [`duration`]: the duration and size parsers;
 //! - [`admin_request`]: the admin API's route table, path parameters and query;
 //! - [`grpc`]: `grpc-timeout` and the gRPC health check response decoder;
-//! - [`sticky_cookie`]: the sticky-session cookie parser.
+//! - [`sticky_cookie`]: the sticky-session cookie parser;
+//! - [`route_rules`]: redirect targets and header-rule templates expanded with
+//!   a hostile Host, path and query.
 
 mod checks;
 mod grpc;
 mod head;
+mod route_rules;
 mod sticky;
 
 pub use checks::{admin_request, config, duration, percent_decode_strict};
 pub use grpc::grpc;
 pub use head::{request_head, route_with_prefix};
+pub use route_rules::{expansions, route_rules};
 pub use sticky::sticky_cookie;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

@@ -59,7 +59,7 @@ fn timed_out(addr: SocketAddr, timeout: Duration, what: &str) -> Attempt {
 }
 
 /// One attempt on `member`: connect (or reuse), send, wait for the response
-/// head up to `request_timeout` (the pool's, or less for a gRPC deadline).
+/// head up to `request_timeout` (the route's, else the pool's; less for a gRPC deadline).
 /// A free function, so the request's state is not borrowed while it waits.
 pub async fn attempt(
     member: &Member,

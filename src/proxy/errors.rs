@@ -56,6 +56,9 @@ pub enum Cause {
     Timeout,
     /// A local limit: the pool's queue is full or `queue_timeout` passed: 503.
     Limit,
+    /// The route's `rate_limit` refused the request: 429 (label `limit`, like
+    /// [`Cause::Limit`]; never the backend's, never retried).
+    RateLimited,
     /// No route matches the request: 404.
     NoRoute,
     /// No member of the pool is routable: 503.
@@ -87,7 +90,7 @@ impl Cause {
             Cause::Connect => 1,
             Cause::Upstream => 2,
             Cause::Timeout => 3,
-            Cause::Limit => 4,
+            Cause::Limit | Cause::RateLimited => 4,
             Cause::NoRoute => 5,
             Cause::NoMember => 6,
             Cause::ColdStart => 7,
@@ -109,6 +112,7 @@ impl Cause {
             Cause::Connect | Cause::Upstream => 502,
             Cause::Timeout => 504,
             Cause::Limit | Cause::NoMember | Cause::ColdStart => 503,
+            Cause::RateLimited => 429,
             Cause::NoRoute => 404,
             Cause::Internal => 500,
         };
@@ -241,7 +245,7 @@ pub fn local(
 mod tests {
     use super::*;
 
-    const ALL: [Cause; 11] = [
+    const ALL: [Cause; 12] = [
         Cause::Client(ClientFault::Gone),
         Cause::Client(ClientFault::Stalled),
         Cause::Client(ClientFault::Malformed),
@@ -249,6 +253,7 @@ mod tests {
         Cause::Upstream,
         Cause::Timeout,
         Cause::Limit,
+        Cause::RateLimited,
         Cause::NoRoute,
         Cause::NoMember,
         Cause::ColdStart,
@@ -280,6 +285,7 @@ mod tests {
                 (502, true, false, true, "upstream"),
                 (504, false, false, true, "timeout"),
                 (503, false, false, false, "limit"),
+                (429, false, false, false, "limit"),
                 (404, false, false, false, "no_route"),
                 (503, false, false, false, "no_member"),
                 (503, false, false, false, "cold_start"),

@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use http::header::{HeaderMap, HeaderValue, EXPECT, HOST};
-use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
@@ -19,13 +18,14 @@ use super::errors::{self, local, Cause, ClientFault, ProxyError};
 use super::framing;
 use super::grpc;
 use super::headers::{self, ForwardInfo, X_REQUEST_ID};
-use super::router::{self, Router};
+use super::route_rules::{self, Fill};
+use super::router::{upstream_uri_rewritten, RouteOpts, Router};
 use super::upgrade;
 use super::upload::Capture;
 use super::upstream::{self, Conn, Pooled};
 use crate::access_log::{self, AccessRecord};
 use crate::balance::SelectContext;
-use crate::config::{Balance, HashKey};
+use crate::config::{Balance, HashKey, HeaderRules};
 use crate::pool::{Inflight, Member, Pool, PoolSnapshot, QueueError};
 
 /// What a connection handler knows about its client.
@@ -34,6 +34,9 @@ pub struct Downstream {
     pub client: SocketAddr,
     /// `http` or `https`.
     pub proto: &'static str,
+    /// `server.https_redirect` on a plain listener: every request is answered
+    /// with a 308 to `https://` on this port (the TLS listener's).
+    pub https_port: Option<u16>,
 }
 
 /// Methods that may be sent twice (RFC 9110 §9.2.2).
@@ -119,9 +122,13 @@ fn prepare(
         return Prepared::Done(resp);
     }
     let host = request_host(&req);
+    if let Some(port) = down.https_port {
+        let loc = route_rules::https_location(host, port, req.uri());
+        return Prepared::Done(redirect_done(loc, 308, &request_id, done));
+    }
     let is_grpc = grpc::is_grpc(req.headers());
     done.grpc = is_grpc;
-    let Some(m) = router.find(host, req.uri().path()) else {
+    let Some(m) = router.find(host, req.uri().path(), req.method(), req.headers()) else {
         let why = format!(
             "no route for host {:?} path {:?}",
             host.unwrap_or(""),
@@ -131,25 +138,72 @@ fn prepare(
         let err = ProxyError::new(Cause::NoRoute, why);
         return Prepared::Done(local_done(&err, &request_id, done, 0));
     };
-    let pool = m.pool.clone();
-    if let Some(rec) = done.log.as_mut() {
-        rec.pool = pool.name.clone();
+    if let Some(pool) = m.pool {
+        if let Some(rec) = done.log.as_mut() {
+            rec.pool = pool.name.clone();
+        }
+        done.pool = Some(pool.clone());
     }
-    done.pool = Some(pool.clone());
-    let strip = m
-        .route
-        .strip_prefix
-        .then(|| m.route.path_prefix.clone())
-        .flatten();
+    if let Some(limiter) = &m.state.limiter {
+        if let Err(l) = limiter.check(down.client.ip(), req.headers()) {
+            let err = ProxyError::new(
+                Cause::RateLimited,
+                format!(
+                    "rate limit of route {} exceeded; retry in {} s",
+                    m.state.label, l.retry_after
+                ),
+            );
+            let mut resp = local_done(&err, &request_id, done, 0);
+            route_rules::add_limit_headers(resp.headers_mut(), &l);
+            return Prepared::Done(resp);
+        }
+    }
+    let Some(pool) = m.pool.cloned() else {
+        // A redirect route (validation gives every other route a pool).
+        let (loc, status) = match &m.route.rules.redirect {
+            Some(r) => (
+                route_rules::redirect_location(&r.to, down.proto, host, req.uri()),
+                r.status,
+            ),
+            None => (Err("the route has no pool".to_string()), 308),
+        };
+        return Prepared::Done(redirect_done(loc, status, &request_id, done));
+    };
+    let opts = RouteOpts::of(&m);
     Prepared::Forward(Forward::new(
         pool,
         req,
-        strip.as_deref(),
+        opts,
         down,
         request_id,
         done,
         router.body_read_timeout,
     ))
+}
+
+/// The answer of a redirect (`redirect` route or `server.https_redirect`),
+/// or a 400 when the request's Host or path cannot make one.
+fn redirect_done(
+    location: Result<HeaderValue, String>,
+    status: u16,
+    id: &HeaderValue,
+    mut done: Completion,
+) -> Response<ProxyBody> {
+    match location {
+        Ok(loc) => {
+            if let Some(rec) = done.log.as_mut() {
+                rec.status = status;
+            }
+            done.answered = true;
+            let mut resp = route_rules::redirect_response(status, loc, Some(done));
+            resp.headers_mut().insert(&X_REQUEST_ID, id.clone());
+            resp
+        }
+        Err(why) => {
+            let err = ProxyError::new(Cause::Client(errors::ClientFault::Malformed), why);
+            local_done(&err, id, done, 0)
+        }
+    }
 }
 
 /// The local response for `err`, with the completion attached (logged status,
@@ -198,31 +252,6 @@ fn hash_of(key: &HashKey, req: &Request<Incoming>, client: SocketAddr) -> Option
             .filter_map(|kv| kv.trim().split_once('='))
             .find(|(k, _)| k == name)
             .map(|(_, v)| h(v.as_bytes())),
-    }
-}
-
-/// The upstream request target (origin form): path, prefix stripped if asked, and query.
-pub(crate) fn upstream_uri(uri: &Uri, strip: Option<&str>) -> Uri {
-    let pq = uri.path_and_query().map_or("/", |p| p.as_str());
-    match strip {
-        None => uri
-            .path_and_query()
-            .cloned()
-            .map_or_else(|| Uri::from_static("/"), Uri::from),
-        Some(prefix) => {
-            let (path, query) = match pq.split_once('?') {
-                Some((p, q)) => (p, Some(q)),
-                None => (pq, None),
-            };
-            let path = router::strip_prefix(path, prefix);
-            let s = match query {
-                Some(q) => format!("{path}?{q}"),
-                None => path.into_owned(),
-            };
-            PathAndQuery::from_maybe_shared(s)
-                .map(Uri::from)
-                .unwrap_or_else(|_| Uri::from_static("/"))
-        }
     }
 }
 
@@ -299,6 +328,17 @@ struct Forward {
     /// A gRPC call to a method in `grpc_retry_methods`: the copy of its body
     /// that lets it be sent again after UNAVAILABLE.
     grpc_replay: Option<Arc<Mutex<Capture>>>,
+    /// The route's `retries`, over the pool's.
+    route_retries: Option<u32>,
+    /// The route's `response_headers`, with what their placeholders need.
+    response_rules: Option<Box<ResponseRules>>,
+}
+
+/// A route's `response_headers` and the request values they may name.
+struct ResponseRules {
+    rules: Arc<HeaderRules>,
+    client_ip: std::net::IpAddr,
+    host: Option<HeaderValue>,
 }
 
 /// Counts a request held for a cold start in `Pool::held` while it lives.
@@ -321,7 +361,7 @@ impl Forward {
     fn new(
         pool: Arc<Pool>,
         mut req: Request<Incoming>,
-        strip: Option<&str>,
+        opts: RouteOpts<'_>,
         down: Downstream,
         request_id: HeaderValue,
         done: Completion,
@@ -335,10 +375,12 @@ impl Forward {
                 .flatten(),
             now: snap.slow_start_now(),
         };
+        // The route's request_timeout over the pool's; a gRPC deadline may shorten it.
+        let base = opts.request_timeout.unwrap_or(cfg.request_timeout);
         let timeout = if done.grpc {
-            grpc::deadline(req.headers(), cfg.request_timeout)
+            grpc::deadline(req.headers(), base)
         } else {
-            cfg.request_timeout
+            base
         };
         let sticky = cfg
             .policy
@@ -369,9 +411,24 @@ impl Forward {
                 request_id: &request_id,
             },
         );
-        if let Some(v) = host {
-            h.insert(HOST, v);
+        let fill = Fill {
+            client_ip: down.client.ip(),
+            request_id: &request_id,
+            host: host.as_ref(),
+        };
+        if let Some(v) = &host {
+            h.insert(HOST, v.clone());
         }
+        if let Some(rules) = opts.request_headers {
+            route_rules::apply(rules, &mut h, &fill);
+        }
+        let response_rules = opts.response_headers.map(|rules| {
+            Box::new(ResponseRules {
+                rules,
+                client_ip: down.client.ip(),
+                host: host.clone(),
+            })
+        });
         let retry_listed =
             done.grpc && grpc::retry_allowed(parts.uri.path(), &cfg.protocol.grpc_retry_methods);
         let mut grpc_replay = None;
@@ -391,7 +448,7 @@ impl Forward {
             sticky,
             head: Some(Head {
                 method: parts.method,
-                uri: upstream_uri(&parts.uri, strip),
+                uri: upstream_uri_rewritten(&parts.uri, opts.rewrite),
                 headers: h,
             }),
             body: Some(body),
@@ -407,7 +464,14 @@ impl Forward {
             untried_only: false,
             timeout,
             grpc_replay,
+            route_retries: opts.retries,
+            response_rules,
         }
+    }
+
+    /// `retries` of the route, else of the pool.
+    fn max_retries(&self) -> u32 {
+        self.route_retries.unwrap_or(self.snap.config.retries)
     }
 
     /// Picks a member not tried yet, else any eligible one (below its connection
@@ -626,7 +690,7 @@ impl Forward {
 
     /// Whether another attempt is allowed (by `retries` and the pool's retry budget); counts it.
     fn retry(&mut self) -> bool {
-        if self.retries >= self.snap.config.retries {
+        if self.retries >= self.max_retries() {
             return false;
         }
         if !self.pool.budget.try_retry() {
@@ -753,7 +817,7 @@ impl Forward {
     fn next_request(&mut self) -> Request<RequestBody> {
         let body = self.body.take().expect("body present between attempts");
         let may_replay = self.replayable || self.grpc_replay.is_some();
-        let head = if may_replay && self.retries < self.snap.config.retries {
+        let head = if may_replay && self.retries < self.max_retries() {
             self.head.clone().expect("head present")
         } else {
             self.head.take().expect("head present")
@@ -788,6 +852,14 @@ impl Forward {
         headers::add_via(resp.headers_mut(), version);
         resp.headers_mut()
             .insert(&X_REQUEST_ID, self.request_id.clone());
+        if let Some(r) = &self.response_rules {
+            let fill = Fill {
+                client_ip: r.client_ip,
+                request_id: &self.request_id,
+                host: r.host.as_ref(),
+            };
+            route_rules::apply(&r.rules, resp.headers_mut(), &fill);
+        }
         if let Some(waited) = self.cold_start {
             // Seconds held, and `; warm start ID` when a warm instance served it.
             let v = match &self.warm_start {

@@ -89,7 +89,7 @@ pub fn status_of(cause: Cause) -> u32 {
         Cause::Client(ClientFault::Malformed) => code::INVALID_ARGUMENT,
         Cause::Connect | Cause::Upstream | Cause::NoMember | Cause::ColdStart => code::UNAVAILABLE,
         Cause::Timeout => code::DEADLINE_EXCEEDED,
-        Cause::Limit => code::RESOURCE_EXHAUSTED,
+        Cause::Limit | Cause::RateLimited => code::RESOURCE_EXHAUSTED,
         Cause::NoRoute => code::UNIMPLEMENTED,
         Cause::Internal => code::INTERNAL,
     }

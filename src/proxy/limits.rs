@@ -123,6 +123,16 @@ impl Drop for InService {
 pub struct ConnSlot {
     _permit: OwnedSemaphorePermit,
     open: Arc<std::sync::atomic::AtomicUsize>,
+    /// Its count under `server.max_connections_per_client`, when that is on.
+    client: Option<super::client_conns::ClientConn>,
+}
+
+impl ConnSlot {
+    /// Holds `c` (the connection's count for its client IP) as long as this slot.
+    pub fn with_client(mut self, c: Option<super::client_conns::ClientConn>) -> ConnSlot {
+        self.client = c;
+        self
+    }
 }
 
 impl Drop for ConnSlot {
@@ -212,6 +222,7 @@ impl ConnLimit {
         ConnSlot {
             _permit: permit,
             open: self.open.clone(),
+            client: None,
         }
     }
 }

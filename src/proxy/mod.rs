@@ -2,16 +2,20 @@
 
 pub mod attempt;
 pub mod body;
+pub mod client_conns;
 pub mod conn_activity;
 pub mod errors;
 pub mod forward;
 pub mod framing;
+pub mod gcra;
 pub mod grpc;
 pub mod headers;
 pub mod isolate;
 pub mod limits;
 pub mod listen;
+pub mod rate_limiter;
 pub mod request_id;
+pub mod route_rules;
 pub mod router;
 pub mod server;
 pub mod sticky;

@@ -1,23 +1,43 @@
-//! Route matching: first `[[routes]]` entry whose host and path prefix match.
+//! Route matching: first `[[routes]]` entry whose host, path prefix, methods
+//! and headers match.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::config::{Config, HostMatch, Route};
+use std::time::Duration;
+
+use http::uri::PathAndQuery;
+use http::{HeaderMap, Method, Uri};
+
+use super::rate_limiter::RouteLimiter;
+use crate::config::{Config, HeaderRules, HostMatch, Route};
 use crate::pool::Pool;
 
 /// The routes and pools in force; swapped whole on reload.
 pub struct Router {
     pub routes: Vec<Route>,
+    /// What each route (same index) holds at run time.
+    pub states: Vec<RouteState>,
     pub pools: HashMap<String, Arc<Pool>>,
     /// `server.body_read_timeout` (applied to requests arriving after a reload).
     pub body_read_timeout: std::time::Duration,
 }
 
+/// A route's run-time parts.
+pub struct RouteState {
+    /// `name`, or the route's index.
+    pub label: String,
+    pub limiter: Option<Arc<RouteLimiter>>,
+    /// Shared with the requests in flight (applied when their response comes).
+    pub response_headers: Option<Arc<HeaderRules>>,
+}
+
 /// A matched route.
 pub struct Matched<'a> {
     pub route: &'a Route,
-    pub pool: &'a Arc<Pool>,
+    pub state: &'a RouteState,
+    /// `None` for a redirect route.
+    pub pool: Option<&'a Arc<Pool>>,
 }
 
 impl Router {
@@ -39,26 +59,123 @@ impl Router {
                 (name.clone(), pool)
             })
             .collect();
+        let states = config
+            .routes
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let label = r.label(i);
+                // A limiter whose route and settings did not change keeps its state.
+                let kept = old
+                    .and_then(|o| o.states.iter().find(|s| s.label == label))
+                    .and_then(|s| s.limiter.clone())
+                    .filter(|l| r.rules.rate_limit.as_ref() == Some(&l.config));
+                let limiter = r
+                    .rules
+                    .rate_limit
+                    .as_ref()
+                    .map(|rl| kept.unwrap_or_else(|| Arc::new(RouteLimiter::new(rl, &label))));
+                RouteState {
+                    label,
+                    limiter,
+                    response_headers: r.rules.response_headers.clone().map(Arc::new),
+                }
+            })
+            .collect();
         Router {
             routes: config.routes.clone(),
+            states,
             pools,
             body_read_timeout: config.server.body_read_timeout,
         }
     }
 
-    /// The first route matching `host` (without port, any case) and `path`.
-    pub fn find(&self, host: Option<&str>, path: &str) -> Option<Matched<'_>> {
+    /// The first route matching `host` (without port, any case), `path`,
+    /// `method` and `headers`.
+    pub fn find(
+        &self,
+        host: Option<&str>,
+        path: &str,
+        method: &Method,
+        headers: &HeaderMap,
+    ) -> Option<Matched<'_>> {
         let host = host.map(strip_port);
-        self.routes
-            .iter()
-            .find(|r| {
-                host_matches(r.host.as_ref(), host) && path_matches(r.path_prefix.as_deref(), path)
-            })
-            .and_then(|route| {
-                self.pools
-                    .get(&route.pool)
-                    .map(|pool| Matched { route, pool })
-            })
+        let i = self.routes.iter().position(|r| {
+            host_matches(r.host.as_ref(), host)
+                && path_matches(r.path_prefix.as_deref(), path)
+                && super::route_rules::extra_match(&r.rules, method, headers)
+        })?;
+        let route = self.routes.get(i)?;
+        let state = self.states.get(i)?;
+        let pool = match &route.pool {
+            Some(p) => Some(self.pools.get(p)?),
+            None => None,
+        };
+        Some(Matched { route, state, pool })
+    }
+}
+
+/// What a matched route changes in forwarding.
+pub struct RouteOpts<'a> {
+    /// `path_prefix` and its replacement (`None` = `strip_prefix`).
+    pub rewrite: Option<(&'a str, Option<&'a str>)>,
+    pub request_headers: Option<&'a HeaderRules>,
+    pub response_headers: Option<Arc<HeaderRules>>,
+    pub request_timeout: Option<Duration>,
+    pub retries: Option<u32>,
+}
+
+impl<'a> RouteOpts<'a> {
+    pub fn of(m: &Matched<'a>) -> RouteOpts<'a> {
+        let r = m.route;
+        let rewrite = r.path_prefix.as_deref().and_then(|p| {
+            match (r.strip_prefix, r.rules.rewrite_prefix.as_deref()) {
+                (_, Some(with)) => Some((p, Some(with))),
+                (true, None) => Some((p, None)),
+                (false, None) => None,
+            }
+        });
+        RouteOpts {
+            rewrite,
+            request_headers: r.rules.request_headers.as_ref(),
+            response_headers: m.state.response_headers.clone(),
+            request_timeout: r.rules.request_timeout,
+            retries: r.rules.retries,
+        }
+    }
+}
+
+/// The upstream request target (origin form): path, prefix stripped if asked, and query.
+pub(crate) fn upstream_uri(uri: &Uri, strip: Option<&str>) -> Uri {
+    upstream_uri_rewritten(uri, strip.map(|p| (p, None)))
+}
+
+/// [`upstream_uri`] with the matched prefix replaced: `Some((prefix, Some(with)))`
+/// is `rewrite_prefix`, `Some((prefix, None))` is `strip_prefix`.
+pub(crate) fn upstream_uri_rewritten(uri: &Uri, rewrite: Option<(&str, Option<&str>)>) -> Uri {
+    let pq = uri.path_and_query().map_or("/", |p| p.as_str());
+    match rewrite {
+        None => uri
+            .path_and_query()
+            .cloned()
+            .map_or_else(|| Uri::from_static("/"), Uri::from),
+        Some((prefix, with)) => {
+            let (path, query) = match pq.split_once('?') {
+                Some((p, q)) => (p, Some(q)),
+                None => (pq, None),
+            };
+            let path = match with {
+                None => strip_prefix(path, prefix),
+                Some(w) => std::borrow::Cow::Owned(rewrite_prefix(path, prefix, w)),
+            };
+            let s = match query {
+                Some(q) => format!("{path}?{q}"),
+                None => path.into_owned(),
+            };
+            PathAndQuery::from_maybe_shared(s)
+                .map(Uri::from)
+                .unwrap_or_else(|_| Uri::from_static("/"))
+        }
     }
 }
 
@@ -111,6 +228,20 @@ pub fn strip_prefix<'a>(path: &'a str, prefix: &str) -> std::borrow::Cow<'a, str
     } else {
         std::borrow::Cow::Owned(format!("/{rest}"))
     }
+}
+
+/// The path sent upstream with `rewrite_prefix = with`: the matched `prefix`
+/// replaced, `/api/x` -> `/v2/x`, `/api` -> `/v2` (`with` as written, when
+/// nothing follows the prefix). A path the prefix does not start is kept.
+pub fn rewrite_prefix(path: &str, prefix: &str, with: &str) -> String {
+    let Some(rest) = path.strip_prefix(prefix.trim_end_matches('/')) else {
+        return path.to_string();
+    };
+    if rest.is_empty() {
+        return with.to_string();
+    }
+    let rest = rest.trim_start_matches('/');
+    format!("{}/{rest}", with.trim_end_matches('/'))
 }
 
 #[cfg(test)]
@@ -167,8 +298,20 @@ mod tests {
             let _ = host_matches(Some(&wild), Some(stripped));
             if path_matches(Some(&prefix), &path) {
                 let _ = strip_prefix(&path, &prefix);
+                let with = format!("/v{}", host.len());
+                let out = rewrite_prefix(&path, &prefix, &with);
+                proptest::prop_assert!(out.starts_with(&with), "{out:?}");
             }
         }
+    }
+
+    #[test]
+    fn rewrite_prefix_replaces_the_matched_prefix() {
+        assert_eq!(rewrite_prefix("/api/x", "/api", "/v2"), "/v2/x");
+        assert_eq!(rewrite_prefix("/api", "/api", "/v2"), "/v2");
+        assert_eq!(rewrite_prefix("/api/", "/api", "/v2/"), "/v2/");
+        assert_eq!(rewrite_prefix("/api/x/y", "/api/", "/"), "/x/y");
+        assert_eq!(rewrite_prefix("/other", "/api", "/v2"), "/other");
     }
 
     #[test]

@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 
+use super::client_conns::ClientConns;
 pub use super::conn_activity::ConnActivity;
 use super::conn_activity::{ClientReads, Watched};
 use super::forward::{self, Downstream};
@@ -95,6 +96,13 @@ impl Workers {
             }
             None => (Vec::new(), None),
         };
+        // `server.https_redirect`: the port of the TLS listener (as bound).
+        let https_port = tls_addrs
+            .first()
+            .map(|a| a.port())
+            .filter(|_| server.https_redirect);
+        let per_client = (server.max_connections_per_client > 0)
+            .then(|| ClientConns::new(server.max_connections_per_client));
         let (tx, rx) = watch::channel(false);
         let mut threads = Vec::new();
         let mut cmds = Vec::new();
@@ -105,6 +113,7 @@ impl Workers {
             let rx = rx.clone();
             let server = server.clone();
             let limit = limit.clone();
+            let per_client = per_client.clone();
             let acceptor = acceptor.clone();
             threads.push(
                 std::thread::Builder::new()
@@ -115,6 +124,8 @@ impl Workers {
                             shutdown: rx,
                             server,
                             limit,
+                            https_port,
+                            per_client,
                         };
                         worker(ls, plain, acceptor, cmd_rx, init)
                     })?,
@@ -191,6 +202,10 @@ struct WorkerInit {
     shutdown: watch::Receiver<bool>,
     server: ServerConfig,
     limit: ConnLimit,
+    /// `server.https_redirect`: the TLS listener's port.
+    https_port: Option<u16>,
+    /// `server.max_connections_per_client`, when set.
+    per_client: Option<Arc<ClientConns>>,
 }
 
 /// What an accept loop needs (cloned per listener).
@@ -201,6 +216,8 @@ struct AcceptCtx {
     shutdown: watch::Receiver<bool>,
     server: ServerConfig,
     limit: ConnLimit,
+    https_port: Option<u16>,
+    per_client: Option<Arc<ClientConns>>,
 }
 
 /// One worker thread: the first `plain` listeners serve HTTP, the rest TLS.
@@ -216,6 +233,8 @@ fn worker(
         mut shutdown,
         server,
         limit,
+        https_port,
+        per_client,
     } = init;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -239,6 +258,8 @@ fn worker(
             shutdown: shutdown.clone(),
             server: server.clone(),
             limit: limit.clone(),
+            https_port,
+            per_client,
         };
         let mut accepts = Vec::new();
         // Per-listener stop switches, by bound address (plain listeners only).
@@ -300,7 +321,11 @@ async fn accept_loop(
         mut shutdown,
         server,
         limit,
+        https_port,
+        per_client,
     } = ctx;
+    // The redirect to https is for the plain listeners only.
+    let https_port = https_port.filter(|_| tls.is_none());
     let listener = match TcpListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => {
@@ -320,6 +345,18 @@ async fn accept_loop(
                 }
             },
         };
+        let client_conn = match &per_client {
+            Some(pc) => match pc.try_open(client.ip()) {
+                Some(c) => Some(c),
+                None => {
+                    // Over max_connections_per_client: closed at once.
+                    tracing::debug!(client = %client, "connection closed: server.max_connections_per_client reached");
+                    drop(stream);
+                    continue;
+                }
+            },
+            None => None,
+        };
         // At the limit this client waits for a slot and the loop accepts no
         // more: the others wait in the backlog (HAProxy's maxconn). A slot is
         // taken only with a client in hand, so no loop holds one idle while
@@ -332,7 +369,8 @@ async fn accept_loop(
         let _ = stream.set_nodelay(true);
         let (builder, shared, shutdown) = (builder.clone(), shared.clone(), shutdown.clone());
         let accepted = Accepted {
-            slot,
+            slot: slot.with_client(client_conn),
+            https_port,
             at: Instant::now(),
             idle: server.idle_timeout,
             head: server.header_read_timeout,
@@ -373,6 +411,8 @@ struct Accepted {
     /// Held as long as the socket is open (moved into the stream, so an
     /// upgrade tunnel keeps it).
     slot: ConnSlot,
+    /// `server.https_redirect` on a plain listener: the TLS listener's port.
+    https_port: Option<u16>,
     at: Instant,
     /// `idle_timeout`: no request in progress for this long closes the connection.
     idle: Duration,
@@ -394,12 +434,17 @@ async fn serve_connection<I>(
 {
     let Accepted {
         slot,
+        https_port,
         at,
         idle,
         head,
     } = accepted;
     let activity = Arc::new(ConnActivity::new(at));
-    let down = Downstream { client, proto };
+    let down = Downstream {
+        client,
+        proto,
+        https_port,
+    };
     let act = activity.clone();
     let svc = service_fn(move |req: Request<Incoming>| {
         let act = act.clone();

@@ -16,7 +16,7 @@ use http::HeaderValue;
 /// Size of one chunk. Default 4 KiB.
 const CHUNK: usize = 4096;
 /// Longest value made here (an IPv6 address is at most 45 bytes).
-const MAX_VALUE: usize = 64;
+pub const MAX_VALUE: usize = 64;
 
 thread_local! {
     static CHUNK_BUF: RefCell<BytesMut> = RefCell::new(BytesMut::new());

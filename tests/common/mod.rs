@@ -304,6 +304,31 @@ pub async fn post_ok(url: &str) -> serde_json::Value {
     r.json().await.unwrap()
 }
 
+/// GET `url` and return the body as text.
+pub async fn get_text(url: &str) -> String {
+    client()
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// A self-signed certificate for `name` written to `dir`: (cert path, key path).
+pub fn write_cert(dir: &std::path::Path, name: &str) -> (String, String) {
+    let ck = rcgen::generate_simple_self_signed(vec![name.to_string()]).unwrap();
+    let cert = dir.join(format!("{name}.pem"));
+    let key = dir.join(format!("{name}.key"));
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.key_pair.serialize_pem()).unwrap();
+    (
+        cert.to_str().unwrap().to_string(),
+        key.to_str().unwrap().to_string(),
+    )
+}
+
 /// `GET /api/v1/pools/{pool}` from drover's admin API.
 pub async fn pool_json(d: &Drover, pool: &str) -> serde_json::Value {
     get_json(&d.admin_url(&format!("/api/v1/pools/{pool}"))).await
