@@ -63,10 +63,10 @@ pub(crate) fn load_with_env(
     expand_table(doc.get_mut(), "", lookup, &mut errs);
     let base = file.and_then(Path::parent);
     let root = Tbl::root(&doc);
-    root.check_keys(&mut errs, &["server", "admin", "log", "routes", "pools"]);
+    root.check_section(&mut errs, &super::keys::ROOT);
     let server = sections::server(root.sub(&mut errs, "server"), &mut errs, base);
     let admin = sections::admin(root.sub(&mut errs, "admin"), &mut errs);
-    let log = sections::log(root.sub(&mut errs, "log"), &mut errs);
+    let log = sections::log(root.sub(&mut errs, "log"), &mut errs, base);
 
     let mut routes: Vec<Route> = Vec::new();
     let mut route_pools = Vec::new();

@@ -5,6 +5,7 @@ use std::time::Duration;
 use toml::de::DeValue;
 
 use super::error::Errors;
+use super::keys;
 use super::reader::{
     describe, duration, nonzero_duration, one_of, string, string_map, uint, uint_min, Tbl,
 };
@@ -21,23 +22,6 @@ pub(crate) const BALANCES: &[(&str, Balance)] = &[
     ("random", Balance::Random),
     ("p2c_ewma", Balance::P2cEwma),
     ("hash", Balance::Hash),
-];
-
-const POOL_KEYS: &[&str] = &[
-    "balance",
-    "hash_key",
-    "backends",
-    "connect_timeout",
-    "request_timeout",
-    "retries",
-    "max_connections_per_backend",
-    "queue_timeout",
-    "max_queue",
-    "upstream_idle_timeout",
-    "health",
-    "passive",
-    "instances",
-    "autoscale",
 ];
 
 /// A pool name usable in URLs and metric labels.
@@ -66,7 +50,7 @@ pub(crate) fn pool(
             ),
         );
     }
-    t.check_keys(errs, POOL_KEYS);
+    t.check_section(errs, &keys::POOL);
     let balance = t.get(errs, "balance", one_of(BALANCES)).map(|g| g.v);
     let hash_key = t.get(errs, "hash_key", |v| parse_hash_key(&string(v)?));
     // A bad `balance` was reported already; judge hash_key against the default otherwise.
@@ -198,7 +182,7 @@ fn backends(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> Vec<BackendConfig> {
                     table: tab,
                     span: item.span(),
                 };
-                bt.check_keys(errs, &["address", "weight"]);
+                bt.check_section(errs, &keys::BACKEND);
                 let address = bt.require(errs, "address", "\"host:port\"", |v| {
                     parse_addr(&string(v)?)
                 });
@@ -245,19 +229,7 @@ fn backends(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> Vec<BackendConfig> {
 }
 
 fn health(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> HealthConfig {
-    t.check_keys(
-        errs,
-        &[
-            "path",
-            "interval",
-            "timeout",
-            "rise",
-            "fall",
-            "expect_status",
-            "initial_state",
-            "headers",
-        ],
-    );
+    t.check_section(errs, &keys::HEALTH);
     let mut cfg = HealthConfig {
         path: None,
         interval: Duration::from_secs(2),
@@ -333,7 +305,7 @@ fn health(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> HealthConfig {
 }
 
 fn passive(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> PassiveConfig {
-    t.check_keys(errs, &["consecutive_failures", "eject_for"]);
+    t.check_section(errs, &keys::PASSIVE);
     let mut cfg = PassiveConfig {
         consecutive_failures: 5,
         eject_for: Duration::from_secs(30),

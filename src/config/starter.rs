@@ -164,7 +164,7 @@ pub fn demo_config(backends: &[SocketAddr]) -> Config {
             tls: None,
         },
         admin: AdminConfig::default(),
-        log: LogConfig { access: true },
+        log: LogConfig::default(),
         routes: vec![Route {
             host: None,
             path_prefix: None,

@@ -71,7 +71,7 @@ fn minimal_file_gets_every_default() {
     assert_eq!(c.server.tls, None);
     assert_eq!(c.admin.listen, addr("127.0.0.1:9090"));
     assert_eq!(c.admin.token, None);
-    assert!(c.log.access);
+    assert!(c.log.access.is_on());
     assert_eq!(c.source, None);
     // a single pool without routes gets a catch-all route
     assert_eq!(
@@ -235,7 +235,7 @@ remove = 1
 fn spec_example_loads() {
     let c = load(SPEC_EXAMPLE);
     assert_eq!(c.server.threads, 2);
-    assert!(!c.log.access);
+    assert!(!c.log.access.is_on());
     assert_eq!(
         c.routes[0],
         Route {
@@ -661,7 +661,7 @@ fn demo_config_fields() {
     let c = demo_config(&backends);
     assert_eq!(c.server.listen, vec![addr("127.0.0.1:8080")]);
     assert_eq!(c.admin.listen, addr("127.0.0.1:9090"));
-    assert!(c.log.access);
+    assert!(c.log.access.is_on());
     assert_eq!(c.routes.len(), 1);
     assert_eq!(c.routes[0].pool, "demo");
     assert!(c.routes[0].host.is_none() && c.routes[0].path_prefix.is_none());

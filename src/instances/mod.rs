@@ -3,6 +3,7 @@
 //! replaces (with back-off), drains and stops instances.
 
 pub mod controller;
+pub mod output;
 pub mod process;
 pub mod supervise;
 #[cfg(test)]

@@ -49,6 +49,8 @@ pub struct Completion {
     /// The member's verdict is given at the body's end (false when the head
     /// already blamed it, a 502–504).
     pub judge: bool,
+    /// The W3C trace context of this hop (set before routing).
+    pub trace: Option<super::trace_context::Hop>,
 }
 
 impl Completion {
@@ -63,6 +65,7 @@ impl Completion {
             conn: None,
             body: BodyState::None,
             judge: false,
+            trace: None,
         }
     }
 

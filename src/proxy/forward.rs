@@ -18,6 +18,7 @@ use super::body::{Completion, ProxyBody, RequestBody};
 use super::errors::{self, local, Cause, ProxyError};
 use super::headers::{self, ForwardInfo, X_REQUEST_ID};
 use super::router::{self, Router};
+use super::trace_context;
 use super::upgrade;
 use super::upstream::{Pooled, Sender};
 use crate::access_log::{self, AccessRecord};
@@ -88,12 +89,17 @@ fn prepare(
 ) -> Prepared {
     let started = Instant::now();
     let mut done = Completion::new(started);
+    let hop = trace_context::hop(req.headers());
+    done.trace = Some(hop);
     if access_log::enabled() {
+        let combined = access_log::combined();
+        let header = |name| combined.then(|| req.headers().get(name).cloned()).flatten();
         done.log = Some(Box::new(AccessRecord {
             ts: SystemTime::now(),
             request_id: request_id.clone(),
             client: down.client.ip(),
             method: req.method().clone(),
+            version: req.version(),
             uri: req.uri().clone(),
             status: 0,
             bytes: 0,
@@ -102,6 +108,9 @@ fn prepare(
             backend: None,
             retries: 0,
             error: None,
+            trace_id: Some(hop.sent.trace_id),
+            referer: header(http::header::REFERER),
+            user_agent: header(http::header::USER_AGENT),
         }));
     }
     let host = request_host(&req);
@@ -327,6 +336,9 @@ impl Forward {
                 request_id: &request_id,
             },
         );
+        if let Some(hop) = &done.trace {
+            trace_context::write(&mut h, hop);
+        }
         if let Some(v) = host {
             h.insert(HOST, v);
         }

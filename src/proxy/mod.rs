@@ -13,6 +13,7 @@ pub mod request_id;
 pub mod router;
 pub mod server;
 pub mod tls;
+pub mod trace_context;
 pub mod upgrade;
 pub mod upload;
 pub mod upstream;
