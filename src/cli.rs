@@ -156,6 +156,18 @@ pub enum CtlCommand {
     Reload,
 }
 
+/// The command line as users see it: without the hidden internal
+/// subcommands (for completion scripts).
+pub fn public_command() -> clap::Command {
+    use clap::CommandFactory;
+    let full = Cli::command();
+    clap::Command::new("drover")
+        .about(full.get_about().cloned().unwrap_or_default())
+        .version(env!("CARGO_PKG_VERSION"))
+        .args(full.get_arguments().cloned())
+        .subcommands(full.get_subcommands().filter(|s| !s.is_hide_set()).cloned())
+}
+
 /// Writes the man page (roff): `drover(1)` with every visible subcommand as
 /// a section, so one page documents the whole command line.
 pub fn write_man(out: &mut dyn std::io::Write) -> std::io::Result<()> {

@@ -66,7 +66,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Some(Command::Completions { shell }) => {
-            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut cmd = drover::cli::public_command();
             clap_complete::generate(*shell, &mut cmd, "drover", &mut std::io::stdout());
             return ExitCode::SUCCESS;
         }

@@ -372,7 +372,7 @@ fn bash_completion_completes_a_subcommand() {
         let words: Vec<&str> = line.split(' ').collect();
         let cmd = format!(
             "source {}; COMP_WORDS=({}); COMP_CWORD={}; COMP_LINE='{line}'; COMP_POINT={}; \
-             _drover drover; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+             _drover drover \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
             script.display(),
             words.join(" "),
             words.len() - 1,

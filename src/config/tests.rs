@@ -459,7 +459,7 @@ fn wrong_types_are_reported() {
     assert_error(
         "[log]\naccess = \"yes\"\n[pools.a]\nbackends=[\"127.0.0.1:1\"]",
         "log.access",
-        "expected true or false",
+        "expected true, false, \"stdout\", \"off\" or a file path",
     );
     assert_error(
         "server = 1\n[pools.a]\nbackends=[\"127.0.0.1:1\"]",
@@ -711,5 +711,47 @@ interval = "500ms"
             "pool api: 2 backends, least_conn, health GET /health every 2s, routes: /api",
             "pool web: 1 backend, round_robin, health TCP every 500ms, routes: *.example.com",
         ]
+    );
+}
+
+#[test]
+fn access_log_targets_and_formats() {
+    let pool = "[pools.a]\nbackends=[\"127.0.0.1:1\"]\n";
+    let read = |log: &str| {
+        load_str(
+            &format!("[log]\n{log}\n{pool}"),
+            Some(Path::new("/etc/drover/drover.toml")),
+        )
+        .unwrap()
+        .log
+    };
+    assert_eq!(read("").access, AccessTarget::Stdout);
+    assert_eq!(read("access = true").access, AccessTarget::Stdout);
+    assert_eq!(read("access = \"stdout\"").access, AccessTarget::Stdout);
+    assert_eq!(read("access = false").access, AccessTarget::Off);
+    assert_eq!(read("access = \"off\"").access, AccessTarget::Off);
+    assert_eq!(
+        read("access = \"logs/access.log\"").access,
+        AccessTarget::File("/etc/drover/logs/access.log".into()),
+        "relative to the config file"
+    );
+    assert_eq!(
+        read("access = \"/var/log/a.log\"").access,
+        AccessTarget::File("/var/log/a.log".into())
+    );
+    assert_eq!(read("").access_format, AccessFormat::Json);
+    assert_eq!(
+        read("access_format = \"combined\"").access_format,
+        AccessFormat::Combined
+    );
+    assert_error(
+        &format!("[log]\naccess_format = \"clf\"\n{pool}"),
+        "log.access_format",
+        "expected one of json, combined",
+    );
+    assert_error(
+        &format!("[log]\naccess = 3\n{pool}"),
+        "log.access",
+        "got integer 3",
     );
 }

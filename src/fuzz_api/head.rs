@@ -111,10 +111,7 @@ pub fn traceparent(data: &[u8]) {
     let sent = tp.to_header();
     assert_eq!(sent.len(), 55);
     let again = trace_context::parse(sent.as_bytes()).expect("drover's traceparent parses");
-    assert_eq!(
-        (again.trace_id, again.parent_id),
-        (tp.trace_id, tp.parent_id)
-    );
+    assert_eq!(again, tp, "round trip");
     let trimmed = data.trim_ascii();
     assert_eq!(
         trimmed.get(3..35),
@@ -123,7 +120,13 @@ pub fn traceparent(data: &[u8]) {
     );
     let next = trace_context::next_hop(Some(tp));
     assert_eq!(next.trace_id, tp.trace_id);
-    assert_eq!(next.flags, tp.flags);
+    assert_eq!(
+        next.flags,
+        tp.flags & 0x01,
+        "only the sampled flag is passed on"
+    );
+    let next_sent = trace_context::parse(next.to_header().as_bytes());
+    assert_eq!(next_sent, Some(next), "what is sent is what is logged");
 }
 
 /// Routes `path` on a router with one route, `path_prefix = prefix` and

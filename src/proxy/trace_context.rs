@@ -1,7 +1,7 @@
 //! W3C Trace Context (<https://www.w3.org/TR/trace-context/>): `traceparent`
 //! and `tracestate` for the upstream request.
 //!
-//! - A valid incoming `traceparent` keeps its trace id and flags; drover is a
+//! - A valid incoming `traceparent` keeps its trace id and sampled flag; drover is a
 //!   hop, so the upstream request gets a new parent id (span id) (§3.2.2.3)
 //!   and `tracestate` passes through unchanged.
 //! - Absent or invalid (or sent twice): drover starts a trace — a random trace
@@ -89,8 +89,7 @@ impl TraceParent {
         s.push(b'-');
         push_hex(&mut s, &self.parent_id);
         s.push(b'-');
-        // Only the sampled bit is defined for version 00 (§3.2.2.5).
-        push_hex(&mut s, &[self.flags & 0x01]);
+        push_hex(&mut s, &[self.flags]);
         HeaderValue::from_bytes(&s).expect("hex and dashes are a valid header value")
     }
 
@@ -130,12 +129,14 @@ pub fn incoming(headers: &HeaderMap) -> Option<TraceParent> {
     parse(first.as_bytes())
 }
 
-/// The context of this hop, given the incoming one: same trace id and flags
-/// with a new parent id, or a new trace (flags `01`).
+/// The context of this hop, given the incoming one: same trace id and
+/// sampled flag with a new parent id, or a new trace (flags `01`).
 pub fn next_hop(incoming: Option<TraceParent>) -> TraceParent {
     match incoming {
+        // Only the sampled bit is defined for version 00; the others are sent as 0 (§3.2.2.5).
         Some(tp) => TraceParent {
             parent_id: nonzero(),
+            flags: tp.flags & 0x01,
             ..tp
         },
         None => TraceParent {
