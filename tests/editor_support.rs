@@ -330,7 +330,7 @@ fn what_the_schema_rejects_drover_check_rejects() {
     // And a valid one passes both.
     let good = format!("[log]\naccess = \"./access.log\"\naccess_format = \"combined\"\n{pool}");
     assert_eq!(
-        validate(py, &schema, &[good.clone()]),
+        validate(py, &schema, std::slice::from_ref(&good)),
         vec![Vec::<String>::new()]
     );
     let path = dir.path().join("good.toml");

@@ -108,21 +108,17 @@ const fn keyd(name: &'static str, ty: Ty, doc: &'static str, default: fn(&Config
 /// A duration as the config writes it: `"250ms"`, `"30s"`, `"5m"`, `"1h"`.
 pub(crate) fn dur(d: std::time::Duration) -> Value {
     let ms = d.as_millis();
-    let s = if ms % 1000 != 0 || ms == 0 {
-        if ms == 0 {
-            "0s".to_string()
-        } else {
-            format!("{ms}ms")
-        }
+    let secs = ms / 1000;
+    let s = if ms == 0 {
+        "0s".to_string()
+    } else if !ms.is_multiple_of(1000) {
+        format!("{ms}ms")
+    } else if secs.is_multiple_of(3600) {
+        format!("{}h", secs / 3600)
+    } else if secs.is_multiple_of(60) {
+        format!("{}m", secs / 60)
     } else {
-        let secs = ms / 1000;
-        if secs % 3600 == 0 {
-            format!("{}h", secs / 3600)
-        } else if secs % 60 == 0 {
-            format!("{}m", secs / 60)
-        } else {
-            format!("{secs}s")
-        }
+        format!("{secs}s")
     };
     Value::String(s)
 }

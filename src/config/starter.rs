@@ -45,7 +45,9 @@ listen = "127.0.0.1:9090"              # JSON API, /metrics and the dashboard (o
 # max_connections = 64                 # admin connections open at once (read at start)
 
 [log]
-access = true                          # one JSON line per request
+access = true                          # one line per request on stdout; false = none;
+                                       # or a file: "/var/log/drover/access.log" (reopened on SIGUSR1)
+# access_format = "json"               # or "combined" (Apache/nginx, for GoAccess and other analysers)
 
 # Routes: the first match wins; a request no route matches gets 404.
 [[routes]]
