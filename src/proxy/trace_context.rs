@@ -81,31 +81,32 @@ pub fn parse(v: &[u8]) -> Option<TraceParent> {
 }
 
 impl TraceParent {
-    /// The version-00 header value: `00-<trace id>-<parent id>-<flags>`.
+    /// The version-00 header value: `00-<trace id>-<parent id>-<flags>`, cut
+    /// from the per-thread chunk of [`super::value_arena`] (no allocation per request).
     pub fn to_header(&self) -> HeaderValue {
-        let mut s = Vec::with_capacity(55);
-        s.extend_from_slice(b"00-");
-        push_hex(&mut s, &self.trace_id);
-        s.push(b'-');
-        push_hex(&mut s, &self.parent_id);
-        s.push(b'-');
-        push_hex(&mut s, &[self.flags]);
-        HeaderValue::from_bytes(&s).expect("hex and dashes are a valid header value")
+        let mut s = [0u8; 55];
+        s[..3].copy_from_slice(b"00-");
+        hex_to(&mut s[3..35], &self.trace_id);
+        s[35] = b'-';
+        hex_to(&mut s[36..52], &self.parent_id);
+        s[52] = b'-';
+        hex_to(&mut s[53..55], &[self.flags]);
+        super::value_arena::header_value(|b| b.extend_from_slice(&s))
     }
 
     /// The trace id as 32 lowercase hex digits.
     pub fn trace_id_hex(&self) -> String {
-        let mut s = Vec::with_capacity(32);
-        push_hex(&mut s, &self.trace_id);
-        String::from_utf8(s).expect("hex is UTF-8")
+        let mut s = [0u8; 32];
+        hex_to(&mut s, &self.trace_id);
+        String::from_utf8(s.to_vec()).expect("hex is UTF-8")
     }
 }
 
-fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+/// Writes `bytes` as lowercase hex into `out` (two digits per byte, as many as fit).
+fn hex_to(out: &mut [u8], bytes: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    for b in bytes {
-        out.push(HEX[usize::from(b >> 4)]);
-        out.push(HEX[usize::from(b & 0x0f)]);
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair.copy_from_slice(&[HEX[usize::from(b >> 4)], HEX[usize::from(b & 0x0f)]]);
     }
 }
 
