@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use super::pool::BALANCES;
 use super::scaling::{METRICS, PROVIDERS};
 use super::sections::{ACCESS_FORMATS, MIN_HEADER_BYTES};
-use super::types::{Config, PoolConfig};
+use super::types::{Config, DockerAddress, OnShutdown, PoolConfig};
 
 /// The type of a key's value, as the reader converts it.
 pub(crate) enum Ty {
@@ -451,15 +451,33 @@ pub(crate) static HEALTH: Section = Section {
             "Consecutive failures to become unhealthy.",
             |c| json!(pool(c).health.as_ref().expect("probe").fall),
         ),
-        key(
+        keyd(
             "expect_status",
             Ty::StatusRanges,
-            "Statuses that pass: ranges and lists like \"200-299,304\"; default \"200-399\".",
+            "Statuses that pass: ranges and lists like \"200-299,304\".",
+            |c| {
+                let ranges = &pool(c).health.as_ref().expect("probe").expect_status.0;
+                let parts: Vec<String> = ranges
+                    .iter()
+                    .map(|(lo, hi)| {
+                        if lo == hi {
+                            format!("{lo}")
+                        } else {
+                            format!("{lo}-{hi}")
+                        }
+                    })
+                    .collect();
+                json!(parts.join(","))
+            },
         ),
-        key(
+        keyd(
             "initial_state",
             Ty::Choice(|| vec!["healthy", "unhealthy"]),
-            "State of new members before their first probes; default \"unhealthy\".",
+            "State of new members before their first probes.",
+            |c| {
+                let healthy = pool(c).health.as_ref().expect("probe").initial_healthy;
+                json!(if healthy { "healthy" } else { "unhealthy" })
+            },
         ),
         key(
             "headers",
@@ -506,12 +524,22 @@ pub(crate) static INSTANCES: Section = Section {
         keyd("count", Ty::Uint(0), "Instances to keep running when there is no [autoscale].", |c| json!(pool(c).instances.as_ref().expect("probe").count)),
         key("command", Ty::StrList, "process: the program and its arguments, {port} is a free port (PORT is set too); docker: command override."),
         key("env", Ty::StrMap, "process/docker: environment of the instances."),
-        key("on_shutdown", Ty::Choice(|| vec!["stop", "leave"]), "process/docker: \"stop\" (default) or \"leave\" the instances when drover exits."),
+        keyd("on_shutdown", Ty::Choice(|| vec!["stop", "leave"]), "process/docker: \"stop\" or \"leave\" the instances when drover exits.", |c| {
+            json!(match pool(c).instances.as_ref().expect("probe").on_shutdown {
+                OnShutdown::Stop => "stop",
+                OnShutdown::Leave => "leave",
+            })
+        }),
         key("image", Ty::NonEmpty, "docker: the local image to run."),
         key("container_port", Ty::Uint(1), "docker: the port the app listens on inside the container."),
         key("args", Ty::StrList, "docker: arguments after the image's entrypoint."),
         key("network", Ty::NonEmpty, "docker: attach to this network."),
-        key("address", Ty::Choice(|| vec!["published", "container"]), "docker: dial the 127.0.0.1 published port (default) or the container's IP."),
+        keyd("address", Ty::Choice(|| vec!["published", "container"]), "docker: dial the 127.0.0.1 published port or the container's IP (drover inside that network).", |c| {
+            json!(match pool(c).instances.as_ref().expect("probe").address {
+                DockerAddress::Published => "published",
+                DockerAddress::Container => "container",
+            })
+        }),
         key("memory", Ty::Size, "docker: memory limit, like \"256m\"."),
         key("cpus", Ty::Positive, "docker: CPU limit, like 0.5."),
         key("pull", Ty::Bool, "docker: pull the image (default false: local images only)."),

@@ -275,10 +275,16 @@ fn access_target(v: &DeValue<'_>, base: Option<&Path>) -> Result<AccessTarget, S
             )),
             p => {
                 let p = Path::new(p);
-                Ok(AccessTarget::File(match base {
+                let full = match base {
                     Some(dir) if p.is_relative() => dir.join(p),
                     _ => p.to_path_buf(),
-                }))
+                };
+                match full.parent() {
+                    Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => {
+                        Err(format!("no such directory: {}", dir.display()))
+                    }
+                    _ => Ok(AccessTarget::File(full)),
+                }
             }
         },
         other => Err(format!(

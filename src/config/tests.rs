@@ -730,14 +730,27 @@ fn access_log_targets_and_formats() {
     assert_eq!(read("access = \"stdout\"").access, AccessTarget::Stdout);
     assert_eq!(read("access = false").access, AccessTarget::Off);
     assert_eq!(read("access = \"off\"").access, AccessTarget::Off);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("drover.toml");
+    std::fs::create_dir(dir.path().join("logs")).unwrap();
+    let rel = load_str(
+        &format!("[log]\naccess = \"logs/access.log\"\n{pool}"),
+        Some(&cfg),
+    )
+    .unwrap();
     assert_eq!(
-        read("access = \"logs/access.log\"").access,
-        AccessTarget::File("/etc/drover/logs/access.log".into()),
+        rel.log.access,
+        AccessTarget::File(dir.path().join("logs/access.log")),
         "relative to the config file"
     );
     assert_eq!(
-        read("access = \"/var/log/a.log\"").access,
-        AccessTarget::File("/var/log/a.log".into())
+        read("access = \"/tmp/a.log\"").access,
+        AccessTarget::File("/tmp/a.log".into())
+    );
+    assert_error(
+        &format!("[log]\naccess = \"/nonexistent-dir-x/a.log\"\n{pool}"),
+        "log.access",
+        "no such directory: /nonexistent-dir-x",
     );
     assert_eq!(read("").access_format, AccessFormat::Json);
     assert_eq!(
