@@ -213,7 +213,9 @@ impl App {
         self.health.sync(&router);
         self.discovery.sync(&router.pools, &new.resolver);
         self.controllers.sync(&router, &self.owner());
-        crate::access_log::set_enabled(new.log.access);
+        if let Err(e) = crate::access_log::configure(&new.log) {
+            tracing::error!("reload: {e}; the access log stays as it was");
+        }
         self.config.store(Arc::new(new));
         tracing::info!(file = %path.display(), "config reloaded");
         crate::events::record(
@@ -292,7 +294,7 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
                 .map_err(|e| anyhow::anyhow!("cannot find the drover executable: {e}"))?,
         ),
     };
-    crate::access_log::set_enabled(cfg.log.access);
+    crate::access_log::configure(&cfg.log).map_err(|e| anyhow::anyhow!(e))?;
     config::log_warnings(&cfg);
     let owner = owner_of(&cfg, &opts.source);
     let claim = claim_if_needed(&cfg, &owner)?;
@@ -423,6 +425,7 @@ async fn wait_for_shutdown(app: &Arc<App>) -> std::io::Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
+    let mut usr1 = signal(SignalKind::user_defined1())?;
     loop {
         tokio::select! {
             _ = term.recv() => return Ok(()),
@@ -430,6 +433,10 @@ async fn wait_for_shutdown(app: &Arc<App>) -> std::io::Result<()> {
             _ = hup.recv() => {
                 tracing::info!("SIGHUP: reloading config");
                 let _ = app.reload();
+            }
+            _ = usr1.recv() => {
+                tracing::info!("SIGUSR1: reopening the access log");
+                tokio::task::spawn_blocking(crate::access_log::reopen);
             }
         }
     }

@@ -94,6 +94,16 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
         argv: Vec<String>,
     },
+    /// Print the JSON Schema of drover.toml (for Taplo / Even Better TOML: `#:schema ./drover.schema.json`).
+    Schema,
+    /// Print a shell completion script: `drover completions bash > /etc/bash_completion.d/drover`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `drover man > drover.1; man -l drover.1`.
+    Man,
     /// Client of a running drover's admin API: status, pools, drain, add, remove, scale, events, reload.
     Ctl(CtlArgs),
 }
@@ -170,4 +180,87 @@ pub enum CtlCommand {
         #[arg(long)]
         owner: Option<String>,
     },
+}
+
+/// The command line as users see it: without the hidden internal
+/// subcommands (for completion scripts).
+pub fn public_command() -> clap::Command {
+    use clap::CommandFactory;
+    let full = Cli::command();
+    clap::Command::new("drover")
+        .about(full.get_about().cloned().unwrap_or_default())
+        .version(env!("CARGO_PKG_VERSION"))
+        .args(full.get_arguments().cloned())
+        .subcommands(full.get_subcommands().filter(|s| !s.is_hide_set()).cloned())
+}
+
+/// Writes the man page (roff): `drover(1)` with every visible subcommand as
+/// a section, so one page documents the whole command line.
+pub fn write_man(out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    let man = clap_mangen::Man::new(cmd.clone());
+    man.render_title(out)?;
+    man.render_name_section(out)?;
+    man.render_synopsis_section(out)?;
+    man.render_description_section(out)?;
+    man.render_options_section(out)?;
+    man.render_subcommands_section(out)?;
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        write_sub_section(out, sub, "drover")?;
+    }
+    man.render_version_section(out)?;
+    Ok(())
+}
+
+/// One `.SH` section per subcommand (and nested ones): usage, about, arguments.
+fn write_sub_section(
+    out: &mut dyn std::io::Write,
+    cmd: &clap::Command,
+    parent: &str,
+) -> std::io::Result<()> {
+    let name = format!("{parent} {}", cmd.get_name());
+    writeln!(out, ".SH \"{}\"", roff_escape(&name.to_uppercase()))?;
+    let mut c = cmd.clone().bin_name(&name);
+    let usage = c.render_usage().to_string();
+    writeln!(
+        out,
+        ".PP\n{}",
+        roff_escape(usage.trim_start_matches("Usage: "))
+    )?;
+    if let Some(about) = cmd.get_long_about().or(cmd.get_about()) {
+        writeln!(out, ".PP\n{}", roff_escape(&about.to_string()))?;
+    }
+    for arg in cmd.get_arguments().filter(|a| !a.is_hide_set()) {
+        let id = arg.get_id().as_str();
+        if id == "help" || id == "version" {
+            continue;
+        }
+        let mut names = Vec::new();
+        if let Some(s) = arg.get_short() {
+            names.push(format!("-{s}"));
+        }
+        if let Some(l) = arg.get_long() {
+            names.push(format!("--{l}"));
+        }
+        if names.is_empty() {
+            names.push(format!("<{}>", id.to_uppercase()));
+        }
+        writeln!(out, ".TP\n\\fB{}\\fR", roff_escape(&names.join(", ")))?;
+        let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+        writeln!(out, "{}", roff_escape(&help))?;
+    }
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        write_sub_section(out, sub, &name)?;
+    }
+    Ok(())
+}
+
+/// Text safe in a roff line: backslashes doubled, a leading `.`/`'` guarded, dashes escaped.
+fn roff_escape(s: &str) -> String {
+    let mut t = s.replace('\\', "\\e").replace('-', "\\-");
+    if t.starts_with('.') || t.starts_with('\'') {
+        t.insert_str(0, "\\&");
+    }
+    t.replace("\n.", "\n\\&.").replace("\n'", "\n\\&'")
 }

@@ -33,6 +33,7 @@ fn init_logging(cli: &Cli) {
         None => std::io::stdout().is_terminal(),
     };
     drover::access_log::set_text(access_text);
+    drover::instances::output::set_json(json);
     if json {
         builder.json().flatten_event(true).init();
     } else {
@@ -55,6 +56,28 @@ fn main() -> ExitCode {
         }
         Some(Command::ExecChild { parent, argv }) => {
             return drover::instances::supervise::exec_child(*parent, argv)
+        }
+        _ => {}
+    }
+    match &cli.command {
+        Some(Command::Schema) => {
+            let schema = config::json_schema();
+            println!("{}", serde_json::to_string_pretty(&schema).expect("JSON"));
+            return ExitCode::SUCCESS;
+        }
+        Some(Command::Completions { shell }) => {
+            let mut cmd = drover::cli::public_command();
+            clap_complete::generate(*shell, &mut cmd, "drover", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        Some(Command::Man) => {
+            return match drover::cli::write_man(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("drover man: {e}");
+                    ExitCode::from(1)
+                }
+            };
         }
         _ => {}
     }
@@ -150,7 +173,11 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Supervise { .. } | Command::ExecChild { .. } => {
+        Command::Supervise { .. }
+        | Command::ExecChild { .. }
+        | Command::Schema
+        | Command::Completions { .. }
+        | Command::Man => {
             unreachable!("handled before logging is set up")
         }
         Command::Backend {

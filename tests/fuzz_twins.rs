@@ -40,12 +40,29 @@ fn header_line() -> impl Strategy<Value = String> {
         Just("X-Request-Id"),
         Just("Host"),
         Just("X-Secret"),
+        Just("traceparent"),
+        Just("tracestate"),
+        Just("Referer"),
+        Just("User-Agent"),
     ];
     let value = prop_oneof![
+        traceparent_text(),
         "(keep-alive|close|upgrade|x-secret|te|host|via|trailers|gzip|x-request-id|x-forwarded-for)(, ?(keep-alive|upgrade|x-secret|te|host|trailers)){0,3}",
         "[ -~]{0,20}",
     ];
     (name, value).prop_map(|(n, v)| format!("{n}: {v}"))
+}
+
+/// `traceparent` values: valid ones, near misses (case, zeros, lengths,
+/// versions, trailing fields) and noise.
+fn traceparent_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "(00|01|fe|ff|0g) ?-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}(-[a-z0-9-]{0,6})?",
+        "00-[0-9a-fA-F]{30,33}-[0-9a-fA-F]{15,17}-[0-9a-fA-F]{1,3}",
+        "00-0{32}-[0-9a-f]{16}-01",
+        "00-[0-9a-f]{32}-0{16}-00",
+        "[0-9a-f-]{0,60}",
+    ]
 }
 
 fn head_bytes() -> impl Strategy<Value = Vec<u8>> {
@@ -75,6 +92,16 @@ fn parsed(bytes: &[u8]) -> Option<Head> {
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn traceparent_twin_structured(v in traceparent_text()) {
+        fuzz_api::traceparent(v.as_bytes());
+    }
+
+    #[test]
+    fn traceparent_twin_bytes(v in prop::collection::vec(any::<u8>(), 0..80)) {
+        fuzz_api::traceparent(&v);
+    }
 
     #[test]
     fn request_head_twin_structured(bytes in head_bytes()) {

@@ -64,16 +64,11 @@ pub(crate) fn load_with_env(
     expand_table(doc.get_mut(), "", lookup, &mut errs);
     let base = file.and_then(Path::parent);
     let root = Tbl::root(&doc);
-    root.check_keys(
-        &mut errs,
-        &[
-            "name", "server", "admin", "log", "resolver", "routes", "pools",
-        ],
-    );
+    root.check_section(&mut errs, &super::keys::ROOT);
     let owner = root.get(&mut errs, "name", owner_name).map(|g| g.v);
     let server = sections::server(root.sub(&mut errs, "server"), &mut errs, base);
     let admin = sections::admin(root.sub(&mut errs, "admin"), &mut errs);
-    let log = sections::log(root.sub(&mut errs, "log"), &mut errs);
+    let log = sections::log(root.sub(&mut errs, "log"), &mut errs, base);
     let system_resolver = !root.has("resolver");
     let resolver = super::resolver::resolver(root.sub(&mut errs, "resolver"), &mut errs);
 

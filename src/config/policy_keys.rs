@@ -10,14 +10,6 @@ use super::reader::{boolean, describe, nonzero_duration, number, one_of, string,
 use super::types::Balance;
 use super::values::valid_header_name;
 
-/// The pool keys read here (added to the pool's accepted keys).
-pub(crate) const KEYS: &[&str] = &[
-    "slow_start",
-    "slow_start_aggression",
-    "bounded_load",
-    "sticky",
-];
-
 /// Slow start, bounded-load hashing and sticky sessions of one pool. The
 /// default (`LoadPolicy::default()`) has all three off.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -100,8 +92,6 @@ const SAME_SITE: &[(&str, SameSite)] = &[
     ("Lax", SameSite::Lax),
     ("None", SameSite::None),
 ];
-
-const STICKY_KEYS: &[&str] = &["cookie", "ttl", "secure", "http_only", "same_site"];
 
 /// Reads the policy keys of pool table `t`, whose balance is `balance` (`None`
 /// when it was invalid: balance-specific checks are skipped then).
@@ -191,7 +181,7 @@ fn sticky(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> Option<StickyConfig> {
             return None;
         }
     };
-    tab.check_keys(errs, STICKY_KEYS);
+    tab.check_section(errs, &super::keys::STICKY);
     let mut cfg = StickyConfig::default();
     if let Some(g) = tab.get(errs, "cookie", |v| {
         let s = string(v)?;

@@ -5,6 +5,7 @@ use std::time::Duration;
 use toml::de::DeValue;
 
 use super::error::Errors;
+use super::keys;
 use super::policy_keys;
 use super::protocol::{health_kind, protocol};
 use super::reader::{
@@ -15,7 +16,7 @@ use super::types::{
     BackendConfig, Balance, HealthConfig, HealthKind, NamedBackend, PassiveConfig, PoolConfig,
     ProviderKind, StatusRanges,
 };
-use super::upstream_tls::{strip_https, upstream_tls, TLS_KEYS};
+use super::upstream_tls::{strip_https, upstream_tls};
 use super::values::{
     parse_backend_address, parse_hash_key, parse_status_ranges, resolve_now, valid_header_name,
     BackendAddress,
@@ -28,27 +29,6 @@ pub(crate) const BALANCES: &[(&str, Balance)] = &[
     ("random", Balance::Random),
     ("p2c_ewma", Balance::P2cEwma),
     ("hash", Balance::Hash),
-];
-
-const POOL_KEYS: &[&str] = &[
-    "balance",
-    "hash_key",
-    "backends",
-    "connect_timeout",
-    "request_timeout",
-    "retries",
-    "max_connections_per_backend",
-    "queue_timeout",
-    "max_queue",
-    "upstream_idle_timeout",
-    "resolve_interval",
-    "health",
-    "passive",
-    "instances",
-    "autoscale",
-    "protocol",
-    "max_streams_per_connection",
-    "grpc_retry_methods",
 ];
 
 /// A pool name usable in URLs and metric labels.
@@ -81,13 +61,7 @@ pub(crate) fn pool(
             ),
         );
     }
-    let keys: Vec<&str> = POOL_KEYS
-        .iter()
-        .chain(TLS_KEYS)
-        .chain(policy_keys::KEYS)
-        .copied()
-        .collect();
-    t.check_keys(errs, &keys);
+    t.check_section(errs, &keys::POOL);
     let balance = t.get(errs, "balance", one_of(BALANCES)).map(|g| g.v);
     let hash_key = t.get(errs, "hash_key", |v| parse_hash_key(&string(v)?));
     // A bad `balance` was reported already; judge hash_key against the default otherwise.
@@ -268,7 +242,7 @@ fn backends(
                     table: tab,
                     span: item.span(),
                 };
-                bt.check_keys(errs, &["address", "weight"]);
+                bt.check_section(errs, &keys::BACKEND);
                 let address = bt.require(errs, "address", "\"host:port\"", |v| {
                     parse_backend_address(strip_https(&string(v)?).1)
                 });
@@ -334,21 +308,7 @@ fn backends(
 }
 
 fn health(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> HealthConfig {
-    t.check_keys(
-        errs,
-        &[
-            "path",
-            "interval",
-            "timeout",
-            "rise",
-            "fall",
-            "expect_status",
-            "initial_state",
-            "headers",
-            "kind",
-            "service",
-        ],
-    );
+    t.check_section(errs, &keys::HEALTH);
     let mut cfg = HealthConfig {
         path: None,
         interval: Duration::from_secs(2),
@@ -429,7 +389,7 @@ fn health(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> HealthConfig {
 }
 
 fn passive(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> PassiveConfig {
-    t.check_keys(errs, &["consecutive_failures", "eject_for"]);
+    t.check_section(errs, &keys::PASSIVE);
     let mut cfg = PassiveConfig {
         consecutive_failures: 5,
         eject_for: Duration::from_secs(30),

@@ -76,6 +76,11 @@ impl<'a, 'i> Tbl<'a, 'i> {
         }
     }
 
+    /// Records every key of this table that `section`'s key table does not list.
+    pub fn check_section(&self, errs: &mut Errors<'_>, section: &super::keys::Section) {
+        self.check_keys(errs, &section.names());
+    }
+
     pub fn raw(&self, key: &str) -> Option<&'a Spanned<DeValue<'i>>> {
         self.table.get(key)
     }

@@ -59,7 +59,7 @@ fn nameservers(v: &DeValue<'_>) -> Result<Vec<SocketAddr>, String> {
 pub(crate) fn resolver(t: Option<Tbl<'_, '_>>, errs: &mut Errors<'_>) -> ResolverConfig {
     let mut cfg = ResolverConfig::default();
     let Some(t) = t else { return cfg };
-    t.check_keys(errs, &["nameservers"]);
+    t.check_section(errs, &super::keys::RESOLVER);
     if let Some(g) = t.get(errs, "nameservers", nameservers) {
         cfg.nameservers = g.v;
     }

@@ -16,24 +16,6 @@ use super::route_types::{
 use super::types::Route;
 use super::values::parse_host;
 
-/// Every key a route accepts.
-const ROUTE_KEYS: &[&str] = &[
-    "name",
-    "host",
-    "path_prefix",
-    "methods",
-    "headers",
-    "pool",
-    "strip_prefix",
-    "rewrite_prefix",
-    "rate_limit",
-    "request_headers",
-    "response_headers",
-    "redirect",
-    "request_timeout",
-    "retries",
-];
-
 /// Keys that do nothing on a route with `redirect` (it forwards nothing).
 const NOT_WITH_REDIRECT: &[&str] = &[
     "pool",
@@ -65,7 +47,7 @@ pub(crate) fn route(
     errs: &mut Errors<'_>,
 ) -> (Option<Route>, Option<Got<String>>) {
     let before = errs.list.len();
-    t.check_keys(errs, ROUTE_KEYS);
+    t.check_section(errs, &super::keys::ROUTE);
     let host = t
         .get(errs, "host", |v| parse_host(&string(v)?))
         .map(|g| g.v);
@@ -243,7 +225,7 @@ fn rewrite_prefix(v: &DeValue<'_>) -> Result<String, String> {
 }
 
 fn redirect(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> Option<Redirect> {
-    t.check_keys(errs, &["to", "status"]);
+    t.check_section(errs, &super::keys::REDIRECT);
     let to = t.require(
         errs,
         "to",
@@ -266,7 +248,7 @@ fn redirect(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> Option<Redirect> {
 }
 
 fn rate_limit(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> Option<RateLimitConfig> {
-    t.check_keys(errs, &["requests", "per", "burst", "key", "max_keys"]);
+    t.check_section(errs, &super::keys::RATE_LIMIT);
     let requests = t.require(errs, "requests", "a whole number >= 1", uint_min::<u32>(1));
     let per = t.require(errs, "per", "a duration like \"1s\"", nonzero_duration);
     let burst = t.get(errs, "burst", uint_min::<u32>(1)).map(|g| g.v);
@@ -300,7 +282,7 @@ fn rate_limit(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> Option<RateLimitConfig>
 }
 
 fn header_rules(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> HeaderRules {
-    t.check_keys(errs, &["set", "add", "remove"]);
+    t.check_section(errs, &super::keys::HEADER_RULES);
     let mut rules = HeaderRules::default();
     let allowed = |name: &str| -> Result<HeaderName, String> {
         let n = header_name(name)?;

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::error::Errors;
+use super::keys;
 use super::reader::{
     boolean, duration, nonempty_string, nonzero_duration, one_of, positive, size, string,
     string_list, string_map, uint, uint_min, Tbl,
@@ -12,7 +13,7 @@ use super::types::{
     ScaleRule, Threshold,
 };
 
-const PROVIDERS: &[(&str, ProviderKind)] = &[
+pub(crate) const PROVIDERS: &[(&str, ProviderKind)] = &[
     ("process", ProviderKind::Process),
     ("docker", ProviderKind::Docker),
     ("docker_labels", ProviderKind::DockerLabels),
@@ -20,7 +21,7 @@ const PROVIDERS: &[(&str, ProviderKind)] = &[
     ("dns", ProviderKind::Dns),
 ];
 
-const METRICS: &[(&str, Metric)] = &[
+pub(crate) const METRICS: &[(&str, Metric)] = &[
     ("inflight_per_instance", Metric::InflightPerInstance),
     ("rps_per_instance", Metric::RpsPerInstance),
     ("p95_latency_ms", Metric::P95LatencyMs),
@@ -68,15 +69,7 @@ pub(crate) fn not_scaled(p: ProviderKind) -> &'static str {
 
 pub(crate) fn instances(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> Option<InstancesConfig> {
     let before = errs.list.len();
-    let mut keys: Vec<&str> = PROVIDER_KEYS.iter().map(|(k, _)| *k).collect();
-    keys.extend([
-        "provider",
-        "count",
-        "start_timeout",
-        "drain_timeout",
-        "stop_timeout",
-    ]);
-    t.check_keys(errs, &keys);
+    t.check_section(errs, &keys::INSTANCES);
     let provider = t.require(
         errs,
         "provider",
@@ -215,19 +208,6 @@ pub(crate) fn instances(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> Option<Instan
     (errs.list.len() == before).then_some(cfg)
 }
 
-const AUTOSCALE_KEYS: &[&str] = &[
-    "min",
-    "max",
-    "interval",
-    "target_inflight",
-    "target_rps",
-    "scale_up_cooldown",
-    "scale_down_cooldown",
-    "idle_timeout",
-    "hold_timeout",
-    "rules",
-];
-
 /// Default of `warm_freeze`.
 pub(crate) const WARM_FREEZE: bool = true;
 /// Default of `warm_at_zero`.
@@ -235,12 +215,7 @@ pub(crate) const WARM_AT_ZERO: bool = true;
 
 pub(crate) fn autoscale(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> Option<AutoscaleConfig> {
     let before = errs.list.len();
-    let keys: Vec<&str> = AUTOSCALE_KEYS
-        .iter()
-        .chain(super::scaling_ahead::KEYS)
-        .copied()
-        .collect();
-    t.check_keys(errs, &keys);
+    t.check_section(errs, &keys::AUTOSCALE);
     let mut cfg = AutoscaleConfig {
         min: 1,
         max: 10,
@@ -308,10 +283,7 @@ pub(crate) fn autoscale(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> Option<Autosc
 }
 
 fn rule(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> Option<ScaleRule> {
-    t.check_keys(
-        errs,
-        &["metric", "above", "below", "for", "add", "remove", "factor"],
-    );
+    t.check_section(errs, &keys::RULE);
     let metric = t.require(
         errs,
         "metric",

@@ -7,15 +7,6 @@ use super::reader::{boolean, nonempty_string, uint, Tbl};
 use super::schedule::{parse_time_of_day, CronSpec};
 use super::types::{AutoscaleConfig, ScheduleEntry};
 
-/// The keys read here.
-pub(crate) const KEYS: &[&str] = &[
-    "warm",
-    "warm_freeze",
-    "warm_at_zero",
-    "predictive",
-    "schedule",
-];
-
 /// Reads the keys of [`KEYS`] into `cfg` (whose `min` / `max` are read already).
 pub(crate) fn read(t: &Tbl<'_, '_>, errs: &mut Errors<'_>, cfg: &mut AutoscaleConfig) {
     if let Some(g) = t.get(errs, "warm", uint::<u32>) {
@@ -53,7 +44,7 @@ pub(crate) fn read(t: &Tbl<'_, '_>, errs: &mut Errors<'_>, cfg: &mut AutoscaleCo
 
 fn entry(t: &Tbl<'_, '_>, errs: &mut Errors<'_>, pool: &AutoscaleConfig) -> Option<ScheduleEntry> {
     let before = errs.list.len();
-    t.check_keys(errs, &["cron", "min", "max", "until", "tz"]);
+    t.check_section(errs, &super::keys::SCHEDULE);
     let cron = t.require(
         errs,
         "cron",

@@ -7,12 +7,14 @@ use std::time::Duration;
 use toml::de::DeValue;
 
 use super::error::Errors;
+use super::keys;
 use super::reader::{
-    boolean, describe, duration, nonempty_string, nonzero_duration, string_list, uint, uint_min,
-    Got, Tbl,
+    boolean, describe, duration, nonempty_string, nonzero_duration, one_of, string_list, uint,
+    uint_min, Got, Tbl,
 };
 use super::types::{
-    AdminConfig, CertPair, LogConfig, ServerConfig, TlsConfig, DEFAULT_TUNNEL_IDLE_TIMEOUT,
+    AccessFormat, AccessTarget, AdminConfig, CertPair, LogConfig, ServerConfig, TlsConfig,
+    DEFAULT_TUNNEL_IDLE_TIMEOUT,
 };
 use super::values::parse_addr;
 
@@ -71,23 +73,7 @@ pub(crate) fn server(
         max_connections_per_client: 0,
     };
     let Some(t) = t else { return cfg };
-    t.check_keys(
-        errs,
-        &[
-            "listen",
-            "shutdown_timeout",
-            "max_header_bytes",
-            "header_read_timeout",
-            "idle_timeout",
-            "max_connections",
-            "tunnel_idle_timeout",
-            "body_read_timeout",
-            "threads",
-            "tls",
-            "https_redirect",
-            "max_connections_per_client",
-        ],
-    );
+    t.check_section(errs, &keys::SERVER);
     if let Some(g) = t.get(errs, "listen", addr_list) {
         if g.v.is_empty() {
             t.error_at(
@@ -147,7 +133,7 @@ pub(crate) fn server(
 }
 
 fn server_tls(t: &Tbl<'_, '_>, errs: &mut Errors<'_>, base: Option<&Path>) -> Option<TlsConfig> {
-    t.check_keys(errs, &["listen", "certs"]);
+    t.check_section(errs, &keys::SERVER_TLS);
     let listen = t.require(
         errs,
         "listen",
@@ -179,7 +165,7 @@ fn server_tls(t: &Tbl<'_, '_>, errs: &mut Errors<'_>, base: Option<&Path>) -> Op
     }
     let mut certs = Vec::new();
     for p in &pairs {
-        p.check_keys(errs, &["cert", "key"]);
+        p.check_section(errs, &keys::CERT);
         let cert = p.require(
             errs,
             "cert",
@@ -227,17 +213,7 @@ pub(crate) fn existing_file(
 pub(crate) fn admin(t: Option<Tbl<'_, '_>>, errs: &mut Errors<'_>) -> AdminConfig {
     let mut cfg = AdminConfig::default();
     let Some(t) = t else { return cfg };
-    t.check_keys(
-        errs,
-        &[
-            "listen",
-            "token",
-            "allowed_hosts",
-            "header_read_timeout",
-            "idle_timeout",
-            "max_connections",
-        ],
-    );
+    t.check_section(errs, &keys::ADMIN);
     let listen = t.get(errs, "listen", addr);
     if let Some(g) = &listen {
         cfg.listen = g.v;
@@ -280,12 +256,55 @@ fn allowed_hosts(v: &DeValue<'_>) -> Result<Vec<String>, String> {
         .collect()
 }
 
-pub(crate) fn log(t: Option<Tbl<'_, '_>>, errs: &mut Errors<'_>) -> LogConfig {
-    let mut cfg = LogConfig { access: true };
+/// `log.access_format` spellings.
+pub(crate) const ACCESS_FORMATS: &[(&str, AccessFormat)] = &[
+    ("json", AccessFormat::Json),
+    ("combined", AccessFormat::Combined),
+];
+
+pub(crate) fn log(t: Option<Tbl<'_, '_>>, errs: &mut Errors<'_>, base: Option<&Path>) -> LogConfig {
+    let mut cfg = LogConfig::default();
     let Some(t) = t else { return cfg };
-    t.check_keys(errs, &["access"]);
-    if let Some(g) = t.get(errs, "access", boolean) {
+    t.check_section(errs, &keys::LOG);
+    if let Some(g) = t.get(errs, "access", |v| access_target(v, base)) {
         cfg.access = g.v;
     }
+    if let Some(g) = t.get(errs, "access_format", one_of(ACCESS_FORMATS)) {
+        cfg.access_format = g.v;
+    }
     cfg
+}
+
+/// `access = true | false | "stdout" | "off" | "/path/file"` (a relative path is
+/// taken from the config file's directory).
+fn access_target(v: &DeValue<'_>, base: Option<&Path>) -> Result<AccessTarget, String> {
+    match v {
+        DeValue::Boolean(true) => Ok(AccessTarget::Stdout),
+        DeValue::Boolean(false) => Ok(AccessTarget::Off),
+        DeValue::String(s) => match s.trim() {
+            "stdout" => Ok(AccessTarget::Stdout),
+            "off" => Ok(AccessTarget::Off),
+            p if !p.contains('/') => Err(format!(
+                "expected true, false, \"stdout\", \"off\" or a file path with a \"/\" (like \"./access.log\"); got \"{}\"",
+                p.escape_default()
+            )),
+            p => {
+                let p = Path::new(p);
+                let full = match base {
+                    Some(dir) if p.is_relative() => dir.join(p),
+                    _ => p.to_path_buf(),
+                };
+                match full.parent() {
+                    Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => {
+                        Err(format!("no such directory: {}", dir.display()))
+                    }
+                    _ => Ok(AccessTarget::File(full)),
+                }
+            }
+        },
+        other => Err(format!(
+            "expected true, false, \"stdout\", \"off\" or a file path, got {}",
+            describe(other)
+        )),
+    }
 }

@@ -52,7 +52,9 @@ listen = "127.0.0.1:9090"              # JSON API, /metrics and the dashboard (o
 # max_connections = 64                 # admin connections open at once (read at start)
 
 [log]
-access = true                          # one JSON line per request
+access = true                          # one line per request on stdout; false = none;
+                                       # or a file: "/var/log/drover/access.log" (reopened on SIGUSR1)
+# access_format = "json"               # or "combined" (Apache/nginx, for GoAccess and other analysers)
 
 # DNS discovery's name servers (default: the system's, from /etc/resolv.conf and /etc/hosts).
 # [resolver]
@@ -234,7 +236,7 @@ pub fn demo_config(backends: &[SocketAddr]) -> Config {
             max_connections_per_client: 0,
         },
         admin: AdminConfig::default(),
-        log: LogConfig { access: true },
+        log: LogConfig::default(),
         routes: vec![Route::to_pool("demo")],
         pools: BTreeMap::from([("demo".to_string(), pool)]),
         resolver: Default::default(),

@@ -71,7 +71,7 @@ fn minimal_file_gets_every_default() {
     assert_eq!(c.server.tls, None);
     assert_eq!(c.admin.listen, addr("127.0.0.1:9090"));
     assert_eq!(c.admin.token, None);
-    assert!(c.log.access);
+    assert!(c.log.access.is_on());
     assert_eq!(c.source, None);
     // a single pool without routes gets a catch-all route
     assert_eq!(c.routes, vec![Route::to_pool("app")]);
@@ -227,7 +227,7 @@ remove = 1
 fn spec_example_loads() {
     let c = load(SPEC_EXAMPLE);
     assert_eq!(c.server.threads, 2);
-    assert!(!c.log.access);
+    assert!(!c.log.access.is_on());
     assert_eq!(
         c.routes[0],
         Route {
@@ -451,7 +451,7 @@ fn wrong_types_are_reported() {
     assert_error(
         "[log]\naccess = \"yes\"\n[pools.a]\nbackends=[\"127.0.0.1:1\"]",
         "log.access",
-        "expected true or false",
+        "expected true, false, \"stdout\", \"off\" or a file path",
     );
     assert_error(
         "server = 1\n[pools.a]\nbackends=[\"127.0.0.1:1\"]",
@@ -661,7 +661,7 @@ fn demo_config_fields() {
     let c = demo_config(&backends);
     assert_eq!(c.server.listen, vec![addr("127.0.0.1:8080")]);
     assert_eq!(c.admin.listen, addr("127.0.0.1:9090"));
-    assert!(c.log.access);
+    assert!(c.log.access.is_on());
     assert_eq!(c.routes.len(), 1);
     assert_eq!(c.routes[0].pool.as_deref(), Some("demo"));
     assert!(c.routes[0].host.is_none() && c.routes[0].path_prefix.is_none());
@@ -711,5 +711,60 @@ interval = "500ms"
             "pool api: 2 backends, least_conn, health GET /health every 2s, routes: /api",
             "pool web: 1 backend, round_robin, health TCP every 500ms, routes: *.example.com",
         ]
+    );
+}
+
+#[test]
+fn access_log_targets_and_formats() {
+    let pool = "[pools.a]\nbackends=[\"127.0.0.1:1\"]\n";
+    let read = |log: &str| {
+        load_str(
+            &format!("[log]\n{log}\n{pool}"),
+            Some(Path::new("/etc/drover/drover.toml")),
+        )
+        .unwrap()
+        .log
+    };
+    assert_eq!(read("").access, AccessTarget::Stdout);
+    assert_eq!(read("access = true").access, AccessTarget::Stdout);
+    assert_eq!(read("access = \"stdout\"").access, AccessTarget::Stdout);
+    assert_eq!(read("access = false").access, AccessTarget::Off);
+    assert_eq!(read("access = \"off\"").access, AccessTarget::Off);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("drover.toml");
+    std::fs::create_dir(dir.path().join("logs")).unwrap();
+    let rel = load_str(
+        &format!("[log]\naccess = \"logs/access.log\"\n{pool}"),
+        Some(&cfg),
+    )
+    .unwrap();
+    assert_eq!(
+        rel.log.access,
+        AccessTarget::File(dir.path().join("logs/access.log")),
+        "relative to the config file"
+    );
+    assert_eq!(
+        read("access = \"/tmp/a.log\"").access,
+        AccessTarget::File("/tmp/a.log".into())
+    );
+    assert_error(
+        &format!("[log]\naccess = \"/nonexistent-dir-x/a.log\"\n{pool}"),
+        "log.access",
+        "no such directory: /nonexistent-dir-x",
+    );
+    assert_eq!(read("").access_format, AccessFormat::Json);
+    assert_eq!(
+        read("access_format = \"combined\"").access_format,
+        AccessFormat::Combined
+    );
+    assert_error(
+        &format!("[log]\naccess_format = \"clf\"\n{pool}"),
+        "log.access_format",
+        "expected one of json, combined",
+    );
+    assert_error(
+        &format!("[log]\naccess = 3\n{pool}"),
+        "log.access",
+        "got integer 3",
     );
 }

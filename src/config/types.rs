@@ -122,10 +122,58 @@ pub struct ResolverConfig {
 }
 
 /// `[log]`
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct LogConfig {
-    /// One JSON line per request. Default `true`.
-    pub access: bool,
+    /// Where the access log goes. Default [`AccessTarget::Stdout`].
+    pub access: AccessTarget,
+    /// How each line is written. Default [`AccessFormat::Json`].
+    pub access_format: AccessFormat,
+}
+
+/// `log.access`: `true`/`"stdout"`, `false`/`"off"`, or a file path.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum AccessTarget {
+    Off,
+    #[default]
+    Stdout,
+    /// Appended to; reopened on SIGUSR1 (after logrotate renamed it).
+    File(PathBuf),
+}
+
+impl AccessTarget {
+    /// Whether requests are logged at all.
+    pub fn is_on(&self) -> bool {
+        *self != AccessTarget::Off
+    }
+
+    /// The config spelling, as `drover schema` shows the default.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            AccessTarget::Off => serde_json::json!("off"),
+            AccessTarget::Stdout => serde_json::json!("stdout"),
+            AccessTarget::File(p) => serde_json::json!(p.display().to_string()),
+        }
+    }
+}
+
+/// `log.access_format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AccessFormat {
+    /// One JSON object per line (with `--log-format pretty` on stdout: a compact text line).
+    #[default]
+    Json,
+    /// Apache/nginx "combined": `client - - [time] "request" status bytes "referer" "user-agent"`.
+    Combined,
+}
+
+impl AccessFormat {
+    /// The config spelling.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AccessFormat::Json => "json",
+            AccessFormat::Combined => "combined",
+        }
+    }
 }
 
 /// `[[routes]]`

@@ -16,7 +16,7 @@ use super::types::Config;
 use super::values::parse_addr;
 use crate::upstream_tls::{parse_server_name, TlsSettings, UpstreamTls};
 
-/// The pool keys read here.
+/// The TLS keys of a pool (`tls` first: the others need it).
 pub(crate) const TLS_KEYS: &[&str] = &[
     "tls",
     "tls_server_name",

@@ -14,6 +14,7 @@ use crate::proxy::headers::{self, ForwardInfo, X_REQUEST_ID};
 use crate::proxy::request_id;
 use crate::proxy::router::upstream_uri;
 use crate::proxy::router::{strip_port, Router};
+use crate::proxy::trace_context::{self, Hop, TRACEPARENT, TRACESTATE};
 
 /// Every shape of route: exact host, wildcard host with a `/`-ended prefix,
 /// an IPv6 literal, prefixes with and without `strip_prefix`, a catch-all.
@@ -69,6 +70,7 @@ const SET_BY_DROVER: &[&str] = &[
     "x-forwarded-host",
     "via",
     "x-request-id",
+    "traceparent",
 ];
 
 /// Runs `head` through what drover does before forwarding it and checks the result.
@@ -90,8 +92,42 @@ pub fn request_head(head: &Head) {
         assert!(h.starts_with(strip_port(h)), "strip_port({h:?})");
     }
     check_route(&ROUTER, host, head);
-    check_rewrite(head, &id);
-    check_access_log(head, &id);
+    for v in head.headers.get_all(&TRACEPARENT) {
+        traceparent(v.as_bytes());
+    }
+    let trace = trace_context::hop(&head.headers);
+    check_rewrite(head, &id, &trace);
+    check_access_log(head, &id, &trace);
+}
+
+/// The `traceparent` parser on any bytes: what it accepts is version-00
+/// shaped (lowercase hex, non-zero ids) and survives a round trip; the value
+/// drover sends for it keeps its trace id.
+pub fn traceparent(data: &[u8]) {
+    let Some(tp) = trace_context::parse(data) else {
+        return;
+    };
+    assert_ne!(tp.trace_id, [0; 16]);
+    assert_ne!(tp.parent_id, [0; 8]);
+    let sent = tp.to_header();
+    assert_eq!(sent.len(), 55);
+    let again = trace_context::parse(sent.as_bytes()).expect("drover's traceparent parses");
+    assert_eq!(again, tp, "round trip");
+    let trimmed = data.trim_ascii();
+    assert_eq!(
+        trimmed.get(3..35),
+        sent.as_bytes().get(3..35),
+        "the trace id is the one written"
+    );
+    let next = trace_context::next_hop(Some(tp));
+    assert_eq!(next.trace_id, tp.trace_id);
+    assert_eq!(
+        next.flags,
+        tp.flags & 0x01,
+        "only the sampled flag is passed on"
+    );
+    let next_sent = trace_context::parse(next.to_header().as_bytes());
+    assert_eq!(next_sent, Some(next), "what is sent is what is logged");
 }
 
 /// Routes `path` on a router with one route, `path_prefix = prefix` and
@@ -199,7 +235,7 @@ fn check_no_hop_by_hop(before: &HeaderMap, after: &HeaderMap, upgrade: bool) {
     }
 }
 
-fn check_rewrite(head: &Head, id: &HeaderValue) {
+fn check_rewrite(head: &Head, id: &HeaderValue, trace: &Hop) {
     let mut h = head.headers.clone();
     let upgrade = head.version <= Version::HTTP_11 && headers::is_upgrade(&h);
     let host = h.get(header::HOST).cloned().or_else(|| {
@@ -219,8 +255,32 @@ fn check_rewrite(head: &Head, id: &HeaderValue) {
             request_id: id,
         },
     );
+    let state_after_strip: Vec<HeaderValue> = h.get_all(&TRACESTATE).iter().cloned().collect();
+    trace_context::write(&mut h, trace);
     if let Some(v) = &host {
         h.insert(header::HOST, v.clone());
+    }
+    let sent: Vec<_> = h.get_all(&TRACEPARENT).iter().collect();
+    assert_eq!(sent.len(), 1, "one traceparent upstream");
+    let parsed = sent
+        .first()
+        .and_then(|v| trace_context::parse(v.as_bytes()))
+        .expect("the traceparent sent upstream is valid");
+    assert_eq!(parsed, trace.sent);
+    match trace_context::incoming(&head.headers) {
+        Some(inc) => {
+            assert!(trace.continued);
+            assert_eq!(parsed.trace_id, inc.trace_id, "a valid trace id is kept");
+            let state: Vec<HeaderValue> = h.get_all(&TRACESTATE).iter().cloned().collect();
+            assert_eq!(state, state_after_strip, "tracestate passes through");
+        }
+        None => {
+            assert!(!trace.continued);
+            assert!(
+                !h.contains_key(&TRACESTATE),
+                "no tracestate without a valid parent"
+            );
+        }
     }
     check_no_hop_by_hop(&head.headers, &h, upgrade);
     assert!(!h.contains_key(header::EXPECT));
@@ -247,7 +307,7 @@ fn check_rewrite(head: &Head, id: &HeaderValue) {
     check_no_hop_by_hop(&head.headers, &resp, upgrade);
 }
 
-fn check_access_log(head: &Head, id: &HeaderValue) {
+fn check_access_log(head: &Head, id: &HeaderValue, trace: &Hop) {
     let rec = AccessRecord {
         ts: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
         request_id: id.clone(),
@@ -261,11 +321,27 @@ fn check_access_log(head: &Head, id: &HeaderValue) {
         backend: None,
         retries: 0,
         error: Some("client"),
+        version: head.version,
+        trace_id: Some(trace.sent.trace_id),
+        referer: head.headers.get(header::REFERER).cloned(),
+        user_agent: head.headers.get(header::USER_AGENT).cloned(),
     };
     let line = rec.to_json();
     let v: serde_json::Value = serde_json::from_str(&line).expect("the access log line is JSON");
     assert_eq!(v["request_id"], id.to_str().unwrap_or(""));
     assert_eq!(v["method"], head.method.as_str());
+    assert_eq!(v["trace_id"], trace.sent.trace_id_hex());
     let text = rec.to_text();
     assert!(!text.contains('\n'), "one line per request");
+    let combined = rec.to_combined();
+    assert!(
+        combined.bytes().all(|c| (0x20..0x7f).contains(&c)),
+        "the combined line is printable ASCII: {combined:?}"
+    );
+    // Every quote in it is escaped except the six that delimit its three quoted fields.
+    let unescaped = combined
+        .split("\\\\")
+        .map(|part| part.matches('"').count() - part.matches("\\\"").count())
+        .sum::<usize>();
+    assert_eq!(unescaped, 6, "{combined}");
 }

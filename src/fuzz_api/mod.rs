@@ -4,7 +4,8 @@
 //! or a panic anywhere below is a finding. Not a stable API.
 //!
 //! - [`request_head`]: routing by host and path, `strip_prefix`, the
-//!   hop-by-hop / forwarding header rewrite, the request id and the access-log line;
+//!   hop-by-hop / forwarding header rewrite, the request id, the W3C trace
+//!   context ([`traceparent`]) and the access-log lines (JSON and combined);
 //! - [`config`]: TOML text -> validated config or positioned errors;
 //! - [`duration`]: the duration and size parsers;
 //! - [`admin_request`]: the admin API's route table, path parameters and query;
@@ -21,7 +22,7 @@ mod sticky;
 
 pub use checks::{admin_request, config, duration, percent_decode_strict};
 pub use grpc::grpc;
-pub use head::{request_head, route_with_prefix};
+pub use head::{request_head, route_with_prefix, traceparent};
 pub use route_rules::{expansions, route_rules};
 pub use sticky::sticky_cookie;
 

@@ -4,6 +4,7 @@
 
 mod ahead;
 pub mod controller;
+pub mod output;
 pub mod process;
 pub mod supervise;
 #[cfg(test)]

@@ -87,7 +87,7 @@ fn log_lines<R: AsyncRead + Unpin + Send + 'static>(
                 dropped += 1;
                 continue;
             }
-            tracing::info!(pool = %pool, instance = %id, stream, "{line}");
+            super::output::log_line(&pool, &id, stream, &line);
         }
     });
 }

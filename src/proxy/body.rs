@@ -52,6 +52,8 @@ pub struct Completion {
     /// The request is a gRPC call (`content-type: application/grpc*`): drover's
     /// own failures are told as gRPC statuses (see [`super::grpc`]).
     pub grpc: bool,
+    /// The W3C trace context of this hop (set before routing).
+    pub trace: Option<super::trace_context::Hop>,
 }
 
 impl Completion {
@@ -67,6 +69,7 @@ impl Completion {
             body: BodyState::None,
             judge: false,
             grpc: false,
+            trace: None,
         }
     }
 

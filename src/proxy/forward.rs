@@ -20,6 +20,7 @@ use super::grpc;
 use super::headers::{self, ForwardInfo, X_REQUEST_ID};
 use super::route_rules::{self, Fill};
 use super::router::{upstream_uri_rewritten, RouteOpts, Router};
+use super::trace_context;
 use super::upgrade;
 use super::upload::Capture;
 use super::upstream::{self, Conn, Pooled};
@@ -97,12 +98,17 @@ fn prepare(
 ) -> Prepared {
     let started = Instant::now();
     let mut done = Completion::new(started);
+    let hop = trace_context::hop(req.headers());
+    done.trace = Some(hop);
     if access_log::enabled() {
+        let combined = access_log::combined();
+        let header = |name| combined.then(|| req.headers().get(name).cloned()).flatten();
         done.log = Some(Box::new(AccessRecord {
             ts: SystemTime::now(),
             request_id: request_id.clone(),
             client: down.client.ip(),
             method: req.method().clone(),
+            version: req.version(),
             uri: req.uri().clone(),
             status: 0,
             bytes: 0,
@@ -111,6 +117,9 @@ fn prepare(
             backend: None,
             retries: 0,
             error: None,
+            trace_id: Some(hop.sent.trace_id),
+            referer: header(http::header::REFERER),
+            user_agent: header(http::header::USER_AGENT),
         }));
     }
     if let Some(why) = framing::refused(req.headers()) {
@@ -416,6 +425,9 @@ impl Forward {
             request_id: &request_id,
             host: host.as_ref(),
         };
+        if let Some(hop) = &done.trace {
+            trace_context::write(&mut h, hop);
+        }
         if let Some(v) = &host {
             h.insert(HOST, v.clone());
         }

@@ -20,6 +20,7 @@ pub mod router;
 pub mod server;
 pub mod sticky;
 pub mod tls;
+pub mod trace_context;
 pub mod upgrade;
 pub mod upload;
 pub mod upstream;
