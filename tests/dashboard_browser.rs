@@ -150,8 +150,19 @@ async fn dashboard_shows_pools_and_drains_from_the_page() {
             &[a.addr, b.addr],
             "balance = \"least_conn\"\nslow_start = \"120s\"",
         )
-        .replace("[admin]\n", "[admin]\ntoken = \"dash-token\"\n"),
+        .replace("[admin]\n", "[admin]\ntoken = \"dash-token\"\n")
+        // A rate-limited route before the catch-all one: the page shows its 429 count.
+        .replace(
+            "[[routes]]\n",
+            "[[routes]]\nname = \"limited\"\npath_prefix = \"/limited\"\npool = \"app\"\n\
+             rate_limit = { requests = 1, per = \"1h\", burst = 1 }\n[[routes]]\n",
+        ),
     );
+    // Three requests to the limited route: the first passes, the others get 429.
+    for want in [200, 429, 429] {
+        let r = client().get(d.url("/limited/x")).send().await.unwrap();
+        assert_eq!(r.status(), want);
+    }
     // Some traffic, so that the charts have something to draw.
     let traffic = {
         let url = d.url("/delay/15");
@@ -307,6 +318,14 @@ async fn dashboard_shows_pools_and_drains_from_the_page() {
             "document.querySelector('tr[data-address=\"{aa}\"]').dataset.state === 'draining' && \
              document.querySelector('#events tr[data-kind=\"draining\"]')"
         ),
+        Duration::from_secs(10),
+    )
+    .await;
+
+    s.wait_for(
+        "the Routes panel counting the limited route's 429s",
+        "(() => { const r = document.querySelector('#routes tr[data-route=\"limited\"]'); \
+         return r && Number(r.dataset.limited) === 2 && r.textContent.includes('1/1h, burst 1'); })()",
         Duration::from_secs(10),
     )
     .await;

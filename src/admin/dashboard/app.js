@@ -202,6 +202,26 @@
     while (body.children.length > 200) body.lastChild.remove();
   }
 
+  // GET /api/v1/routes: match order, each route's target and rate-limit counters.
+  function rateText(l) {
+    if (!l) return "";
+    const ms = l.per_ms;
+    const per = ms % 3600000 === 0 ? ms / 3600000 + "h" : ms % 60000 === 0 ? ms / 60000 + "m"
+      : ms % 1000 === 0 ? ms / 1000 + "s" : ms + "ms";
+    return `${l.requests}/${per}, burst ${l.burst}, by ${l.key}`;
+  }
+
+  function renderRoutes(routes) {
+    const body = document.querySelector("#routes tbody");
+    body.replaceChildren(...routes.map((r) => el("tr", { "data-route": r.name, "data-limited": r.rate_limited },
+      el("td", {}, r.name), el("td", {}, r.host || "*"), el("td", {}, r.path_prefix || "/"),
+      el("td", {}, (r.methods || []).join(" ")),
+      el("td", {}, r.pool ? "pool " + r.pool : "redirect " + (r.redirect || "")),
+      el("td", {}, rateText(r.rate_limit)),
+      el("td", { class: "num" }, r.rate_limit ? r.rate_limited : ""),
+      el("td", { class: "num" }, r.rate_limit ? r.tracked_keys : ""))));
+  }
+
   function refreshExplains(pools) {
     const scaled = pools.filter((p) => p.autoscaled);
     return Promise.all(scaled.map((p) =>
@@ -209,10 +229,12 @@
   }
 
   function refresh() {
-    return Promise.all([api("GET", "/api/v1/pools"), api("GET", "/api/v1/events?since=" + lastEvent)])
-      .then(([pools, events]) => refreshExplains(pools).then(() => [pools, events]))
-      .then(([pools, events]) => {
+    return Promise.all([api("GET", "/api/v1/pools"), api("GET", "/api/v1/events?since=" + lastEvent),
+      api("GET", "/api/v1/routes")])
+      .then(([pools, events, routes]) => refreshExplains(pools).then(() => [pools, events, routes]))
+      .then(([pools, events, routes]) => {
         renderPools(pools);
+        renderRoutes(routes || []);
         addEvents(events);
         document.getElementById("status").textContent = "updated " + new Date().toLocaleTimeString();
         if (document.getElementById("error").textContent.startsWith("cannot reach")) showError("");
