@@ -174,14 +174,18 @@ fn schema_shows_defaults_enums_and_descriptions_from_the_config_code() {
         .contains("SIGUSR1"));
 }
 
-/// `python3` with `jsonschema`, or `None` (a loud skip outside CI).
+/// A Python with `jsonschema` — `python3` on the PATH, else Debian's (where
+/// `.ci/run`'s `apt-get install python3-jsonschema` puts it when `python3` is
+/// another install) — or `None` (a loud skip outside CI).
 fn python_with_jsonschema() -> Option<&'static str> {
-    let ok = Command::new("python3")
-        .args(["-c", "import jsonschema, tomllib"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if ok {
-        return Some("python3");
+    for python in ["python3", "/usr/bin/python3"] {
+        let ok = Command::new(python)
+            .args(["-c", "import jsonschema, tomllib"])
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            return Some(python);
+        }
     }
     assert!(
         std::env::var_os("CI").is_none(),
