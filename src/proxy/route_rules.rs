@@ -117,9 +117,25 @@ pub fn clean_host(host: &str) -> Option<&str> {
 }
 
 /// The path for a redirect: leading `/` and `\` collapsed to one `/`, so a
-/// path like `//evil.example` cannot make the target another host.
+/// path like `//evil.example` cannot make the target another host; bytes
+/// that are not visible ASCII are percent-encoded ([`push_encoded`]).
 fn clean_path(path: &str) -> String {
-    format!("/{}", path.trim_start_matches(['/', '\\']))
+    let mut out = String::from("/");
+    push_encoded(&mut out, path.trim_start_matches(['/', '\\']));
+    out
+}
+
+/// Appends `s` with every byte outside visible ASCII (controls, space, and
+/// the UTF-8 bytes hyper lets through in a request target) as `%XX`: a
+/// `Location` must be a URI reference (RFC 9110 §10.2.2).
+fn push_encoded(out: &mut String, s: &str) {
+    for b in s.bytes() {
+        if b.is_ascii_graphic() {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
 }
 
 /// The `Location` for a redirect to `to`, for a request for `uri` with
@@ -160,7 +176,7 @@ pub fn redirect_location(
 fn push_query(out: &mut String, uri: &Uri) {
     if let Some(q) = uri.query() {
         out.push('?');
-        out.push_str(q);
+        push_encoded(out, q);
     }
 }
 
@@ -204,6 +220,17 @@ mod tests {
 
     fn uri(s: &str) -> Uri {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn redirect_paths_with_non_ascii_bytes_are_percent_encoded() {
+        let to = RedirectTarget::parse("https://{host}{uri}").unwrap();
+        let uri: Uri = "/Xeil.com\u{296}9-//9?q=\u{e9}".parse().unwrap();
+        let loc = redirect_location(&to, "http", Some("h.example"), &uri).unwrap();
+        assert_eq!(
+            loc.to_str().unwrap(),
+            "https://h.example/Xeil.com%CA%969-//9?q=%C3%A9"
+        );
     }
 
     #[test]
