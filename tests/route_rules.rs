@@ -389,14 +389,27 @@ backends = ["{}"]
     let out = curl(&["-k", &format!("https://127.0.0.1:{tls_port}/secure")]);
     assert!(out.contains("\"path\":\"/secure\""), "{out}");
 
+    // The reqwest client of the first request is dropped, but its connection
+    // task runs on this test's runtime: let it close before blocking below.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     // Two connections from 127.0.0.1 are served; a third is closed at once.
-    let mut one = TcpStream::connect(d.proxy).unwrap();
-    let two = TcpStream::connect(d.proxy).unwrap();
-    one.write_all(b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
-        .unwrap();
-    let mut buf = [0u8; 12];
-    one.read_exact(&mut buf).unwrap();
-    assert_eq!(&buf, b"HTTP/1.1 308");
+    // Each of the two is served before the next is opened (the connections
+    // of the requests above may take a moment to be counted as closed, and
+    // workers accept in any order).
+    let served = |deadline: Instant| loop {
+        let mut c = TcpStream::connect(d.proxy).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = c.write_all(b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n");
+        let mut buf = [0u8; 12];
+        if c.read_exact(&mut buf).is_ok() {
+            assert_eq!(&buf, b"HTTP/1.1 308");
+            return c;
+        }
+        assert!(Instant::now() < deadline, "no connection served");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let one = served(Instant::now() + Duration::from_secs(10));
+    let two = served(Instant::now() + Duration::from_secs(10));
     let mut third = TcpStream::connect(d.proxy).unwrap();
     assert!(closed_at_once(&mut third, Duration::from_secs(10)));
     // Once one closes, a new connection is served again.
