@@ -9,6 +9,7 @@ mod duration;
 mod env;
 mod error;
 mod keys;
+mod keys_route;
 mod load;
 mod policy_keys;
 mod pool;
