@@ -1,11 +1,10 @@
 //! Forwarding one request: route, select a member, send, retry where safe,
 //! stream the response back.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use http::header::{HeaderMap, HeaderValue, EXPECT, HOST};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
@@ -14,31 +13,19 @@ use hyper::upgrade::OnUpgrade;
 
 use super::attempt::{attempt, Attempt};
 use super::body::{Completion, ProxyBody, RequestBody};
-use super::errors::{self, local, Cause, ClientFault, ProxyError};
-use super::framing;
+use super::errors::{self, Cause, ProxyError};
 use super::grpc;
 use super::headers::{self, ForwardInfo, X_REQUEST_ID};
+use super::prepare::{local_done, Downstream};
 use super::route_rules::{self, Fill};
-use super::router::{upstream_uri_rewritten, RouteOpts, Router};
+use super::router::{upstream_uri_rewritten, RouteOpts};
 use super::trace_context;
 use super::upgrade;
 use super::upload::Capture;
 use super::upstream::{self, Conn, Pooled};
-use crate::access_log::{self, AccessRecord};
 use crate::balance::SelectContext;
 use crate::config::{Balance, HashKey, HeaderRules};
 use crate::pool::{Inflight, Member, Pool, PoolSnapshot, QueueError};
-
-/// What a connection handler knows about its client.
-#[derive(Debug, Clone, Copy)]
-pub struct Downstream {
-    pub client: SocketAddr,
-    /// `http` or `https`.
-    pub proto: &'static str,
-    /// `server.https_redirect` on a plain listener: every request is answered
-    /// with a 308 to `https://` on this port (the TLS listener's).
-    pub https_port: Option<u16>,
-}
 
 /// Methods that may be sent twice (RFC 9110 §9.2.2).
 fn idempotent(m: &Method) -> bool {
@@ -46,200 +33,6 @@ fn idempotent(m: &Method) -> bool {
         *m,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
     )
-}
-
-/// The host a request is for: `Host`, else the URI authority (HTTP/2).
-fn request_host(req: &Request<Incoming>) -> Option<&str> {
-    req.headers()
-        .get(HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri().authority().map(|a| a.as_str()))
-}
-
-/// Handles one downstream request; never fails (errors become responses).
-///
-/// Routing and the upstream head are done at once, synchronously; the future
-/// holds only what forwarding needs across its awaits. hyper copies this
-/// future into the connection's slot for every request, so its size is paid
-/// per request (4.5 KiB before this split, 1.4 KiB after: `bench/RESULTS.md`).
-///
-/// `request_id` is the request's id, chosen by the caller
-/// ([`super::request_id::choose`]) so that it can also answer for a panic.
-pub fn handle(
-    router: &Router,
-    req: Request<Incoming>,
-    down: Downstream,
-    request_id: HeaderValue,
-) -> impl Future<Output = Response<ProxyBody>> + Send + 'static {
-    let mut prepared = prepare(router, req, down, request_id);
-    async move {
-        match prepared {
-            Prepared::Done(resp) => resp,
-            // By reference: binding by value would copy the state into a second slot.
-            Prepared::Forward(ref mut fwd) => fwd.run().await,
-        }
-    }
-}
-
-/// A request routed and ready to forward, or the response already made.
-/// Not boxed: `Forward` is the common case, and boxing it would add an
-/// allocation to every request to save stack on the rare local answer.
-#[allow(clippy::large_enum_variant)]
-enum Prepared {
-    Forward(Forward),
-    Done(Response<ProxyBody>),
-}
-
-fn prepare(
-    router: &Router,
-    req: Request<Incoming>,
-    down: Downstream,
-    request_id: HeaderValue,
-) -> Prepared {
-    let started = Instant::now();
-    let mut done = Completion::new(started);
-    let hop = trace_context::hop(req.headers());
-    done.trace = Some(hop);
-    if access_log::enabled() {
-        let combined = access_log::combined();
-        let header = |name| combined.then(|| req.headers().get(name).cloned()).flatten();
-        done.log = Some(Box::new(AccessRecord {
-            ts: SystemTime::now(),
-            request_id: request_id.clone(),
-            client: down.client.ip(),
-            method: req.method().clone(),
-            version: req.version(),
-            uri: req.uri().clone(),
-            status: 0,
-            bytes: 0,
-            duration: Default::default(),
-            pool: String::new(),
-            backend: None,
-            retries: 0,
-            error: None,
-            trace_id: Some(hop.sent.trace_id),
-            referer: header(http::header::REFERER),
-            user_agent: header(http::header::USER_AGENT),
-        }));
-    }
-    if let Some(why) = framing::refused(req.headers()) {
-        let err = ProxyError::new(Cause::Client(ClientFault::Malformed), why);
-        let mut resp = local_done(&err, &request_id, done, 0);
-        // The body's framing is unknown: the connection cannot be reused.
-        resp.headers_mut()
-            .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
-        return Prepared::Done(resp);
-    }
-    let host = request_host(&req);
-    if let Some(port) = down.https_port {
-        let loc = route_rules::https_location(host, port, req.uri());
-        return Prepared::Done(redirect_done(loc, 308, &request_id, done));
-    }
-    let is_grpc = grpc::is_grpc(req.headers());
-    done.grpc = is_grpc;
-    let Some(m) = router.find(host, req.uri().path(), req.method(), req.headers()) else {
-        let why = format!(
-            "no route for host {:?} path {:?}",
-            host.unwrap_or(""),
-            req.uri().path()
-        );
-        errors::count_no_pool();
-        let err = ProxyError::new(Cause::NoRoute, why);
-        return Prepared::Done(local_done(&err, &request_id, done, 0));
-    };
-    if let Some(pool) = m.pool {
-        if let Some(rec) = done.log.as_mut() {
-            rec.pool = pool.name.clone();
-        }
-        done.pool = Some(pool.clone());
-    }
-    if let Some(limiter) = &m.state.limiter {
-        if let Err(l) = limiter.check(down.client.ip(), req.headers()) {
-            let err = ProxyError::new(
-                Cause::RateLimited,
-                format!(
-                    "rate limit of route {} exceeded; retry in {} s",
-                    m.state.label, l.retry_after
-                ),
-            );
-            let mut resp = local_done(&err, &request_id, done, 0);
-            route_rules::add_limit_headers(resp.headers_mut(), &l);
-            return Prepared::Done(resp);
-        }
-    }
-    let Some(pool) = m.pool.cloned() else {
-        // A redirect route (validation gives every other route a pool).
-        let (loc, status) = match &m.route.rules.redirect {
-            Some(r) => (
-                route_rules::redirect_location(&r.to, down.proto, host, req.uri()),
-                r.status,
-            ),
-            None => (Err("the route has no pool".to_string()), 308),
-        };
-        return Prepared::Done(redirect_done(loc, status, &request_id, done));
-    };
-    let opts = RouteOpts::of(&m);
-    Prepared::Forward(Forward::new(
-        pool,
-        req,
-        opts,
-        down,
-        request_id,
-        done,
-        router.body_read_timeout,
-    ))
-}
-
-/// The answer of a redirect (`redirect` route or `server.https_redirect`),
-/// or a 400 when the request's Host or path cannot make one.
-fn redirect_done(
-    location: Result<HeaderValue, String>,
-    status: u16,
-    id: &HeaderValue,
-    mut done: Completion,
-) -> Response<ProxyBody> {
-    match location {
-        Ok(loc) => {
-            if let Some(rec) = done.log.as_mut() {
-                rec.status = status;
-            }
-            done.answered = true;
-            let mut resp = route_rules::redirect_response(status, loc, Some(done));
-            resp.headers_mut().insert(&X_REQUEST_ID, id.clone());
-            resp
-        }
-        Err(why) => {
-            let err = ProxyError::new(Cause::Client(errors::ClientFault::Malformed), why);
-            local_done(&err, id, done, 0)
-        }
-    }
-}
-
-/// The local response for `err`, with the completion attached (logged status,
-/// cause and retries; the pool's local-code and cause counters). For a gRPC
-/// call ([`Completion::grpc`]) it is a gRPC status ([`grpc::local`]); the
-/// access log and the counters keep the HTTP status the cause stands for.
-fn local_done(
-    err: &ProxyError,
-    id: &HeaderValue,
-    mut done: Completion,
-    retries: u32,
-) -> Response<ProxyBody> {
-    let status = err.cause.status();
-    if let Some(p) = &done.pool {
-        p.metrics.count_local(status.as_u16());
-        p.metrics.count_error(err.cause);
-    }
-    if let Some(rec) = done.log.as_mut() {
-        rec.status = status.as_u16();
-        rec.retries = retries;
-        rec.error = Some(err.cause.label());
-    }
-    done.answered = true;
-    if done.grpc {
-        return grpc::local(err.cause, &err.detail, id, Some(done));
-    }
-    local(status, &err.detail, id, Some(done), Some(err.cause))
 }
 
 /// Hash of the request's `hash_key` for `balance = "hash"`.
@@ -306,7 +99,7 @@ enum Pick {
 }
 
 /// The state of one request across its attempts.
-struct Forward {
+pub(super) struct Forward {
     pool: Arc<Pool>,
     /// Re-read while the request waits in the queue.
     snap: Arc<PoolSnapshot>,
@@ -354,7 +147,7 @@ struct ResponseRules {
 struct Held<'a>(&'a AtomicU32);
 
 impl<'a> Held<'a> {
-    fn new(n: &'a AtomicU32) -> Held<'a> {
+    pub(super) fn new(n: &'a AtomicU32) -> Held<'a> {
         n.fetch_add(1, Ordering::Relaxed);
         Held(n)
     }
@@ -367,7 +160,7 @@ impl Drop for Held<'_> {
 }
 
 impl Forward {
-    fn new(
+    pub(super) fn new(
         pool: Arc<Pool>,
         mut req: Request<Incoming>,
         opts: RouteOpts<'_>,
@@ -731,7 +524,7 @@ impl Forward {
         std::mem::replace(&mut self.done, Completion::new(started))
     }
 
-    async fn run(&mut self) -> Response<ProxyBody> {
+    pub(super) async fn run(&mut self) -> Response<ProxyBody> {
         self.pool.budget.request();
         loop {
             // The token ends the member's in-flight request wherever it is

@@ -13,6 +13,7 @@ pub mod headers;
 pub mod isolate;
 pub mod limits;
 pub mod listen;
+pub mod prepare;
 pub mod rate_limiter;
 pub mod request_id;
 pub mod route_rules;

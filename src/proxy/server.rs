@@ -22,10 +22,10 @@ use tokio_rustls::TlsAcceptor;
 use super::client_conns::ClientConns;
 pub use super::conn_activity::ConnActivity;
 use super::conn_activity::{ClientReads, Watched};
-use super::forward::{self, Downstream};
 use super::isolate::{self, Isolated, RequestInfo, TestPanic};
 use super::limits::{self, ConnLimit, ConnSlot};
 pub use super::listen::{bind_all, bind_reuseport, listen_error};
+use super::prepare::{self, Downstream};
 use super::request_id;
 use super::router::Router;
 use crate::config::ServerConfig;
@@ -464,7 +464,7 @@ async fn serve_connection<I>(
             if test == Some(TestPanic::Route) {
                 panic!("test panic ({}) while routing", isolate::TEST_PANIC_ENV);
             }
-            forward::handle(&shared.router.load(), req, down, request_id)
+            prepare::handle(&shared.router.load(), req, down, request_id)
         });
         Isolated::new(routed, info)
     });
