@@ -99,6 +99,22 @@ fn crate_refs(src: &str) -> BTreeSet<String> {
     out
 }
 
+/// Where the file's inline test module (`#[cfg(test)]` + `mod NAME {`)
+/// starts, else its length. `#[cfg(test)] mod NAME;` (a test file of its
+/// own, skipped by name) does not end the checked text.
+fn inline_tests_start(text: &str) -> usize {
+    let mut from = 0;
+    while let Some(i) = text[from..].find("#[cfg(test)]\nmod ") {
+        let at = from + i;
+        let line = text[at..].lines().nth(1).unwrap_or("");
+        if line.trim_end().ends_with('{') {
+            return at;
+        }
+        from = at + 1;
+    }
+    text.len()
+}
+
 fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
@@ -118,6 +134,16 @@ fn crate_refs_reads_groups_and_paths() {
         .map(|s| s.to_string())
         .collect();
     assert_eq!(r, want);
+}
+
+#[test]
+fn only_the_inline_test_module_is_cut() {
+    let text = "use a;\n#[cfg(test)]\nmod tests_x;\nuse b;\n#[cfg(test)]\nmod tests {\nuse c;\n}\n";
+    assert_eq!(
+        &text[..inline_tests_start(text)],
+        "use a;\n#[cfg(test)]\nmod tests_x;\nuse b;\n"
+    );
+    assert_eq!(inline_tests_start("use a;\n"), 7);
 }
 
 #[test]
@@ -149,10 +175,7 @@ fn lower_layers_never_use_higher_ones() {
             continue;
         }
         let text = std::fs::read_to_string(f).unwrap();
-        let text = match text.find("#[cfg(test)]\nmod ") {
-            Some(i) => &text[..i],
-            None => &text[..],
-        };
+        let text = &text[..inline_tests_start(&text)];
         // Comments name other modules (doc links) without using them.
         let text: String = text
             .lines()
