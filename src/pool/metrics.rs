@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::proxy::errors::Cause;
+use super::Cause;
 
 /// Status codes of the responses drover makes itself, counted per pool.
 pub const LOCAL_CODES: [u16; 6] = [400, 408, 499, 502, 503, 504];

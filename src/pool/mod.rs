@@ -6,6 +6,7 @@
 //! members and their state together — and swaps it in.
 
 mod budget;
+mod cause;
 mod inflight;
 mod member;
 mod metrics;
@@ -15,11 +16,12 @@ mod sticky_hits;
 mod tests_policy;
 
 pub use budget::{RetryBudget, Window as BudgetWindow};
+pub use cause::{Cause, ClientFault, CLIENT_CLOSED_REQUEST};
 pub use inflight::Inflight;
 pub use member::{LastCheck, Member, MemberState, MemberStats};
 pub use metrics::{per_bucket, quantile, Histogram, PoolMetrics, BUCKETS};
 pub use queue::{QueueError, QueueSlot, WaitQueue};
-pub use sticky_hits::{StickyHits, STICKY_QUIET};
+pub use sticky_hits::{sticky_id, StickyHits, STICKY_QUIET};
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -87,7 +89,7 @@ impl PoolSnapshot {
         let sticky_ids = match &config.policy.sticky {
             Some(_) => members
                 .iter()
-                .map(|m| crate::proxy::sticky::member_id(&config.name, m.address))
+                .map(|m| sticky_id(&config.name, m.address))
                 .collect(),
             None => Vec::new(),
         };

@@ -3,9 +3,20 @@
 //! and the previous window, and the time of the last one. The scale-down
 //! picks the member with the fewest; a drain waits until they stop.
 
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+/// The opaque sticky id of `addr` in pool `pool` (stable within this
+/// process): the value of its sticky cookie (`proxy/sticky.rs`), kept per
+/// member in the snapshot.
+pub fn sticky_id(pool: &str, addr: SocketAddr) -> u64 {
+    static KEY: OnceLock<RandomState> = OnceLock::new();
+    KEY.get_or_init(RandomState::new).hash_one((pool, addr))
+}
 
 /// Length of one counting window: 60 s ("recent" = the last 60 to 120 s).
 pub const WINDOW: Duration = Duration::from_secs(60);

@@ -8,10 +8,6 @@
 //! the response replaces the cookie. The cookie is client input: it is parsed
 //! from bytes, without panics, and an id no member has is simply ignored.
 
-use std::collections::hash_map::RandomState;
-use std::hash::BuildHasher;
-use std::net::SocketAddr;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use http::header::{HeaderMap, HeaderValue, COOKIE};
@@ -21,12 +17,6 @@ use crate::pool::{MemberState, PoolSnapshot};
 
 /// Length of the cookie value: 16 lowercase hex digits.
 pub const ID_LEN: usize = 16;
-
-/// The opaque sticky id of `addr` in pool `pool` (stable within this process).
-pub fn member_id(pool: &str, addr: SocketAddr) -> u64 {
-    static KEY: OnceLock<RandomState> = OnceLock::new();
-    KEY.get_or_init(RandomState::new).hash_one((pool, addr))
-}
 
 /// `id` as the cookie value.
 pub fn format_id(id: u64) -> String {
@@ -164,10 +154,10 @@ mod tests {
 
     #[test]
     fn ids_round_trip_and_hide_the_address() {
-        let a: SocketAddr = "127.0.0.1:8001".parse().unwrap();
-        let id = member_id("api", a);
-        assert_eq!(member_id("api", a), id);
-        assert_ne!(member_id("web", a), id, "keyed by pool too");
+        let a: std::net::SocketAddr = "127.0.0.1:8001".parse().unwrap();
+        let id = crate::pool::sticky_id("api", a);
+        assert_eq!(crate::pool::sticky_id("api", a), id);
+        assert_ne!(crate::pool::sticky_id("web", a), id, "keyed by pool too");
         let v = format_id(id);
         assert_eq!(v.len(), ID_LEN);
         assert_eq!(parse_id(v.as_bytes()), Some(id));
