@@ -42,9 +42,7 @@ const DEBT: &[(&str, &str)] = &[
     // config holds the built TLS client; it should hold settings only.
     ("config", "upstream_tls"),
     // pool ↔ health ↔ proxy (issue 16 point 1).
-    ("pool", "health"),
     ("pool", "proxy"),
-    ("proxy", "health"),
     ("health", "proxy"),
     // admin ↔ app, watch ↔ app.
     ("admin", "app"),

@@ -11,17 +11,7 @@
 //! [`Verdict::Unknown`] result (the check could not run for a local reason)
 //! changes nothing.
 
-/// What one check says about the member.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    /// The member answered as expected.
-    Pass,
-    /// The member refused, timed out or answered with an unexpected status.
-    Fail,
-    /// The check could not run for a reason on drover's side (no file
-    /// descriptor, no buffer space, no ephemeral port): says nothing about the member.
-    Unknown,
-}
+pub use crate::pool::Verdict;
 
 /// Consecutive check results of one member (one of the two is always 0).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -1,5 +1,7 @@
-//! Fault tolerance: active health checks, the pure rise/fall counter, and
-//! passive ejection (outlier detection from live traffic).
+//! Fault tolerance: active health checks and the pure rise/fall counter.
+//! Passive ejection (outlier detection from live traffic) is pool
+//! bookkeeping, in [`crate::pool::ejection`]; this module's health task
+//! returns ejected members to rotation.
 //!
 //! Health state is the member's state in the pool snapshot — changed only
 //! through [`crate::pool::Pool::apply`], swapped together with membership.
@@ -12,11 +14,9 @@ pub mod counter;
 pub mod first_round;
 pub mod grpc;
 pub mod local;
-pub mod passive;
 pub mod probe;
 
 pub use counter::{Flip, RiseFall, Verdict};
-pub use passive::Ejection;
 pub use probe::{probe, ProbeResult};
 
 use std::sync::{Arc, Mutex};

@@ -5,9 +5,9 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
+use super::ejection::Ejection;
 use super::WaitQueue;
 use crate::balance::LoadStats;
-use crate::health::{Ejection, Verdict};
 
 /// A member's state as the admin API shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -76,6 +76,19 @@ pub struct MemberStats {
     /// The latest health check (written by the health task, read by the API).
     last_check: Mutex<Option<LastCheck>>,
     codes: Box<[AtomicU64]>,
+}
+
+/// What one active health check says about the member (`health/counter.rs`
+/// turns a run of them into state changes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The member answered as expected.
+    Pass,
+    /// The member refused, timed out or answered with an unexpected status.
+    Fail,
+    /// The check could not run for a reason on drover's side (no file
+    /// descriptor, no buffer space, no ephemeral port): says nothing about the member.
+    Unknown,
 }
 
 /// The result of a member's latest active health check.

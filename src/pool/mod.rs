@@ -7,6 +7,7 @@
 
 mod budget;
 mod cause;
+pub mod ejection;
 mod inflight;
 mod member;
 mod metrics;
@@ -18,7 +19,7 @@ mod tests_policy;
 pub use budget::{RetryBudget, Window as BudgetWindow};
 pub use cause::{Cause, ClientFault, CLIENT_CLOSED_REQUEST};
 pub use inflight::Inflight;
-pub use member::{LastCheck, Member, MemberState, MemberStats};
+pub use member::{LastCheck, Member, MemberState, MemberStats, Verdict};
 pub use metrics::{per_bucket, quantile, Histogram, PoolMetrics, BUCKETS};
 pub use queue::{QueueError, QueueSlot, WaitQueue};
 pub use sticky_hits::{sticky_id, StickyHits, STICKY_QUIET};
@@ -159,7 +160,7 @@ pub enum PoolCommand {
         reason: String,
     },
     /// Passive ejection of a healthy member for `eject_for` (doubled on a
-    /// quick relapse, see [`crate::health::passive`]); refused when it would
+    /// quick relapse, see [`ejection`]); refused when it would
     /// take out more than half of the members.
     Eject {
         address: SocketAddr,
@@ -363,14 +364,13 @@ impl Pool {
                     .position(|m| m.address == address)
                     .ok_or_else(|| self.no_such(address))?;
                 let now = tokio::time::Instant::now();
-                let e =
-                    crate::health::passive::plan(&members, i, eject_for, now).map_err(|why| {
-                        PoolError::EjectRefused {
-                            pool: self.name.clone(),
-                            address,
-                            why,
-                        }
-                    })?;
+                let e = ejection::plan(&members, i, eject_for, now).map_err(|why| {
+                    PoolError::EjectRefused {
+                        pool: self.name.clone(),
+                        address,
+                        why,
+                    }
+                })?;
                 let m = &mut members[i];
                 m.enter(MemberState::Ejected);
                 m.reason = reason;
@@ -411,7 +411,7 @@ impl Pool {
 /// for the back-off of the next one).
 fn set_state(m: &mut Member, state: MemberState, reason: String) {
     if m.state == MemberState::Ejected && state != MemberState::Ejected {
-        m.ejection = crate::health::passive::returned(m.ejection, tokio::time::Instant::now());
+        m.ejection = ejection::returned(m.ejection, tokio::time::Instant::now());
     }
     m.enter(state);
     m.reason = reason;

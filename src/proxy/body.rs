@@ -107,7 +107,7 @@ impl Completion {
         };
         if let Some(address) = address {
             tracing::warn!(pool = %pool.name, backend = %address, cause = cause.label(), "backend failed in the response body");
-            crate::health::passive::on_failure(
+            crate::pool::ejection::on_failure(
                 pool,
                 address,
                 stats,

@@ -514,7 +514,7 @@ impl Forward {
     /// and lets passive ejection judge it.
     fn blame(&self, member: &Member, why: &str) {
         let n = member.stats.count_failure();
-        crate::health::passive::on_failure(&self.pool, member.address, &member.stats, n, why);
+        crate::pool::ejection::on_failure(&self.pool, member.address, &member.stats, n, why);
     }
 
     /// The completion, moved out (into the response body); the Forward keeps

@@ -6,6 +6,9 @@
 //! (see [`next_streak`]), up to [`cap`]. At most half of a pool's members
 //! may be ejected at once ([`within_limit`]). The per-pool health task returns
 //! ejected members to rotation when their time is up.
+//!
+//! Pool bookkeeping, below both users: the proxy reports failures
+//! ([`on_failure`]), [`super::Pool::apply`] plans and ends ejections.
 
 use std::time::Duration;
 
@@ -13,7 +16,7 @@ use tokio::time::Instant;
 
 use std::net::SocketAddr;
 
-use crate::pool::{Member, MemberState, MemberStats, Pool, PoolCommand};
+use super::{Member, MemberState, MemberStats, Pool, PoolCommand};
 
 /// Longest ejection, whatever the streak: 5 minutes, but never less than
 /// `eject_for` itself; and never more than 10 × `eject_for`.
