@@ -21,5 +21,5 @@ pub mod notify;
 pub mod pool;
 pub mod proxy;
 pub mod rate_limit;
-pub mod upstream_tls;
+pub mod upstream;
 pub mod watch;

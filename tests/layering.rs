@@ -21,7 +21,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("balancing", &["balance"]),
     ("pool state", &["pool"]),
     ("autoscale decisions", &["autoscale"]),
-    ("upstream client", &["upstream_tls"]),
+    ("upstream client", &["upstream"]),
     ("data plane and health", &["proxy", "health"]),
     ("instances and discovery", &["instances", "discovery"]),
     ("providers and discovery", &["docker"]),
@@ -40,9 +40,8 @@ const DEBT: &[(&str, &str)] = &[
     // config::starter/validate reach into admin for the token rules.
     ("config", "admin"),
     // config holds the built TLS client; it should hold settings only.
-    ("config", "upstream_tls"),
-    // pool ↔ health ↔ proxy (issue 16 point 1).
-    ("pool", "proxy"),
+    ("config", "upstream"),
+    // health ↔ proxy (issue 16 point 1).
     ("health", "proxy"),
     // admin ↔ app, watch ↔ app.
     ("admin", "app"),

@@ -340,7 +340,7 @@ pub fn render<'a>(
     let _ = writeln!(
         out,
         "drover_upstream_connects_total {}",
-        crate::proxy::upstream::CONNECTS.load(Ordering::Relaxed)
+        crate::upstream::http1::CONNECTS.load(Ordering::Relaxed)
     );
 
     header(

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use super::route_types::*;
-use crate::upstream_tls::UpstreamTls;
+use crate::upstream::tls::UpstreamTls;
 
 /// The whole validated configuration.
 #[derive(Debug, Clone, PartialEq)]

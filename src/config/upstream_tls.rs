@@ -14,7 +14,7 @@ use super::reader::{boolean, nonempty_string, string, Tbl};
 use super::sections::existing_file;
 use super::types::Config;
 use super::values::parse_addr;
-use crate::upstream_tls::{parse_server_name, TlsSettings, UpstreamTls};
+use crate::upstream::tls::{parse_server_name, TlsSettings, UpstreamTls};
 
 /// The TLS keys of a pool (`tls` first: the others need it).
 pub(crate) const TLS_KEYS: &[&str] = &[

@@ -20,10 +20,10 @@ use http_body_util::{BodyExt, Full, Limited};
 use super::local;
 use super::probe::{ProbeResult, PROBE_USER_AGENT};
 use crate::config::HealthConfig;
-use crate::proxy::grpc::{GRPC_MESSAGE, GRPC_STATUS};
-use crate::proxy::upstream::ConnectError;
-use crate::proxy::upstream_h2;
-use crate::upstream_tls::UpstreamTls;
+use crate::upstream::http1::ConnectError;
+use crate::upstream::http2;
+use crate::upstream::tls::UpstreamTls;
+use crate::upstream::{GRPC_MESSAGE, GRPC_STATUS};
 
 /// The method path of the check.
 pub const CHECK_PATH: &str = "/grpc.health.v1.Health/Check";
@@ -137,14 +137,14 @@ fn request(addr: SocketAddr, cfg: &HealthConfig, tls: bool) -> Request<Full<Byte
     if let Ok(host) = HeaderValue::from_str(&addr.to_string()) {
         h.insert(http::header::HOST, host);
     }
-    upstream_h2::to_h2(&mut req, addr, tls);
+    http2::to_h2(&mut req, addr, tls);
     req
 }
 
 /// One gRPC health check of `addr`, over TLS when `tls` (the caller bounds
 /// it by `cfg.timeout`).
 pub async fn check(addr: SocketAddr, cfg: &HealthConfig, tls: Option<&UpstreamTls>) -> ProbeResult {
-    let connected = upstream_h2::connect_h2::<Full<Bytes>>(addr, tls, cfg.timeout).await;
+    let connected = http2::connect_h2::<Full<Bytes>>(addr, tls, cfg.timeout).await;
     let mut sender = match connected {
         Ok(s) => s,
         Err(e) => {

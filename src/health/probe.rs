@@ -11,10 +11,10 @@ use http::{Method, Request};
 use super::counter::Verdict;
 use super::local;
 use crate::config::{HealthConfig, HealthKind, Protocol};
-use crate::proxy::body::RequestBody;
-use crate::proxy::upstream::{self, ConnectError};
-use crate::proxy::upstream_h2::{self, Opened};
-use crate::upstream_tls::{UpstreamTls, ALPN_AUTO, ALPN_H2};
+use crate::upstream::body::RequestBody;
+use crate::upstream::http1::{self, ConnectError};
+use crate::upstream::http2::{self, Opened};
+use crate::upstream::tls::{UpstreamTls, ALPN_AUTO, ALPN_H2};
 
 /// `User-Agent` of probes (unless `headers` sets one).
 pub const PROBE_USER_AGENT: &str = "drover-health-check";
@@ -150,7 +150,7 @@ async fn http(
         Err(e) => return ProbeResult::fail(e),
     };
     // The outer timeout bounds the connect too.
-    let mut sender = match upstream::connect(addr, tls, cfg.timeout).await {
+    let mut sender = match http1::connect(addr, tls, cfg.timeout).await {
         Ok(s) => s,
         Err(e) => {
             let local = matches!(&e, ConnectError::Io(io) if local::is_local(io));
@@ -173,10 +173,10 @@ async fn http2(
         Ok(r) => r,
         Err(e) => return ProbeResult::fail(e),
     };
-    match upstream_h2::connect(addr, tls, alpn, cfg.timeout).await {
+    match http2::connect(addr, tls, alpn, cfg.timeout).await {
         Ok(Opened::H2(mut sender)) => {
             req.headers_mut().remove(CONNECTION);
-            upstream_h2::to_h2(&mut req, addr, tls.is_some());
+            http2::to_h2(&mut req, addr, tls.is_some());
             judge(sender.send_request(req).await, cfg)
         }
         Ok(Opened::Http1(mut sender)) => judge(sender.send_request(req).await, cfg),
@@ -189,7 +189,7 @@ async fn http2(
 
 /// A failed probe request: the member's fault unless ours, with the TLS cause.
 pub(super) fn request_failed(e: &hyper::Error) -> ProbeResult {
-    let why = match crate::upstream_tls::tls_cause(e) {
+    let why = match crate::upstream::tls::tls_cause(e) {
         Some(tls) => format!("request failed: {e} (TLS: {tls})"),
         None => format!("request failed: {e}"),
     };

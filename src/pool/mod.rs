@@ -25,7 +25,7 @@ pub use queue::{QueueError, QueueSlot, WaitQueue};
 pub use sticky_hits::{sticky_id, StickyHits, STICKY_QUIET};
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use arc_swap::{ArcSwap, Guard};
@@ -436,13 +436,27 @@ impl Pool {
     }
 }
 
-/// HTTP/2 connections to members now draining or gone take no new stream and
-/// close with GOAWAY once their streams end ([`crate::proxy::upstream_h2::retire`]).
+/// What is done with a member that drains or leaves a pool that may use
+/// HTTP/2: set once by the upstream client's user (the proxy workers set
+/// `upstream::http2::retire`, so that its shared connections take no new
+/// stream and close with GOAWAY once their streams end). The pool sits below
+/// the upstream client and cannot name it.
+static ON_RETIRE: OnceLock<fn(SocketAddr)> = OnceLock::new();
+
+/// Sets the [`ON_RETIRE`] hook (the first call wins; later ones change nothing).
+pub fn on_member_retired(hook: fn(SocketAddr)) {
+    let _ = ON_RETIRE.set(hook);
+}
+
+/// Calls the [`ON_RETIRE`] hook for members now draining or gone.
 fn retire_h2(old: &[Member], new: &[Member]) {
+    let Some(retire) = ON_RETIRE.get() else {
+        return;
+    };
     for m in old {
         let now = new.iter().find(|n| n.address == m.address);
         if now.is_none_or(|n| n.state == MemberState::Draining) {
-            crate::proxy::upstream_h2::retire(m.address);
+            retire(m.address);
         }
     }
 }

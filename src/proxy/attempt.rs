@@ -20,12 +20,12 @@ use hyper::body::Incoming;
 
 use super::body::RequestBody;
 use super::errors::{Cause, ProxyError};
-use super::upload::{client_fault, Upload};
-use super::upstream::{self, Conn};
-use super::upstream_h2::{self, Checkout};
 use crate::config::{PoolConfig, Protocol};
 use crate::pool::Member;
-use crate::upstream_tls::UpstreamTls;
+use crate::upstream::body::{client_fault, Upload};
+use crate::upstream::http1::{self, Conn};
+use crate::upstream::http2::{self, Checkout};
+use crate::upstream::tls::UpstreamTls;
 
 /// How one attempt ended.
 pub enum Attempt {
@@ -37,7 +37,7 @@ pub enum Attempt {
 /// The cause of a failed exchange with `addr`: the client's when reading its
 /// body failed, else the connection's (`sent` = the request went out).
 pub fn classify(e: &hyper::Error, sent: bool, addr: SocketAddr) -> ProxyError {
-    let why = || match crate::upstream_tls::tls_cause(e) {
+    let why = || match crate::upstream::tls::tls_cause(e) {
         Some(tls) => format!("backend {addr}: {e} (TLS: {tls})"),
         None => format!("backend {addr}: {e}"),
     };
@@ -70,7 +70,7 @@ pub async fn attempt(
     let addr = member.address;
     let tls = cfg.tls.as_deref();
     let kind = cfg.protocol.kind;
-    let auto_h2 = kind == Protocol::Auto && tls.is_some() && !upstream_h2::speaks_http1(addr, tls);
+    let auto_h2 = kind == Protocol::Auto && tls.is_some() && !http2::speaks_http1(addr, tls);
     if kind.always_h2() || auto_h2 {
         // Boxed: keeps the HTTP/1.1 path's future as small as it was.
         return Box::pin(attempt_h2(addr, request, cfg, request_timeout)).await;
@@ -86,7 +86,7 @@ async fn attempt_h1(
     connect_timeout: Duration,
     request_timeout: Duration,
 ) -> Attempt {
-    let (sender, reused) = match upstream::checkout(addr, tls, connect_timeout).await {
+    let (sender, reused) = match http1::checkout(addr, tls, connect_timeout).await {
         Ok(s) => s,
         Err(e) => {
             let err = ProxyError::new(Cause::Connect, format!("backend {addr}: {e}"));
@@ -126,7 +126,7 @@ fn outcome(r: Sent, conn: Conn, addr: SocketAddr) -> Attempt {
                 if returned.is_some() {
                     // The connection closed (or is closing) before the request went out.
                     s.mark_dead();
-                } else if upstream_h2::unprocessed(e.error()) {
+                } else if http2::unprocessed(e.error()) {
                     s.mark_dead();
                     let why = format!(
                         "backend {addr} refused the stream unprocessed: {}",
@@ -206,7 +206,7 @@ async fn send_fresh(
     connect_timeout: Duration,
     request_timeout: Duration,
 ) -> Attempt {
-    match upstream::connect(addr, tls, connect_timeout).await {
+    match http1::connect(addr, tls, connect_timeout).await {
         Ok(s) => send(Conn::H1(s), request, request_timeout, addr).await,
         Err(ce) => Attempt::Failed(
             ProxyError::new(Cause::Connect, format!("backend {addr}: {ce}")),
@@ -278,7 +278,7 @@ async fn attempt_h2(
     };
     let mut resends = 0;
     loop {
-        let checkout = upstream_h2::checkout(
+        let checkout = http2::checkout(
             addr,
             tls,
             auto,
@@ -290,7 +290,7 @@ async fn attempt_h2(
         let stream = match checkout {
             Ok(Checkout::H2(s, _reused)) => s,
             Ok(Checkout::Http1(opened)) => {
-                upstream_h2::to_h1(&mut request);
+                http2::to_h1(&mut request);
                 return match opened {
                     Some(s) => send(Conn::H1(s), request, request_timeout, addr).await,
                     None => {
@@ -304,7 +304,7 @@ async fn attempt_h2(
                 return Attempt::Failed(err, Some(request));
             }
         };
-        upstream_h2::to_h2(&mut request, addr, tls.is_some());
+        http2::to_h2(&mut request, addr, tls.is_some());
         match send(Conn::H2(stream), request, request_timeout, addr).await {
             Attempt::Failed(e, returned) if e.cause == Cause::Connect => {
                 let again = returned.or_else(|| unsent.as_ref().map(Unsent::request));

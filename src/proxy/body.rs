@@ -13,11 +13,11 @@ use hyper::body::Incoming;
 
 use super::errors::{BodyState, Cause, ClientFault};
 use super::server::ConnActivity;
-use super::upstream::Pooled;
 use crate::access_log::AccessRecord;
 use crate::pool::{Inflight, Pool};
+use crate::upstream::http1::Pooled;
 
-pub use super::upload::RequestBody;
+pub use crate::upstream::body::RequestBody;
 
 /// Body error type.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

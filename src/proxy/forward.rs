@@ -21,11 +21,11 @@ use super::route_rules::{self, Fill};
 use super::router::{upstream_uri_rewritten, RouteOpts};
 use super::trace_context;
 use super::upgrade;
-use super::upload::Capture;
-use super::upstream::{self, Conn, Pooled};
 use crate::balance::SelectContext;
 use crate::config::{Balance, HashKey, HeaderRules};
 use crate::pool::{Inflight, Member, Pool, PoolSnapshot, QueueError};
+use crate::upstream::body::Capture;
+use crate::upstream::http1::{self, Conn, Pooled};
 
 /// Methods that may be sent twice (RFC 9110 §9.2.2).
 fn idempotent(m: &Method) -> bool {
@@ -610,7 +610,7 @@ impl Forward {
     }
 
     /// The body of a listed gRPC call again, when it was read whole and kept
-    /// (within [`super::upload::MAX_CAPTURE`]) and its head is still here.
+    /// (within [`crate::upstream::body::MAX_CAPTURE`]) and its head is still here.
     fn grpc_replay(&self) -> Option<RequestBody> {
         let c = self.grpc_replay.as_ref()?;
         self.head.as_ref()?;
@@ -690,7 +690,7 @@ impl Forward {
         let conn = Some(Pooled {
             key: (
                 member.address,
-                upstream::tls_id(self.snap.config.tls.as_deref()),
+                http1::tls_id(self.snap.config.tls.as_deref()),
             ),
             conn,
             idle_for: self.snap.config.upstream_idle_timeout,

@@ -18,9 +18,8 @@ use http::{Response, StatusCode};
 use super::body::{Completion, ProxyBody};
 use super::errors::{Cause, ClientFault, X_DROVER_ERROR};
 use super::headers::X_REQUEST_ID;
+pub use crate::upstream::{GRPC_MESSAGE, GRPC_STATUS};
 
-pub const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
-pub const GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
 pub const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
 
 /// gRPC status codes drover answers with (grpc/doc/statuscodes.md).

@@ -23,8 +23,5 @@ pub mod sticky;
 pub mod tls;
 pub mod trace_context;
 pub mod upgrade;
-pub mod upload;
-pub mod upstream;
-pub mod upstream_h2;
 pub mod value_arena;
 pub mod watched;

@@ -242,7 +242,9 @@ fn worker(
         .expect("worker runtime");
     rt.block_on(async move {
         // Closes this worker's idle upstream connections past their timeout.
-        tokio::spawn(super::upstream::sweeper());
+        tokio::spawn(crate::upstream::http1::sweeper());
+        // Members that drain or leave close their shared HTTP/2 connections.
+        crate::pool::on_member_retired(crate::upstream::http2::retire);
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()

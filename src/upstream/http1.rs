@@ -1,9 +1,9 @@
 //! Upstream connections: a per-worker-thread keep-alive pool of HTTP/1.1
-//! connections, plain or TLS ([`crate::upstream_tls`]), no lock on the request path.
+//! connections, plain or TLS ([`super::tls`]), no lock on the request path.
 //!
 //! Each worker runs a current-thread runtime, so the pool lives in a
 //! `thread_local!`; a connection goes back into it when its response body
-//! has been read to the end (see [`super::body`]). An idle connection is
+//! has been read to the end (see `proxy/body.rs`). An idle connection is
 //! kept for the pool's `upstream_idle_timeout` (default 50 s, below the
 //! 60–75 s after which backends commonly close idle keep-alive connections):
 //! [`sweeper`] closes it after that even if no request comes, so a burst's
@@ -20,7 +20,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use super::body::RequestBody;
-use crate::upstream_tls::{self, UpstreamTls, ALPN_HTTP1};
+use super::tls::{self as upstream_tls, UpstreamTls, ALPN_HTTP1};
 
 /// Idle connections kept per backend and thread. Default 256.
 pub const MAX_IDLE_PER_BACKEND: usize = 256;
@@ -32,10 +32,10 @@ pub const SWEEP_EVERY: Duration = Duration::from_secs(1);
 pub type Sender = SendRequest<RequestBody>;
 
 /// The connection an exchange went out on: an HTTP/1.1 connection of its
-/// own, or a stream slot on a shared HTTP/2 connection ([`super::upstream_h2`]).
+/// own, or a stream slot on a shared HTTP/2 connection ([`super::http2`]).
 pub enum Conn {
     H1(Sender),
-    H2(super::upstream_h2::Stream),
+    H2(super::http2::Stream),
 }
 
 /// Idle connections are kept per member address and TLS client
@@ -195,7 +195,7 @@ pub async fn sweeper() {
     loop {
         tick.tick().await;
         sweep_idle(Instant::now());
-        super::upstream_h2::sweep(Instant::now());
+        super::http2::sweep(Instant::now());
     }
 }
 

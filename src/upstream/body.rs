@@ -21,7 +21,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
 
-use super::errors::ClientFault;
+use crate::pool::ClientFault;
 
 /// Why reading the client's body failed.
 #[derive(Debug)]

@@ -40,8 +40,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::sync::watch;
 
 use super::body::RequestBody;
-use super::upstream::{self, ConnectError, Key, Wire};
-use crate::upstream_tls::{UpstreamTls, ALPN_AUTO, ALPN_H2};
+use super::http1::{self as upstream, ConnectError, Key, Wire};
+use super::tls::{UpstreamTls, ALPN_AUTO, ALPN_H2};
 
 /// An HTTP/2 connection's request sender.
 pub type H2Sender = SendRequest<RequestBody>;
