@@ -210,7 +210,7 @@ impl App {
         }
         let router = Arc::new(Router::build(&new, Some(&self.shared.router.load())));
         self.shared.router.store(router.clone());
-        self.health.sync(&router);
+        self.health.sync(&router.pools);
         self.discovery.sync(&router.pools, &new.resolver);
         self.controllers.sync(&router, &self.owner());
         if let Err(e) = crate::access_log::configure(&new.log) {
@@ -315,7 +315,7 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     // check timeout) rather than get 503, and /readyz is 503 until it is done.
     // Binding at once (instead of after the round) shows port errors at once.
     let health = crate::health::Supervisor::new(tokio::runtime::Handle::current());
-    health.sync(&shared.router.load());
+    health.sync(&shared.router.load().pools);
     // Discovered pools get their first member set before the proxy opens.
     let discovery = Watchers::new(discovery_for);
     discovery.sync(&shared.router.load().pools, &cfg.resolver);

@@ -41,8 +41,6 @@ const DEBT: &[(&str, &str)] = &[
     ("config", "admin"),
     // config holds the built TLS client; it should hold settings only.
     ("config", "upstream"),
-    // health ↔ proxy (issue 16 point 1).
-    ("health", "proxy"),
     // admin ↔ app, watch ↔ app.
     ("admin", "app"),
     ("watch", "app"),

@@ -19,13 +19,13 @@ pub mod probe;
 pub use counter::{Flip, RiseFall, Verdict};
 pub use probe::{probe, ProbeResult};
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use tokio::runtime::Handle;
 use tokio::task::AbortHandle;
 
 use crate::pool::Pool;
-use crate::proxy::router::Router;
 
 /// Owns the per-pool health tasks (on the runtime it was created in).
 pub struct Supervisor {
@@ -42,18 +42,19 @@ impl Supervisor {
         }
     }
 
-    /// Starts a health task for every pool of `router` that has none, and
-    /// stops the tasks of pools that are gone (call after every router swap).
-    pub fn sync(&self, router: &Router) {
+    /// Starts a health task for every pool of `pools` (the router's, by
+    /// name) that has none, and stops the tasks of pools that are gone (call
+    /// after every router swap).
+    pub fn sync(&self, pools: &HashMap<String, Arc<Pool>>) {
         let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
         tasks.retain(|(pool, task)| {
-            let kept = router.pools.values().any(|p| Arc::ptr_eq(p, pool));
+            let kept = pools.values().any(|p| Arc::ptr_eq(p, pool));
             if !kept {
                 task.abort();
             }
             kept
         });
-        for pool in router.pools.values() {
+        for pool in pools.values() {
             if !tasks.iter().any(|(p, _)| Arc::ptr_eq(p, pool)) {
                 let task = self.runtime.spawn(checker::run(pool.clone()));
                 tasks.push((pool.clone(), task.abort_handle()));
