@@ -35,10 +35,6 @@ const LAYERS: &[(&str, &[&str])] = &[
 
 /// Edges that break the layering today (from, to), each to be removed.
 const DEBT: &[(&str, &str)] = &[
-    // access_log formats proxy types; the record belongs below the proxy.
-    ("access_log", "proxy"),
-    // config::starter/validate reach into admin for the token rules.
-    ("config", "admin"),
     // config holds the built TLS client; it should hold settings only.
     ("config", "upstream"),
     // admin ↔ app, watch ↔ app.

@@ -1,4 +1,5 @@
 use super::*;
+use crate::config::hosts::normalize_allowed_host;
 use proptest::prelude::*;
 
 fn policy<'a>(token: Option<&'a str>, allowed: &'a [String]) -> Policy<'a> {

@@ -8,6 +8,7 @@
 mod duration;
 mod env;
 mod error;
+pub mod hosts;
 mod keys;
 mod keys_route;
 mod load;

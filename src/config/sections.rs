@@ -250,7 +250,7 @@ fn allowed_hosts(v: &DeValue<'_>) -> Result<Vec<String>, String> {
         .into_iter()
         .enumerate()
         .map(|(i, h)| {
-            crate::admin::guard::normalize_allowed_host(&h)
+            super::hosts::normalize_allowed_host(&h)
                 .ok_or_else(|| format!("item {i}: {h:?} is not a host name or IP without port, like \"admin.example.com\" or \"*\""))
         })
         .collect()

@@ -13,9 +13,10 @@
 
 use std::net::IpAddr;
 
-use bytes::BufMut;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::Version;
+
+use crate::access_log::write_ip;
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -171,28 +172,6 @@ pub fn add_via(headers: &mut HeaderMap, version: Version) {
 /// An IP address as a header value; IPv4 written without the formatting machinery.
 fn ip_value(ip: IpAddr) -> HeaderValue {
     super::value_arena::header_value(|b| write_ip(b, ip))
-}
-
-/// Appends `ip` in its standard text form; IPv4 digit by digit (no `fmt`),
-/// since this runs for every request (`X-Forwarded-For`, access log).
-pub fn write_ip(out: &mut impl BufMut, ip: IpAddr) {
-    match ip {
-        IpAddr::V4(a) => {
-            for (i, o) in a.octets().into_iter().enumerate() {
-                if i > 0 {
-                    out.put_u8(b'.');
-                }
-                if o >= 100 {
-                    out.put_u8(b'0' + o / 100);
-                }
-                if o >= 10 {
-                    out.put_u8(b'0' + (o / 10) % 10);
-                }
-                out.put_u8(b'0' + o % 10);
-            }
-        }
-        IpAddr::V6(_) => out.put_slice(ip.to_string().as_bytes()),
-    }
 }
 
 /// Appends `item` to a comma-separated list header, folding repeated fields into one.

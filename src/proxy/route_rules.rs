@@ -73,7 +73,7 @@ fn write_template(out: &mut BytesMut, template: &Template, fill: &Fill<'_>) {
     for p in &template.0 {
         match p {
             Piece::Lit(s) => out.extend_from_slice(s.as_bytes()),
-            Piece::ClientIp => super::headers::write_ip(&mut *out, fill.client_ip),
+            Piece::ClientIp => crate::access_log::write_ip(&mut *out, fill.client_ip),
             Piece::RequestId => out.extend_from_slice(fill.request_id.as_bytes()),
             Piece::Host => {
                 if let Some(h) = fill.host {
