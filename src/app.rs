@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use tokio::signal::unix::{signal, SignalKind};
@@ -64,8 +64,6 @@ pub struct App {
     discovery: Watchers,
     /// Instance controllers of managed pools, kept in step with the router's pools.
     pub controllers: Arc<crate::instances::controller::Controllers>,
-    /// Desired-instance control for `PUT /api/v1/pools/{pool}/scale`, set once by the instance controller.
-    scale: OnceLock<Arc<dyn ScaleControl>>,
     /// The proxy workers (taken at shutdown).
     workers: std::sync::Mutex<Option<Workers>>,
     /// Where the admin listener is bound (it changes only at a restart).
@@ -107,16 +105,6 @@ impl App {
             self.checked.store(true, Ordering::Relaxed);
         }
         done
-    }
-
-    /// Registers the instance controller behind `PUT .../scale` (first call wins).
-    pub fn set_scale_control(&self, control: Arc<dyn ScaleControl>) {
-        let _ = self.scale.set(control);
-    }
-
-    /// The instance controller, once one is registered.
-    pub fn scale_control(&self) -> Option<Arc<dyn ScaleControl>> {
-        self.scale.get().cloned()
     }
 
     /// Re-reads the config file; an invalid one changes nothing. systemd hears
@@ -228,6 +216,30 @@ impl App {
     }
 }
 
+/// The admin API's view of the running drover.
+impl crate::admin::Drover for App {
+    fn config(&self) -> Arc<Config> {
+        App::config(self)
+    }
+
+    fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    fn is_ready(&self) -> bool {
+        App::is_ready(self)
+    }
+
+    fn reload(&self) -> Result<(), ConfigErrors> {
+        App::reload(self)
+    }
+
+    /// The instance controllers: `PUT .../scale` answers 503 for a pool none manages.
+    fn scale_control(&self) -> Option<Arc<dyn ScaleControl>> {
+        Some(self.controllers.clone())
+    }
+}
+
 /// The owner label value: the top-level `name`, else the config-path hash.
 fn owner_of(cfg: &Config, source: &ConfigSource) -> String {
     if let Some(name) = &cfg.name {
@@ -332,7 +344,6 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         health,
         discovery,
         controllers: Default::default(),
-        scale: OnceLock::new(),
         workers: std::sync::Mutex::new(Some(proxy)),
         admin_addr,
         owner,
@@ -340,9 +351,11 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     });
     app.controllers
         .sync(&app.shared.router.load(), &app.owner());
-    app.set_scale_control(app.controllers.clone());
     if let (true, ConfigSource::File(path)) = (opts.watch, &opts.source) {
-        tokio::spawn(crate::watch::run(app.clone(), path.clone()));
+        let watched = app.clone();
+        tokio::spawn(crate::watch::run(path.clone(), move || {
+            let _ = watched.reload();
+        }));
     }
     let admin = tokio::spawn(crate::admin::serve(admin_listener, app.clone()));
 

@@ -6,10 +6,7 @@
 //! SIGHUP (errors logged, the running config stays).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-
-use crate::app::App;
 
 /// How often the file is checked. 1 s.
 pub const POLL: Duration = Duration::from_secs(1);
@@ -45,8 +42,8 @@ pub fn step<T: PartialEq + Clone>(applied: &mut T, pending: &mut Option<T>, now:
     Step::Settling
 }
 
-/// Watches `path` forever, reloading `app` on settled changes.
-pub async fn run(app: Arc<App>, path: PathBuf) {
+/// Watches `path` forever, calling `reload` (the app's reload) on settled changes.
+pub async fn run(path: PathBuf, reload: impl Fn()) {
     tracing::info!(file = %path.display(), poll = ?POLL, "watching the config file for changes");
     let mut applied = stamp(&path);
     let mut pending = None;
@@ -58,7 +55,7 @@ pub async fn run(app: Arc<App>, path: PathBuf) {
         }
         if step(&mut applied, &mut pending, now) == Step::Reload {
             tracing::info!(file = %path.display(), "config file changed: reloading");
-            let _ = app.reload();
+            reload();
         }
     }
 }

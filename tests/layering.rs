@@ -37,14 +37,10 @@ const LAYERS: &[(&str, &[&str])] = &[
 const DEBT: &[(&str, &str)] = &[
     // config holds the built TLS client; it should hold settings only.
     ("config", "upstream"),
-    // The instance controller implements the admin's ScaleControl and builds
-    // the docker providers (instances/controller.rs, after its test module:
-    // hidden from this test until the test module alone was cut).
-    ("instances", "admin"),
+    // The instance controller builds the docker providers
+    // (instances/controller.rs, after its test module: hidden from this test
+    // until the test module alone was cut).
     ("instances", "docker"),
-    // admin ↔ app, watch ↔ app.
-    ("admin", "app"),
-    ("watch", "app"),
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

@@ -9,15 +9,15 @@ use http::StatusCode;
 use serde_json::{json, Value};
 
 use super::scale::{self, ScaleError};
+use super::Drover;
 use super::{fail, json_resp, ApiResult, Resp};
-use crate::app::App;
 use crate::pool::{MemberState, Pool, PoolCommand};
 
 /// How often a pending removal checks the member's in-flight count. 100 ms.
 const DRAIN_POLL: Duration = Duration::from_millis(100);
 
 /// One pool as the API shows it: [`super::api::pool_json`] plus desired/ready and scale bounds.
-pub fn pool_view(app: &App, pool: &Pool) -> Value {
+pub fn pool_view(app: &dyn Drover, pool: &Pool) -> Value {
     let mut v = super::api::pool_json(pool);
     let snap = pool.snapshot();
     let bounds = scale::bounds(&snap.config).ok();
@@ -34,7 +34,7 @@ pub fn pool_view(app: &App, pool: &Pool) -> Value {
 }
 
 /// `GET /api/v1/pools/{pool}/autoscale`: what the autoscaler saw and decided.
-pub fn autoscale(app: &App, pool: &Pool) -> ApiResult<Resp> {
+pub fn autoscale(app: &dyn Drover, pool: &Pool) -> ApiResult<Resp> {
     if pool.snapshot().config.autoscale.is_none() {
         return Err(fail(
             StatusCode::CONFLICT,
@@ -56,8 +56,8 @@ pub fn autoscale(app: &App, pool: &Pool) -> ApiResult<Resp> {
 }
 
 /// The pool named `name`, or a 404 listing the pools there are.
-pub fn find_pool(app: &App, name: &str) -> ApiResult<Arc<Pool>> {
-    let router = app.shared.router.load();
+pub fn find_pool(app: &dyn Drover, name: &str) -> ApiResult<Arc<Pool>> {
+    let router = app.shared().router.load();
     router.pools.get(name).cloned().ok_or_else(|| {
         let mut names: Vec<&String> = router.pools.keys().collect();
         names.sort();
@@ -109,7 +109,7 @@ pub fn body_json(body: &[u8]) -> ApiResult<Value> {
 }
 
 /// `POST /api/v1/pools/{pool}/backends` `{"address", "weight"}`.
-pub fn add_backend(app: &App, pool: &str, body: &[u8]) -> ApiResult<Resp> {
+pub fn add_backend(app: &dyn Drover, pool: &str, body: &[u8]) -> ApiResult<Resp> {
     let pool = find_pool(app, pool)?;
     let v = body_json(body)?;
     let Some(address) = v.get("address").and_then(Value::as_str) else {
@@ -190,7 +190,7 @@ fn drain(pool: &Pool, addr: SocketAddr, reason: &str) -> ApiResult<Value> {
 }
 
 /// `POST /api/v1/pools/{pool}/backends/{address}/drain`.
-pub fn drain_backend(app: &App, pool: &str, address: &str) -> ApiResult<Resp> {
+pub fn drain_backend(app: &dyn Drover, pool: &str, address: &str) -> ApiResult<Resp> {
     let pool = find_pool(app, pool)?;
     let addr = parse_addr(address)?;
     let m = drain(&pool, addr, "drained via admin API")?;
@@ -198,7 +198,7 @@ pub fn drain_backend(app: &App, pool: &str, address: &str) -> ApiResult<Resp> {
 }
 
 /// `DELETE /api/v1/pools/{pool}/backends/{address}`: drain now, remove in the background.
-pub fn remove_backend(app: &App, pool: &str, address: &str) -> ApiResult<Resp> {
+pub fn remove_backend(app: &dyn Drover, pool: &str, address: &str) -> ApiResult<Resp> {
     let pool = find_pool(app, pool)?;
     let addr = parse_addr(address)?;
     let m = drain(&pool, addr, "removal requested via admin API")?;
@@ -241,7 +241,7 @@ async fn finish_removal(pool: Arc<Pool>, addr: SocketAddr, timeout: Duration) {
 }
 
 /// `PUT /api/v1/pools/{pool}/scale` `{"instances": N}`.
-pub fn scale(app: &App, pool: &str, body: &[u8]) -> ApiResult<Resp> {
+pub fn scale(app: &dyn Drover, pool: &str, body: &[u8]) -> ApiResult<Resp> {
     let pool = find_pool(app, pool)?;
     let v = body_json(body)?;
     let Some(n) = v

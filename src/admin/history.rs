@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::app::App;
+use super::Drover;
 use crate::pool::{per_bucket, quantile, MemberState, Pool};
 
 /// Time between samples. 5 s.
@@ -57,8 +57,8 @@ fn round2(x: f64) -> f64 {
 impl History {
     /// Takes one sample of every pool (a pool's first sample is only a baseline);
     /// pools no longer configured are forgotten.
-    pub fn sample(&self, app: &App) {
-        let router = app.shared.router.load_full();
+    pub fn sample(&self, app: &dyn Drover) {
+        let router = app.shared().router.load_full();
         let now = Instant::now();
         let ts = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -129,7 +129,7 @@ impl History {
 }
 
 /// Desired instances: the controller's, else `instances.count`, else (static) the member count.
-pub fn desired(app: &App, pool: &Pool) -> u32 {
+pub fn desired(app: &dyn Drover, pool: &Pool) -> u32 {
     if let Some(n) = app.scale_control().and_then(|c| c.desired(&pool.name)) {
         return n;
     }
@@ -150,11 +150,11 @@ pub fn ready(pool: &Pool) -> u32 {
 }
 
 /// Samples now and then every [`SAMPLE_INTERVAL`], forever.
-pub async fn run(history: Arc<History>, app: Arc<App>) {
+pub async fn run(history: Arc<History>, app: Arc<dyn Drover>) {
     let mut tick = tokio::time::interval(SAMPLE_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        history.sample(&app);
+        history.sample(&*app);
     }
 }

@@ -20,14 +20,14 @@ use tokio::sync::Semaphore;
 
 use super::guard::Addrs;
 use super::history::{self, History};
-use crate::app::App;
+use super::Drover;
 
 /// Pause after a failed accept (EMFILE and friends) instead of spinning. 50 ms.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Serves the admin API on `listener` until the task is dropped; also runs
 /// the history sampler for the dashboard.
-pub async fn serve(listener: TcpListener, app: Arc<App>) {
+pub async fn serve(listener: TcpListener, app: Arc<dyn Drover>) {
     let history = Arc::new(History::default());
     let sampler = tokio::spawn(history::run(history.clone(), app.clone()));
     let _stop_sampler = AbortOnDrop(sampler);
@@ -58,7 +58,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>) {
 async fn connection(
     stream: TcpStream,
     listen: Option<IpAddr>,
-    app: Arc<App>,
+    app: Arc<dyn Drover>,
     history: Arc<History>,
 ) {
     let admin = app.config().admin.clone();

@@ -20,11 +20,29 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use serde_json::{json, Value};
 
-use crate::app::App;
+use crate::config::{Config, ConfigErrors};
+use crate::proxy::server::Shared;
 use history::History;
 use routes::{Match, RouteId};
+use scale::ScaleControl;
 
 pub use listener::serve;
+
+/// What the admin API reads and does in the running drover. Implemented by
+/// `app::App`, the application layer above, so that the admin API names
+/// none of its types.
+pub trait Drover: Send + Sync + 'static {
+    /// The config in force.
+    fn config(&self) -> Arc<Config>;
+    /// The proxy's shared state: the router in force.
+    fn shared(&self) -> &Shared;
+    /// Whether drover is ready (`/readyz`).
+    fn is_ready(&self) -> bool;
+    /// Re-reads the config file; an invalid one changes nothing (`POST /api/v1/reload`).
+    fn reload(&self) -> Result<(), ConfigErrors>;
+    /// The desired-instance control behind `PUT .../scale`, if any.
+    fn scale_control(&self) -> Option<Arc<dyn ScaleControl>>;
+}
 
 /// The OpenAPI 3 document served at `GET /api/v1/openapi.json`.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -78,7 +96,7 @@ async fn read_body(body: Incoming) -> ApiResult<Bytes> {
 /// Answers one admin request; `addrs` are the API's own addresses (a `Host`
 /// naming one of them is accepted).
 async fn route(
-    app: Arc<App>,
+    app: Arc<dyn Drover>,
     history: Arc<History>,
     addrs: guard::Addrs,
     req: Request<Incoming>,
@@ -145,14 +163,14 @@ async fn route(
             )
         }),
         RouteId::Metrics => {
-            let router = app.shared.router.load_full();
+            let router = app.shared().router.load_full();
             let mut pools: Vec<&crate::pool::Pool> =
                 router.pools.values().map(|p| p.as_ref()).collect();
             pools.sort_by(|a, b| a.name.cmp(&b.name));
             Ok(text(
                 StatusCode::OK,
                 "text/plain; version=0.0.4; charset=utf-8",
-                metrics::render(pools.into_iter(), |p| history::desired(&app, p)),
+                metrics::render(pools.into_iter(), |p| history::desired(&*app, p)),
             ))
         }
         RouteId::OpenApi => Ok(text(
@@ -161,40 +179,40 @@ async fn route(
             OPENAPI.to_string(),
         )),
         RouteId::Pools => {
-            let router = app.shared.router.load_full();
+            let router = app.shared().router.load_full();
             let mut pools: Vec<Value> = router
                 .pools
                 .values()
-                .map(|p| handlers::pool_view(&app, p))
+                .map(|p| handlers::pool_view(&*app, p))
                 .collect();
             pools.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
             Ok(json_resp(StatusCode::OK, &json!(pools)))
         }
         RouteId::Routes => {
-            let router = app.shared.router.load_full();
+            let router = app.shared().router.load_full();
             Ok(json_resp(StatusCode::OK, &handlers::routes_view(&router)))
         }
-        RouteId::Pool => handlers::find_pool(&app, p(0))
-            .map(|pool| json_resp(StatusCode::OK, &handlers::pool_view(&app, &pool))),
+        RouteId::Pool => handlers::find_pool(&*app, p(0))
+            .map(|pool| json_resp(StatusCode::OK, &handlers::pool_view(&*app, &pool))),
         RouteId::AllHistory => Ok(json_resp(StatusCode::OK, &json!(history.all()))),
-        RouteId::History => handlers::find_pool(&app, p(0)).map(|pool| {
+        RouteId::History => handlers::find_pool(&*app, p(0)).map(|pool| {
             json_resp(
                 StatusCode::OK,
                 &json!(history.pool(&pool.name).unwrap_or_default()),
             )
         }),
         RouteId::AddBackend => match read_body(req.into_body()).await {
-            Ok(body) => handlers::add_backend(&app, p(0), &body),
+            Ok(body) => handlers::add_backend(&*app, p(0), &body),
             Err(e) => Err(e),
         },
-        RouteId::RemoveBackend => handlers::remove_backend(&app, p(0), p(1)),
-        RouteId::DrainBackend => handlers::drain_backend(&app, p(0), p(1)),
+        RouteId::RemoveBackend => handlers::remove_backend(&*app, p(0), p(1)),
+        RouteId::DrainBackend => handlers::drain_backend(&*app, p(0), p(1)),
         RouteId::Scale => match read_body(req.into_body()).await {
-            Ok(body) => handlers::scale(&app, p(0), &body),
+            Ok(body) => handlers::scale(&*app, p(0), &body),
             Err(e) => Err(e),
         },
         RouteId::Autoscale => {
-            handlers::find_pool(&app, p(0)).and_then(|pool| handlers::autoscale(&app, &pool))
+            handlers::find_pool(&*app, p(0)).and_then(|pool| handlers::autoscale(&*app, &pool))
         }
         RouteId::Events => handlers::events(query.as_deref()),
         RouteId::Reload => match app.reload() {

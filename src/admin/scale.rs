@@ -1,56 +1,14 @@
 //! `PUT /api/v1/pools/{pool}/scale`: the admin side of desired-instance control.
 //!
 //! The instance controller (managed instances and autoscaling) implements
-//! [`ScaleControl`] and registers it with [`crate::app::App::set_scale_control`];
+//! [`ScaleControl`] (defined below the admin API, in `instances/scale.rs`);
 //! the API validates the request against the pool's bounds ([`bounds`]) first.
 
 use crate::config::PoolConfig;
+pub use crate::instances::scale::{ScaleControl, ScaleError};
 
 /// Upper bound of `instances` for a managed pool without `[autoscale]`. Default 100.
 pub const MAX_FIXED_INSTANCES: u32 = 100;
-
-/// Why a desired-count change was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ScaleError {
-    /// 409: the pool is static.
-    #[error("pool {0} has no managed instances (add [pools.{0}.instances] to the config)")]
-    NotManaged(String),
-    /// 400: outside the pool's bounds.
-    #[error("{n} instances is outside [{min}, {max}] for pool {pool}{why}")]
-    OutOfRange {
-        pool: String,
-        n: u32,
-        min: u32,
-        max: u32,
-        why: &'static str,
-    },
-    /// 503: nothing is managing instances in this process.
-    #[error("no instance controller is running for pool {0}")]
-    NoController(String),
-    /// 500: the controller failed to apply it.
-    #[error("{0}")]
-    Failed(String),
-}
-
-/// Sets and reads the desired instance count of managed pools.
-pub trait ScaleControl: Send + Sync {
-    /// Sets `pool`'s desired instance count now; the controller starts or
-    /// drains and stops instances to reach it. `n` is already within [`bounds`].
-    fn set_desired(&self, pool: &str, n: u32) -> Result<(), ScaleError>;
-    /// The desired count in force for `pool`, if this controller manages it.
-    fn desired(&self, pool: &str) -> Option<u32>;
-    /// What the autoscaler of `pool` saw and decided
-    /// ([`crate::autoscale::explain::Explain`]). Default: none.
-    fn autoscale(&self, pool: &str) -> Option<serde_json::Value> {
-        let _ = pool;
-        None
-    }
-    /// The warm pool of `pool`. Default: none.
-    fn warm(&self, pool: &str) -> Option<crate::autoscale::explain::WarmView> {
-        let _ = pool;
-        None
-    }
-}
 
 /// The `[min, max]` a pool's desired count may be set to: `autoscale.min..=autoscale.max`,
 /// or `0..=`[`MAX_FIXED_INSTANCES`] for `[instances]` without `[autoscale]`.

@@ -727,9 +727,9 @@ impl Controllers {
     }
 }
 
-impl crate::admin::scale::ScaleControl for Controllers {
-    fn set_desired(&self, pool: &str, n: u32) -> Result<(), crate::admin::scale::ScaleError> {
-        use crate::admin::scale::ScaleError;
+impl super::scale::ScaleControl for Controllers {
+    fn set_desired(&self, pool: &str, n: u32) -> Result<(), super::scale::ScaleError> {
+        use super::scale::ScaleError;
         let ctl = self
             .get(pool)
             .ok_or_else(|| ScaleError::NoController(pool.to_string()))?;

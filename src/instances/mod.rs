@@ -6,6 +6,7 @@ mod ahead;
 pub mod controller;
 pub mod output;
 pub mod process;
+pub mod scale;
 pub mod supervise;
 #[cfg(test)]
 mod tests;
