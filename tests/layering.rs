@@ -35,7 +35,8 @@ const LAYERS: &[(&str, &[&str])] = &[
 
 /// Edges that break the layering today (from, to), each to be removed.
 const DEBT: &[(&str, &str)] = &[
-    // config holds the built TLS client; it should hold settings only.
+    // config holds the built TLS client (config/upstream_tls.rs builds it
+    // to report a bad PEM file at its key); it should hold settings only.
     ("config", "upstream"),
     // The instance controller builds the docker providers
     // (instances/controller.rs, after its test module: hidden from this test
