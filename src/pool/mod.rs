@@ -443,12 +443,13 @@ impl Pool {
 /// the upstream client and cannot name it.
 static ON_RETIRE: OnceLock<fn(SocketAddr)> = OnceLock::new();
 
-/// Sets the [`ON_RETIRE`] hook (the first call wins; later ones change nothing).
+/// Sets the hook called for members that drain or leave a pool that may use
+/// HTTP/2 (the first call wins; later ones change nothing).
 pub fn on_member_retired(hook: fn(SocketAddr)) {
     let _ = ON_RETIRE.set(hook);
 }
 
-/// Calls the [`ON_RETIRE`] hook for members now draining or gone.
+/// Calls the retire hook for members now draining or gone.
 fn retire_h2(old: &[Member], new: &[Member]) {
     let Some(retire) = ON_RETIRE.get() else {
         return;

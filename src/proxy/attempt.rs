@@ -5,7 +5,7 @@
 //! (Envoy's route timeout): a request without a body is sent at once, an
 //! upload when its last byte has been handed to the connection. While an
 //! upload is going, the client is bounded by `server.body_read_timeout`
-//! (see [`super::upload`]) and the backend by `request_timeout` without
+//! (see [`crate::upstream::body`]) and the backend by `request_timeout` without
 //! taking any of it.
 
 use std::future::Future;
