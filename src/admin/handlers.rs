@@ -166,7 +166,12 @@ pub fn add_backend(app: &App, pool: &str, body: &[u8]) -> ApiResult<Resp> {
         managed: false,
         state,
     });
-    crate::events::record(&pool.name, "added", Some(addr.to_string()), why);
+    crate::events::record(
+        &pool.name,
+        crate::events::EventKind::Added,
+        Some(addr.to_string()),
+        why,
+    );
     Ok(json_resp(StatusCode::CREATED, &member_of(&pool, addr)?))
 }
 
@@ -184,7 +189,12 @@ fn drain(pool: &Pool, addr: SocketAddr, reason: &str) -> ApiResult<Value> {
             state: MemberState::Draining,
             reason: reason.to_string(),
         });
-        crate::events::record(&pool.name, "draining", Some(addr.to_string()), reason);
+        crate::events::record(
+            &pool.name,
+            crate::events::EventKind::Draining,
+            Some(addr.to_string()),
+            reason,
+        );
     }
     member_of(pool, addr)
 }
@@ -232,7 +242,12 @@ async fn finish_removal(pool: Arc<Pool>, addr: SocketAddr, timeout: Duration) {
                 } else {
                     "drained (nothing in flight); removed via admin API".to_string()
                 };
-                crate::events::record(&pool.name, "removed", Some(addr.to_string()), why);
+                crate::events::record(
+                    &pool.name,
+                    crate::events::EventKind::Removed,
+                    Some(addr.to_string()),
+                    why,
+                );
             }
             return;
         }
@@ -261,7 +276,7 @@ pub fn scale(app: &App, pool: &str, body: &[u8]) -> ApiResult<Resp> {
         Ok(()) => {
             crate::events::record(
                 &pool.name,
-                "scale_set",
+                crate::events::EventKind::ScaleSet,
                 None,
                 format!("desired instances set to {n} via admin API"),
             );

@@ -84,7 +84,7 @@ impl Sink {
             if pool.apply(drain).is_ok() {
                 crate::events::record(
                     &self.name,
-                    "draining",
+                    crate::events::EventKind::Draining,
                     Some(m.address.to_string()),
                     format!("{}: {gone}; no new requests", self.kind),
                 );
@@ -127,7 +127,7 @@ impl Sink {
             if pool.apply(cmd).is_ok() {
                 crate::events::record(
                     &self.name,
-                    "added",
+                    crate::events::EventKind::Added,
                     Some(addr.to_string()),
                     format!("{}: {}", self.kind, f.origin),
                 );
@@ -147,7 +147,7 @@ impl Sink {
             };
             crate::events::record(
                 &self.name,
-                "discovery_error",
+                crate::events::EventKind::DiscoveryError,
                 None,
                 format!("{}: {why}; the members stay as they are{more}", self.kind),
             );
@@ -179,7 +179,12 @@ async fn drain_then_remove(
             0 => "drained".to_string(),
             n => format!("drain_timeout reached with {n} requests in flight"),
         };
-        crate::events::record(&p.name, "removed", Some(address.to_string()), why);
+        crate::events::record(
+            &p.name,
+            crate::events::EventKind::Removed,
+            Some(address.to_string()),
+            why,
+        );
     }
 }
 

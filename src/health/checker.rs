@@ -55,7 +55,7 @@ fn transition(
     address: SocketAddr,
     from: &[MemberState],
     to: MemberState,
-    kind: &str,
+    kind: crate::events::EventKind,
     reason: String,
 ) -> bool {
     let cmd = PoolCommand::Transition {
@@ -96,7 +96,7 @@ fn return_ejected(pool: &Pool, snap: &PoolSnapshot, now: Instant) -> Option<Inst
             m.address,
             &[MemberState::Ejected],
             MemberState::Healthy,
-            "uneject",
+            crate::events::EventKind::Uneject,
             reason,
         ) {
             m.stats.consecutive_failures.store(0, Ordering::Relaxed);
@@ -119,7 +119,7 @@ fn release_unchecked(pool: &Pool, snap: &PoolSnapshot) {
             m.address,
             &[MemberState::Unhealthy],
             MemberState::Healthy,
-            "healthy",
+            crate::events::EventKind::Healthy,
             reason,
         );
     }
@@ -144,7 +144,14 @@ fn on_result(pool: &Pool, addr: SocketAddr, r: ProbeResult, counter: &mut RiseFa
         Some(Flip::Up) => {
             let reason = format!("{} passed checks: {}", counter.passes, r.detail);
             let from = [MemberState::Unhealthy, MemberState::Starting];
-            if transition(pool, addr, &from, MemberState::Healthy, "healthy", reason) {
+            if transition(
+                pool,
+                addr,
+                &from,
+                MemberState::Healthy,
+                crate::events::EventKind::Healthy,
+                reason,
+            ) {
                 m.stats.consecutive_failures.store(0, Ordering::Relaxed);
             }
         }
@@ -156,7 +163,7 @@ fn on_result(pool: &Pool, addr: SocketAddr, r: ProbeResult, counter: &mut RiseFa
                 addr,
                 &from,
                 MemberState::Unhealthy,
-                "unhealthy",
+                crate::events::EventKind::Unhealthy,
                 reason,
             );
         }

@@ -146,7 +146,7 @@ pub fn on_failure(
                 .unwrap_or_default();
             crate::events::record(
                 &pool.name,
-                "ejected",
+                crate::events::EventKind::Ejected,
                 Some(address.to_string()),
                 format!(
                     "{reason}; ejected for {:?} (ejection {} in a row)",

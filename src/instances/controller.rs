@@ -98,7 +98,7 @@ impl Controller {
             .set_manual(n, now());
         events::record(
             &pool.name,
-            "scale_set",
+            events::EventKind::ScaleSet,
             None,
             format!("scale {before} -> {n}: set through the admin API"),
         );
@@ -138,7 +138,7 @@ impl Controller {
                     if let Some(pool) = pool {
                         events::record(
                             &pool.name,
-                            "stopped",
+                            events::EventKind::Stopped,
                             Some(i.address.to_string()),
                             format!("{}: stopped, drover is shutting down", i.id),
                         );
@@ -191,7 +191,7 @@ async fn run_instances(ctl: Arc<Controller>) {
         });
         events::record(
             &pool.name,
-            "instance_adopted",
+            events::EventKind::InstanceAdopted,
             Some(instance.address.to_string()),
             format!("{} was already running; adopted", instance.id),
         );
@@ -287,7 +287,7 @@ async fn run_instances(ctl: Arc<Controller>) {
             let _ = pool.apply(PoolCommand::Remove { address: t.address });
             events::record(
                 &pool.name,
-                "instance_failed",
+                events::EventKind::InstanceFailed,
                 Some(t.address.to_string()),
                 format!("{id}: {why}; replacing it in {wait:?}"),
             );
@@ -343,7 +343,7 @@ async fn run_instances(ctl: Arc<Controller>) {
                 next_start = now + wait;
                 events::record(
                     &pool.name,
-                    "instance_failed",
+                    events::EventKind::InstanceFailed,
                     None,
                     format!("warm pool: {why}; retrying in {wait:?}"),
                 );
@@ -374,7 +374,7 @@ async fn run_instances(ctl: Arc<Controller>) {
                     });
                     events::record(
                         &pool.name,
-                        "instance_started",
+                        events::EventKind::InstanceStarted,
                         Some(instance.address.to_string()),
                         format!("{} started; waiting for its health check", instance.id),
                     );
@@ -399,7 +399,7 @@ async fn run_instances(ctl: Arc<Controller>) {
                     next_start = now + wait;
                     events::record(
                         &pool.name,
-                        "instance_failed",
+                        events::EventKind::InstanceFailed,
                         None,
                         format!("{why}; retrying in {wait:?}"),
                     );
@@ -462,7 +462,7 @@ async fn resume_scale(ctl: &Controller, adopted: u32) {
     let before = pool.desired.swap(n, Ordering::Relaxed);
     events::record(
         &pool.name,
-        "scale_set",
+        events::EventKind::ScaleSet,
         None,
         format!(
             "scale {before} -> {n}: {running} instance(s) running at start; \
@@ -485,7 +485,7 @@ async fn tcp_ready(pool: Weak<Pool>, addr: SocketAddr) {
                 });
                 events::record(
                     &p.name,
-                    "healthy",
+                    events::EventKind::Healthy,
                     Some(addr.to_string()),
                     "port accepts connections",
                 );
@@ -520,7 +520,7 @@ async fn drain_and_stop(
     }
     events::record(
         &p.name,
-        "draining",
+        events::EventKind::Draining,
         Some(addr.to_string()),
         format!("{id}: scale down; no new requests"),
     );
@@ -543,7 +543,7 @@ async fn drain_and_stop(
         let _ = p.apply(PoolCommand::Remove { address: addr });
         events::record(
             &p.name,
-            "stopped",
+            events::EventKind::Stopped,
             Some(addr.to_string()),
             format!("{id} stopped after draining"),
         );
@@ -601,9 +601,9 @@ async fn run_autoscaler(ctl: Arc<Controller>) {
             let before = pool.desired.swap(decision.desired, Ordering::Relaxed);
             if decision.desired != before {
                 let (kind, counter) = if decision.desired > before {
-                    ("scale_up", &pool.metrics.scale_up)
+                    (events::EventKind::ScaleUp, &pool.metrics.scale_up)
                 } else {
-                    ("scale_down", &pool.metrics.scale_down)
+                    (events::EventKind::ScaleDown, &pool.metrics.scale_down)
                 };
                 counter.fetch_add(1, Ordering::Relaxed);
                 events::record(
