@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use super::scale::{self, ScaleError};
 use super::{fail, json_resp, ApiResult, Resp};
 use crate::app::App;
+use crate::events::EventKind;
 use crate::pool::{MemberState, Pool, PoolCommand};
 
 /// How often a pending removal checks the member's in-flight count. 100 ms.
@@ -160,41 +161,31 @@ pub fn add_backend(app: &App, pool: &str, body: &[u8]) -> ApiResult<Resp> {
         ),
         _ => (MemberState::Healthy, "added via admin API"),
     };
-    let _ = pool.apply(PoolCommand::Add {
+    let added = pool.apply(PoolCommand::Add {
         address: addr,
         weight,
         managed: false,
         state,
     });
-    crate::events::record(
-        &pool.name,
-        crate::events::EventKind::Added,
-        Some(addr.to_string()),
-        why,
-    );
+    if let Ok(change) = added {
+        change.record(&pool.name, EventKind::Added, why);
+    }
     Ok(json_resp(StatusCode::CREATED, &member_of(&pool, addr)?))
 }
 
 /// Sets a member draining (no-op when it already is); returns its JSON.
 fn drain(pool: &Pool, addr: SocketAddr, reason: &str) -> ApiResult<Value> {
     member_of(pool, addr)?;
-    let already = pool
-        .snapshot()
-        .members
-        .iter()
-        .any(|m| m.address == addr && m.state == MemberState::Draining);
-    if !already {
-        let _ = pool.apply(PoolCommand::SetState {
-            address: addr,
-            state: MemberState::Draining,
-            reason: reason.to_string(),
-        });
-        crate::events::record(
-            &pool.name,
-            crate::events::EventKind::Draining,
-            Some(addr.to_string()),
-            reason,
-        );
+    use MemberState::*;
+    let drain = PoolCommand::Transition {
+        address: addr,
+        from: vec![Starting, Healthy, Unhealthy, Ejected],
+        to: Draining,
+        reason: reason.to_string(),
+    };
+    // Refused when it already drains (or just left): nothing changed, no event.
+    if let Ok(change) = pool.apply(drain) {
+        change.record(&pool.name, EventKind::Draining, reason);
     }
     member_of(pool, addr)
 }
@@ -236,18 +227,13 @@ async fn finish_removal(pool: Arc<Pool>, addr: SocketAddr, timeout: Duration) {
             .sticky
             .quiet(crate::balance::slow_start::now(), crate::pool::STICKY_QUIET);
         if (inflight == 0 && quiet) || timed_out {
-            if pool.apply(PoolCommand::Remove { address: addr }).is_ok() {
+            if let Ok(change) = pool.apply(PoolCommand::Remove { address: addr }) {
                 let why = if timed_out && inflight > 0 {
                     format!("drain timeout ({timeout:?}) passed with {inflight} in flight")
                 } else {
                     "drained (nothing in flight); removed via admin API".to_string()
                 };
-                crate::events::record(
-                    &pool.name,
-                    crate::events::EventKind::Removed,
-                    Some(addr.to_string()),
-                    why,
-                );
+                change.record(&pool.name, EventKind::Removed, why);
             }
             return;
         }
@@ -273,18 +259,11 @@ pub fn scale(app: &App, pool: &str, body: &[u8]) -> ApiResult<Resp> {
     let cfg = pool.snapshot().config.clone();
     let control = app.scale_control();
     match scale::set_desired(&cfg, n, control.as_deref()) {
-        Ok(()) => {
-            crate::events::record(
-                &pool.name,
-                crate::events::EventKind::ScaleSet,
-                None,
-                format!("desired instances set to {n} via admin API"),
-            );
-            Ok(json_resp(
-                StatusCode::ACCEPTED,
-                &json!({"pool": pool.name, "desired": n}),
-            ))
-        }
+        // The controller records the `scale_set` event (once, with the count before).
+        Ok(()) => Ok(json_resp(
+            StatusCode::ACCEPTED,
+            &json!({"pool": pool.name, "desired": n}),
+        )),
         Err(e) => {
             let status = match &e {
                 ScaleError::NotManaged(_) => StatusCode::CONFLICT,

@@ -81,11 +81,10 @@ impl Sink {
                 to: MemberState::Draining,
                 reason: gone.to_string(),
             };
-            if pool.apply(drain).is_ok() {
-                crate::events::record(
+            if let Ok(change) = pool.apply(drain) {
+                change.record(
                     &self.name,
                     crate::events::EventKind::Draining,
-                    Some(m.address.to_string()),
                     format!("{}: {gone}; no new requests", self.kind),
                 );
                 tokio::spawn(drain_then_remove(
@@ -124,11 +123,10 @@ impl Sink {
                 }
                 Some(_) => continue,
             };
-            if pool.apply(cmd).is_ok() {
-                crate::events::record(
+            if let Ok(change) = pool.apply(cmd) {
+                change.record(
                     &self.name,
                     crate::events::EventKind::Added,
-                    Some(addr.to_string()),
                     format!("{}: {}", self.kind, f.origin),
                 );
             }
@@ -174,17 +172,15 @@ async fn drain_then_remove(
         snap.position(address)
             .is_some_and(|i| snap.members[i].state == MemberState::Draining)
     };
-    if draining && p.apply(PoolCommand::Remove { address }).is_ok() {
+    if !draining {
+        return;
+    }
+    if let Ok(change) = p.apply(PoolCommand::Remove { address }) {
         let why = match stats.load.inflight() {
             0 => "drained".to_string(),
             n => format!("drain_timeout reached with {n} requests in flight"),
         };
-        crate::events::record(
-            &p.name,
-            crate::events::EventKind::Removed,
-            Some(address.to_string()),
-            why,
-        );
+        change.record(&p.name, crate::events::EventKind::Removed, why);
     }
 }
 

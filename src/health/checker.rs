@@ -49,7 +49,8 @@ fn jitter(interval: Duration) -> Duration {
     interval.mul_f64(0.5 + rand::random::<f64>() / 2.0)
 }
 
-/// Applies a state change if the member is still in one of `from`, and records the event.
+/// Applies a state change if the member is still in one of `from`, and records
+/// the event when the state changed; whether it did.
 fn transition(
     pool: &Pool,
     address: SocketAddr,
@@ -65,10 +66,7 @@ fn transition(
         reason: reason.clone(),
     };
     match pool.apply(cmd) {
-        Ok(()) => {
-            crate::events::record(&pool.name, kind, Some(address.to_string()), reason);
-            true
-        }
+        Ok(change) => change.record(&pool.name, kind, reason).is_some(),
         Err(e) => {
             tracing::debug!(pool = %pool.name, backend = %address, error = %e, "state change skipped");
             false
@@ -315,7 +313,7 @@ mod tests {
         pool.snapshot().members[i].state
     }
 
-    fn eject(pool: &Pool, i: usize) -> Result<(), crate::pool::PoolError> {
+    fn eject(pool: &Pool, i: usize) -> Result<crate::pool::Change, crate::pool::PoolError> {
         let snap = pool.snapshot_arc();
         let p = snap.config.passive.clone().unwrap();
         pool.apply(PoolCommand::Eject {

@@ -477,18 +477,19 @@ async fn tcp_ready(pool: Weak<Pool>, addr: SocketAddr) {
     for _ in 0..600 {
         if tokio::net::TcpStream::connect(addr).await.is_ok() {
             if let Some(p) = pool.upgrade() {
-                let _ = p.apply(PoolCommand::Transition {
+                let ready = p.apply(PoolCommand::Transition {
                     address: addr,
                     from: vec![MemberState::Starting],
                     to: MemberState::Healthy,
                     reason: "accepts connections".to_string(),
                 });
-                events::record(
-                    &p.name,
-                    events::EventKind::Healthy,
-                    Some(addr.to_string()),
-                    "port accepts connections",
-                );
+                if let Ok(change) = ready {
+                    change.record(
+                        &p.name,
+                        events::EventKind::Healthy,
+                        "port accepts connections",
+                    );
+                }
             }
             return;
         }
@@ -510,20 +511,18 @@ async fn drain_and_stop(
         let snap = p.snapshot();
         snap.position(addr).map(|i| snap.members[i].state)
     };
-    if let Some(from) = from {
-        let _ = p.apply(PoolCommand::Transition {
+    let drain = from.map(|from| {
+        p.apply(PoolCommand::Transition {
             address: addr,
             from: vec![from],
             to: MemberState::Draining,
             reason: "scale down".to_string(),
-        });
+        })
+    });
+    if let Some(Ok(change)) = drain {
+        let why = format!("{id}: scale down; no new requests");
+        change.record(&p.name, events::EventKind::Draining, why);
     }
-    events::record(
-        &p.name,
-        events::EventKind::Draining,
-        Some(addr.to_string()),
-        format!("{id}: scale down; no new requests"),
-    );
     let deadline = now() + cfg.drain_timeout;
     let stats = {
         let snap = p.snapshot();

@@ -465,18 +465,15 @@ pub(super) fn join(pool: &Pool, w: &Taken) {
         state: MemberState::Starting,
     });
     let reason = format!("{} {}: thawed and passed a health check", WARM_START, w.id);
-    let _ = pool.apply(PoolCommand::Transition {
+    let joined = pool.apply(PoolCommand::Transition {
         address: w.address,
         from: vec![MemberState::Starting],
         to: MemberState::Healthy,
         reason: reason.clone(),
     });
-    events::record(
-        &pool.name,
-        events::EventKind::WarmJoined,
-        Some(w.address.to_string()),
-        reason,
-    );
+    if let Ok(change) = joined {
+        change.record(&pool.name, events::EventKind::WarmJoined, reason);
+    }
 }
 
 /// Health checks of a starting warm instance, every. Default 100 ms.

@@ -6,6 +6,7 @@
 //! members and their state together — and swaps it in.
 
 mod budget;
+mod change;
 mod inflight;
 mod member;
 mod metrics;
@@ -15,6 +16,7 @@ mod sticky_hits;
 mod tests_policy;
 
 pub use budget::{RetryBudget, Window as BudgetWindow};
+pub use change::Change;
 pub use inflight::Inflight;
 pub use member::{LastCheck, Member, MemberState, MemberStats};
 pub use metrics::{per_bucket, quantile, Histogram, PoolMetrics, BUCKETS};
@@ -292,16 +294,18 @@ impl Pool {
         members
     }
 
-    /// Applies one command: builds the new snapshot and swaps it in.
-    pub fn apply(&self, cmd: PoolCommand) -> Result<(), PoolError> {
+    /// Applies one command: builds the new snapshot and swaps it in; returns
+    /// what changed (the event comes from it: [`Change::record`]).
+    pub fn apply(&self, cmd: PoolCommand) -> Result<Change, PoolError> {
         let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
         let cur = self.snapshot.load_full();
         let mut config = cur.config.clone();
         let mut members = cur.members.clone();
-        match cmd {
+        let change = match cmd {
             PoolCommand::Configure(new) => {
                 members = Self::configured_members(&new, &members, &self.queue, false);
                 config = new;
+                Change::Configured
             }
             PoolCommand::Add {
                 address,
@@ -309,16 +313,22 @@ impl Pool {
                 managed,
                 state,
             } => match members.iter_mut().find(|m| m.address == address) {
-                Some(m) => m.weight = weight,
-                None => members.push(Member::new(
-                    address,
-                    weight,
-                    managed,
-                    state,
-                    "added".to_string(),
-                    Arc::new(MemberStats::new(self.queue.clone())),
-                    false,
-                )),
+                Some(m) => {
+                    m.weight = weight;
+                    Change::Reweighted { address }
+                }
+                None => {
+                    members.push(Member::new(
+                        address,
+                        weight,
+                        managed,
+                        state,
+                        "added".to_string(),
+                        Arc::new(MemberStats::new(self.queue.clone())),
+                        false,
+                    ));
+                    Change::Added { address }
+                }
             },
             PoolCommand::Remove { address } => {
                 let before = members.len();
@@ -326,6 +336,7 @@ impl Pool {
                 if members.len() == before {
                     return Err(self.no_such(address));
                 }
+                Change::Removed { address }
             }
             PoolCommand::SetState {
                 address,
@@ -333,7 +344,13 @@ impl Pool {
                 reason,
             } => {
                 let m = self.member_mut(&mut members, address)?;
+                let from = m.state;
                 set_state(m, state, reason);
+                Change::State {
+                    address,
+                    from,
+                    to: state,
+                }
             }
             PoolCommand::Transition {
                 address,
@@ -349,7 +366,9 @@ impl Pool {
                         state: m.state.as_str(),
                     });
                 }
+                let from = m.state;
                 set_state(m, to, reason);
+                Change::State { address, from, to }
             }
             PoolCommand::Eject {
                 address,
@@ -373,8 +392,13 @@ impl Pool {
                 m.enter(MemberState::Ejected);
                 m.reason = reason;
                 m.ejection = e;
+                Change::Ejected {
+                    address,
+                    eject_for: e.last_for,
+                    streak: e.streak,
+                }
             }
-        }
+        };
         if config.protocol.kind.may_use_h2() {
             retire_h2(&cur.members, &members);
         }
@@ -383,7 +407,7 @@ impl Pool {
         self.changed.notify_one();
         self.swapped.notify_waiters();
         self.queue.wake_all();
-        Ok(())
+        Ok(change)
     }
 
     fn member_mut<'m>(
