@@ -107,6 +107,19 @@ impl Serialize for EventKind {
     }
 }
 
+impl utoipa::PartialSchema for EventKind {
+    /// A string, one of the wire names in [`KINDS`].
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{Object, Type};
+        Object::builder()
+            .schema_type(Type::String)
+            .enum_values(Some(KINDS.iter().map(|(_, n)| *n)))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for EventKind {}
+
 impl<'de> Deserialize<'de> for EventKind {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = std::borrow::Cow::<'de, str>::deserialize(d)?;
@@ -116,11 +129,12 @@ impl<'de> Deserialize<'de> for EventKind {
 }
 
 /// One event.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Event {
     /// Increasing from 1.
     pub id: u64,
     /// RFC 3339 UTC.
+    #[schema(format = DateTime)]
     pub ts: String,
     /// The pool's name (`""` for a `reload`).
     pub pool: String,

@@ -9,6 +9,7 @@ use http::StatusCode;
 use serde_json::{json, Value};
 
 use super::scale::{self, ScaleError};
+use super::types::{Backend, Removal, Scaled};
 use super::{fail, json_resp, ApiResult, Resp};
 use crate::app::App;
 use crate::events::EventKind;
@@ -16,23 +17,6 @@ use crate::pool::{MemberState, Pool, PoolCommand};
 
 /// How often a pending removal checks the member's in-flight count. 100 ms.
 const DRAIN_POLL: Duration = Duration::from_millis(100);
-
-/// One pool as the API shows it: [`super::api::pool_json`] plus desired/ready and scale bounds.
-pub fn pool_view(app: &App, pool: &Pool) -> Value {
-    let mut v = super::api::pool_json(pool);
-    let snap = pool.snapshot();
-    let bounds = scale::bounds(&snap.config).ok();
-    v["desired"] = json!(super::history::desired(app, pool));
-    v["ready"] = json!(super::history::ready(pool));
-    v["scalable"] = json!(bounds.is_some());
-    v["min"] = json!(bounds.map(|b| b.0));
-    v["max"] = json!(bounds.map(|b| b.1));
-    v["autoscaled"] = json!(snap.config.autoscale.is_some());
-    if let Some(w) = app.scale_control().and_then(|c| c.warm(&pool.name)) {
-        v["warm"] = json!(w);
-    }
-    v
-}
 
 /// `GET /api/v1/pools/{pool}/autoscale`: what the autoscaler saw and decided.
 pub fn autoscale(app: &App, pool: &Pool) -> ApiResult<Resp> {
@@ -80,10 +64,13 @@ fn parse_addr(s: &str) -> ApiResult<SocketAddr> {
     })
 }
 
-fn member_of(pool: &Pool, addr: SocketAddr) -> ApiResult<Value> {
+fn member_of(pool: &Pool, addr: SocketAddr) -> ApiResult<Backend> {
     let snap = pool.snapshot();
-    match snap.position(addr) {
-        Some(i) => Ok(super::api::member_json(&snap, i)),
+    match snap
+        .position(addr)
+        .and_then(|i| super::api::backend(&snap, i))
+    {
+        Some(b) => Ok(b),
         None => Err(fail(
             StatusCode::NOT_FOUND,
             &format!("pool {} has no member {addr}", pool.name),
@@ -174,7 +161,7 @@ pub fn add_backend(app: &App, pool: &str, body: &[u8]) -> ApiResult<Resp> {
 }
 
 /// Sets a member draining (no-op when it already is); returns its JSON.
-fn drain(pool: &Pool, addr: SocketAddr, reason: &str) -> ApiResult<Value> {
+fn drain(pool: &Pool, addr: SocketAddr, reason: &str) -> ApiResult<Backend> {
     member_of(pool, addr)?;
     use MemberState::*;
     let drain = PoolCommand::Transition {
@@ -205,10 +192,11 @@ pub fn remove_backend(app: &App, pool: &str, address: &str) -> ApiResult<Resp> {
     let m = drain(&pool, addr, "removal requested via admin API")?;
     let timeout = pool.snapshot().config.drain_timeout();
     tokio::spawn(finish_removal(pool, addr, timeout));
-    Ok(json_resp(
-        StatusCode::ACCEPTED,
-        &json!({"member": m, "removal": format!("once nothing is in flight, at most {timeout:?}")}),
-    ))
+    let removal = Removal {
+        member: m,
+        removal: format!("once nothing is in flight, at most {timeout:?}"),
+    };
+    Ok(json_resp(StatusCode::ACCEPTED, &removal))
 }
 
 /// Removes the member once its in-flight count is 0 or `timeout` passed.
@@ -260,10 +248,13 @@ pub fn scale(app: &App, pool: &str, body: &[u8]) -> ApiResult<Resp> {
     let control = app.scale_control();
     match scale::set_desired(&cfg, n, control.as_deref()) {
         // The controller records the `scale_set` event (once, with the count before).
-        Ok(()) => Ok(json_resp(
-            StatusCode::ACCEPTED,
-            &json!({"pool": pool.name, "desired": n}),
-        )),
+        Ok(()) => {
+            let scaled = Scaled {
+                pool: pool.name.clone(),
+                desired: n,
+            };
+            Ok(json_resp(StatusCode::ACCEPTED, &scaled))
+        }
         Err(e) => {
             let status = match &e {
                 ScaleError::NotManaged(_) => StatusCode::CONFLICT,
@@ -298,49 +289,6 @@ pub fn events(query: Option<&str>) -> ApiResult<Resp> {
     let limit = num("limit", 1000)?.clamp(1, 1000) as usize;
     Ok(json_resp(
         StatusCode::OK,
-        &json!(crate::events::log().since(since, limit)),
+        &crate::events::log().since(since, limit),
     ))
-}
-
-/// `GET /api/v1/routes`: the routes in match order, with their rate-limit counters.
-pub(crate) fn routes_view(router: &crate::proxy::router::Router) -> Value {
-    use crate::config::{HostMatch, RateKey};
-    let routes: Vec<Value> = router
-        .routes
-        .iter()
-        .zip(&router.states)
-        .map(|(r, st)| {
-            let host = r.host.as_ref().map(|h| match h {
-                HostMatch::Exact(e) => e.clone(),
-                HostMatch::Wildcard(w) => format!("*{w}"),
-            });
-            let limit = r.rules.rate_limit.as_ref().map(|l| {
-                let key = match &l.key {
-                    RateKey::ClientIp => "client_ip".to_string(),
-                    RateKey::Route => "route".to_string(),
-                    RateKey::Header(h) => format!("header:{h}"),
-                };
-                json!({
-                    "requests": l.requests,
-                    "per_ms": l.per.as_millis() as u64,
-                    "burst": l.burst,
-                    "key": key,
-                    "max_keys": l.max_keys,
-                })
-            });
-            let limiter = st.limiter.as_ref();
-            json!({
-                "name": st.label,
-                "host": host,
-                "path_prefix": r.path_prefix,
-                "methods": r.rules.methods,
-                "pool": r.pool,
-                "redirect": r.rules.redirect.as_ref().map(|d| d.status),
-                "rate_limit": limit,
-                "rate_limited": limiter.map_or(0, |l| l.limited.load(std::sync::atomic::Ordering::Relaxed)),
-                "tracked_keys": limiter.map_or(0, |l| l.tracked()),
-            })
-        })
-        .collect();
-    Value::Array(routes)
 }

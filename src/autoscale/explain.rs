@@ -71,7 +71,9 @@ pub struct DecisionView {
 }
 
 /// The warm pool's counts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 pub struct WarmView {
     /// `warm = N`.
     pub configured: u32,

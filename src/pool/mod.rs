@@ -440,6 +440,19 @@ fn set_state(m: &mut Member, state: MemberState, reason: String) {
 }
 
 impl Pool {
+    /// Instances the pool should run: for a pool with `[instances]` the count
+    /// its controller keeps ([`Pool::desired`], set by the controller and the
+    /// autoscaler; before that `instances.count` within the autoscale bounds);
+    /// for a static pool its member count. The API, the metrics and the
+    /// dashboard's history all show this one.
+    pub fn desired_instances(&self) -> u32 {
+        let snap = self.snapshot();
+        match snap.config.instances {
+            Some(_) => self.desired.load(std::sync::atomic::Ordering::Relaxed),
+            None => snap.members.len() as u32,
+        }
+    }
+
     /// Whether requests finding no member are held while an instance starts
     /// (pools with managed instances), and for how long: `autoscale.hold_timeout`,
     /// else `instances.start_timeout`.
