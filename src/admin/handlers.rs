@@ -9,7 +9,7 @@ use http::StatusCode;
 use serde_json::{json, Value};
 
 use super::scale::{self, ScaleError};
-use super::types::{Backend, Removal, Scaled};
+use super::types::{AutoscaleView, Backend, Removal, Scaled};
 use super::{fail, json_resp, ApiResult, Resp};
 use crate::app::App;
 use crate::events::EventKind;
@@ -28,9 +28,12 @@ pub fn autoscale(app: &App, pool: &Pool) -> ApiResult<Resp> {
         ));
     }
     match app.scale_control().and_then(|c| c.autoscale(&pool.name)) {
-        Some(mut v) => {
-            v["pool"] = json!(pool.name);
-            Ok(super::json_resp(StatusCode::OK, &v))
+        Some(explain) => {
+            let view = AutoscaleView {
+                pool: pool.name.clone(),
+                explain,
+            };
+            Ok(super::json_resp(StatusCode::OK, &view))
         }
         None => Err(fail(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -25,6 +25,7 @@ const DESCRIPTION: &str = "Pools, members, scaling, events, reload, metrics and 
 #[derive(utoipa::OpenApi)]
 #[openapi(components(schemas(
     types::PoolView,
+    types::AutoscaleView,
     types::Backend,
     types::Removal,
     types::Scaled,
@@ -48,8 +49,6 @@ enum Body {
     List(&'static str),
     /// An object of lists of them (pool name -> points).
     MapOfLists(&'static str),
-    /// An object described in words (the autoscaler's explanation).
-    Object,
 }
 
 /// One route's documentation.
@@ -86,7 +85,7 @@ fn doc(id: RouteId) -> Doc {
         RouteId::RemoveBackend => d("Drain, then remove once nothing is in flight (or after the pool's drain_timeout, default 30 s)", None, ("202", "draining; removal follows", One("Removal")), &["400", "404"]),
         RouteId::DrainBackend => d("Stop sending new requests to the member; in-flight ones finish. Kept across reloads", None, ("202", "draining", One("Backend")), &["400", "404"]),
         RouteId::Scale => d("Set the desired instance count now (400 outside [autoscale.min, autoscale.max], or [0, 100] without autoscale; 409 for a pool without [instances])", Some("ScaleTo"), ("202", "accepted; the controller starts or drains instances", One("Scaled")), &["400", "404", "409", "503"]),
-        RouteId::Autoscale => d("Explain the autoscaler: the inputs of its last evaluation (metrics, forecast, schedule window, bounds), each rule's recommendation, the limit that held the result back (scale_up_cooldown, rate_limit, stabilization, starting, burst, hold, min, max), the warm pool, and the last 20 decisions", None, ("200", "the explanation: pool, desired, evaluated, inputs, predictive, forecast, start_time_s, min, max, schedule, recommendations, limit, warm, decisions", Object), &["404", "409", "503"]),
+        RouteId::Autoscale => d("Explain the autoscaler: the inputs of its last evaluation (metrics, forecast, schedule window, bounds), each rule's recommendation, the limit that held the result back (scale_up_cooldown, rate_limit, stabilization, starting, burst, hold, min, max), the warm pool, and the last 20 decisions", None, ("200", "the explanation", One("AutoscaleView")), &["404", "409", "503"]),
         RouteId::Events => d("Health, membership, scaling and reload events, oldest first", None, ("200", "events", List("Event")), &["400"]),
         RouteId::Routes => d("The routes in force, in match order, with their rate-limit counters", None, ("200", "routes", List("RouteView")), &[]),
         RouteId::Reload => d("Reload the config file; an invalid file changes nothing (400, also for a file without admin.token while the running admin listener is not on loopback)", None, ("200", "reloaded", One("Reloaded")), &["400"]),
@@ -103,7 +102,6 @@ fn schema(body: &Body) -> Option<RefOr<Schema>> {
             .schema_type(Type::Object)
             .additional_properties(Some(Schema::from(Array::new(one(name)))))
             .into(),
-        Body::Object => Object::with_type(Type::Object).into(),
     })
 }
 

@@ -42,7 +42,7 @@ pub trait ScaleControl: Send + Sync {
     fn desired(&self, pool: &str) -> Option<u32>;
     /// What the autoscaler of `pool` saw and decided
     /// ([`crate::autoscale::explain::Explain`]). Default: none.
-    fn autoscale(&self, pool: &str) -> Option<serde_json::Value> {
+    fn autoscale(&self, pool: &str) -> Option<crate::autoscale::explain::Explain> {
         let _ = pool;
         None
     }

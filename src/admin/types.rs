@@ -88,6 +88,14 @@ pub struct Backend {
 /// The warm pool of a managed pool (as the autoscaler explains it).
 pub use crate::autoscale::explain::WarmView as Warm;
 
+/// `GET /api/v1/pools/{pool}/autoscale`: the pool and what its autoscaler saw and decided.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AutoscaleView {
+    pub pool: String,
+    #[serde(flatten)]
+    pub explain: crate::autoscale::explain::Explain,
+}
+
 /// One pool (`GET /api/v1/pools/{pool}`; `GET /api/v1/pools` is a list of them).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct PoolView {

@@ -12,7 +12,7 @@ use http::Method;
 use serde_json::{json, Value};
 
 use crate::admin::types::{
-    AddBackend, Backend, PoolView, Reloaded, Removal, RouteView, ScaleTo, Scaled,
+    AddBackend, AutoscaleView, Backend, PoolView, Reloaded, Removal, RouteView, ScaleTo, Scaled,
 };
 use crate::cli::{CtlArgs, CtlCommand};
 use crate::events::Event;
@@ -100,8 +100,9 @@ pub async fn run(args: CtlArgs) -> Result<(), CtlError> {
         CtlCommand::Autoscale { pool } => {
             let path = format!("/api/v1/pools/{}/autoscale", seg(&pool));
             let v = c.call(Method::GET, &path, None).await?;
+            let x: AutoscaleView = typed(&v)?;
             say(out, json, &v, || {
-                autoscale::render(&v).trim_end().to_string()
+                autoscale::render(&x).trim_end().to_string()
             })
         }
         CtlCommand::Reload => {

@@ -742,9 +742,8 @@ impl crate::admin::scale::ScaleControl for Controllers {
             .map(|p| p.desired.load(Ordering::Relaxed))
     }
 
-    fn autoscale(&self, pool: &str) -> Option<serde_json::Value> {
-        let ctl = self.get(pool)?;
-        serde_json::to_value(ctl.explain()).ok()
+    fn autoscale(&self, pool: &str) -> Option<crate::autoscale::explain::Explain> {
+        Some(self.get(pool)?.explain())
     }
 
     fn warm(&self, pool: &str) -> Option<crate::autoscale::explain::WarmView> {
