@@ -38,8 +38,6 @@ pub trait ScaleControl: Send + Sync {
     /// event; the controller starts or drains and stops instances to reach it.
     /// `n` is already within [`bounds`].
     fn set_desired(&self, pool: &str, n: u32) -> Result<(), ScaleError>;
-    /// The desired count in force for `pool`, if this controller manages it.
-    fn desired(&self, pool: &str) -> Option<u32>;
     /// What the autoscaler of `pool` saw and decided
     /// ([`crate::autoscale::explain::Explain`]). Default: none.
     fn autoscale(&self, pool: &str) -> Option<crate::autoscale::explain::Explain> {
@@ -98,9 +96,6 @@ mod tests {
             self.0.lock().unwrap().push((pool.to_string(), n));
             Ok(())
         }
-        fn desired(&self, _: &str) -> Option<u32> {
-            self.0.lock().unwrap().last().map(|x| x.1)
-        }
     }
 
     fn pool(src: &str) -> PoolConfig {
@@ -133,6 +128,6 @@ mod tests {
             Err(ScaleError::NoController("p".into()))
         );
         assert_eq!(set_desired(&managed, 3, Some(&fake)), Ok(()));
-        assert_eq!(fake.desired("p"), Some(3));
+        assert_eq!(*fake.0.lock().unwrap(), vec![("p".to_string(), 3)]);
     }
 }

@@ -735,13 +735,6 @@ impl crate::admin::scale::ScaleControl for Controllers {
         ctl.set_desired(n).map_err(ScaleError::Failed)
     }
 
-    fn desired(&self, pool: &str) -> Option<u32> {
-        let ctl = self.get(pool)?;
-        ctl.pool
-            .upgrade()
-            .map(|p| p.desired.load(Ordering::Relaxed))
-    }
-
     fn autoscale(&self, pool: &str) -> Option<crate::autoscale::explain::Explain> {
         Some(self.get(pool)?.explain())
     }
