@@ -208,7 +208,7 @@ impl App {
         tracing::info!(file = %path.display(), "config reloaded");
         crate::events::record(
             "",
-            "reload",
+            crate::events::EventKind::Reload,
             None,
             format!("config reloaded from {}", path.display()),
         );

@@ -284,4 +284,14 @@ scale_down_cooldown = "30s""#,
     // The autoscaler sees no load, but keeps the manual count within scale_down_cooldown.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(pool(&d).await["desired"], 3);
+    // One accepted PUT, one `scale_set` event (the refused one records none).
+    let set: Vec<String> = events(&d)
+        .await
+        .iter()
+        .filter(|e| {
+            e["kind"] == "scale_set" && e["reason"].as_str().unwrap_or("").contains("admin API")
+        })
+        .map(|e| e["reason"].to_string())
+        .collect();
+    assert_eq!(set.len(), 1, "{set:?}");
 }

@@ -9,29 +9,14 @@ use http::StatusCode;
 use serde_json::{json, Value};
 
 use super::scale::{self, ScaleError};
+use super::types::{AutoscaleView, Backend, Removal, Scaled};
 use super::Drover;
 use super::{fail, json_resp, ApiResult, Resp};
+use crate::events::EventKind;
 use crate::pool::{MemberState, Pool, PoolCommand};
 
 /// How often a pending removal checks the member's in-flight count. 100 ms.
 const DRAIN_POLL: Duration = Duration::from_millis(100);
-
-/// One pool as the API shows it: [`super::api::pool_json`] plus desired/ready and scale bounds.
-pub fn pool_view(app: &dyn Drover, pool: &Pool) -> Value {
-    let mut v = super::api::pool_json(pool);
-    let snap = pool.snapshot();
-    let bounds = scale::bounds(&snap.config).ok();
-    v["desired"] = json!(super::history::desired(app, pool));
-    v["ready"] = json!(super::history::ready(pool));
-    v["scalable"] = json!(bounds.is_some());
-    v["min"] = json!(bounds.map(|b| b.0));
-    v["max"] = json!(bounds.map(|b| b.1));
-    v["autoscaled"] = json!(snap.config.autoscale.is_some());
-    if let Some(w) = app.scale_control().and_then(|c| c.warm(&pool.name)) {
-        v["warm"] = json!(w);
-    }
-    v
-}
 
 /// `GET /api/v1/pools/{pool}/autoscale`: what the autoscaler saw and decided.
 pub fn autoscale(app: &dyn Drover, pool: &Pool) -> ApiResult<Resp> {
@@ -43,9 +28,12 @@ pub fn autoscale(app: &dyn Drover, pool: &Pool) -> ApiResult<Resp> {
         ));
     }
     match app.scale_control().and_then(|c| c.autoscale(&pool.name)) {
-        Some(mut v) => {
-            v["pool"] = json!(pool.name);
-            Ok(super::json_resp(StatusCode::OK, &v))
+        Some(explain) => {
+            let view = AutoscaleView {
+                pool: pool.name.clone(),
+                explain,
+            };
+            Ok(super::json_resp(StatusCode::OK, &view))
         }
         None => Err(fail(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -79,10 +67,13 @@ fn parse_addr(s: &str) -> ApiResult<SocketAddr> {
     })
 }
 
-fn member_of(pool: &Pool, addr: SocketAddr) -> ApiResult<Value> {
+fn member_of(pool: &Pool, addr: SocketAddr) -> ApiResult<Backend> {
     let snap = pool.snapshot();
-    match snap.position(addr) {
-        Some(i) => Ok(super::api::member_json(&snap, i)),
+    match snap
+        .position(addr)
+        .and_then(|i| super::api::backend(&snap, i))
+    {
+        Some(b) => Ok(b),
         None => Err(fail(
             StatusCode::NOT_FOUND,
             &format!("pool {} has no member {addr}", pool.name),
@@ -160,31 +151,31 @@ pub fn add_backend(app: &dyn Drover, pool: &str, body: &[u8]) -> ApiResult<Resp>
         ),
         _ => (MemberState::Healthy, "added via admin API"),
     };
-    let _ = pool.apply(PoolCommand::Add {
+    let added = pool.apply(PoolCommand::Add {
         address: addr,
         weight,
         managed: false,
         state,
     });
-    crate::events::record(&pool.name, "added", Some(addr.to_string()), why);
+    if let Ok(change) = added {
+        change.record(&pool.name, EventKind::Added, why);
+    }
     Ok(json_resp(StatusCode::CREATED, &member_of(&pool, addr)?))
 }
 
 /// Sets a member draining (no-op when it already is); returns its JSON.
-fn drain(pool: &Pool, addr: SocketAddr, reason: &str) -> ApiResult<Value> {
+fn drain(pool: &Pool, addr: SocketAddr, reason: &str) -> ApiResult<Backend> {
     member_of(pool, addr)?;
-    let already = pool
-        .snapshot()
-        .members
-        .iter()
-        .any(|m| m.address == addr && m.state == MemberState::Draining);
-    if !already {
-        let _ = pool.apply(PoolCommand::SetState {
-            address: addr,
-            state: MemberState::Draining,
-            reason: reason.to_string(),
-        });
-        crate::events::record(&pool.name, "draining", Some(addr.to_string()), reason);
+    use MemberState::*;
+    let drain = PoolCommand::Transition {
+        address: addr,
+        from: vec![Starting, Healthy, Unhealthy, Ejected],
+        to: Draining,
+        reason: reason.to_string(),
+    };
+    // Refused when it already drains (or just left): nothing changed, no event.
+    if let Ok(change) = pool.apply(drain) {
+        change.record(&pool.name, EventKind::Draining, reason);
     }
     member_of(pool, addr)
 }
@@ -204,10 +195,11 @@ pub fn remove_backend(app: &dyn Drover, pool: &str, address: &str) -> ApiResult<
     let m = drain(&pool, addr, "removal requested via admin API")?;
     let timeout = pool.snapshot().config.drain_timeout();
     tokio::spawn(finish_removal(pool, addr, timeout));
-    Ok(json_resp(
-        StatusCode::ACCEPTED,
-        &json!({"member": m, "removal": format!("once nothing is in flight, at most {timeout:?}")}),
-    ))
+    let removal = Removal {
+        member: m,
+        removal: format!("once nothing is in flight, at most {timeout:?}"),
+    };
+    Ok(json_resp(StatusCode::ACCEPTED, &removal))
 }
 
 /// Removes the member once its in-flight count is 0 or `timeout` passed.
@@ -226,13 +218,13 @@ async fn finish_removal(pool: Arc<Pool>, addr: SocketAddr, timeout: Duration) {
             .sticky
             .quiet(crate::balance::slow_start::now(), crate::pool::STICKY_QUIET);
         if (inflight == 0 && quiet) || timed_out {
-            if pool.apply(PoolCommand::Remove { address: addr }).is_ok() {
+            if let Ok(change) = pool.apply(PoolCommand::Remove { address: addr }) {
                 let why = if timed_out && inflight > 0 {
                     format!("drain timeout ({timeout:?}) passed with {inflight} in flight")
                 } else {
                     "drained (nothing in flight); removed via admin API".to_string()
                 };
-                crate::events::record(&pool.name, "removed", Some(addr.to_string()), why);
+                change.record(&pool.name, EventKind::Removed, why);
             }
             return;
         }
@@ -258,17 +250,13 @@ pub fn scale(app: &dyn Drover, pool: &str, body: &[u8]) -> ApiResult<Resp> {
     let cfg = pool.snapshot().config.clone();
     let control = app.scale_control();
     match scale::set_desired(&cfg, n, control.as_deref()) {
+        // The controller records the `scale_set` event (once, with the count before).
         Ok(()) => {
-            crate::events::record(
-                &pool.name,
-                "scale_set",
-                None,
-                format!("desired instances set to {n} via admin API"),
-            );
-            Ok(json_resp(
-                StatusCode::ACCEPTED,
-                &json!({"pool": pool.name, "desired": n}),
-            ))
+            let scaled = Scaled {
+                pool: pool.name.clone(),
+                desired: n,
+            };
+            Ok(json_resp(StatusCode::ACCEPTED, &scaled))
         }
         Err(e) => {
             let status = match &e {
@@ -304,49 +292,6 @@ pub fn events(query: Option<&str>) -> ApiResult<Resp> {
     let limit = num("limit", 1000)?.clamp(1, 1000) as usize;
     Ok(json_resp(
         StatusCode::OK,
-        &json!(crate::events::log().since(since, limit)),
+        &crate::events::log().since(since, limit),
     ))
-}
-
-/// `GET /api/v1/routes`: the routes in match order, with their rate-limit counters.
-pub(crate) fn routes_view(router: &crate::proxy::router::Router) -> Value {
-    use crate::config::{HostMatch, RateKey};
-    let routes: Vec<Value> = router
-        .routes
-        .iter()
-        .zip(&router.states)
-        .map(|(r, st)| {
-            let host = r.host.as_ref().map(|h| match h {
-                HostMatch::Exact(e) => e.clone(),
-                HostMatch::Wildcard(w) => format!("*{w}"),
-            });
-            let limit = r.rules.rate_limit.as_ref().map(|l| {
-                let key = match &l.key {
-                    RateKey::ClientIp => "client_ip".to_string(),
-                    RateKey::Route => "route".to_string(),
-                    RateKey::Header(h) => format!("header:{h}"),
-                };
-                json!({
-                    "requests": l.requests,
-                    "per_ms": l.per.as_millis() as u64,
-                    "burst": l.burst,
-                    "key": key,
-                    "max_keys": l.max_keys,
-                })
-            });
-            let limiter = st.limiter.as_ref();
-            json!({
-                "name": st.label,
-                "host": host,
-                "path_prefix": r.path_prefix,
-                "methods": r.rules.methods,
-                "pool": r.pool,
-                "redirect": r.rules.redirect.as_ref().map(|d| d.status),
-                "rate_limit": limit,
-                "rate_limited": limiter.map_or(0, |l| l.limited.load(std::sync::atomic::Ordering::Relaxed)),
-                "tracked_keys": limiter.map_or(0, |l| l.tracked()),
-            })
-        })
-        .collect();
-    Value::Array(routes)
 }

@@ -6,10 +6,10 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::Drover;
-use crate::pool::{per_bucket, quantile, MemberState, Pool};
+use crate::pool::{per_bucket, quantile};
 
 /// Time between samples. 5 s.
 pub const SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
@@ -17,7 +17,7 @@ pub const SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
 pub const POINTS: usize = 180;
 
 /// One sample of a pool.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Point {
     /// Unix time in milliseconds.
     pub ts: u64,
@@ -101,8 +101,8 @@ impl History {
                 rps,
                 p50_ms: p50,
                 p95_ms: p95,
-                desired: desired(app, pool),
-                ready: ready(pool),
+                desired: pool.desired_instances(),
+                ready: super::api::ready(pool),
                 inflight: pool
                     .snapshot()
                     .members
@@ -126,27 +126,6 @@ impl History {
             .map(|(k, s)| (k.clone(), s.points.iter().cloned().collect()))
             .collect()
     }
-}
-
-/// Desired instances: the controller's, else `instances.count`, else (static) the member count.
-pub fn desired(app: &dyn Drover, pool: &Pool) -> u32 {
-    if let Some(n) = app.scale_control().and_then(|c| c.desired(&pool.name)) {
-        return n;
-    }
-    let snap = pool.snapshot();
-    snap.config
-        .instances
-        .as_ref()
-        .map_or(snap.members.len() as u32, |i| i.count)
-}
-
-/// Members taking requests.
-pub fn ready(pool: &Pool) -> u32 {
-    pool.snapshot()
-        .members
-        .iter()
-        .filter(|m| m.state == MemberState::Healthy)
-        .count() as u32
 }
 
 /// Samples now and then every [`SAMPLE_INTERVAL`], forever.

@@ -8,8 +8,10 @@ pub mod handlers;
 pub mod history;
 mod listener;
 pub mod metrics;
+pub mod openapi;
 pub mod routes;
 pub mod scale;
+pub mod types;
 
 use std::sync::Arc;
 
@@ -18,6 +20,7 @@ use http::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST, ORIGIN};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::config::{Config, ConfigErrors};
@@ -25,6 +28,7 @@ use crate::proxy::server::Shared;
 use history::History;
 use routes::{Match, RouteId};
 use scale::ScaleControl;
+use types::{PoolView, Reloaded};
 
 pub use listener::serve;
 
@@ -44,13 +48,13 @@ pub trait Drover: Send + Sync + 'static {
     fn scale_control(&self) -> Option<Arc<dyn ScaleControl>>;
 }
 
-/// The OpenAPI 3 document served at `GET /api/v1/openapi.json`.
-pub const OPENAPI: &str = include_str!("openapi.json");
-
 pub(crate) type Resp = Response<Full<Bytes>>;
 
-pub(crate) fn json_resp(status: StatusCode, v: &Value) -> Resp {
-    let mut r = Response::new(Full::new(Bytes::from(v.to_string())));
+/// `v` as a JSON answer.
+pub(crate) fn json_resp<T: Serialize + ?Sized>(status: StatusCode, v: &T) -> Resp {
+    // Our bodies are structs, lists and string-keyed maps: serializing cannot fail.
+    let body = serde_json::to_vec(v).unwrap_or_default();
+    let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -65,9 +69,13 @@ pub(crate) fn fail(status: StatusCode, msg: &str, detail: Value) -> Box<Resp> {
     Box::new(error(status, msg, detail))
 }
 
-/// `{"error": "...", "detail": ...}`
+/// `{"error": "...", "detail": ...}` ([`types::ErrorBody`]).
 pub fn error(status: StatusCode, msg: &str, detail: Value) -> Resp {
-    json_resp(status, &json!({"error": msg, "detail": detail}))
+    let body = types::ErrorBody {
+        error: msg.to_string(),
+        detail,
+    };
+    json_resp(status, &body)
 }
 
 fn text(status: StatusCode, content_type: &'static str, body: String) -> Resp {
@@ -105,29 +113,14 @@ async fn route(
     // Probes need neither a token nor a particular Host: the answers reveal nothing.
     let open = matches!(found, Match::Found(RouteId::Healthz | RouteId::Readyz, _));
     if !open {
-        let cfg = app.config();
-        let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
-        let facts = guard::Facts {
-            method: req.method().as_str(),
-            host: header(HOST).or_else(|| req.uri().authority().map(|a| a.as_str())),
-            origin: header(ORIGIN),
-            content_type: header(CONTENT_TYPE),
-            authorization: header(AUTHORIZATION),
-            query: req.uri().query(),
-            query_token_ok: matches!(found, Match::Found(RouteId::Dashboard, _)),
-        };
-        let policy = guard::Policy {
-            token: cfg.admin.token.as_deref(),
-            allowed_hosts: &cfg.admin.allowed_hosts,
-            addrs,
-        };
-        if let Err(refusal) = guard::check(&facts, &policy) {
-            let (status, msg, detail) = refusal.answer();
-            return error(status, msg, json!(detail));
+        if let Err(refused) = admit(&*app, &req, &found, addrs) {
+            return *refused;
         }
     }
-    let (id, params) = match found {
-        Match::Found(id, params) => (id, params),
+    match found {
+        Match::Found(id, params) => dispatch(&*app, &history, id, &params, req)
+            .await
+            .unwrap_or_else(|e| *e),
         Match::MethodNotAllowed(allowed) => {
             let mut r = error(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -137,97 +130,129 @@ async fn route(
             if let Ok(v) = HeaderValue::from_str(&allowed.join(", ")) {
                 r.headers_mut().insert(http::header::ALLOW, v);
             }
-            return r;
+            r
         }
-        Match::NotFound => {
-            return error(
-                StatusCode::NOT_FOUND,
-                "no such admin endpoint",
-                json!({"method": req.method().as_str(), "path": req.uri().path(),
-                       "see": "/api/v1/openapi.json"}),
-            )
-        }
+        Match::NotFound => error(
+            StatusCode::NOT_FOUND,
+            "no such admin endpoint",
+            json!({"method": req.method().as_str(), "path": req.uri().path(),
+                   "see": "/api/v1/openapi.json"}),
+        ),
+    }
+}
+
+/// The request guard ([`guard::check`]): token, Host, Origin, content type.
+fn admit(
+    app: &dyn Drover,
+    req: &Request<Incoming>,
+    found: &Match,
+    addrs: guard::Addrs,
+) -> ApiResult<()> {
+    let cfg = app.config();
+    let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let facts = guard::Facts {
+        method: req.method().as_str(),
+        host: header(HOST).or_else(|| req.uri().authority().map(|a| a.as_str())),
+        origin: header(ORIGIN),
+        content_type: header(CONTENT_TYPE),
+        authorization: header(AUTHORIZATION),
+        query: req.uri().query(),
+        query_token_ok: matches!(found, Match::Found(RouteId::Dashboard, _)),
     };
+    let policy = guard::Policy {
+        token: cfg.admin.token.as_deref(),
+        allowed_hosts: &cfg.admin.allowed_hosts,
+        addrs,
+    };
+    guard::check(&facts, &policy).map_err(|refusal| {
+        let (status, msg, detail) = refusal.answer();
+        fail(status, msg, json!(detail))
+    })
+}
+
+/// Runs the handler of a matched route; `params` are its path parameters in order.
+async fn dispatch(
+    app: &dyn Drover,
+    history: &History,
+    id: RouteId,
+    params: &[String],
+    req: Request<Incoming>,
+) -> ApiResult<Resp> {
     let p = |i: usize| params.get(i).map(String::as_str).unwrap_or("");
-    let query = req.uri().query().map(str::to_string);
-    let result: ApiResult<Resp> = match id {
+    match id {
         RouteId::Dashboard => Ok(dashboard::page()),
         RouteId::Healthz => Ok(text(StatusCode::OK, "text/plain", "ok\n".into())),
-        RouteId::Readyz => Ok(if app.is_ready() {
-            text(StatusCode::OK, "text/plain", "ready\n".into())
-        } else {
-            text(
+        RouteId::Readyz => Ok(match app.is_ready() {
+            true => text(StatusCode::OK, "text/plain", "ready\n".into()),
+            false => text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "text/plain",
                 "not ready\n".into(),
-            )
+            ),
         }),
-        RouteId::Metrics => {
-            let router = app.shared().router.load_full();
-            let mut pools: Vec<&crate::pool::Pool> =
-                router.pools.values().map(|p| p.as_ref()).collect();
-            pools.sort_by(|a, b| a.name.cmp(&b.name));
-            Ok(text(
-                StatusCode::OK,
-                "text/plain; version=0.0.4; charset=utf-8",
-                metrics::render(pools.into_iter(), |p| history::desired(&*app, p)),
-            ))
-        }
+        RouteId::Metrics => Ok(text(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            metrics::render(sorted_pools(app).iter().map(|p| p.as_ref()), |p| {
+                p.desired_instances()
+            }),
+        )),
         RouteId::OpenApi => Ok(text(
             StatusCode::OK,
             "application/json",
-            OPENAPI.to_string(),
+            openapi::json().to_string(),
         )),
         RouteId::Pools => {
-            let router = app.shared().router.load_full();
-            let mut pools: Vec<Value> = router
-                .pools
-                .values()
-                .map(|p| handlers::pool_view(&*app, p))
+            let pools: Vec<PoolView> = sorted_pools(app)
+                .iter()
+                .map(|p| api::pool_view(app, p))
                 .collect();
-            pools.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
-            Ok(json_resp(StatusCode::OK, &json!(pools)))
+            ok(&pools)
         }
-        RouteId::Routes => {
-            let router = app.shared().router.load_full();
-            Ok(json_resp(StatusCode::OK, &handlers::routes_view(&router)))
+        RouteId::Routes => ok(&api::routes(&app.shared().router.load())),
+        RouteId::Pool => {
+            let pool = handlers::find_pool(app, p(0))?;
+            ok(&api::pool_view(app, &pool))
         }
-        RouteId::Pool => handlers::find_pool(&*app, p(0))
-            .map(|pool| json_resp(StatusCode::OK, &handlers::pool_view(&*app, &pool))),
-        RouteId::AllHistory => Ok(json_resp(StatusCode::OK, &json!(history.all()))),
-        RouteId::History => handlers::find_pool(&*app, p(0)).map(|pool| {
-            json_resp(
-                StatusCode::OK,
-                &json!(history.pool(&pool.name).unwrap_or_default()),
-            )
-        }),
-        RouteId::AddBackend => match read_body(req.into_body()).await {
-            Ok(body) => handlers::add_backend(&*app, p(0), &body),
-            Err(e) => Err(e),
-        },
-        RouteId::RemoveBackend => handlers::remove_backend(&*app, p(0), p(1)),
-        RouteId::DrainBackend => handlers::drain_backend(&*app, p(0), p(1)),
-        RouteId::Scale => match read_body(req.into_body()).await {
-            Ok(body) => handlers::scale(&*app, p(0), &body),
-            Err(e) => Err(e),
-        },
+        RouteId::AllHistory => ok(&history.all()),
+        RouteId::History => {
+            let pool = handlers::find_pool(app, p(0))?;
+            ok(&history.pool(&pool.name).unwrap_or_default())
+        }
+        RouteId::AddBackend => handlers::add_backend(app, p(0), &read_body(req.into_body()).await?),
+        RouteId::RemoveBackend => handlers::remove_backend(app, p(0), p(1)),
+        RouteId::DrainBackend => handlers::drain_backend(app, p(0), p(1)),
+        RouteId::Scale => handlers::scale(app, p(0), &read_body(req.into_body()).await?),
         RouteId::Autoscale => {
-            handlers::find_pool(&*app, p(0)).and_then(|pool| handlers::autoscale(&*app, &pool))
+            let pool = handlers::find_pool(app, p(0))?;
+            handlers::autoscale(app, &pool)
         }
-        RouteId::Events => handlers::events(query.as_deref()),
+        RouteId::Events => handlers::events(req.uri().query()),
         RouteId::Reload => match app.reload() {
-            Ok(()) => Ok(json_resp(
-                StatusCode::OK,
-                &json!({"reloaded": true, "pools": app.config().pools.keys().collect::<Vec<_>>()}),
-            )),
+            Ok(()) => ok(&Reloaded {
+                reloaded: true,
+                pools: app.config().pools.keys().cloned().collect(),
+            }),
             Err(e) => Err(fail(
                 StatusCode::BAD_REQUEST,
                 "invalid config; the running one stays",
                 json!(e.to_string().lines().collect::<Vec<_>>()),
             )),
         },
-    };
-    result.unwrap_or_else(|e| *e)
+    }
+}
+
+/// `v` as a `200` JSON answer.
+fn ok<T: Serialize + ?Sized>(v: &T) -> ApiResult<Resp> {
+    Ok(json_resp(StatusCode::OK, v))
+}
+
+/// The pools in force, by name.
+fn sorted_pools(app: &dyn Drover) -> Vec<Arc<crate::pool::Pool>> {
+    let router = app.shared().router.load_full();
+    let mut pools: Vec<Arc<crate::pool::Pool>> = router.pools.values().cloned().collect();
+    pools.sort_by(|a, b| a.name.cmp(&b.name));
+    pools
 }
 
 /// The answer to a request whose handler panicked.

@@ -55,9 +55,6 @@ mod tests {
             self.0.lock().unwrap().push((pool.to_string(), n));
             Ok(())
         }
-        fn desired(&self, _: &str) -> Option<u32> {
-            self.0.lock().unwrap().last().map(|x| x.1)
-        }
     }
 
     fn pool(src: &str) -> PoolConfig {
@@ -90,6 +87,6 @@ mod tests {
             Err(ScaleError::NoController("p".into()))
         );
         assert_eq!(set_desired(&managed, 3, Some(&fake)), Ok(()));
-        assert_eq!(fake.desired("p"), Some(3));
+        assert_eq!(*fake.0.lock().unwrap(), vec![("p".to_string(), 3)]);
     }
 }

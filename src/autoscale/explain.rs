@@ -6,7 +6,10 @@
 use std::collections::VecDeque;
 use std::time::SystemTime;
 
-use serde::Serialize;
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::forecast::Forecast;
 use super::policy::{Decision, Recommendation, Window};
@@ -16,7 +19,7 @@ use super::schedule::Bounds;
 pub const KEEP: usize = 20;
 
 /// The measured inputs of one evaluation.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Measured {
     pub ready: u32,
     pub starting: u32,
@@ -49,7 +52,7 @@ impl From<&Window> for Measured {
 }
 
 /// The forecast shown.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ForecastView {
     /// The target metric's total expected `ahead_s` from now.
     pub value: f64,
@@ -59,19 +62,21 @@ pub struct ForecastView {
 }
 
 /// One decision.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct DecisionView {
     pub ts: String,
     pub from: u32,
     pub to: u32,
     pub reason: String,
-    pub limit: Option<&'static str>,
+    pub limit: Option<Cow<'static, str>>,
     /// Evaluations in a row that decided the same (the last one's `ts`).
     pub times: u32,
 }
 
 /// The warm pool's counts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 pub struct WarmView {
     /// `warm = N`.
     pub configured: u32,
@@ -85,7 +90,7 @@ pub struct WarmView {
 }
 
 /// Everything `GET /api/v1/pools/{pool}/autoscale` returns.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Explain {
     pub desired: u32,
     /// Time of the last evaluation (null: none yet).
@@ -102,9 +107,10 @@ pub struct Explain {
     pub recommendations: Vec<Recommendation>,
     /// What held the result back: `scale_up_cooldown`, `rate_limit`,
     /// `stabilization`, `starting`, `burst`, `hold`, `min`, `max` (null: nothing).
-    pub limit: Option<&'static str>,
+    pub limit: Option<Cow<'static, str>>,
     pub warm: WarmView,
     /// Newest last.
+    #[schema(value_type = Vec<DecisionView>)]
     pub decisions: VecDeque<DecisionView>,
 }
 
@@ -138,7 +144,7 @@ impl Explain {
         self.max = e.bounds.max;
         self.schedule = e.bounds.open.clone();
         self.recommendations = d.recommendations.clone();
-        self.limit = d.limit;
+        self.limit = d.limit.map(Cow::Borrowed);
         if let Some(last) = self.decisions.back_mut() {
             if last.from == e.from && last.to == d.desired && last.reason == d.reason {
                 last.times = last.times.saturating_add(1);
@@ -151,7 +157,7 @@ impl Explain {
             from: e.from,
             to: d.desired,
             reason: d.reason.clone(),
-            limit: d.limit,
+            limit: d.limit.map(Cow::Borrowed),
             times: 1,
         });
         while self.decisions.len() > KEEP {

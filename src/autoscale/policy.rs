@@ -138,7 +138,7 @@ pub struct Inputs {
 }
 
 /// What one source (target tracking, a rule, the burst guard, the forecast) recommended.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Recommendation {
     /// `target`, `rule N`, `burst`, `forecast`, `idle`.
     pub source: String,

@@ -12,12 +12,15 @@ use serde::Serialize;
 use crate::config::ScheduleEntry;
 
 /// One open window.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct OpenWindow {
     /// Position of the entry in the pool's `[[schedule]]` list.
     pub index: usize,
     pub cron: String,
+    /// RFC 3339 UTC.
+    #[schema(value_type = String, format = DateTime)]
     pub opened: DateTime<Utc>,
+    #[schema(value_type = String, format = DateTime)]
     pub closes: DateTime<Utc>,
 }
 

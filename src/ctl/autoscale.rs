@@ -2,99 +2,97 @@
 
 use std::fmt::Write;
 
-use serde_json::Value;
+use serde::Serialize;
 
 use super::table::Table;
 use super::text;
+use crate::admin::types::AutoscaleView;
+
+/// A field as table text, formatted as its JSON (`30.0`, `null` -> `-`).
+fn t<T: Serialize>(v: &T) -> String {
+    text(&serde_json::to_value(v).unwrap_or_default())
+}
 
 /// Renders `GET /api/v1/pools/{pool}/autoscale`.
-pub fn render(v: &Value) -> String {
+pub fn render(v: &AutoscaleView) -> String {
     let mut out = String::new();
-    let i = &v["inputs"];
+    let x = &v.explain;
+    let i = &x.inputs;
     let _ = writeln!(
         out,
         "pool {}: desired {} in [{}, {}]; last evaluated {}",
-        text(&v["pool"]),
-        text(&v["desired"]),
-        text(&v["min"]),
-        text(&v["max"]),
-        text(&v["evaluated"])
+        t(&v.pool),
+        x.desired,
+        x.min,
+        x.max,
+        t(&x.evaluated)
     );
     let _ = writeln!(
         out,
         "inputs: {} ready, {} starting, in-flight {} (now {}), rps {}, p95 {} ms, errors {}, cpu {}%",
-        text(&i["ready"]),
-        text(&i["starting"]),
-        text(&i["inflight"]),
-        text(&i["inflight_short"]),
-        text(&i["rps"]),
-        text(&i["p95_ms"]),
-        text(&i["error_rate"]),
-        text(&i["cpu_percent"]),
+        i.ready,
+        i.starting,
+        t(&i.inflight),
+        t(&i.inflight_short),
+        t(&i.rps),
+        t(&i.p95_ms),
+        t(&i.error_rate),
+        t(&i.cpu_percent),
     );
-    match (&v["predictive"], &v["forecast"]) {
-        (Value::Bool(true), Value::Object(f)) => {
+    match (x.predictive, &x.forecast) {
+        (true, Some(f)) => {
             let _ = writeln!(
                 out,
                 "forecast: {} in {}s (trend {} per interval; instance start time {}s)",
-                text(&f["value"].clone()),
-                text(&f["ahead_s"].clone()),
-                text(&f["trend"].clone()),
-                text(&v["start_time_s"])
+                t(&f.value),
+                t(&f.ahead_s),
+                t(&f.trend),
+                t(&x.start_time_s)
             );
         }
-        (Value::Bool(true), _) => {
+        (true, None) => {
             let _ = writeln!(out, "forecast: not enough history yet");
         }
-        _ => {
+        (false, _) => {
             let _ = writeln!(out, "forecast: off (predictive = false)");
         }
     }
-    let windows = v["schedule"].as_array().cloned().unwrap_or_default();
-    if windows.is_empty() {
+    if x.schedule.is_empty() {
         let _ = writeln!(out, "schedule: no window open");
     }
-    for w in &windows {
+    for w in &x.schedule {
         let _ = writeln!(
             out,
             "schedule: window \"{}\" open since {} until {}",
-            text(&w["cron"]),
-            text(&w["opened"]),
-            text(&w["closes"])
+            t(&w.cron),
+            t(&w.opened),
+            t(&w.closes)
         );
     }
-    let warm = &v["warm"];
+    let warm = &x.warm;
     let _ = writeln!(
         out,
         "warm: {} ready, {} starting, {} wanted (warm = {}, frozen {})",
-        text(&warm["ready"]),
-        text(&warm["starting"]),
-        text(&warm["wanted"]),
-        text(&warm["configured"]),
-        text(&warm["frozen"])
+        warm.ready, warm.starting, warm.wanted, warm.configured, warm.frozen
     );
-    let mut t = Table::new(&["SOURCE", "INSTANCES", "WHY"]);
-    for r in v["recommendations"].as_array().into_iter().flatten() {
-        t.row(vec![
-            text(&r["source"]),
-            text(&r["instances"]),
-            text(&r["why"]),
+    let mut table = Table::new(&["SOURCE", "INSTANCES", "WHY"]);
+    for r in &x.recommendations {
+        table.row(vec![t(&r.source), r.instances.to_string(), t(&r.why)]);
+    }
+    let _ = write!(out, "{table}");
+    let _ = writeln!(out, "held back by: {}", t(&x.limit));
+    let mut table = Table::new(&["TIME", "FROM", "TO", "TIMES", "LIMIT", "REASON"]);
+    for d in &x.decisions {
+        table.row(vec![
+            t(&d.ts),
+            d.from.to_string(),
+            d.to.to_string(),
+            d.times.to_string(),
+            t(&d.limit),
+            t(&d.reason),
         ]);
     }
-    let _ = write!(out, "{t}");
-    let _ = writeln!(out, "held back by: {}", text(&v["limit"]));
-    let mut t = Table::new(&["TIME", "FROM", "TO", "TIMES", "LIMIT", "REASON"]);
-    for d in v["decisions"].as_array().into_iter().flatten() {
-        t.row(vec![
-            text(&d["ts"]),
-            text(&d["from"]),
-            text(&d["to"]),
-            text(&d["times"]),
-            text(&d["limit"]),
-            text(&d["reason"]),
-        ]);
-    }
-    let _ = write!(out, "{t}");
+    let _ = write!(out, "{table}");
     out
 }
 
@@ -117,7 +115,7 @@ mod tests {
             "limit": "scale_up_cooldown",
             "decisions": [{"ts": "2026-11-30T07:00:00Z", "from": 2, "to": 3, "times": 1, "limit": null, "reason": "in-flight 12.8/instance"}]
         });
-        let s = render(&v);
+        let s = render(&serde_json::from_value(v).unwrap());
         for want in [
             "pool api: desired 3 in [1, 8]",
             "in-flight 25.5",
@@ -130,7 +128,10 @@ mod tests {
         ] {
             assert!(s.contains(want), "{want:?} missing in:\n{s}");
         }
-        let off = render(&json!({"predictive": false}));
+        let off = render(&AutoscaleView {
+            pool: "api".into(),
+            explain: Default::default(),
+        });
         assert!(off.contains("forecast: off"), "{off}");
         assert!(off.contains("schedule: no window open"), "{off}");
     }

@@ -81,11 +81,10 @@ impl Sink {
                 to: MemberState::Draining,
                 reason: gone.to_string(),
             };
-            if pool.apply(drain).is_ok() {
-                crate::events::record(
+            if let Ok(change) = pool.apply(drain) {
+                change.record(
                     &self.name,
-                    "draining",
-                    Some(m.address.to_string()),
+                    crate::events::EventKind::Draining,
                     format!("{}: {gone}; no new requests", self.kind),
                 );
                 tokio::spawn(drain_then_remove(
@@ -124,11 +123,10 @@ impl Sink {
                 }
                 Some(_) => continue,
             };
-            if pool.apply(cmd).is_ok() {
-                crate::events::record(
+            if let Ok(change) = pool.apply(cmd) {
+                change.record(
                     &self.name,
-                    "added",
-                    Some(addr.to_string()),
+                    crate::events::EventKind::Added,
                     format!("{}: {}", self.kind, f.origin),
                 );
             }
@@ -147,7 +145,7 @@ impl Sink {
             };
             crate::events::record(
                 &self.name,
-                "discovery_error",
+                crate::events::EventKind::DiscoveryError,
                 None,
                 format!("{}: {why}; the members stay as they are{more}", self.kind),
             );
@@ -174,12 +172,15 @@ async fn drain_then_remove(
         snap.position(address)
             .is_some_and(|i| snap.members[i].state == MemberState::Draining)
     };
-    if draining && p.apply(PoolCommand::Remove { address }).is_ok() {
+    if !draining {
+        return;
+    }
+    if let Ok(change) = p.apply(PoolCommand::Remove { address }) {
         let why = match stats.load.inflight() {
             0 => "drained".to_string(),
             n => format!("drain_timeout reached with {n} requests in flight"),
         };
-        crate::events::record(&p.name, "removed", Some(address.to_string()), why);
+        change.record(&p.name, crate::events::EventKind::Removed, why);
     }
 }
 

@@ -179,7 +179,12 @@ impl Provider for DockerProvider {
             let docker = match self.docker().await {
                 Ok(d) => d.clone(),
                 Err(why) => {
-                    crate::events::record(&self.pool, "instance_failed", None, why);
+                    crate::events::record(
+                        &self.pool,
+                        crate::events::EventKind::InstanceFailed,
+                        None,
+                        why,
+                    );
                     return Vec::new();
                 }
             };
@@ -187,7 +192,12 @@ impl Provider for DockerProvider {
                 match containers::list_owned(&docker, &self.pool, &self.owner, &self.cfg).await {
                     Ok(o) => o,
                     Err(why) => {
-                        crate::events::record(&self.pool, "instance_failed", None, why);
+                        crate::events::record(
+                            &self.pool,
+                            crate::events::EventKind::InstanceFailed,
+                            None,
+                            why,
+                        );
                         return Vec::new();
                     }
                 };
@@ -213,7 +223,7 @@ impl Provider for DockerProvider {
                         let _ = containers::remove(&docker, &c.id).await;
                         crate::events::record(
                             &self.pool,
-                            "instance_removed",
+                            crate::events::EventKind::InstanceRemoved,
                             None,
                             format!("removed stopped leftover container {}", short(&c.id)),
                         );

@@ -281,7 +281,12 @@ impl Provider for SwarmProvider {
             let docker = match self.docker().await {
                 Ok(d) => d.clone(),
                 Err(why) => {
-                    crate::events::record(&self.pool, "instance_failed", None, why);
+                    crate::events::record(
+                        &self.pool,
+                        crate::events::EventKind::InstanceFailed,
+                        None,
+                        why,
+                    );
                     return Vec::new();
                 }
             };
@@ -291,7 +296,12 @@ impl Provider for SwarmProvider {
                     .map(|t| self.track(docker.clone(), t))
                     .collect(),
                 Err(why) => {
-                    crate::events::record(&self.pool, "instance_failed", None, why);
+                    crate::events::record(
+                        &self.pool,
+                        crate::events::EventKind::InstanceFailed,
+                        None,
+                        why,
+                    );
                     Vec::new()
                 }
             }

@@ -49,13 +49,14 @@ fn jitter(interval: Duration) -> Duration {
     interval.mul_f64(0.5 + rand::random::<f64>() / 2.0)
 }
 
-/// Applies a state change if the member is still in one of `from`, and records the event.
+/// Applies a state change if the member is still in one of `from`, and records
+/// the event when the state changed; whether it did.
 fn transition(
     pool: &Pool,
     address: SocketAddr,
     from: &[MemberState],
     to: MemberState,
-    kind: &str,
+    kind: crate::events::EventKind,
     reason: String,
 ) -> bool {
     let cmd = PoolCommand::Transition {
@@ -65,10 +66,7 @@ fn transition(
         reason: reason.clone(),
     };
     match pool.apply(cmd) {
-        Ok(()) => {
-            crate::events::record(&pool.name, kind, Some(address.to_string()), reason);
-            true
-        }
+        Ok(change) => change.record(&pool.name, kind, reason).is_some(),
         Err(e) => {
             tracing::debug!(pool = %pool.name, backend = %address, error = %e, "state change skipped");
             false
@@ -96,7 +94,7 @@ fn return_ejected(pool: &Pool, snap: &PoolSnapshot, now: Instant) -> Option<Inst
             m.address,
             &[MemberState::Ejected],
             MemberState::Healthy,
-            "uneject",
+            crate::events::EventKind::Uneject,
             reason,
         ) {
             m.stats.consecutive_failures.store(0, Ordering::Relaxed);
@@ -119,7 +117,7 @@ fn release_unchecked(pool: &Pool, snap: &PoolSnapshot) {
             m.address,
             &[MemberState::Unhealthy],
             MemberState::Healthy,
-            "healthy",
+            crate::events::EventKind::Healthy,
             reason,
         );
     }
@@ -144,7 +142,14 @@ fn on_result(pool: &Pool, addr: SocketAddr, r: ProbeResult, counter: &mut RiseFa
         Some(Flip::Up) => {
             let reason = format!("{} passed checks: {}", counter.passes, r.detail);
             let from = [MemberState::Unhealthy, MemberState::Starting];
-            if transition(pool, addr, &from, MemberState::Healthy, "healthy", reason) {
+            if transition(
+                pool,
+                addr,
+                &from,
+                MemberState::Healthy,
+                crate::events::EventKind::Healthy,
+                reason,
+            ) {
                 m.stats.consecutive_failures.store(0, Ordering::Relaxed);
             }
         }
@@ -156,7 +161,7 @@ fn on_result(pool: &Pool, addr: SocketAddr, r: ProbeResult, counter: &mut RiseFa
                 addr,
                 &from,
                 MemberState::Unhealthy,
-                "unhealthy",
+                crate::events::EventKind::Unhealthy,
                 reason,
             );
         }
@@ -308,7 +313,7 @@ mod tests {
         pool.snapshot().members[i].state
     }
 
-    fn eject(pool: &Pool, i: usize) -> Result<(), crate::pool::PoolError> {
+    fn eject(pool: &Pool, i: usize) -> Result<crate::pool::Change, crate::pool::PoolError> {
         let snap = pool.snapshot_arc();
         let p = snap.config.passive.clone().unwrap();
         pool.apply(PoolCommand::Eject {

@@ -50,7 +50,7 @@ impl Ahead {
             if let Some(e) = cfg.schedule.get(i) {
                 events::record(
                     pool,
-                    "schedule_close",
+                    events::EventKind::ScheduleClose,
                     None,
                     format!(
                         "schedule window \"{}\" closed; bounds [{}, {}]",
@@ -63,7 +63,7 @@ impl Ahead {
             if let Some(e) = cfg.schedule.get(i) {
                 events::record(
                     pool,
-                    "schedule_open",
+                    events::EventKind::ScheduleOpen,
                     None,
                     format!(
                         "schedule window \"{}\" open until {:02}:{:02} {}; bounds [{}, {}]",

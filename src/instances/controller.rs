@@ -98,7 +98,7 @@ impl Controller {
             .set_manual(n, now());
         events::record(
             &pool.name,
-            "scale_set",
+            events::EventKind::ScaleSet,
             None,
             format!("scale {before} -> {n}: set through the admin API"),
         );
@@ -138,7 +138,7 @@ impl Controller {
                     if let Some(pool) = pool {
                         events::record(
                             &pool.name,
-                            "stopped",
+                            events::EventKind::Stopped,
                             Some(i.address.to_string()),
                             format!("{}: stopped, drover is shutting down", i.id),
                         );
@@ -191,7 +191,7 @@ async fn run_instances(ctl: Arc<Controller>) {
         });
         events::record(
             &pool.name,
-            "instance_adopted",
+            events::EventKind::InstanceAdopted,
             Some(instance.address.to_string()),
             format!("{} was already running; adopted", instance.id),
         );
@@ -287,7 +287,7 @@ async fn run_instances(ctl: Arc<Controller>) {
             let _ = pool.apply(PoolCommand::Remove { address: t.address });
             events::record(
                 &pool.name,
-                "instance_failed",
+                events::EventKind::InstanceFailed,
                 Some(t.address.to_string()),
                 format!("{id}: {why}; replacing it in {wait:?}"),
             );
@@ -343,7 +343,7 @@ async fn run_instances(ctl: Arc<Controller>) {
                 next_start = now + wait;
                 events::record(
                     &pool.name,
-                    "instance_failed",
+                    events::EventKind::InstanceFailed,
                     None,
                     format!("warm pool: {why}; retrying in {wait:?}"),
                 );
@@ -374,7 +374,7 @@ async fn run_instances(ctl: Arc<Controller>) {
                     });
                     events::record(
                         &pool.name,
-                        "instance_started",
+                        events::EventKind::InstanceStarted,
                         Some(instance.address.to_string()),
                         format!("{} started; waiting for its health check", instance.id),
                     );
@@ -399,7 +399,7 @@ async fn run_instances(ctl: Arc<Controller>) {
                     next_start = now + wait;
                     events::record(
                         &pool.name,
-                        "instance_failed",
+                        events::EventKind::InstanceFailed,
                         None,
                         format!("{why}; retrying in {wait:?}"),
                     );
@@ -462,7 +462,7 @@ async fn resume_scale(ctl: &Controller, adopted: u32) {
     let before = pool.desired.swap(n, Ordering::Relaxed);
     events::record(
         &pool.name,
-        "scale_set",
+        events::EventKind::ScaleSet,
         None,
         format!(
             "scale {before} -> {n}: {running} instance(s) running at start; \
@@ -477,18 +477,19 @@ async fn tcp_ready(pool: Weak<Pool>, addr: SocketAddr) {
     for _ in 0..600 {
         if tokio::net::TcpStream::connect(addr).await.is_ok() {
             if let Some(p) = pool.upgrade() {
-                let _ = p.apply(PoolCommand::Transition {
+                let ready = p.apply(PoolCommand::Transition {
                     address: addr,
                     from: vec![MemberState::Starting],
                     to: MemberState::Healthy,
                     reason: "accepts connections".to_string(),
                 });
-                events::record(
-                    &p.name,
-                    "healthy",
-                    Some(addr.to_string()),
-                    "port accepts connections",
-                );
+                if let Ok(change) = ready {
+                    change.record(
+                        &p.name,
+                        events::EventKind::Healthy,
+                        "port accepts connections",
+                    );
+                }
             }
             return;
         }
@@ -510,20 +511,18 @@ async fn drain_and_stop(
         let snap = p.snapshot();
         snap.position(addr).map(|i| snap.members[i].state)
     };
-    if let Some(from) = from {
-        let _ = p.apply(PoolCommand::Transition {
+    let drain = from.map(|from| {
+        p.apply(PoolCommand::Transition {
             address: addr,
             from: vec![from],
             to: MemberState::Draining,
             reason: "scale down".to_string(),
-        });
+        })
+    });
+    if let Some(Ok(change)) = drain {
+        let why = format!("{id}: scale down; no new requests");
+        change.record(&p.name, events::EventKind::Draining, why);
     }
-    events::record(
-        &p.name,
-        "draining",
-        Some(addr.to_string()),
-        format!("{id}: scale down; no new requests"),
-    );
     let deadline = now() + cfg.drain_timeout;
     let stats = {
         let snap = p.snapshot();
@@ -543,7 +542,7 @@ async fn drain_and_stop(
         let _ = p.apply(PoolCommand::Remove { address: addr });
         events::record(
             &p.name,
-            "stopped",
+            events::EventKind::Stopped,
             Some(addr.to_string()),
             format!("{id} stopped after draining"),
         );
@@ -601,9 +600,9 @@ async fn run_autoscaler(ctl: Arc<Controller>) {
             let before = pool.desired.swap(decision.desired, Ordering::Relaxed);
             if decision.desired != before {
                 let (kind, counter) = if decision.desired > before {
-                    ("scale_up", &pool.metrics.scale_up)
+                    (events::EventKind::ScaleUp, &pool.metrics.scale_up)
                 } else {
-                    ("scale_down", &pool.metrics.scale_down)
+                    (events::EventKind::ScaleDown, &pool.metrics.scale_down)
                 };
                 counter.fetch_add(1, Ordering::Relaxed);
                 events::record(
@@ -736,16 +735,8 @@ impl super::scale::ScaleControl for Controllers {
         ctl.set_desired(n).map_err(ScaleError::Failed)
     }
 
-    fn desired(&self, pool: &str) -> Option<u32> {
-        let ctl = self.get(pool)?;
-        ctl.pool
-            .upgrade()
-            .map(|p| p.desired.load(Ordering::Relaxed))
-    }
-
-    fn autoscale(&self, pool: &str) -> Option<serde_json::Value> {
-        let ctl = self.get(pool)?;
-        serde_json::to_value(ctl.explain()).ok()
+    fn autoscale(&self, pool: &str) -> Option<crate::autoscale::explain::Explain> {
+        Some(self.get(pool)?.explain())
     }
 
     fn warm(&self, pool: &str) -> Option<crate::autoscale::explain::WarmView> {

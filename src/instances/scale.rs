@@ -29,15 +29,13 @@ pub enum ScaleError {
 
 /// Sets and reads the desired instance count of managed pools.
 pub trait ScaleControl: Send + Sync {
-    /// Sets `pool`'s desired instance count now; the controller starts or
-    /// drains and stops instances to reach it. `n` is already within the pool's
+    /// Sets `pool`'s desired instance count now and records the `scale_set`
+    /// event; the controller starts or drains and stops instances to reach it. `n` is already within the pool's
     /// bounds (`admin::scale::bounds`).
     fn set_desired(&self, pool: &str, n: u32) -> Result<(), ScaleError>;
-    /// The desired count in force for `pool`, if this controller manages it.
-    fn desired(&self, pool: &str) -> Option<u32>;
     /// What the autoscaler of `pool` saw and decided
     /// ([`crate::autoscale::explain::Explain`]). Default: none.
-    fn autoscale(&self, pool: &str) -> Option<serde_json::Value> {
+    fn autoscale(&self, pool: &str) -> Option<crate::autoscale::explain::Explain> {
         let _ = pool;
         None
     }

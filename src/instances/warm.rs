@@ -284,7 +284,7 @@ impl Runner {
         self.exits.remove(&id);
         events::record(
             &env.pool.name,
-            "warm_stopped",
+            events::EventKind::WarmStopped,
             address.map(|a| a.to_string()),
             format!("{id}: warm instance stopped: {why}"),
         );
@@ -317,7 +317,7 @@ impl Runner {
                         took.push(t);
                         events::record(
                             &env.pool.name,
-                            "warm_ready",
+                            events::EventKind::WarmReady,
                             addr.map(|a| a.to_string()),
                             format!("{id}: warm instance passed its health check after {t:.0?}; held out of rotation"),
                         );
@@ -344,7 +344,7 @@ impl Runner {
             if let Some(w) = lock(env.state).remove(&id) {
                 events::record(
                     &env.pool.name,
-                    "warm_failed",
+                    events::EventKind::WarmFailed,
                     Some(w.address.to_string()),
                     format!("{id}: warm instance exited: {why}; replacing it"),
                 );
@@ -360,7 +360,7 @@ impl Runner {
                     if let Err(e) = r {
                         events::record(
                             &env.pool.name,
-                            "warm_freeze_failed",
+                            events::EventKind::WarmFreezeFailed,
                             None,
                             format!("{id}: {e}; it waits unfrozen"),
                         );
@@ -372,7 +372,7 @@ impl Runner {
                     self.exits.insert(instance.id.clone(), exited);
                     events::record(
                         &env.pool.name,
-                        "warm_started",
+                        events::EventKind::WarmStarted,
                         Some(instance.address.to_string()),
                         format!("{} started for the warm pool; out of rotation", instance.id),
                     );
@@ -447,7 +447,7 @@ pub(super) fn demand_at_zero(
         pool.metrics.scale_up.fetch_add(1, Ordering::Relaxed);
         events::record(
             &pool.name,
-            "scale_up",
+            events::EventKind::ScaleUp,
             None,
             "scale 0 -> 1: a request is held at zero instances",
         );
@@ -465,18 +465,15 @@ pub(super) fn join(pool: &Pool, w: &Taken) {
         state: MemberState::Starting,
     });
     let reason = format!("{} {}: thawed and passed a health check", WARM_START, w.id);
-    let _ = pool.apply(PoolCommand::Transition {
+    let joined = pool.apply(PoolCommand::Transition {
         address: w.address,
         from: vec![MemberState::Starting],
         to: MemberState::Healthy,
         reason: reason.clone(),
     });
-    events::record(
-        &pool.name,
-        "warm_joined",
-        Some(w.address.to_string()),
-        reason,
-    );
+    if let Ok(change) = joined {
+        change.record(&pool.name, events::EventKind::WarmJoined, reason);
+    }
 }
 
 /// Health checks of a starting warm instance, every. Default 100 ms.

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 
 use std::net::SocketAddr;
 
-use super::{Member, MemberState, MemberStats, Pool, PoolCommand};
+use crate::pool::{Change, Member, MemberState, MemberStats, Pool, PoolCommand};
 
 /// Longest ejection, whatever the streak: 5 minutes, but never less than
 /// `eject_for` itself; and never more than 10 × `eject_for`.
@@ -138,24 +138,20 @@ pub fn on_failure(
     };
     drop(snap);
     match pool.apply(cmd) {
-        Ok(()) => {
+        Ok(change) => {
             stats
                 .ejections
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let ejection = pool
-                .snapshot()
-                .position(address)
-                .map(|i| pool.snapshot().members[i].ejection)
-                .unwrap_or_default();
-            crate::events::record(
-                &pool.name,
-                "ejected",
-                Some(address.to_string()),
-                format!(
-                    "{reason}; ejected for {:?} (ejection {} in a row)",
-                    ejection.last_for, ejection.streak
-                ),
-            );
+            if let Change::Ejected {
+                eject_for, streak, ..
+            } = change
+            {
+                change.record(
+                    &pool.name,
+                    crate::events::EventKind::Ejected,
+                    format!("{reason}; ejected for {eject_for:?} (ejection {streak} in a row)"),
+                );
+            }
         }
         Err(e) => {
             tracing::debug!(pool = %pool.name, backend = %address, error = %e, "not ejected")

@@ -7,6 +7,7 @@
 
 mod budget;
 mod cause;
+mod change;
 pub mod ejection;
 mod inflight;
 mod member;
@@ -18,6 +19,7 @@ mod tests_policy;
 
 pub use budget::{RetryBudget, Window as BudgetWindow};
 pub use cause::{Cause, ClientFault, CLIENT_CLOSED_REQUEST};
+pub use change::Change;
 pub use inflight::Inflight;
 pub use member::{LastCheck, Member, MemberState, MemberStats, Verdict};
 pub use metrics::{per_bucket, quantile, Histogram, PoolMetrics, BUCKETS};
@@ -295,16 +297,18 @@ impl Pool {
         members
     }
 
-    /// Applies one command: builds the new snapshot and swaps it in.
-    pub fn apply(&self, cmd: PoolCommand) -> Result<(), PoolError> {
+    /// Applies one command: builds the new snapshot and swaps it in; returns
+    /// what changed (the event comes from it: [`Change::record`]).
+    pub fn apply(&self, cmd: PoolCommand) -> Result<Change, PoolError> {
         let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
         let cur = self.snapshot.load_full();
         let mut config = cur.config.clone();
         let mut members = cur.members.clone();
-        match cmd {
+        let change = match cmd {
             PoolCommand::Configure(new) => {
                 members = Self::configured_members(&new, &members, &self.queue, false);
                 config = new;
+                Change::Configured
             }
             PoolCommand::Add {
                 address,
@@ -312,16 +316,22 @@ impl Pool {
                 managed,
                 state,
             } => match members.iter_mut().find(|m| m.address == address) {
-                Some(m) => m.weight = weight,
-                None => members.push(Member::new(
-                    address,
-                    weight,
-                    managed,
-                    state,
-                    "added".to_string(),
-                    Arc::new(MemberStats::new(self.queue.clone())),
-                    false,
-                )),
+                Some(m) => {
+                    m.weight = weight;
+                    Change::Reweighted { address }
+                }
+                None => {
+                    members.push(Member::new(
+                        address,
+                        weight,
+                        managed,
+                        state,
+                        "added".to_string(),
+                        Arc::new(MemberStats::new(self.queue.clone())),
+                        false,
+                    ));
+                    Change::Added { address }
+                }
             },
             PoolCommand::Remove { address } => {
                 let before = members.len();
@@ -329,6 +339,7 @@ impl Pool {
                 if members.len() == before {
                     return Err(self.no_such(address));
                 }
+                Change::Removed { address }
             }
             PoolCommand::SetState {
                 address,
@@ -336,7 +347,13 @@ impl Pool {
                 reason,
             } => {
                 let m = self.member_mut(&mut members, address)?;
+                let from = m.state;
                 set_state(m, state, reason);
+                Change::State {
+                    address,
+                    from,
+                    to: state,
+                }
             }
             PoolCommand::Transition {
                 address,
@@ -352,7 +369,9 @@ impl Pool {
                         state: m.state.as_str(),
                     });
                 }
+                let from = m.state;
                 set_state(m, to, reason);
+                Change::State { address, from, to }
             }
             PoolCommand::Eject {
                 address,
@@ -375,8 +394,13 @@ impl Pool {
                 m.enter(MemberState::Ejected);
                 m.reason = reason;
                 m.ejection = e;
+                Change::Ejected {
+                    address,
+                    eject_for: e.last_for,
+                    streak: e.streak,
+                }
             }
-        }
+        };
         if config.protocol.kind.may_use_h2() {
             retire_h2(&cur.members, &members);
         }
@@ -385,7 +409,7 @@ impl Pool {
         self.changed.notify_one();
         self.swapped.notify_waiters();
         self.queue.wake_all();
-        Ok(())
+        Ok(change)
     }
 
     fn member_mut<'m>(
@@ -418,6 +442,19 @@ fn set_state(m: &mut Member, state: MemberState, reason: String) {
 }
 
 impl Pool {
+    /// Instances the pool should run: for a pool with `[instances]` the count
+    /// its controller keeps ([`Pool::desired`], set by the controller and the
+    /// autoscaler; before that `instances.count` within the autoscale bounds);
+    /// for a static pool its member count. The API, the metrics and the
+    /// dashboard's history all show this one.
+    pub fn desired_instances(&self) -> u32 {
+        let snap = self.snapshot();
+        match snap.config.instances {
+            Some(_) => self.desired.load(std::sync::atomic::Ordering::Relaxed),
+            None => snap.members.len() as u32,
+        }
+    }
+
     /// Whether requests finding no member are held while an instance starts
     /// (pools with managed instances), and for how long: `autoscale.hold_timeout`,
     /// else `instances.start_timeout`.
