@@ -46,6 +46,12 @@ const DEBT: &[(&str, &str)] = &[
     ("pool", "proxy"),
     ("proxy", "health"),
     ("health", "proxy"),
+    // instances::Controllers (instances/controllers.rs) builds the docker
+    // providers and implements admin's ScaleControl: wiring that belongs above
+    // both. It sat after a `#[cfg(test)] mod` in controller.rs, where this
+    // check stops reading a file, so these edges went unseen until it moved.
+    ("instances", "admin"),
+    ("instances", "docker"),
     // admin ↔ app, watch ↔ app.
     ("admin", "app"),
     ("watch", "app"),

@@ -17,7 +17,9 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
+use tokio::time::Instant as TokioInstant;
 
+use super::reconcile::{self, drain_over, reconcile, Action, Book, Desired, Observed, Seen};
 use super::warm::{self, WarmPool};
 use super::{Provider, Started};
 use crate::autoscale::explain::Explain;
@@ -28,35 +30,15 @@ use crate::config::{AutoscaleConfig, InstancesConfig};
 use crate::events;
 use crate::pool::{MemberState, Pool, PoolCommand};
 
+pub use super::controllers::Controllers;
+
 /// How often the controller looks at its instances. Default 200 ms.
 pub const TICK: Duration = Duration::from_millis(200);
-/// First back-off after a failed instance. Default 1 s.
-pub const BACKOFF_MIN: Duration = Duration::from_secs(1);
-/// Longest back-off. Default 60 s.
-pub const BACKOFF_MAX: Duration = Duration::from_secs(60);
+pub use super::reconcile::{backoff, BACKOFF_MAX, BACKOFF_MIN};
 
 /// The controller's clock: tokio's, so that tests can run it with time paused.
 pub(super) fn now() -> Instant {
     tokio::time::Instant::now().into_std()
-}
-
-/// Back-off after `failures` consecutive failures: 1 s, 2 s, 4 s, ... 60 s.
-pub fn backoff(failures: u32) -> Duration {
-    if failures == 0 {
-        return Duration::ZERO;
-    }
-    BACKOFF_MIN
-        .saturating_mul(1u32 << (failures - 1).min(16))
-        .min(BACKOFF_MAX)
-}
-
-struct Tracked {
-    address: SocketAddr,
-    started_at: Instant,
-    healthy_once: bool,
-    unhealthy_since: Option<Instant>,
-    exited: oneshot::Receiver<String>,
-    stopping: bool,
 }
 
 /// The controller of one pool (shared with the admin API for `set_desired`).
@@ -177,43 +159,32 @@ fn config_of(pool: &Pool) -> Option<(InstancesConfig, Option<AutoscaleConfig>, b
     ))
 }
 
+/// The executor: each round it observes the instances ([`observe`]), lets
+/// [`reconcile`] decide, and runs the actions ([`Controller::apply`]); the
+/// warm pool ([`super::warm`]) serves a scale-up first.
 async fn run_instances(ctl: Arc<Controller>) {
-    let mut tracked: HashMap<String, Tracked> = HashMap::new();
+    let mut book = Book::new(TokioInstant::now());
+    let mut exits: HashMap<String, oneshot::Receiver<String>> = HashMap::new();
+    let mut adopted = Vec::new();
     for Started { instance, exited } in ctl.provider.adopt().await {
+        exits.insert(instance.id.clone(), exited);
+        adopted.push((instance.id, instance.address));
+    }
+    if !adopted.is_empty() {
         let Some(pool) = ctl.pool.upgrade() else {
             return;
         };
-        let _ = pool.apply(PoolCommand::Add {
-            address: instance.address,
-            weight: 1,
-            managed: true,
-            state: MemberState::Starting,
-        });
-        events::record(
-            &pool.name,
-            "instance_adopted",
-            Some(instance.address.to_string()),
-            format!("{} was already running; adopted", instance.id),
-        );
-        tracked.insert(
-            instance.id,
-            Tracked {
-                address: instance.address,
-                started_at: now(),
-                healthy_once: false,
-                unhealthy_since: None,
-                exited,
-                stopping: false,
-            },
-        );
-    }
-    if !tracked.is_empty() {
-        resume_scale(&ctl, tracked.len() as u32).await;
+        let Some((cfg, _, _)) = config_of(&pool) else {
+            return;
+        };
+        for a in reconcile::adopt(&mut book, &adopted, TokioInstant::now()) {
+            ctl.apply(&pool, &cfg, &mut exits, a);
+        }
+        drop(pool);
+        resume_scale(&ctl, adopted.len() as u32).await;
     }
     // The autoscaler starts only now, from the count in force after adoption.
     tokio::spawn(run_autoscaler(ctl.clone()));
-    let mut failures = 0u32;
-    let mut next_start = now();
     let mut warm_runner = warm::Runner::new();
     loop {
         if ctl.is_closing() {
@@ -225,79 +196,20 @@ async fn run_instances(ctl: Arc<Controller>) {
         let Some((cfg, auto, has_health)) = config_of(&pool) else {
             return;
         };
-        let now = now();
+        let now = TokioInstant::now();
         warm::demand_at_zero(&ctl.policy, ctl.is_closing(), &pool, auto.as_ref());
-        let snap = pool.snapshot_arc();
-
-        // Exits and health deadlines.
-        let mut failed: Vec<(String, String)> = Vec::new();
-        for (id, t) in tracked.iter_mut() {
-            if let Ok(why) = t.exited.try_recv() {
-                if !t.stopping {
-                    failed.push((id.clone(), format!("instance exited: {why}")));
-                }
-                t.stopping = true;
-                continue;
-            }
-            if t.stopping {
-                continue;
-            }
-            let state = snap.position(t.address).map(|i| snap.members[i].state);
-            match state {
-                Some(MemberState::Healthy) => {
-                    if !t.healthy_once {
-                        failures = 0;
-                        ctl.start_time
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .record(now.duration_since(t.started_at));
-                    }
-                    t.healthy_once = true;
-                    t.unhealthy_since = None;
-                }
-                Some(MemberState::Starting | MemberState::Unhealthy) => {
-                    let since = *t.unhealthy_since.get_or_insert(if t.healthy_once {
-                        now
-                    } else {
-                        t.started_at
-                    });
-                    if now.duration_since(since) > cfg.start_timeout {
-                        let why = if t.healthy_once {
-                            format!(
-                                "unhealthy for longer than start_timeout {:?}",
-                                cfg.start_timeout
-                            )
-                        } else {
-                            format!("not healthy within start_timeout {:?}", cfg.start_timeout)
-                        };
-                        failed.push((id.clone(), why));
-                    }
-                }
-                _ => {}
-            }
+        let want = Desired {
+            count: pool.desired.load(Ordering::Relaxed) as usize,
+            start_timeout: cfg.start_timeout,
+            closing: ctl.is_closing(),
+        };
+        let seen = observe(&pool, &book, &mut exits);
+        let mut start = false;
+        for a in reconcile(&mut book, &seen, &want, now) {
+            start |= a == Action::Start;
+            ctl.apply(&pool, &cfg, &mut exits, a);
         }
-        for (id, why) in failed {
-            let Some(t) = tracked.get_mut(&id) else {
-                continue;
-            };
-            t.stopping = true;
-            failures += 1;
-            let wait = backoff(failures);
-            next_start = now + wait;
-            let _ = pool.apply(PoolCommand::Remove { address: t.address });
-            events::record(
-                &pool.name,
-                "instance_failed",
-                Some(t.address.to_string()),
-                format!("{id}: {why}; replacing it in {wait:?}"),
-            );
-            let p = ctl.provider.clone();
-            let stop_timeout = cfg.stop_timeout;
-            tokio::spawn(async move { p.stop(&id, stop_timeout).await });
-        }
-        tracked.retain(|_, t| !(t.stopping && t.exited.is_terminated()));
 
-        let desired = pool.desired.load(Ordering::Relaxed) as usize;
         let env = warm::Env {
             provider: &ctl.provider,
             state: &ctl.warm,
@@ -306,28 +218,19 @@ async fn run_instances(ctl: Arc<Controller>) {
             stop_timeout: cfg.stop_timeout,
             config: pool.snapshot().config.clone(),
         };
-        let in_rotation = tracked.values().filter(|t| !t.stopping).count();
+        let short = book.active() < want.count;
         // A scale-up takes a warm instance first.
-        if in_rotation < desired {
+        if short {
             if let Some(w) = warm_runner.take(&env).await {
                 warm::join(&pool, &w);
-                tracked.insert(
-                    w.id,
-                    Tracked {
-                        address: w.address,
-                        started_at: now,
-                        healthy_once: true,
-                        unhealthy_since: None,
-                        exited: w.exited,
-                        stopping: false,
-                    },
-                );
+                exits.insert(w.id.clone(), w.exited);
+                book.joined_warm(w.id, w.address, now);
                 continue;
             }
         }
         // The warm pool is refilled when the pool itself needs no start.
-        let wanted = warm::wanted(auto.as_ref(), desired as u32, ctl.is_closing());
-        let may_start = in_rotation >= desired && now >= next_start && !ctl.is_closing();
+        let wanted = warm::wanted(auto.as_ref(), want.count as u32, ctl.is_closing());
+        let may_start = !short && book.may_start(now) && !ctl.is_closing();
         let freeze = auto.as_ref().is_some_and(|a| a.warm_freeze);
         let start_guard = ctl.starting.lock().await;
         match warm_runner.maintain(&env, wanted, freeze, may_start).await {
@@ -338,9 +241,7 @@ async fn run_instances(ctl: Arc<Controller>) {
                 }
             }
             Err(why) => {
-                failures += 1;
-                let wait = backoff(failures);
-                next_start = now + wait;
+                let wait = book.failed_start(now);
                 events::record(
                     &pool.name,
                     "instance_failed",
@@ -355,23 +256,15 @@ async fn run_instances(ctl: Arc<Controller>) {
             .warm
             .store(u64::from(ready_warm), Ordering::Relaxed);
 
-        let active: Vec<(&String, &Tracked)> =
-            tracked.iter().filter(|(_, t)| !t.stopping).collect();
-        if active.len() < desired && now >= next_start {
+        // The warm pool's failure may have pushed the start back.
+        if start && book.may_start(now) {
             let start_guard = ctl.starting.lock().await;
             if ctl.is_closing() {
                 return;
             }
-            let started = ctl.provider.start().await;
-            match started {
+            match ctl.provider.start().await {
                 Ok(Started { instance, exited }) => {
-                    let state = MemberState::Starting;
-                    let _ = pool.apply(PoolCommand::Add {
-                        address: instance.address,
-                        weight: 1,
-                        managed: true,
-                        state,
-                    });
+                    add_starting(&pool, instance.address);
                     events::record(
                         &pool.name,
                         "instance_started",
@@ -381,22 +274,11 @@ async fn run_instances(ctl: Arc<Controller>) {
                     if !has_health {
                         tokio::spawn(tcp_ready(Arc::downgrade(&pool), instance.address));
                     }
-                    tracked.insert(
-                        instance.id,
-                        Tracked {
-                            address: instance.address,
-                            started_at: now,
-                            healthy_once: false,
-                            unhealthy_since: None,
-                            exited,
-                            stopping: false,
-                        },
-                    );
+                    exits.insert(instance.id.clone(), exited);
+                    book.started(instance.id, instance.address, now);
                 }
                 Err(why) => {
-                    failures += 1;
-                    let wait = backoff(failures);
-                    next_start = now + wait;
+                    let wait = book.failed_start(now);
                     events::record(
                         &pool.name,
                         "instance_failed",
@@ -407,39 +289,104 @@ async fn run_instances(ctl: Arc<Controller>) {
             }
             drop(start_guard);
             continue;
-        } else if active.len() > desired {
-            // Fewest recent sticky sessions first (pools with `sticky`; 0
-            // otherwise), then fewest in-flight, newest on ties.
-            let at = crate::balance::slow_start::now();
-            let victim = active
-                .iter()
-                .min_by_key(|(_, t)| {
-                    let (sticky, inflight) = snap.position(t.address).map_or((0, 0), |i| {
-                        let s = &snap.members[i].stats;
-                        (s.sticky.recent(at), s.load.inflight())
-                    });
-                    (sticky, inflight, std::cmp::Reverse(t.started_at))
-                })
-                .map(|(id, _)| (*id).clone());
-            if let Some(id) = victim {
-                let t = tracked.get_mut(&id).expect("victim is tracked");
-                t.stopping = true;
-                tokio::spawn(drain_and_stop(
-                    Arc::downgrade(&pool),
-                    ctl.provider.clone(),
-                    id,
-                    t.address,
-                    cfg.clone(),
-                ));
-            }
         }
-        drop(snap);
         drop(pool);
         let pool = ctl.pool.upgrade();
         let Some(pool) = pool else { return };
         tokio::select! {
             _ = tokio::time::sleep(TICK) => {}
             _ = pool.demand.notified() => {}
+        }
+    }
+}
+
+/// What the executor sees of the tracked instances: their ends (from the
+/// provider's signals in `exits`), pool state, sticky sessions and load.
+fn observe(
+    pool: &Pool,
+    book: &Book,
+    exits: &mut HashMap<String, oneshot::Receiver<String>>,
+) -> Observed {
+    let snap = pool.snapshot();
+    let at = crate::balance::slow_start::now();
+    let mut out = Observed::default();
+    for (id, t) in &book.tracked {
+        let mut s = Seen::default();
+        if let Some(rx) = exits.get_mut(id) {
+            s.exited = rx.try_recv().ok();
+            s.ended = rx.is_terminated();
+        }
+        if let Some(m) = snap.position(t.address).map(|i| &snap.members[i]) {
+            s.state = Some(m.state);
+            s.sticky = m.stats.sticky.recent(at);
+            s.inflight = m.stats.load.inflight();
+        }
+        out.seen.insert(id.clone(), s);
+    }
+    out
+}
+
+/// Adds a fresh or adopted instance to the pool, not routable until healthy.
+fn add_starting(pool: &Pool, address: SocketAddr) {
+    let _ = pool.apply(PoolCommand::Add {
+        address,
+        weight: 1,
+        managed: true,
+        state: MemberState::Starting,
+    });
+}
+
+impl Controller {
+    /// Runs one action of [`reconcile`] but [`Action::Start`] (the loop's, as
+    /// it waits): pool changes, events, and stops and drains as tasks.
+    fn apply(
+        &self,
+        pool: &Arc<Pool>,
+        cfg: &InstancesConfig,
+        exits: &mut HashMap<String, oneshot::Receiver<String>>,
+        action: Action,
+    ) {
+        match action {
+            Action::Adopt { id, address } => {
+                add_starting(pool, address);
+                events::record(
+                    &pool.name,
+                    "instance_adopted",
+                    Some(address.to_string()),
+                    format!("{id} was already running; adopted"),
+                );
+            }
+            Action::Ready { took, .. } => {
+                self.start_time
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .record(took);
+            }
+            Action::Replace {
+                id,
+                address,
+                why,
+                wait,
+            } => {
+                let _ = pool.apply(PoolCommand::Remove { address });
+                events::record(
+                    &pool.name,
+                    "instance_failed",
+                    Some(address.to_string()),
+                    format!("{id}: {why}; replacing it in {wait:?}"),
+                );
+                let p = self.provider.clone();
+                let stop_timeout = cfg.stop_timeout;
+                tokio::spawn(async move { p.stop(&id, stop_timeout).await });
+            }
+            Action::Forget { id } => {
+                exits.remove(&id);
+            }
+            Action::Drain { id, address } => {
+                let (pool, provider) = (Arc::downgrade(pool), self.provider.clone());
+                tokio::spawn(drain_and_stop(pool, provider, id, address, cfg.clone()));
+            }
+            Action::Start => {}
         }
     }
 }
@@ -524,7 +471,7 @@ async fn drain_and_stop(
         Some(addr.to_string()),
         format!("{id}: scale down; no new requests"),
     );
-    let deadline = now() + cfg.drain_timeout;
+    let deadline = TokioInstant::now() + cfg.drain_timeout;
     let stats = {
         let snap = p.snapshot();
         snap.position(addr).map(|i| snap.members[i].stats.clone())
@@ -533,7 +480,7 @@ async fn drain_and_stop(
     // Sticky sessions keep coming to a draining member: wait until they stop too.
     while let Some(s) = &stats {
         let quiet = s.sticky.quiet(now(), crate::pool::STICKY_QUIET);
-        if (s.load.inflight() == 0 && quiet) || now() >= deadline {
+        if drain_over(s.load.inflight(), quiet, TokioInstant::now(), deadline) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -620,135 +567,5 @@ async fn run_autoscaler(ctl: Arc<Controller>) {
         }
         drop(pool);
         tokio::time::sleep(crate::autoscale::sampler::SAMPLE_EVERY).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_from_one_second_to_a_minute() {
-        let got: Vec<u64> = (0..9).map(|f| backoff(f).as_secs()).collect();
-        assert_eq!(got, vec![0, 1, 2, 4, 8, 16, 32, 60, 60]);
-        assert_eq!(backoff(1000), BACKOFF_MAX);
-    }
-}
-
-/// A managed pool and its controller.
-type Managed = (Weak<Pool>, Arc<Controller>);
-
-/// The controllers of every managed pool, kept in step with the router.
-#[derive(Default)]
-pub struct Controllers {
-    map: Mutex<HashMap<String, Managed>>,
-}
-
-impl Controllers {
-    /// Starts controllers for new managed pools; stops the instances of pools that are gone.
-    pub fn sync(&self, router: &crate::proxy::router::Router, owner: &str) {
-        use crate::config::ProviderKind;
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        map.retain(|name, (weak, ctl)| {
-            let keep = router
-                .pools
-                .get(name)
-                .is_some_and(|p| Weak::ptr_eq(weak, &Arc::downgrade(p)));
-            if !keep {
-                ctl.close();
-                let ctl = ctl.clone();
-                tokio::spawn(async move { ctl.stop_all(Duration::from_secs(10)).await });
-            }
-            keep
-        });
-        for (name, pool) in &router.pools {
-            if map.contains_key(name) {
-                continue;
-            }
-            let Some(inst) = pool.snapshot().config.instances.clone() else {
-                continue;
-            };
-            let provider: Arc<dyn Provider> = match inst.provider {
-                ProviderKind::Process => Arc::new(super::process::ProcessProvider::new(name, inst)),
-                ProviderKind::Docker => Arc::new(crate::docker::provider::DockerProvider::new(
-                    name, inst, owner,
-                )),
-                ProviderKind::Swarm => Arc::new(crate::docker::swarm::SwarmProvider::new(
-                    name,
-                    inst.service.as_deref().unwrap_or_default(),
-                )),
-                // Members drover does not run: crate::discovery watches them.
-                ProviderKind::DockerLabels | ProviderKind::Dns => continue,
-            };
-            map.insert(name.clone(), (Arc::downgrade(pool), spawn(pool, provider)));
-        }
-    }
-
-    /// The controller of `pool`, if it has managed instances.
-    pub fn get(&self, pool: &str) -> Option<Arc<Controller>> {
-        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(pool).map(|(_, c)| c.clone())
-    }
-
-    /// Shutdown has begun: no controller starts or replaces an instance any more.
-    pub fn close_all(&self) {
-        for (_, ctl) in self.all() {
-            ctl.close();
-        }
-    }
-
-    fn all(&self) -> Vec<Managed> {
-        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        map.values().cloned().collect()
-    }
-
-    /// Stops the instances of every pool whose `on_shutdown` is `stop` (drover
-    /// exiting), and the warm instances of every pool (they serve nothing).
-    pub async fn shutdown(&self) {
-        self.close_all();
-        let mut stops = Vec::new();
-        for (weak, ctl) in self.all() {
-            let Some(pool) = weak.upgrade() else { continue };
-            let Some(inst) = pool.snapshot().config.instances.clone() else {
-                continue;
-            };
-            if inst.on_shutdown == crate::config::OnShutdown::Stop {
-                stops.push(
-                    Box::pin(async move { ctl.stop_all(inst.stop_timeout).await })
-                        as futures_util::future::BoxFuture<'static, ()>,
-                );
-            } else {
-                stops.push(Box::pin(
-                    async move { ctl.stop_warm(inst.stop_timeout).await },
-                ));
-            }
-        }
-        futures_util::future::join_all(stops).await;
-    }
-}
-
-impl crate::admin::scale::ScaleControl for Controllers {
-    fn set_desired(&self, pool: &str, n: u32) -> Result<(), crate::admin::scale::ScaleError> {
-        use crate::admin::scale::ScaleError;
-        let ctl = self
-            .get(pool)
-            .ok_or_else(|| ScaleError::NoController(pool.to_string()))?;
-        ctl.set_desired(n).map_err(ScaleError::Failed)
-    }
-
-    fn desired(&self, pool: &str) -> Option<u32> {
-        let ctl = self.get(pool)?;
-        ctl.pool
-            .upgrade()
-            .map(|p| p.desired.load(Ordering::Relaxed))
-    }
-
-    fn autoscale(&self, pool: &str) -> Option<serde_json::Value> {
-        let ctl = self.get(pool)?;
-        serde_json::to_value(ctl.explain()).ok()
-    }
-
-    fn warm(&self, pool: &str) -> Option<crate::autoscale::explain::WarmView> {
-        Some(self.get(pool)?.warm_view())
     }
 }
