@@ -9,6 +9,11 @@
 //! healthy is replaced; repeated failures back off from 1 s doubling to 60 s.
 //! With `[autoscale]`, the policy ([`crate::autoscale::policy`]) sets the
 //! desired count every `interval` from what drover measures itself.
+//!
+//! What to do is decided by the pure [`super::reconcile`]; this file is its
+//! executor ([`Executor`]: observe, reconcile, act through the [`Provider`]),
+//! the drain of one instance, and the autoscaler task. Time is tokio's
+//! throughout, so tests drive it paused (`tests_controller.rs`).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -159,140 +164,30 @@ fn config_of(pool: &Pool) -> Option<(InstancesConfig, Option<AutoscaleConfig>, b
     ))
 }
 
-/// The executor: each round it observes the instances ([`observe`]), lets
-/// [`reconcile`] decide, and runs the actions ([`Controller::apply`]); the
-/// warm pool ([`super::warm`]) serves a scale-up first.
+/// Runs the controller of `ctl`'s pool until it closes or the pool is gone:
+/// adoption first, then the autoscaler, then rounds of the [`Executor`] every
+/// [`TICK`] or as soon as the pool's demand changes.
 async fn run_instances(ctl: Arc<Controller>) {
-    let mut book = Book::new(TokioInstant::now());
-    let mut exits: HashMap<String, oneshot::Receiver<String>> = HashMap::new();
-    let mut adopted = Vec::new();
-    for Started { instance, exited } in ctl.provider.adopt().await {
-        exits.insert(instance.id.clone(), exited);
-        adopted.push((instance.id, instance.address));
-    }
-    if !adopted.is_empty() {
-        let Some(pool) = ctl.pool.upgrade() else {
-            return;
-        };
-        let Some((cfg, _, _)) = config_of(&pool) else {
-            return;
-        };
-        for a in reconcile::adopt(&mut book, &adopted, TokioInstant::now()) {
-            ctl.apply(&pool, &cfg, &mut exits, a);
-        }
-        drop(pool);
-        resume_scale(&ctl, adopted.len() as u32).await;
+    let mut ex = Executor {
+        ctl: ctl.clone(),
+        book: Book::new(TokioInstant::now()),
+        exits: HashMap::new(),
+        warm: warm::Runner::new(),
+    };
+    if !ex.adopt().await {
+        return;
     }
     // The autoscaler starts only now, from the count in force after adoption.
     tokio::spawn(run_autoscaler(ctl.clone()));
-    let mut warm_runner = warm::Runner::new();
     loop {
-        if ctl.is_closing() {
-            return;
+        match ex.round().await {
+            Next::Stop => return,
+            Next::Again => continue,
+            Next::Wait => {}
         }
         let Some(pool) = ctl.pool.upgrade() else {
             return;
         };
-        let Some((cfg, auto, has_health)) = config_of(&pool) else {
-            return;
-        };
-        let now = TokioInstant::now();
-        warm::demand_at_zero(&ctl.policy, ctl.is_closing(), &pool, auto.as_ref());
-        let want = Desired {
-            count: pool.desired.load(Ordering::Relaxed) as usize,
-            start_timeout: cfg.start_timeout,
-            closing: ctl.is_closing(),
-        };
-        let seen = observe(&pool, &book, &mut exits);
-        let mut start = false;
-        for a in reconcile(&mut book, &seen, &want, now) {
-            start |= a == Action::Start;
-            ctl.apply(&pool, &cfg, &mut exits, a);
-        }
-
-        let env = warm::Env {
-            provider: &ctl.provider,
-            state: &ctl.warm,
-            pool: &pool,
-            start_timeout: cfg.start_timeout,
-            stop_timeout: cfg.stop_timeout,
-            config: pool.snapshot().config.clone(),
-        };
-        let short = book.active() < want.count;
-        // A scale-up takes a warm instance first.
-        if short {
-            if let Some(w) = warm_runner.take(&env).await {
-                warm::join(&pool, &w);
-                exits.insert(w.id.clone(), w.exited);
-                book.joined_warm(w.id, w.address, now);
-                continue;
-            }
-        }
-        // The warm pool is refilled when the pool itself needs no start.
-        let wanted = warm::wanted(auto.as_ref(), want.count as u32, ctl.is_closing());
-        let may_start = !short && book.may_start(now) && !ctl.is_closing();
-        let freeze = auto.as_ref().is_some_and(|a| a.warm_freeze);
-        let start_guard = ctl.starting.lock().await;
-        match warm_runner.maintain(&env, wanted, freeze, may_start).await {
-            Ok(took) => {
-                let mut st = ctl.start_time.lock().unwrap_or_else(|e| e.into_inner());
-                for t in took {
-                    st.record(t);
-                }
-            }
-            Err(why) => {
-                let wait = book.failed_start(now);
-                events::record(
-                    &pool.name,
-                    "instance_failed",
-                    None,
-                    format!("warm pool: {why}; retrying in {wait:?}"),
-                );
-            }
-        }
-        drop(start_guard);
-        let (ready_warm, _) = ctl.warm.lock().unwrap_or_else(|e| e.into_inner()).counts();
-        pool.metrics
-            .warm
-            .store(u64::from(ready_warm), Ordering::Relaxed);
-
-        // The warm pool's failure may have pushed the start back.
-        if start && book.may_start(now) {
-            let start_guard = ctl.starting.lock().await;
-            if ctl.is_closing() {
-                return;
-            }
-            match ctl.provider.start().await {
-                Ok(Started { instance, exited }) => {
-                    add_starting(&pool, instance.address);
-                    events::record(
-                        &pool.name,
-                        "instance_started",
-                        Some(instance.address.to_string()),
-                        format!("{} started; waiting for its health check", instance.id),
-                    );
-                    if !has_health {
-                        tokio::spawn(tcp_ready(Arc::downgrade(&pool), instance.address));
-                    }
-                    exits.insert(instance.id.clone(), exited);
-                    book.started(instance.id, instance.address, now);
-                }
-                Err(why) => {
-                    let wait = book.failed_start(now);
-                    events::record(
-                        &pool.name,
-                        "instance_failed",
-                        None,
-                        format!("{why}; retrying in {wait:?}"),
-                    );
-                }
-            }
-            drop(start_guard);
-            continue;
-        }
-        drop(pool);
-        let pool = ctl.pool.upgrade();
-        let Some(pool) = pool else { return };
         tokio::select! {
             _ = tokio::time::sleep(TICK) => {}
             _ = pool.demand.notified() => {}
@@ -300,52 +195,188 @@ async fn run_instances(ctl: Arc<Controller>) {
     }
 }
 
-/// What the executor sees of the tracked instances: their ends (from the
-/// provider's signals in `exits`), pool state, sticky sessions and load.
-fn observe(
-    pool: &Pool,
-    book: &Book,
-    exits: &mut HashMap<String, oneshot::Receiver<String>>,
-) -> Observed {
-    let snap = pool.snapshot();
-    let at = crate::balance::slow_start::now();
-    let mut out = Observed::default();
-    for (id, t) in &book.tracked {
-        let mut s = Seen::default();
-        if let Some(rx) = exits.get_mut(id) {
-            s.exited = rx.try_recv().ok();
-            s.ended = rx.is_terminated();
+/// The thin executor of [`reconcile`]: it observes the instances, runs the
+/// actions through the [`Provider`] and the pool, and reports starts back to
+/// the [`Book`]. The warm pool ([`super::warm`]) serves a scale-up first.
+struct Executor {
+    ctl: Arc<Controller>,
+    book: Book,
+    /// Each tracked instance's end signal from the provider.
+    exits: HashMap<String, oneshot::Receiver<String>>,
+    warm: warm::Runner,
+}
+
+/// After a round: look again at once, wait for the next tick, or end.
+enum Next {
+    Again,
+    Wait,
+    Stop,
+}
+
+impl Executor {
+    /// Takes over what a previous drover left running; `false`: the pool is gone.
+    async fn adopt(&mut self) -> bool {
+        let mut adopted = Vec::new();
+        for Started { instance, exited } in self.ctl.provider.adopt().await {
+            self.exits.insert(instance.id.clone(), exited);
+            adopted.push((instance.id, instance.address));
         }
-        if let Some(m) = snap.position(t.address).map(|i| &snap.members[i]) {
-            s.state = Some(m.state);
-            s.sticky = m.stats.sticky.recent(at);
-            s.inflight = m.stats.load.inflight();
+        if adopted.is_empty() {
+            return true;
         }
-        out.seen.insert(id.clone(), s);
+        let Some(pool) = self.ctl.pool.upgrade() else {
+            return false;
+        };
+        let Some((cfg, _, _)) = config_of(&pool) else {
+            return false;
+        };
+        for a in reconcile::adopt(&mut self.book, &adopted, TokioInstant::now()) {
+            self.apply(&pool, &cfg, a);
+        }
+        drop(pool);
+        resume_scale(&self.ctl, adopted.len() as u32).await;
+        true
     }
-    out
-}
 
-/// Adds a fresh or adopted instance to the pool, not routable until healthy.
-fn add_starting(pool: &Pool, address: SocketAddr) {
-    let _ = pool.apply(PoolCommand::Add {
-        address,
-        weight: 1,
-        managed: true,
-        state: MemberState::Starting,
-    });
-}
+    /// One round: observe, reconcile, act.
+    async fn round(&mut self) -> Next {
+        if self.ctl.is_closing() {
+            return Next::Stop;
+        }
+        let Some(pool) = self.ctl.pool.upgrade() else {
+            return Next::Stop;
+        };
+        let Some((cfg, auto, has_health)) = config_of(&pool) else {
+            return Next::Stop;
+        };
+        let now = TokioInstant::now();
+        let closing = self.ctl.is_closing();
+        warm::demand_at_zero(&self.ctl.policy, closing, &pool, auto.as_ref());
+        let want = Desired {
+            count: pool.desired.load(Ordering::Relaxed) as usize,
+            start_timeout: cfg.start_timeout,
+            closing,
+        };
+        let seen = self.observe(&pool);
+        let mut start = false;
+        for a in reconcile(&mut self.book, &seen, &want, now) {
+            start |= a == Action::Start;
+            self.apply(&pool, &cfg, a);
+        }
+        if self
+            .warm_round(&pool, &cfg, auto.as_ref(), want.count, now)
+            .await
+        {
+            return Next::Again;
+        }
+        // The warm pool's failure may have pushed the start back.
+        if start && self.book.may_start(now) {
+            return self.start(&pool, has_health, now).await;
+        }
+        Next::Wait
+    }
 
-impl Controller {
-    /// Runs one action of [`reconcile`] but [`Action::Start`] (the loop's, as
-    /// it waits): pool changes, events, and stops and drains as tasks.
-    fn apply(
-        &self,
+    /// The warm pool's part of a round: a pool short of instances takes a
+    /// warm one (`true`: it joined); otherwise the warm pool is tended, and
+    /// refilled when the pool itself needs no start.
+    async fn warm_round(
+        &mut self,
         pool: &Arc<Pool>,
         cfg: &InstancesConfig,
-        exits: &mut HashMap<String, oneshot::Receiver<String>>,
-        action: Action,
-    ) {
+        auto: Option<&AutoscaleConfig>,
+        desired: usize,
+        now: TokioInstant,
+    ) -> bool {
+        let ctl = &self.ctl;
+        let env = warm::Env {
+            provider: &ctl.provider,
+            state: &ctl.warm,
+            pool,
+            start_timeout: cfg.start_timeout,
+            stop_timeout: cfg.stop_timeout,
+            config: pool.snapshot().config.clone(),
+        };
+        let short = self.book.active() < desired;
+        if short {
+            if let Some(w) = self.warm.take(&env).await {
+                warm::join(pool, &w);
+                self.exits.insert(w.id.clone(), w.exited);
+                self.book.joined_warm(w.id, w.address, now);
+                return true;
+            }
+        }
+        let wanted = warm::wanted(auto, desired as u32, ctl.is_closing());
+        let may_start = !short && self.book.may_start(now) && !ctl.is_closing();
+        let freeze = auto.is_some_and(|a| a.warm_freeze);
+        let start_guard = ctl.starting.lock().await;
+        match self.warm.maintain(&env, wanted, freeze, may_start).await {
+            Ok(took) => {
+                let mut st = ctl.start_time.lock().unwrap_or_else(|e| e.into_inner());
+                for t in took {
+                    st.record(t);
+                }
+            }
+            Err(why) => start_failed(&mut self.book, pool, &format!("warm pool: {why}"), now),
+        }
+        drop(start_guard);
+        let (ready_warm, _) = ctl.warm.lock().unwrap_or_else(|e| e.into_inner()).counts();
+        pool.metrics
+            .warm
+            .store(u64::from(ready_warm), Ordering::Relaxed);
+        false
+    }
+
+    /// [`Action::Start`]: one instance through the provider; a failure backs off.
+    async fn start(&mut self, pool: &Arc<Pool>, has_health: bool, now: TokioInstant) -> Next {
+        let _start_guard = self.ctl.starting.lock().await;
+        if self.ctl.is_closing() {
+            return Next::Stop;
+        }
+        match self.ctl.provider.start().await {
+            Ok(Started { instance, exited }) => {
+                add_starting(pool, instance.address);
+                events::record(
+                    &pool.name,
+                    "instance_started",
+                    Some(instance.address.to_string()),
+                    format!("{} started; waiting for its health check", instance.id),
+                );
+                if !has_health {
+                    tokio::spawn(tcp_ready(Arc::downgrade(pool), instance.address));
+                }
+                self.exits.insert(instance.id.clone(), exited);
+                self.book.started(instance.id, instance.address, now);
+            }
+            Err(why) => start_failed(&mut self.book, pool, &why, now),
+        }
+        Next::Again
+    }
+
+    /// What is seen of the tracked instances: their ends (from the provider's
+    /// signals), pool state, sticky sessions and load.
+    fn observe(&mut self, pool: &Pool) -> Observed {
+        let snap = pool.snapshot();
+        let at = crate::balance::slow_start::now();
+        let mut out = Observed::default();
+        for (id, t) in &self.book.tracked {
+            let mut s = Seen::default();
+            if let Some(rx) = self.exits.get_mut(id) {
+                s.exited = rx.try_recv().ok();
+                s.ended = rx.is_terminated();
+            }
+            if let Some(m) = snap.position(t.address).map(|i| &snap.members[i]) {
+                s.state = Some(m.state);
+                s.sticky = m.stats.sticky.recent(at);
+                s.inflight = m.stats.load.inflight();
+            }
+            out.seen.insert(id.clone(), s);
+        }
+        out
+    }
+
+    /// Runs one action but [`Action::Start`] ([`Self::start`], as it waits):
+    /// pool changes, events, and stops and drains as tasks.
+    fn apply(&mut self, pool: &Arc<Pool>, cfg: &InstancesConfig, action: Action) {
         match action {
             Action::Adopt { id, address } => {
                 add_starting(pool, address);
@@ -357,10 +388,12 @@ impl Controller {
                 );
             }
             Action::Ready { took, .. } => {
-                self.start_time
+                let mut st = self
+                    .ctl
+                    .start_time
                     .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .record(took);
+                    .unwrap_or_else(|e| e.into_inner());
+                st.record(took);
             }
             Action::Replace {
                 id,
@@ -375,20 +408,41 @@ impl Controller {
                     Some(address.to_string()),
                     format!("{id}: {why}; replacing it in {wait:?}"),
                 );
-                let p = self.provider.clone();
+                let p = self.ctl.provider.clone();
                 let stop_timeout = cfg.stop_timeout;
                 tokio::spawn(async move { p.stop(&id, stop_timeout).await });
             }
             Action::Forget { id } => {
-                exits.remove(&id);
+                self.exits.remove(&id);
             }
             Action::Drain { id, address } => {
-                let (pool, provider) = (Arc::downgrade(pool), self.provider.clone());
+                let (pool, provider) = (Arc::downgrade(pool), self.ctl.provider.clone());
                 tokio::spawn(drain_and_stop(pool, provider, id, address, cfg.clone()));
             }
             Action::Start => {}
         }
     }
+}
+
+/// A start (or the warm pool's) failed: back off, and say so.
+fn start_failed(book: &mut Book, pool: &Pool, why: &str, now: TokioInstant) {
+    let wait = book.failed_start(now);
+    events::record(
+        &pool.name,
+        "instance_failed",
+        None,
+        format!("{why}; retrying in {wait:?}"),
+    );
+}
+
+/// Adds a fresh or adopted instance to the pool, not routable until healthy.
+fn add_starting(pool: &Pool, address: SocketAddr) {
+    let _ = pool.apply(PoolCommand::Add {
+        address,
+        weight: 1,
+        managed: true,
+        state: MemberState::Starting,
+    });
 }
 
 /// After adopting `adopted` instances a previous drover left running: the

@@ -200,41 +200,16 @@ pub fn reconcile(book: &mut Book, seen: &Observed, want: &Desired, now: Instant)
     let mut failed = Vec::new();
     for (id, t) in book.tracked.iter_mut() {
         let s = seen.seen.get(id).unwrap_or(&none);
-        if let Some(why) = &s.exited {
-            if !t.stopping {
-                failed.push((id.clone(), format!("instance exited: {why}")));
+        match look(t, s, want.start_timeout, now) {
+            Look::Same => {}
+            Look::Ready => {
+                let took = now.saturating_duration_since(t.started_at);
+                out.push(Action::Ready {
+                    id: id.clone(),
+                    took,
+                });
             }
-            t.stopping = true;
-            continue;
-        }
-        if t.stopping {
-            continue;
-        }
-        match s.state {
-            Some(MemberState::Healthy) => {
-                if !t.healthy_once {
-                    out.push(Action::Ready {
-                        id: id.clone(),
-                        took: now.saturating_duration_since(t.started_at),
-                    });
-                }
-                t.healthy_once = true;
-                t.unhealthy_since = None;
-            }
-            Some(MemberState::Starting | MemberState::Unhealthy) => {
-                let fallback = if t.healthy_once { now } else { t.started_at };
-                let since = *t.unhealthy_since.get_or_insert(fallback);
-                if now.saturating_duration_since(since) > want.start_timeout {
-                    let limit = want.start_timeout;
-                    let why = if t.healthy_once {
-                        format!("unhealthy for longer than start_timeout {limit:?}")
-                    } else {
-                        format!("not healthy within start_timeout {limit:?}")
-                    };
-                    failed.push((id.clone(), why));
-                }
-            }
-            _ => {}
+            Look::Failed(why) => failed.push((id.clone(), why)),
         }
     }
     if out.iter().any(|a| matches!(a, Action::Ready { .. })) {
@@ -270,16 +245,7 @@ pub fn reconcile(book: &mut Book, seen: &Observed, want: &Desired, now: Instant)
             out.push(Action::Start);
         }
     } else if active > want.count {
-        let victim = book
-            .tracked
-            .iter()
-            .filter(|(_, t)| !t.stopping)
-            .min_by_key(|(id, t)| {
-                let s = seen.seen.get(*id).unwrap_or(&none);
-                (s.sticky, s.inflight, std::cmp::Reverse(t.started_at))
-            })
-            .map(|(id, t)| (id.clone(), t.address));
-        if let Some((id, address)) = victim {
+        if let Some((id, address)) = victim(book, seen) {
             if let Some(t) = book.tracked.get_mut(&id) {
                 t.stopping = true;
             }
@@ -287,6 +253,72 @@ pub fn reconcile(book: &mut Book, seen: &Observed, want: &Desired, now: Instant)
         }
     }
     out
+}
+
+/// What one look at a tracked instance found.
+enum Look {
+    Same,
+    /// Healthy for the first time.
+    Ready,
+    /// Exited on its own, or unhealthy past `start_timeout`: why.
+    Failed(String),
+}
+
+/// One tracked instance this round: updates its health record.
+fn look(t: &mut Tracked, s: &Seen, start_timeout: Duration, now: Instant) -> Look {
+    if let Some(why) = &s.exited {
+        let was_stopping = std::mem::replace(&mut t.stopping, true);
+        return if was_stopping {
+            Look::Same
+        } else {
+            Look::Failed(format!("instance exited: {why}"))
+        };
+    }
+    if t.stopping {
+        return Look::Same;
+    }
+    match s.state {
+        Some(MemberState::Healthy) => {
+            let first = !t.healthy_once;
+            t.healthy_once = true;
+            t.unhealthy_since = None;
+            if first {
+                Look::Ready
+            } else {
+                Look::Same
+            }
+        }
+        Some(MemberState::Starting | MemberState::Unhealthy) => {
+            let fallback = if t.healthy_once { now } else { t.started_at };
+            let since = *t.unhealthy_since.get_or_insert(fallback);
+            if now.saturating_duration_since(since) <= start_timeout {
+                Look::Same
+            } else if t.healthy_once {
+                Look::Failed(format!(
+                    "unhealthy for longer than start_timeout {start_timeout:?}"
+                ))
+            } else {
+                Look::Failed(format!(
+                    "not healthy within start_timeout {start_timeout:?}"
+                ))
+            }
+        }
+        _ => Look::Same,
+    }
+}
+
+/// The member a scale-down hurts least: fewest recent sticky sessions, then
+/// fewest requests in flight, newest on ties.
+fn victim(book: &Book, seen: &Observed) -> Option<(String, SocketAddr)> {
+    let none = Seen::default();
+    book.tracked
+        .iter()
+        .filter(|(_, t)| !t.stopping)
+        .min_by_key(|(id, t)| {
+            let s = seen.seen.get(*id).unwrap_or(&none);
+            (s.sticky, s.inflight, std::cmp::Reverse(t.started_at))
+        })
+        .map(|(id, t)| (id.clone(), t.address))
 }
 
 /// Whether a draining member may be stopped: nothing in flight and its sticky

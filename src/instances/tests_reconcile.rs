@@ -396,3 +396,25 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// A member with requests in flight is never stopped before its drain
+    /// deadline, and always at it; an idle, quiet one at once.
+    #[test]
+    fn a_drain_never_cuts_requests_before_its_deadline(
+        inflight in 0u64..1000,
+        quiet in any::<bool>(),
+        at_ms in 0u64..120_000,
+        timeout_ms in 0u64..120_000,
+    ) {
+        let t0 = Instant::now();
+        let deadline = t0 + Duration::from_millis(timeout_ms);
+        let now = t0 + Duration::from_millis(at_ms);
+        let over = drain_over(inflight, quiet, now, deadline);
+        if now >= deadline {
+            prop_assert!(over);
+        } else {
+            prop_assert_eq!(over, inflight == 0 && quiet);
+        }
+    }
+}
