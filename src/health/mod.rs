@@ -20,17 +20,18 @@ pub use counter::{Flip, RiseFall, Verdict};
 pub use probe::{probe, ProbeResult};
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tokio::runtime::Handle;
-use tokio::task::AbortHandle;
 
+use crate::pool::tasks::{Aborting, PoolTasks, Want};
 use crate::pool::Pool;
 
-/// Owns the per-pool health tasks (on the runtime it was created in).
+/// Owns the per-pool health tasks (on the runtime it was created in); a
+/// task ends when its pool leaves the router or the supervisor is dropped.
 pub struct Supervisor {
     runtime: Handle,
-    tasks: Mutex<Vec<(Arc<Pool>, AbortHandle)>>,
+    tasks: PoolTasks<Aborting>,
 }
 
 impl Supervisor {
@@ -38,7 +39,7 @@ impl Supervisor {
     pub fn new(runtime: Handle) -> Supervisor {
         Supervisor {
             runtime,
-            tasks: Mutex::new(Vec::new()),
+            tasks: PoolTasks::default(),
         }
     }
 
@@ -46,34 +47,19 @@ impl Supervisor {
     /// name) that has none, and stops the tasks of pools that are gone (call
     /// after every router swap).
     pub fn sync(&self, pools: &HashMap<String, Arc<Pool>>) {
-        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
-        tasks.retain(|(pool, task)| {
-            let kept = pools.values().any(|p| Arc::ptr_eq(p, pool));
-            if !kept {
-                task.abort();
-            }
-            kept
-        });
-        for pool in pools.values() {
-            if !tasks.iter().any(|(p, _)| Arc::ptr_eq(p, pool)) {
+        let wanted = pools.iter().map(|(n, p)| Want::pool(n, p, ()));
+        self.tasks.sync(
+            wanted,
+            |_, pool, ()| {
                 let task = self.runtime.spawn(checker::run(pool.clone()));
-                tasks.push((pool.clone(), task.abort_handle()));
-            }
-        }
+                Some(Aborting(task.abort_handle()))
+            },
+            |_, task| drop(task),
+        );
     }
 
     /// Pools with a running health task.
     pub fn pools(&self) -> Vec<String> {
-        let tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
-        tasks.iter().map(|(p, _)| p.name.clone()).collect()
-    }
-}
-
-impl Drop for Supervisor {
-    fn drop(&mut self) {
-        let tasks = self.tasks.get_mut().unwrap_or_else(|e| e.into_inner());
-        for (_, t) in tasks.drain(..) {
-            t.abort();
-        }
+        self.tasks.collect(|name, _, _| name.to_string())
     }
 }

@@ -9,6 +9,11 @@
 //! healthy is replaced; repeated failures back off from 1 s doubling to 60 s.
 //! With `[autoscale]`, the policy ([`crate::autoscale::policy`]) sets the
 //! desired count every `interval` from what drover measures itself.
+//!
+//! What to do is decided by the pure [`super::reconcile`]; this file is its
+//! executor ([`Executor`]: observe, reconcile, act through the [`Provider`]),
+//! the drain of one instance, and the autoscaler task. Time is tokio's
+//! throughout, so tests drive it paused (`tests_controller.rs`).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -17,7 +22,9 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
+use tokio::time::Instant as TokioInstant;
 
+use super::reconcile::{self, drain_over, reconcile, Action, Book, Desired, Observed, Seen};
 use super::warm::{self, WarmPool};
 use super::{Provider, Started};
 use crate::autoscale::explain::Explain;
@@ -28,35 +35,15 @@ use crate::config::{AutoscaleConfig, InstancesConfig};
 use crate::events;
 use crate::pool::{MemberState, Pool, PoolCommand};
 
+pub use super::controllers::Controllers;
+
 /// How often the controller looks at its instances. Default 200 ms.
 pub const TICK: Duration = Duration::from_millis(200);
-/// First back-off after a failed instance. Default 1 s.
-pub const BACKOFF_MIN: Duration = Duration::from_secs(1);
-/// Longest back-off. Default 60 s.
-pub const BACKOFF_MAX: Duration = Duration::from_secs(60);
+pub use super::reconcile::{backoff, BACKOFF_MAX, BACKOFF_MIN};
 
 /// The controller's clock: tokio's, so that tests can run it with time paused.
 pub(super) fn now() -> Instant {
     tokio::time::Instant::now().into_std()
-}
-
-/// Back-off after `failures` consecutive failures: 1 s, 2 s, 4 s, ... 60 s.
-pub fn backoff(failures: u32) -> Duration {
-    if failures == 0 {
-        return Duration::ZERO;
-    }
-    BACKOFF_MIN
-        .saturating_mul(1u32 << (failures - 1).min(16))
-        .min(BACKOFF_MAX)
-}
-
-struct Tracked {
-    address: SocketAddr,
-    started_at: Instant,
-    healthy_once: bool,
-    unhealthy_since: Option<Instant>,
-    exited: oneshot::Receiver<String>,
-    stopping: bool,
 }
 
 /// The controller of one pool (shared with the admin API for `set_desired`).
@@ -177,271 +164,285 @@ fn config_of(pool: &Pool) -> Option<(InstancesConfig, Option<AutoscaleConfig>, b
     ))
 }
 
+/// Runs the controller of `ctl`'s pool until it closes or the pool is gone:
+/// adoption first, then the autoscaler, then rounds of the [`Executor`] every
+/// [`TICK`] or as soon as the pool's demand changes.
 async fn run_instances(ctl: Arc<Controller>) {
-    let mut tracked: HashMap<String, Tracked> = HashMap::new();
-    for Started { instance, exited } in ctl.provider.adopt().await {
-        let Some(pool) = ctl.pool.upgrade() else {
-            return;
-        };
-        let _ = pool.apply(PoolCommand::Add {
-            address: instance.address,
-            weight: 1,
-            managed: true,
-            state: MemberState::Starting,
-        });
-        events::record(
-            &pool.name,
-            events::EventKind::InstanceAdopted,
-            Some(instance.address.to_string()),
-            format!("{} was already running; adopted", instance.id),
-        );
-        tracked.insert(
-            instance.id,
-            Tracked {
-                address: instance.address,
-                started_at: now(),
-                healthy_once: false,
-                unhealthy_since: None,
-                exited,
-                stopping: false,
-            },
-        );
-    }
-    if !tracked.is_empty() {
-        resume_scale(&ctl, tracked.len() as u32).await;
+    let mut ex = Executor {
+        ctl: ctl.clone(),
+        book: Book::new(TokioInstant::now()),
+        exits: HashMap::new(),
+        warm: warm::Runner::new(),
+    };
+    if !ex.adopt().await {
+        return;
     }
     // The autoscaler starts only now, from the count in force after adoption.
     tokio::spawn(run_autoscaler(ctl.clone()));
-    let mut failures = 0u32;
-    let mut next_start = now();
-    let mut warm_runner = warm::Runner::new();
     loop {
-        if ctl.is_closing() {
-            return;
+        match ex.round().await {
+            Next::Stop => return,
+            Next::Again => continue,
+            Next::Wait => {}
         }
         let Some(pool) = ctl.pool.upgrade() else {
             return;
         };
-        let Some((cfg, auto, has_health)) = config_of(&pool) else {
-            return;
+        tokio::select! {
+            _ = tokio::time::sleep(TICK) => {}
+            _ = pool.demand.notified() => {}
+        }
+    }
+}
+
+/// The thin executor of [`reconcile`]: it observes the instances, runs the
+/// actions through the [`Provider`] and the pool, and reports starts back to
+/// the [`Book`]. The warm pool ([`super::warm`]) serves a scale-up first.
+struct Executor {
+    ctl: Arc<Controller>,
+    book: Book,
+    /// Each tracked instance's end signal from the provider.
+    exits: HashMap<String, oneshot::Receiver<String>>,
+    warm: warm::Runner,
+}
+
+/// After a round: look again at once, wait for the next tick, or end.
+enum Next {
+    Again,
+    Wait,
+    Stop,
+}
+
+impl Executor {
+    /// Takes over what a previous drover left running; `false`: the pool is gone.
+    async fn adopt(&mut self) -> bool {
+        let mut adopted = Vec::new();
+        for Started { instance, exited } in self.ctl.provider.adopt().await {
+            self.exits.insert(instance.id.clone(), exited);
+            adopted.push((instance.id, instance.address));
+        }
+        if adopted.is_empty() {
+            return true;
+        }
+        let Some(pool) = self.ctl.pool.upgrade() else {
+            return false;
         };
-        let now = now();
-        warm::demand_at_zero(&ctl.policy, ctl.is_closing(), &pool, auto.as_ref());
-        let snap = pool.snapshot_arc();
-
-        // Exits and health deadlines.
-        let mut failed: Vec<(String, String)> = Vec::new();
-        for (id, t) in tracked.iter_mut() {
-            if let Ok(why) = t.exited.try_recv() {
-                if !t.stopping {
-                    failed.push((id.clone(), format!("instance exited: {why}")));
-                }
-                t.stopping = true;
-                continue;
-            }
-            if t.stopping {
-                continue;
-            }
-            let state = snap.position(t.address).map(|i| snap.members[i].state);
-            match state {
-                Some(MemberState::Healthy) => {
-                    if !t.healthy_once {
-                        failures = 0;
-                        ctl.start_time
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .record(now.duration_since(t.started_at));
-                    }
-                    t.healthy_once = true;
-                    t.unhealthy_since = None;
-                }
-                Some(MemberState::Starting | MemberState::Unhealthy) => {
-                    let since = *t.unhealthy_since.get_or_insert(if t.healthy_once {
-                        now
-                    } else {
-                        t.started_at
-                    });
-                    if now.duration_since(since) > cfg.start_timeout {
-                        let why = if t.healthy_once {
-                            format!(
-                                "unhealthy for longer than start_timeout {:?}",
-                                cfg.start_timeout
-                            )
-                        } else {
-                            format!("not healthy within start_timeout {:?}", cfg.start_timeout)
-                        };
-                        failed.push((id.clone(), why));
-                    }
-                }
-                _ => {}
-            }
+        let Some((cfg, _, _)) = config_of(&pool) else {
+            return false;
+        };
+        for a in reconcile::adopt(&mut self.book, &adopted, TokioInstant::now()) {
+            self.apply(&pool, &cfg, a);
         }
-        for (id, why) in failed {
-            let Some(t) = tracked.get_mut(&id) else {
-                continue;
-            };
-            t.stopping = true;
-            failures += 1;
-            let wait = backoff(failures);
-            next_start = now + wait;
-            let _ = pool.apply(PoolCommand::Remove { address: t.address });
-            events::record(
-                &pool.name,
-                events::EventKind::InstanceFailed,
-                Some(t.address.to_string()),
-                format!("{id}: {why}; replacing it in {wait:?}"),
-            );
-            let p = ctl.provider.clone();
-            let stop_timeout = cfg.stop_timeout;
-            tokio::spawn(async move { p.stop(&id, stop_timeout).await });
-        }
-        tracked.retain(|_, t| !(t.stopping && t.exited.is_terminated()));
+        drop(pool);
+        resume_scale(&self.ctl, adopted.len() as u32).await;
+        true
+    }
 
-        let desired = pool.desired.load(Ordering::Relaxed) as usize;
+    /// One round: observe, reconcile, act.
+    async fn round(&mut self) -> Next {
+        if self.ctl.is_closing() {
+            return Next::Stop;
+        }
+        let Some(pool) = self.ctl.pool.upgrade() else {
+            return Next::Stop;
+        };
+        let Some((cfg, auto, has_health)) = config_of(&pool) else {
+            return Next::Stop;
+        };
+        let now = TokioInstant::now();
+        let closing = self.ctl.is_closing();
+        warm::demand_at_zero(&self.ctl.policy, closing, &pool, auto.as_ref());
+        let want = Desired {
+            count: pool.desired.load(Ordering::Relaxed) as usize,
+            start_timeout: cfg.start_timeout,
+            closing,
+        };
+        let seen = self.observe(&pool);
+        let mut start = false;
+        for a in reconcile(&mut self.book, &seen, &want, now) {
+            start |= a == Action::Start;
+            self.apply(&pool, &cfg, a);
+        }
+        if self
+            .warm_round(&pool, &cfg, auto.as_ref(), want.count, now)
+            .await
+        {
+            return Next::Again;
+        }
+        // The warm pool's failure may have pushed the start back.
+        if start && self.book.may_start(now) {
+            return self.start(&pool, has_health, now).await;
+        }
+        Next::Wait
+    }
+
+    /// The warm pool's part of a round: a pool short of instances takes a
+    /// warm one (`true`: it joined); otherwise the warm pool is tended, and
+    /// refilled when the pool itself needs no start.
+    async fn warm_round(
+        &mut self,
+        pool: &Arc<Pool>,
+        cfg: &InstancesConfig,
+        auto: Option<&AutoscaleConfig>,
+        desired: usize,
+        now: TokioInstant,
+    ) -> bool {
+        let ctl = &self.ctl;
         let env = warm::Env {
             provider: &ctl.provider,
             state: &ctl.warm,
-            pool: &pool,
+            pool,
             start_timeout: cfg.start_timeout,
             stop_timeout: cfg.stop_timeout,
             config: pool.snapshot().config.clone(),
         };
-        let in_rotation = tracked.values().filter(|t| !t.stopping).count();
-        // A scale-up takes a warm instance first.
-        if in_rotation < desired {
-            if let Some(w) = warm_runner.take(&env).await {
-                warm::join(&pool, &w);
-                tracked.insert(
-                    w.id,
-                    Tracked {
-                        address: w.address,
-                        started_at: now,
-                        healthy_once: true,
-                        unhealthy_since: None,
-                        exited: w.exited,
-                        stopping: false,
-                    },
-                );
-                continue;
+        let short = self.book.active() < desired;
+        if short {
+            if let Some(w) = self.warm.take(&env).await {
+                warm::join(pool, &w);
+                self.exits.insert(w.id.clone(), w.exited);
+                self.book.joined_warm(w.id, w.address, now);
+                return true;
             }
         }
-        // The warm pool is refilled when the pool itself needs no start.
-        let wanted = warm::wanted(auto.as_ref(), desired as u32, ctl.is_closing());
-        let may_start = in_rotation >= desired && now >= next_start && !ctl.is_closing();
-        let freeze = auto.as_ref().is_some_and(|a| a.warm_freeze);
+        let wanted = warm::wanted(auto, desired as u32, ctl.is_closing());
+        let may_start = !short && self.book.may_start(now) && !ctl.is_closing();
+        let freeze = auto.is_some_and(|a| a.warm_freeze);
         let start_guard = ctl.starting.lock().await;
-        match warm_runner.maintain(&env, wanted, freeze, may_start).await {
+        match self.warm.maintain(&env, wanted, freeze, may_start).await {
             Ok(took) => {
                 let mut st = ctl.start_time.lock().unwrap_or_else(|e| e.into_inner());
                 for t in took {
                     st.record(t);
                 }
             }
-            Err(why) => {
-                failures += 1;
-                let wait = backoff(failures);
-                next_start = now + wait;
-                events::record(
-                    &pool.name,
-                    events::EventKind::InstanceFailed,
-                    None,
-                    format!("warm pool: {why}; retrying in {wait:?}"),
-                );
-            }
+            Err(why) => start_failed(&mut self.book, pool, &format!("warm pool: {why}"), now),
         }
         drop(start_guard);
         let (ready_warm, _) = ctl.warm.lock().unwrap_or_else(|e| e.into_inner()).counts();
         pool.metrics
             .warm
             .store(u64::from(ready_warm), Ordering::Relaxed);
+        false
+    }
 
-        let active: Vec<(&String, &Tracked)> =
-            tracked.iter().filter(|(_, t)| !t.stopping).collect();
-        if active.len() < desired && now >= next_start {
-            let start_guard = ctl.starting.lock().await;
-            if ctl.is_closing() {
-                return;
-            }
-            let started = ctl.provider.start().await;
-            match started {
-                Ok(Started { instance, exited }) => {
-                    let state = MemberState::Starting;
-                    let _ = pool.apply(PoolCommand::Add {
-                        address: instance.address,
-                        weight: 1,
-                        managed: true,
-                        state,
-                    });
-                    events::record(
-                        &pool.name,
-                        events::EventKind::InstanceStarted,
-                        Some(instance.address.to_string()),
-                        format!("{} started; waiting for its health check", instance.id),
-                    );
-                    if !has_health {
-                        tokio::spawn(tcp_ready(Arc::downgrade(&pool), instance.address));
-                    }
-                    tracked.insert(
-                        instance.id,
-                        Tracked {
-                            address: instance.address,
-                            started_at: now,
-                            healthy_once: false,
-                            unhealthy_since: None,
-                            exited,
-                            stopping: false,
-                        },
-                    );
-                }
-                Err(why) => {
-                    failures += 1;
-                    let wait = backoff(failures);
-                    next_start = now + wait;
-                    events::record(
-                        &pool.name,
-                        events::EventKind::InstanceFailed,
-                        None,
-                        format!("{why}; retrying in {wait:?}"),
-                    );
-                }
-            }
-            drop(start_guard);
-            continue;
-        } else if active.len() > desired {
-            // Fewest recent sticky sessions first (pools with `sticky`; 0
-            // otherwise), then fewest in-flight, newest on ties.
-            let at = crate::balance::slow_start::now();
-            let victim = active
-                .iter()
-                .min_by_key(|(_, t)| {
-                    let (sticky, inflight) = snap.position(t.address).map_or((0, 0), |i| {
-                        let s = &snap.members[i].stats;
-                        (s.sticky.recent(at), s.load.inflight())
-                    });
-                    (sticky, inflight, std::cmp::Reverse(t.started_at))
-                })
-                .map(|(id, _)| (*id).clone());
-            if let Some(id) = victim {
-                let t = tracked.get_mut(&id).expect("victim is tracked");
-                t.stopping = true;
-                tokio::spawn(drain_and_stop(
-                    Arc::downgrade(&pool),
-                    ctl.provider.clone(),
-                    id,
-                    t.address,
-                    cfg.clone(),
-                ));
-            }
+    /// [`Action::Start`]: one instance through the provider; a failure backs off.
+    async fn start(&mut self, pool: &Arc<Pool>, has_health: bool, now: TokioInstant) -> Next {
+        let _start_guard = self.ctl.starting.lock().await;
+        if self.ctl.is_closing() {
+            return Next::Stop;
         }
-        drop(snap);
-        drop(pool);
-        let pool = ctl.pool.upgrade();
-        let Some(pool) = pool else { return };
-        tokio::select! {
-            _ = tokio::time::sleep(TICK) => {}
-            _ = pool.demand.notified() => {}
+        match self.ctl.provider.start().await {
+            Ok(Started { instance, exited }) => {
+                add_starting(pool, instance.address);
+                events::record(
+                    &pool.name,
+                    events::EventKind::InstanceStarted,
+                    Some(instance.address.to_string()),
+                    format!("{} started; waiting for its health check", instance.id),
+                );
+                if !has_health {
+                    tokio::spawn(tcp_ready(Arc::downgrade(pool), instance.address));
+                }
+                self.exits.insert(instance.id.clone(), exited);
+                self.book.started(instance.id, instance.address, now);
+            }
+            Err(why) => start_failed(&mut self.book, pool, &why, now),
+        }
+        Next::Again
+    }
+
+    /// What is seen of the tracked instances: their ends (from the provider's
+    /// signals), pool state, sticky sessions and load.
+    fn observe(&mut self, pool: &Pool) -> Observed {
+        let snap = pool.snapshot();
+        let at = crate::balance::slow_start::now();
+        let mut out = Observed::default();
+        for (id, t) in &self.book.tracked {
+            let mut s = Seen::default();
+            if let Some(rx) = self.exits.get_mut(id) {
+                s.exited = rx.try_recv().ok();
+                s.ended = rx.is_terminated();
+            }
+            if let Some(m) = snap.position(t.address).map(|i| &snap.members[i]) {
+                s.state = Some(m.state);
+                s.sticky = m.stats.sticky.recent(at);
+                s.inflight = m.stats.load.inflight();
+            }
+            out.seen.insert(id.clone(), s);
+        }
+        out
+    }
+
+    /// Runs one action but [`Action::Start`] ([`Self::start`], as it waits):
+    /// pool changes, events, and stops and drains as tasks.
+    fn apply(&mut self, pool: &Arc<Pool>, cfg: &InstancesConfig, action: Action) {
+        match action {
+            Action::Adopt { id, address } => {
+                add_starting(pool, address);
+                events::record(
+                    &pool.name,
+                    events::EventKind::InstanceAdopted,
+                    Some(address.to_string()),
+                    format!("{id} was already running; adopted"),
+                );
+            }
+            Action::Ready { took, .. } => {
+                let mut st = self
+                    .ctl
+                    .start_time
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                st.record(took);
+            }
+            Action::Replace {
+                id,
+                address,
+                why,
+                wait,
+            } => {
+                let _ = pool.apply(PoolCommand::Remove { address });
+                events::record(
+                    &pool.name,
+                    events::EventKind::InstanceFailed,
+                    Some(address.to_string()),
+                    format!("{id}: {why}; replacing it in {wait:?}"),
+                );
+                let p = self.ctl.provider.clone();
+                let stop_timeout = cfg.stop_timeout;
+                tokio::spawn(async move { p.stop(&id, stop_timeout).await });
+            }
+            Action::Forget { id } => {
+                self.exits.remove(&id);
+            }
+            Action::Drain { id, address } => {
+                let (pool, provider) = (Arc::downgrade(pool), self.ctl.provider.clone());
+                tokio::spawn(drain_and_stop(pool, provider, id, address, cfg.clone()));
+            }
+            Action::Start => {}
         }
     }
+}
+
+/// A start (or the warm pool's) failed: back off, and say so.
+fn start_failed(book: &mut Book, pool: &Pool, why: &str, now: TokioInstant) {
+    let wait = book.failed_start(now);
+    events::record(
+        &pool.name,
+        events::EventKind::InstanceFailed,
+        None,
+        format!("{why}; retrying in {wait:?}"),
+    );
+}
+
+/// Adds a fresh or adopted instance to the pool, not routable until healthy.
+fn add_starting(pool: &Pool, address: SocketAddr) {
+    let _ = pool.apply(PoolCommand::Add {
+        address,
+        weight: 1,
+        managed: true,
+        state: MemberState::Starting,
+    });
 }
 
 /// After adopting `adopted` instances a previous drover left running: the
@@ -523,7 +524,7 @@ async fn drain_and_stop(
         let why = format!("{id}: scale down; no new requests");
         change.record(&p.name, events::EventKind::Draining, why);
     }
-    let deadline = now() + cfg.drain_timeout;
+    let deadline = TokioInstant::now() + cfg.drain_timeout;
     let stats = {
         let snap = p.snapshot();
         snap.position(addr).map(|i| snap.members[i].stats.clone())
@@ -532,7 +533,7 @@ async fn drain_and_stop(
     // Sticky sessions keep coming to a draining member: wait until they stop too.
     while let Some(s) = &stats {
         let quiet = s.sticky.quiet(now(), crate::pool::STICKY_QUIET);
-        if (s.load.inflight() == 0 && quiet) || now() >= deadline {
+        if drain_over(s.load.inflight(), quiet, TokioInstant::now(), deadline) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -619,127 +620,5 @@ async fn run_autoscaler(ctl: Arc<Controller>) {
         }
         drop(pool);
         tokio::time::sleep(crate::autoscale::sampler::SAMPLE_EVERY).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_from_one_second_to_a_minute() {
-        let got: Vec<u64> = (0..9).map(|f| backoff(f).as_secs()).collect();
-        assert_eq!(got, vec![0, 1, 2, 4, 8, 16, 32, 60, 60]);
-        assert_eq!(backoff(1000), BACKOFF_MAX);
-    }
-}
-
-/// A managed pool and its controller.
-type Managed = (Weak<Pool>, Arc<Controller>);
-
-/// The controllers of every managed pool, kept in step with the router.
-#[derive(Default)]
-pub struct Controllers {
-    map: Mutex<HashMap<String, Managed>>,
-}
-
-impl Controllers {
-    /// Starts controllers for new managed pools; stops the instances of pools that are gone.
-    pub fn sync(&self, router: &crate::proxy::router::Router, owner: &str) {
-        use crate::config::ProviderKind;
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        map.retain(|name, (weak, ctl)| {
-            let keep = router
-                .pools
-                .get(name)
-                .is_some_and(|p| Weak::ptr_eq(weak, &Arc::downgrade(p)));
-            if !keep {
-                ctl.close();
-                let ctl = ctl.clone();
-                tokio::spawn(async move { ctl.stop_all(Duration::from_secs(10)).await });
-            }
-            keep
-        });
-        for (name, pool) in &router.pools {
-            if map.contains_key(name) {
-                continue;
-            }
-            let Some(inst) = pool.snapshot().config.instances.clone() else {
-                continue;
-            };
-            let provider: Arc<dyn Provider> = match inst.provider {
-                ProviderKind::Process => Arc::new(super::process::ProcessProvider::new(name, inst)),
-                ProviderKind::Docker => Arc::new(crate::docker::provider::DockerProvider::new(
-                    name, inst, owner,
-                )),
-                ProviderKind::Swarm => Arc::new(crate::docker::swarm::SwarmProvider::new(
-                    name,
-                    inst.service.as_deref().unwrap_or_default(),
-                )),
-                // Members drover does not run: crate::discovery watches them.
-                ProviderKind::DockerLabels | ProviderKind::Dns => continue,
-            };
-            map.insert(name.clone(), (Arc::downgrade(pool), spawn(pool, provider)));
-        }
-    }
-
-    /// The controller of `pool`, if it has managed instances.
-    pub fn get(&self, pool: &str) -> Option<Arc<Controller>> {
-        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(pool).map(|(_, c)| c.clone())
-    }
-
-    /// Shutdown has begun: no controller starts or replaces an instance any more.
-    pub fn close_all(&self) {
-        for (_, ctl) in self.all() {
-            ctl.close();
-        }
-    }
-
-    fn all(&self) -> Vec<Managed> {
-        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        map.values().cloned().collect()
-    }
-
-    /// Stops the instances of every pool whose `on_shutdown` is `stop` (drover
-    /// exiting), and the warm instances of every pool (they serve nothing).
-    pub async fn shutdown(&self) {
-        self.close_all();
-        let mut stops = Vec::new();
-        for (weak, ctl) in self.all() {
-            let Some(pool) = weak.upgrade() else { continue };
-            let Some(inst) = pool.snapshot().config.instances.clone() else {
-                continue;
-            };
-            if inst.on_shutdown == crate::config::OnShutdown::Stop {
-                stops.push(
-                    Box::pin(async move { ctl.stop_all(inst.stop_timeout).await })
-                        as futures_util::future::BoxFuture<'static, ()>,
-                );
-            } else {
-                stops.push(Box::pin(
-                    async move { ctl.stop_warm(inst.stop_timeout).await },
-                ));
-            }
-        }
-        futures_util::future::join_all(stops).await;
-    }
-}
-
-impl super::scale::ScaleControl for Controllers {
-    fn set_desired(&self, pool: &str, n: u32) -> Result<(), super::scale::ScaleError> {
-        use super::scale::ScaleError;
-        let ctl = self
-            .get(pool)
-            .ok_or_else(|| ScaleError::NoController(pool.to_string()))?;
-        ctl.set_desired(n).map_err(ScaleError::Failed)
-    }
-
-    fn autoscale(&self, pool: &str) -> Option<crate::autoscale::explain::Explain> {
-        Some(self.get(pool)?.explain())
-    }
-
-    fn warm(&self, pool: &str) -> Option<crate::autoscale::explain::WarmView> {
-        Some(self.get(pool)?.warm_view())
     }
 }

@@ -1,15 +1,22 @@
 //! Managed instances: the [`Provider`] trait (start / stop / list) and the
 //! per-pool [`controller`] that keeps the desired number running: it starts,
-//! replaces (with back-off), drains and stops instances.
+//! replaces (with back-off), drains and stops instances. Its decisions are
+//! the pure [`reconcile`]; the controller observes and executes them.
 
 mod ahead;
 pub mod controller;
+pub mod controllers;
 pub mod output;
 pub mod process;
+pub mod reconcile;
 pub mod scale;
 pub mod supervise;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_controller;
+#[cfg(test)]
+mod tests_reconcile;
 pub mod warm;
 
 use std::net::SocketAddr;

@@ -14,6 +14,7 @@ mod member;
 mod metrics;
 mod queue;
 mod sticky_hits;
+pub mod tasks;
 #[cfg(test)]
 mod tests_policy;
 
