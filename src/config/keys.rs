@@ -13,11 +13,13 @@
 
 use serde_json::{json, Value};
 
-use super::pool::BALANCES;
-use super::protocol::{HEALTH_KINDS, PROTOCOLS};
-use super::scaling::{METRICS, PROVIDERS};
-use super::sections::{ACCESS_FORMATS, MIN_HEADER_BYTES};
-use super::types::{Config, DockerAddress, OnShutdown, PoolConfig};
+use super::policy_keys::SameSite;
+use super::pool::INITIAL_STATES;
+use super::sections::MIN_HEADER_BYTES;
+use super::types::{
+    AccessFormat, Balance, Config, DockerAddress, HealthKind, Metric, OnShutdown, PoolConfig,
+    Protocol, ProviderKind,
+};
 
 pub(crate) use super::keys_route::{HEADER_RULES, RATE_LIMIT, REDIRECT, ROUTE};
 
@@ -322,7 +324,7 @@ pub(crate) static LOG: Section = Section {
         ),
         keyd(
             "access_format",
-            Ty::Choice(|| names(ACCESS_FORMATS)),
+            Ty::Choice(AccessFormat::names),
             "\"json\" (one JSON object per line) or \"combined\" (Apache/nginx combined, read by GoAccess and most analysers).",
             |c| json!(c.log.access_format.as_str()),
         ),
@@ -361,7 +363,7 @@ pub(crate) static STICKY: Section = Section {
         key("http_only", Ty::Bool, "HttpOnly attribute; default true."),
         key(
             "same_site",
-            Ty::Choice(|| vec!["Strict", "Lax", "None"]),
+            Ty::Choice(SameSite::names),
             "SameSite attribute; default \"Lax\" (\"None\" needs secure = true).",
         ),
     ],
@@ -397,7 +399,7 @@ pub(crate) static POOL: Section = Section {
     keys: &[
         keyd(
             "balance",
-            Ty::Choice(|| names(BALANCES)),
+            Ty::Choice(Balance::names),
             "Load-balancing algorithm.",
             |c| json!(pool(c).balance.as_str()),
         ),
@@ -456,7 +458,7 @@ pub(crate) static POOL: Section = Section {
         ),
         keyd(
             "protocol",
-            Ty::Choice(|| names(PROTOCOLS)),
+            Ty::Choice(Protocol::names),
             "How drover speaks to the members: http1, h2c (HTTP/2 prior knowledge), h2 (HTTP/2, ALPN over TLS), auto (ALPN over TLS, else http1).",
             |_| json!("http1"),
         ),
@@ -572,11 +574,11 @@ pub(crate) static HEALTH: Section = Section {
         ),
         keyd(
             "initial_state",
-            Ty::Choice(|| vec!["healthy", "unhealthy"]),
+            Ty::Choice(|| names(INITIAL_STATES)),
             "State of new members before their first probes.",
             |c| {
                 let healthy = pool(c).health.as_ref().expect("probe").initial_healthy;
-                json!(if healthy { "healthy" } else { "unhealthy" })
+                json!(INITIAL_STATES.iter().find(|(_, h)| *h == healthy).map(|(n, _)| *n))
             },
         ),
         key(
@@ -586,7 +588,7 @@ pub(crate) static HEALTH: Section = Section {
         ),
         key(
             "kind",
-            Ty::Choice(|| names(HEALTH_KINDS)),
+            Ty::Choice(HealthKind::names),
             "\"http\" (with path; default then), \"tcp\" (default without path) or \"grpc\" (grpc.health.v1).",
         ),
         key("service", Ty::Str, "kind = \"grpc\": the service asked about; default \"\" (the server)."),
@@ -628,25 +630,19 @@ pub(crate) static INSTANCES: Section = Section {
     title: "[pools.NAME.instances]",
     doc: "Managed instances: processes, Docker containers, labelled containers or a swarm service.",
     keys: &[
-        key("provider", Ty::Choice(|| names(PROVIDERS)), "Who runs the instances."),
+        key("provider", Ty::Choice(ProviderKind::names), "Who runs the instances."),
         keyd("count", Ty::Uint(0), "Instances to keep running when there is no [autoscale].", |c| json!(pool(c).instances.as_ref().expect("probe").count)),
         key("command", Ty::StrList, "process: the program and its arguments, {port} is a free port (PORT is set too); docker: command override."),
         key("env", Ty::StrMap, "process/docker: environment of the instances."),
-        keyd("on_shutdown", Ty::Choice(|| vec!["stop", "leave"]), "process/docker: \"stop\" or \"leave\" the instances when drover exits.", |c| {
-            json!(match pool(c).instances.as_ref().expect("probe").on_shutdown {
-                OnShutdown::Stop => "stop",
-                OnShutdown::Leave => "leave",
-            })
+        keyd("on_shutdown", Ty::Choice(OnShutdown::names), "process/docker: \"stop\" or \"leave\" the instances when drover exits.", |c| {
+            json!(pool(c).instances.as_ref().expect("probe").on_shutdown.as_str())
         }),
         key("image", Ty::NonEmpty, "docker: the local image to run."),
         key("container_port", Ty::Uint(1), "docker: the port the app listens on inside the container."),
         key("args", Ty::StrList, "docker: arguments after the image's entrypoint."),
         key("network", Ty::NonEmpty, "docker: attach to this network."),
-        keyd("address", Ty::Choice(|| vec!["published", "container"]), "docker: dial the 127.0.0.1 published port or the container's IP (drover inside that network).", |c| {
-            json!(match pool(c).instances.as_ref().expect("probe").address {
-                DockerAddress::Published => "published",
-                DockerAddress::Container => "container",
-            })
+        keyd("address", Ty::Choice(DockerAddress::names), "docker: dial the 127.0.0.1 published port or the container's IP (drover inside that network).", |c| {
+            json!(pool(c).instances.as_ref().expect("probe").address.as_str())
         }),
         key("memory", Ty::Size, "docker: memory limit, like \"256m\"."),
         key("cpus", Ty::Positive, "docker: CPU limit, like 0.5."),
@@ -741,11 +737,7 @@ pub(crate) static RULE: Section = Section {
     title: "[[pools.NAME.autoscale.rules]]",
     doc: "A scaling rule: metric above/below a threshold for a while -> add, remove or factor.",
     keys: &[
-        key(
-            "metric",
-            Ty::Choice(|| names(METRICS)),
-            "The metric compared.",
-        ),
+        key("metric", Ty::Choice(Metric::names), "The metric compared."),
         key("above", Ty::Number, "Fires when the metric is above this."),
         key("below", Ty::Number, "Fires when the metric is below this."),
         key(

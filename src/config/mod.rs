@@ -5,6 +5,7 @@
 //! record an error (key path, line, column) and go on, so one run reports every
 //! problem in a file. Cross-section checks run last.
 
+mod defaults;
 mod duration;
 mod env;
 mod error;
@@ -23,6 +24,7 @@ mod scaling_ahead;
 pub mod schedule;
 mod schema;
 mod sections;
+mod spelled;
 mod starter;
 mod summary;
 mod types;

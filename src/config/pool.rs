@@ -1,7 +1,5 @@
 //! `[pools.NAME]` with its `backends`, `[health]` and `[passive]`.
 
-use std::time::Duration;
-
 use toml::de::DeValue;
 
 use super::error::Errors;
@@ -14,7 +12,7 @@ use super::reader::{
 use super::scaling::{autoscale, instances};
 use super::types::{
     BackendConfig, Balance, HealthConfig, HealthKind, NamedBackend, PassiveConfig, PoolConfig,
-    ProviderKind, StatusRanges,
+    ProviderKind,
 };
 use super::upstream_tls::{strip_https, upstream_tls};
 use super::values::{
@@ -22,14 +20,8 @@ use super::values::{
     BackendAddress,
 };
 
-pub(crate) const BALANCES: &[(&str, Balance)] = &[
-    ("round_robin", Balance::RoundRobin),
-    ("weighted_round_robin", Balance::WeightedRoundRobin),
-    ("least_conn", Balance::LeastConn),
-    ("random", Balance::Random),
-    ("p2c_ewma", Balance::P2cEwma),
-    ("hash", Balance::Hash),
-];
+/// `health.initial_state` spellings.
+pub(crate) const INITIAL_STATES: &[(&str, bool)] = &[("healthy", true), ("unhealthy", false)];
 
 /// A pool name usable in URLs and metric labels.
 fn valid_pool_name(name: &str) -> bool {
@@ -62,7 +54,7 @@ pub(crate) fn pool(
         );
     }
     t.check_section(errs, &keys::POOL);
-    let balance = t.get(errs, "balance", one_of(BALANCES)).map(|g| g.v);
+    let balance = t.get(errs, "balance", one_of(Balance::TABLE)).map(|g| g.v);
     let hash_key = t.get(errs, "hash_key", |v| parse_hash_key(&string(v)?));
     // A bad `balance` was reported already; judge hash_key against the default otherwise.
     let effective = balance.or((!t.has("balance")).then_some(Balance::RoundRobin));
@@ -86,21 +78,10 @@ pub(crate) fn pool(
         hash_key: hash_key.map(|g| g.v).unwrap_or_default(),
         backends,
         named_backends,
-        resolve_interval: PoolConfig::DEFAULT_RESOLVE_INTERVAL,
-        connect_timeout: Duration::from_secs(2),
-        request_timeout: Duration::from_secs(60),
-        retries: 2,
-        max_connections_per_backend: 0,
-        queue_timeout: Duration::from_secs(5),
-        max_queue: 1024,
-        upstream_idle_timeout: PoolConfig::DEFAULT_UPSTREAM_IDLE_TIMEOUT,
         protocol: protocol(t, errs),
-        health: None,
-        passive: None,
-        instances: None,
-        autoscale: None,
         tls: upstream_tls(t, errs, base),
         policy: policy_keys::policy(t, errs, effective),
+        ..PoolConfig::default()
     };
     if cfg.protocol.kind == super::types::Protocol::H2c && cfg.tls.is_some() {
         t.error_at(
@@ -176,7 +157,7 @@ pub(crate) fn pool(
             "backends",
             format!(
                 "a backend given by host name is discovered by DNS and cannot share a pool with provider \"{}\"; give it by IP, use provider = \"dns\", or use another pool",
-                super::scaling::provider_name(i.provider)
+                i.provider.as_str()
             ),
         );
     }
@@ -309,19 +290,7 @@ fn backends(
 
 fn health(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> HealthConfig {
     t.check_section(errs, &keys::HEALTH);
-    let mut cfg = HealthConfig {
-        path: None,
-        interval: Duration::from_secs(2),
-        timeout: Duration::from_secs(1),
-        rise: 2,
-        fall: 3,
-        expect_status: StatusRanges(vec![(200, 399)]),
-        initial_healthy: false,
-        headers: Vec::new(),
-        kind: HealthKind::Tcp,
-        service: String::new(),
-    };
-    cfg.path = t
+    let path = t
         .get(errs, "path", |v| {
             let s = string(v)?;
             if s.starts_with('/') {
@@ -334,6 +303,10 @@ fn health(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> HealthConfig {
             }
         })
         .map(|g| g.v);
+    let mut cfg = HealthConfig {
+        path,
+        ..HealthConfig::default()
+    };
     if let Some(g) = t.get(errs, "interval", nonzero_duration) {
         cfg.interval = g.v;
     }
@@ -352,11 +325,7 @@ fn health(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> HealthConfig {
     }) {
         cfg.expect_status = g.v;
     }
-    if let Some(g) = t.get(
-        errs,
-        "initial_state",
-        one_of(&[("healthy", true), ("unhealthy", false)]),
-    ) {
+    if let Some(g) = t.get(errs, "initial_state", one_of(INITIAL_STATES)) {
         cfg.initial_healthy = g.v;
     }
     if let Some(g) = t.get(errs, "headers", string_map) {
@@ -390,10 +359,7 @@ fn health(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> HealthConfig {
 
 fn passive(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> PassiveConfig {
     t.check_section(errs, &keys::PASSIVE);
-    let mut cfg = PassiveConfig {
-        consecutive_failures: 5,
-        eject_for: Duration::from_secs(30),
-    };
+    let mut cfg = PassiveConfig::default();
     if let Some(g) = t.get(errs, "consecutive_failures", uint_min::<u32>(1)) {
         cfg.consecutive_failures = g.v;
     }
