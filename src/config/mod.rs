@@ -37,6 +37,8 @@ mod tests;
 #[cfg(test)]
 mod tests_ahead;
 #[cfg(test)]
+mod tests_defaults;
+#[cfg(test)]
 mod tests_dns;
 #[cfg(test)]
 mod tests_policy;

@@ -223,6 +223,18 @@ pub enum HashKey {
     Path,
 }
 
+impl HashKey {
+    /// The config spelling: `client_ip`, `header:NAME`, `cookie:NAME` or `path`.
+    pub fn spelling(&self) -> String {
+        match self {
+            HashKey::ClientIp => "client_ip".to_string(),
+            HashKey::Header(n) => format!("header:{n}"),
+            HashKey::Cookie(n) => format!("cookie:{n}"),
+            HashKey::Path => "path".to_string(),
+        }
+    }
+}
+
 /// One static member.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackendConfig {
