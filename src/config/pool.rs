@@ -11,8 +11,8 @@ use super::reader::{
 };
 use super::scaling::{autoscale, instances};
 use super::types::{
-    BackendConfig, Balance, HealthConfig, HealthKind, NamedBackend, PassiveConfig, PoolConfig,
-    ProviderKind,
+    BackendConfig, Balance, HashKey, HealthConfig, HealthKind, NamedBackend, PassiveConfig,
+    PoolConfig, ProviderKind,
 };
 use super::upstream_tls::{strip_https, upstream_tls};
 use super::values::{
@@ -55,27 +55,14 @@ pub(crate) fn pool(
     }
     t.check_section(errs, &keys::POOL);
     let balance = t.get(errs, "balance", one_of(Balance::TABLE)).map(|g| g.v);
-    let hash_key = t.get(errs, "hash_key", |v| parse_hash_key(&string(v)?));
-    // A bad `balance` was reported already; judge hash_key against the default otherwise.
-    let effective = balance.or((!t.has("balance")).then_some(Balance::RoundRobin));
-    if let (Some(b), Some(_)) = (effective, &hash_key) {
-        if b != Balance::Hash {
-            let uses = if t.has("balance") { "" } else { "the default " };
-            t.error_at(
-                errs,
-                "hash_key",
-                format!(
-                    "only used with balance = \"hash\" (this pool uses {uses}\"{}\")",
-                    b.as_str()
-                ),
-            );
-        }
-    }
+    // A bad `balance` is reported already: `None` then, and balance-specific checks are skipped.
+    let effective = balance.or((!t.has("balance")).then_some(Balance::default()));
+    let hash_key = hash_key(t, errs, effective);
     let (backends, named_backends) = backends(t, errs, system_resolver);
     let mut cfg = PoolConfig {
         name: name.to_string(),
         balance: balance.unwrap_or_default(),
-        hash_key: hash_key.map(|g| g.v).unwrap_or_default(),
+        hash_key: hash_key.unwrap_or_default(),
         backends,
         named_backends,
         protocol: protocol(t, errs),
@@ -90,6 +77,36 @@ pub(crate) fn pool(
             "\"h2c\" is HTTP/2 on plain TCP, but this pool uses TLS; write protocol = \"h2\" (HTTP/2 over TLS, ALPN h2) or \"auto\"",
         );
     }
+    limits(t, errs, &mut cfg);
+    cfg.health = t.sub(errs, "health").map(|h| health(&h, errs));
+    cfg.passive = t.sub(errs, "passive").map(|p| passive(&p, errs));
+    managed(t, errs, &mut cfg);
+    members_check(t, errs, &cfg, errs.list.len() == before);
+    (errs.list.len() == before).then_some(cfg)
+}
+
+/// `hash_key`, which only `balance = "hash"` uses (`effective`: the pool's
+/// balance, `None` when it is invalid).
+fn hash_key(t: &Tbl<'_, '_>, errs: &mut Errors<'_>, effective: Option<Balance>) -> Option<HashKey> {
+    let hash_key = t.get(errs, "hash_key", |v| parse_hash_key(&string(v)?));
+    if let (Some(b), Some(_)) = (effective, &hash_key) {
+        if b != Balance::Hash {
+            let uses = if t.has("balance") { "" } else { "the default " };
+            t.error_at(
+                errs,
+                "hash_key",
+                format!(
+                    "only used with balance = \"hash\" (this pool uses {uses}\"{}\")",
+                    b.as_str()
+                ),
+            );
+        }
+    }
+    hash_key.map(|g| g.v)
+}
+
+/// The timeouts, retries, queue and connection limits, and `resolve_interval`.
+fn limits(t: &Tbl<'_, '_>, errs: &mut Errors<'_>, cfg: &mut PoolConfig) {
     if let Some(g) = t.get(errs, "connect_timeout", nonzero_duration) {
         cfg.connect_timeout = g.v;
     }
@@ -114,39 +131,48 @@ pub(crate) fn pool(
     if let Some(g) = t.get(errs, "resolve_interval", nonzero_duration) {
         cfg.resolve_interval = g.v;
     }
-    cfg.health = t.sub(errs, "health").map(|h| health(&h, errs));
-    cfg.passive = t.sub(errs, "passive").map(|p| passive(&p, errs));
+}
+
+/// `[instances]` and `[autoscale]`, and whether the provider can be scaled.
+fn managed(t: &Tbl<'_, '_>, errs: &mut Errors<'_>, cfg: &mut PoolConfig) {
     let inst = t.sub(errs, "instances");
     cfg.instances = inst.as_ref().and_then(|i| instances(i, errs));
-    if let Some(a) = t.sub(errs, "autoscale") {
-        if inst.is_none() && !t.has("instances") {
+    let Some(a) = t.sub(errs, "autoscale") else {
+        return;
+    };
+    if inst.is_none() && !t.has("instances") {
+        errs.push(
+            &a.path,
+            a.span.clone(),
+            format!(
+                "needs a [{}.instances] section: drover scales only instances it manages",
+                t.path
+            ),
+        );
+    }
+    if let Some(i) = &cfg.instances {
+        if i.provider.discovers() {
             errs.push(
                 &a.path,
                 a.span.clone(),
-                format!(
-                    "needs a [{}.instances] section: drover scales only instances it manages",
-                    t.path
-                ),
+                super::scaling::not_scaled(i.provider),
             );
         }
-        if let Some(i) = &cfg.instances {
-            if i.provider.discovers() {
-                errs.push(
-                    &a.path,
-                    a.span.clone(),
-                    super::scaling::not_scaled(i.provider),
-                );
-            }
-            if i.provider == ProviderKind::Swarm && a.has("warm") {
-                a.error_at(
-                    errs,
-                    "warm",
-                    "warm pools are not supported with provider = \"swarm\" (swarm keeps its replicas itself); use provider = \"docker\" or remove warm",
-                );
-            }
+        if i.provider == ProviderKind::Swarm && a.has("warm") {
+            a.error_at(
+                errs,
+                "warm",
+                "warm pools are not supported with provider = \"swarm\" (swarm keeps its replicas itself); use provider = \"docker\" or remove warm",
+            );
         }
-        cfg.autoscale = autoscale(&a, errs);
     }
+    cfg.autoscale = autoscale(&a, errs);
+}
+
+/// Where the members come from: some source is given, host names only with
+/// DNS discovery, `resolve_interval` only with names to resolve (checked when
+/// the pool has no other error: `clean`).
+fn members_check(t: &Tbl<'_, '_>, errs: &mut Errors<'_>, cfg: &PoolConfig, clean: bool) {
     let runs = cfg
         .instances
         .as_ref()
@@ -161,7 +187,8 @@ pub(crate) fn pool(
             ),
         );
     }
-    if t.has("resolve_interval") && cfg.dns_names().is_empty() && errs.list.len() == before {
+    let clean = clean && (runs.is_none() || cfg.named_backends.is_empty());
+    if t.has("resolve_interval") && cfg.dns_names().is_empty() && clean {
         t.error_at(
             errs,
             "resolve_interval",
@@ -180,7 +207,6 @@ pub(crate) fn pool(
             ),
         );
     }
-    (errs.list.len() == before).then_some(cfg)
 }
 
 /// `backends = ["host:port", { address = "host:port", weight = 3 }]`: those

@@ -54,6 +54,15 @@ pub(crate) fn instances(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> Option<Instan
     );
     let mut cfg =
         InstancesConfig::with_provider(provider.as_ref().map_or(ProviderKind::Process, |g| g.v));
+    read_keys(t, errs, &mut cfg);
+    if let Some(p) = provider.map(|g| g.v) {
+        provider_check(t, errs, p);
+    }
+    (errs.list.len() == before).then_some(cfg)
+}
+
+/// Every key but `provider`, into `cfg`.
+fn read_keys(t: &Tbl<'_, '_>, errs: &mut Errors<'_>, cfg: &mut InstancesConfig) {
     if let Some(g) = t.get(errs, "count", uint::<u32>) {
         cfg.count = g.v;
     }
@@ -101,55 +110,59 @@ pub(crate) fn instances(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> Option<Instan
     if let Some(g) = t.get(errs, "stop_timeout", duration) {
         cfg.stop_timeout = g.v;
     }
+}
 
-    if let Some(p) = provider.map(|g| g.v) {
-        let name = p.as_str();
-        for (key, providers) in PROVIDER_KEYS {
-            if t.has(key) && !providers.contains(&p) {
-                let users: Vec<&str> = providers.iter().map(|p| p.as_str()).collect();
-                t.error_at(
-                    errs,
-                    key,
-                    format!(
-                        "not used with provider \"{name}\" (only with {})",
-                        users.join(", ")
-                    ),
-                );
-            }
-        }
-        let required: &[(&str, &str)] = match p {
-            ProviderKind::Process => &[(
-                "command",
-                "the program to run, like [\"./app\", \"--port\", \"{port}\"]",
-            )],
-            ProviderKind::Docker => &[
-                ("image", "the local image to run, like \"myapp:latest\""),
-                (
-                    "container_port",
-                    "the port the app listens on inside the container",
+/// Provider `p` is given every key it needs and no key it does not use.
+fn provider_check(t: &Tbl<'_, '_>, errs: &mut Errors<'_>, p: ProviderKind) {
+    let name = p.as_str();
+    for (key, providers) in PROVIDER_KEYS {
+        if t.has(key) && !providers.contains(&p) {
+            let users: Vec<&str> = providers.iter().map(|p| p.as_str()).collect();
+            t.error_at(
+                errs,
+                key,
+                format!(
+                    "not used with provider \"{name}\" (only with {})",
+                    users.join(", ")
                 ),
-            ],
-            ProviderKind::Swarm => &[("service", "the name of an existing swarm service")],
-            ProviderKind::DockerLabels => &[],
-            ProviderKind::Dns => &[
-                (
-                    "name",
-                    "the host name to resolve, like \"api.internal\" (a compose service name)",
-                ),
-                ("port", "the port to dial on every address the name answers"),
-            ],
-        };
-        for (key, what) in required {
-            if !t.has(key) {
-                errs.push(
-                    &t.key(key),
-                    t.span.clone(),
-                    format!("required for provider \"{name}\": {what}"),
-                );
-            }
+            );
         }
     }
-    (errs.list.len() == before).then_some(cfg)
+    for (key, what) in required_keys(p) {
+        if !t.has(key) {
+            errs.push(
+                &t.key(key),
+                t.span.clone(),
+                format!("required for provider \"{name}\": {what}"),
+            );
+        }
+    }
+}
+
+/// The keys provider `p` needs, with what each is.
+fn required_keys(p: ProviderKind) -> &'static [(&'static str, &'static str)] {
+    match p {
+        ProviderKind::Process => &[(
+            "command",
+            "the program to run, like [\"./app\", \"--port\", \"{port}\"]",
+        )],
+        ProviderKind::Docker => &[
+            ("image", "the local image to run, like \"myapp:latest\""),
+            (
+                "container_port",
+                "the port the app listens on inside the container",
+            ),
+        ],
+        ProviderKind::Swarm => &[("service", "the name of an existing swarm service")],
+        ProviderKind::DockerLabels => &[],
+        ProviderKind::Dns => &[
+            (
+                "name",
+                "the host name to resolve, like \"api.internal\" (a compose service name)",
+            ),
+            ("port", "the port to dial on every address the name answers"),
+        ],
+    }
 }
 
 pub(crate) fn autoscale(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> Option<AutoscaleConfig> {
