@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{client, one_pool, Backend, Drover};
+use common::{client, get_text, one_pool, Backend, Drover};
 
 #[tokio::test]
 async fn admin_lists_pools_members_and_counters() {
@@ -78,14 +78,7 @@ async fn metrics_count_requests_by_pool_backend_and_code() {
     for p in ["/x", "/x", "/status/500"] {
         client().get(d.url(p)).send().await.unwrap();
     }
-    let text = client()
-        .get(d.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = get_text(&d.admin_url("/metrics")).await;
     let line = format!(
         "drover_requests_total{{pool=\"app\",backend=\"{}\",code=\"200\"}} 2",
         a.addr

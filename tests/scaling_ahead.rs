@@ -8,36 +8,11 @@ mod common;
 use std::time::Duration;
 
 use common::docker::{available, docker, image, ImageCleanup};
-use common::{all_events as events, client, get_json, pool_json, wait_until, Drover, Load, BIN};
-
-/// Pids and states (`/proc/PID/stat`: `S`, `R`, `T` = stopped) of the
-/// backend processes whose command line contains `marker`.
-fn backends_with(marker: &str) -> Vec<(i32, char)> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-            continue;
-        };
-        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let state = stat
-            .rsplit(')')
-            .next()
-            .and_then(|r| r.trim_start().chars().next())
-            .unwrap_or('?');
-        if cmd.contains(marker)
-            && cmd.contains(" backend ")
-            && !cmd.contains("__supervise")
-            && state != 'Z'
-        {
-            out.push((pid, state));
-        }
-    }
-    out
-}
+use common::managed::backends_with;
+use common::{
+    all_events as events, client, get_json, get_text, pool_json, wait_until, Drover, Load, BIN,
+    HEADER,
+};
 
 fn config(marker: &str, autoscale: &str) -> String {
     format!(
@@ -96,14 +71,7 @@ warm = 1"#,
         b.len() == 1 && b[0].1 == 'T'
     })
     .await;
-    let metrics = client()
-        .get(d.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&d.admin_url("/metrics")).await;
     assert!(
         metrics.contains("drover_pool_warm_instances{pool=\"app\"} 1"),
         "{metrics}"
@@ -270,13 +238,7 @@ async fn a_docker_pool_keeps_a_paused_warm_container_and_unpauses_it_at_zero() {
     let _cleanup = PoolCleanup(pool.clone());
     let cfg = format!(
         r#"
-[server]
-listen = ["127.0.0.1:0"]
-[admin]
-listen = "127.0.0.1:0"
-[log]
-access = false
-[pools.{pool}]
+{HEADER}[pools.{pool}]
 [pools.{pool}.health]
 path = "/health"
 interval = "200ms"

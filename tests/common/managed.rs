@@ -38,3 +38,32 @@ pub async fn scale(d: &super::Drover, n: u32) {
         .unwrap();
     assert_eq!(r.status(), 202);
 }
+
+/// Pids and states (`/proc/PID/stat`: `S`, `R`, `T` = stopped) of the
+/// backend processes whose command line contains `marker`.
+pub fn backends_with(marker: &str) -> Vec<(i32, char)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat
+            .rsplit(')')
+            .next()
+            .and_then(|r| r.trim_start().chars().next())
+            .unwrap_or('?');
+        if cmd.contains(marker)
+            && cmd.contains(" backend ")
+            && !cmd.contains("__supervise")
+            && state != 'Z'
+        {
+            out.push((pid, state));
+        }
+    }
+    out
+}

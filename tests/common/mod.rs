@@ -243,18 +243,19 @@ impl Drover {
     }
 }
 
-/// Listeners on port 0, no access log, every request to pool `app`; the
-/// `[pools.app]` section comes next.
-pub const ONE_ROUTE: &str = r#"
-[server]
-listen = ["127.0.0.1:0"]
-[admin]
-listen = "127.0.0.1:0"
-[log]
-access = false
-[[routes]]
-pool = "app"
-"#;
+/// The text of [`HEADER`].
+macro_rules! header {
+    () => {
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n[admin]\nlisten = \"127.0.0.1:0\"\n[log]\naccess = false\n"
+    };
+}
+
+/// The head of a test config: listeners on port 0 (read back from drover's
+/// log), no access log. Routes and pools come next.
+pub const HEADER: &str = header!();
+
+/// [`HEADER`] and every request to pool `app`; the `[pools.app]` section comes next.
+pub const ONE_ROUTE: &str = concat!("\n", header!(), "[[routes]]\npool = \"app\"\n");
 
 /// A config with one pool over these backends.
 pub fn one_pool(backends: &[SocketAddr], pool_extra: &str) -> String {

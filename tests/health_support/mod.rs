@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{self, client, wait_until, Drover};
+use crate::common::{self, client, get_text, wait_until, Drover};
 
 /// `[pools.app.health]` with fast checks: `interval`, `rise`, `fall`.
 pub fn fast_health(interval_ms: u64, rise: u32, fall: u32) -> String {
@@ -82,14 +82,7 @@ pub async fn events(d: &Drover) -> Vec<(String, String, String)> {
 
 /// A metric's value from `/metrics` (the line starting with `series`).
 pub async fn metric(d: &Drover, series: &str) -> f64 {
-    let text = client()
-        .get(d.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = get_text(&d.admin_url("/metrics")).await;
     text.lines()
         .find_map(|l| l.strip_prefix(series).and_then(|r| r.trim().parse().ok()))
         .unwrap_or_else(|| panic!("no {series} in\n{text}"))
