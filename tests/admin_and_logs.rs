@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{client, get_text, one_pool, Backend, Drover};
+use common::{client, get_json, get_text, one_pool, Backend, Drover};
 
 #[tokio::test]
 async fn admin_lists_pools_members_and_counters() {
@@ -139,14 +139,7 @@ async fn sighup_reload_applies_a_valid_config_and_keeps_the_old_on_errors() {
     let (a, b) = (Backend::start("a"), Backend::start("b"));
     let d = Drover::start(&one_pool(&[a.addr], ""));
     let name = |v: serde_json::Value| v["name"].as_str().unwrap().to_string();
-    let v: serde_json::Value = client()
-        .get(d.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: serde_json::Value = get_json(&d.url("/")).await;
     assert_eq!(name(v), "a");
     std::fs::write(&d.config_path, one_pool(&[b.addr], "")).unwrap();
     d.proc.signal("HUP");
@@ -155,14 +148,7 @@ async fn sighup_reload_applies_a_valid_config_and_keeps_the_old_on_errors() {
         .wait_for("reload", Duration::from_secs(5), |l| {
             l.contains("config reloaded")
         });
-    let v: serde_json::Value = client()
-        .get(d.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: serde_json::Value = get_json(&d.url("/")).await;
     assert_eq!(name(v), "b");
     // An invalid file is refused through the API with the errors, and b keeps serving.
     std::fs::write(&d.config_path, "[pools.app]\nbackends = [\"nope\"]\n").unwrap();
@@ -178,14 +164,7 @@ async fn sighup_reload_applies_a_valid_config_and_keeps_the_old_on_errors() {
         e["detail"].to_string().contains("pools.app.backends[0]"),
         "{e}"
     );
-    let v: serde_json::Value = client()
-        .get(d.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: serde_json::Value = get_json(&d.url("/")).await;
     assert_eq!(name(v), "b");
 }
 

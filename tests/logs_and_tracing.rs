@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use common::{client, get_text, one_pool, Backend, Drover, BIN, HEADER};
+use common::{client, get_json, get_text, one_pool, Backend, Drover, BIN, HEADER};
 
 fn lines_of(p: &Path) -> Vec<String> {
     std::fs::read_to_string(p)
@@ -256,14 +256,7 @@ async fn trace_context_is_continued_or_started_and_logged() {
     assert!(!new_tp.contains(TRACE) && new_tp.starts_with("00-") && new_tp.ends_with("-01"));
     assert!(echo["headers"].get("tracestate").is_none());
     // Absent: created.
-    let echo: Value = client()
-        .get(d.url("/absent"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let echo: Value = get_json(&d.url("/absent")).await;
     let created = echo["headers"]["traceparent"].as_str().unwrap().to_string();
     assert_eq!(created.len(), 55);
     // The access log carries the trace id sent upstream.

@@ -257,6 +257,18 @@ pub const HEADER: &str = header!();
 /// [`HEADER`] and every request to pool `app`; the `[pools.app]` section comes next.
 pub const ONE_ROUTE: &str = concat!("\n", header!(), "[[routes]]\npool = \"app\"\n");
 
+/// `[pools.app.health]` for static backends: `GET /health` every 200 ms (1 s
+/// timeout), rise 1, fall 1, members healthy from the start.
+pub const STATIC_HEALTH: &str = r#"
+[pools.app.health]
+path = "/health"
+interval = "200ms"
+timeout = "1s"
+rise = 1
+fall = 1
+initial_state = "healthy"
+"#;
+
 /// A config with one pool over these backends.
 pub fn one_pool(backends: &[SocketAddr], pool_extra: &str) -> String {
     let list: Vec<String> = backends.iter().map(|b| format!("\"{b}\"")).collect();
