@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{client, get_json, get_text, one_pool, Backend, Drover};
+use common::{client, get_json, get_text, one_pool, reload, Backend, Drover};
 
 #[tokio::test]
 async fn admin_lists_pools_members_and_counters() {
@@ -152,12 +152,7 @@ async fn sighup_reload_applies_a_valid_config_and_keeps_the_old_on_errors() {
     assert_eq!(name(v), "b");
     // An invalid file is refused through the API with the errors, and b keeps serving.
     std::fs::write(&d.config_path, "[pools.app]\nbackends = [\"nope\"]\n").unwrap();
-    let r = client()
-        .post(d.admin_url("/api/v1/reload"))
-        .header("content-type", "application/json")
-        .send()
-        .await
-        .unwrap();
+    let r = reload(&d).await;
     assert_eq!(r.status(), 400);
     let e: serde_json::Value = r.json().await.unwrap();
     assert!(
@@ -248,32 +243,14 @@ async fn reload_rebinds_changed_listeners_without_a_gap_for_the_others() {
 
     // Add p2.
     std::fs::write(&d.config_path, cfg(&[p1, p2])).unwrap();
-    assert_eq!(
-        client()
-            .post(d.admin_url("/api/v1/reload"))
-            .header("content-type", "application/json")
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(reload(&d).await.status(), 200);
     assert_eq!(client().get(url(p2)).send().await.unwrap().status(), 200);
 
     // Remove p1 while clients hammer p2: p2 never fails, p1 stops accepting.
     let load = common::Load::start(&url(p2), 4, 5000);
     tokio::time::sleep(Duration::from_millis(300)).await;
     std::fs::write(&d.config_path, cfg(&[p2])).unwrap();
-    assert_eq!(
-        client()
-            .post(d.admin_url("/api/v1/reload"))
-            .header("content-type", "application/json")
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(reload(&d).await.status(), 200);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (ok, failed) = load.stop().await;
     assert_eq!(failed, 0);
@@ -287,12 +264,7 @@ async fn reload_rebinds_changed_listeners_without_a_gap_for_the_others() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let busy = taken.local_addr().unwrap().port();
     std::fs::write(&d.config_path, cfg(&[p2, busy])).unwrap();
-    let r = client()
-        .post(d.admin_url("/api/v1/reload"))
-        .header("content-type", "application/json")
-        .send()
-        .await
-        .unwrap();
+    let r = reload(&d).await;
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("cannot listen on"));
     assert_eq!(client().get(url(p2)).send().await.unwrap().status(), 200);

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{client, get_json, one_pool, Backend, Drover, Proc};
+use common::{client, get_json, one_pool, reload, Backend, Drover, Proc};
 use serde_json::{json, Value};
 
 async fn get(d: &Drover, path: &str) -> Value {
@@ -201,12 +201,7 @@ async fn a_reload_drops_api_added_members_the_file_does_not_list() {
         .unwrap();
     assert_eq!(r.status(), 201);
     std::fs::write(&d.config_path, one_pool(&[a.addr], "balance = \"random\"")).unwrap();
-    let r = client()
-        .post(d.admin_url("/api/v1/reload"))
-        .header("content-type", "application/json")
-        .send()
-        .await
-        .unwrap();
+    let r = reload(&d).await;
     assert_eq!(r.status(), 200);
     let pool = get(&d, "/api/v1/pools/app").await;
     assert!(member(&pool, &b.addr.to_string()).is_none(), "{pool}");

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{client, get_json, one_pool, Backend, Drover};
+use common::{client, get_json, one_pool, reload, Backend, Drover};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn reloads_under_8_concurrent_clients_fail_no_request() {
@@ -75,12 +75,7 @@ async fn reloads_under_8_concurrent_clients_fail_no_request() {
         one_pool(&[a.addr, c.addr], "balance = \"p2c_ewma\""),
     )
     .unwrap();
-    let r = client()
-        .post(d.admin_url("/api/v1/reload"))
-        .header("content-type", "application/json")
-        .send()
-        .await
-        .unwrap();
+    let r = reload(&d).await;
     assert_eq!(r.status(), 200);
     sleep_until(at(6.5)).await;
     stop.store(true, Ordering::Relaxed);

@@ -10,8 +10,8 @@ use std::time::Duration;
 use common::docker::{available, docker, image, ImageCleanup};
 use common::managed::backends_with;
 use common::{
-    all_events as events, client, get_json, get_text, pool_json, wait_until, Drover, Load, BIN,
-    HEADER,
+    all_events as events, client, get_json, get_text, pool_json, reload, wait_until, Drover, Load,
+    BIN, HEADER,
 };
 
 fn config(marker: &str, autoscale: &str) -> String {
@@ -376,12 +376,7 @@ async fn lowering_warm_by_reload_stops_the_frozen_extra_instances() {
     })
     .await;
     std::fs::write(&d.config_path, cfg.replace("warm = 2", "warm = 0")).unwrap();
-    let r = client()
-        .post(d.admin_url("/api/v1/reload"))
-        .header("content-type", "application/json")
-        .send()
-        .await
-        .unwrap();
+    let r = reload(&d).await;
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     wait_until(
         "the warm ones stopped, the serving one kept",

@@ -329,6 +329,16 @@ pub async fn get_text(url: &str) -> String {
         .unwrap()
 }
 
+/// `POST /api/v1/reload` (a JSON request, as `drover ctl reload` sends); the response.
+pub async fn reload(d: &Drover) -> reqwest::Response {
+    client()
+        .post(d.admin_url("/api/v1/reload"))
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap()
+}
+
 /// A self-signed certificate for `name` written to `dir`: (cert path, key path).
 pub fn write_cert(dir: &std::path::Path, name: &str) -> (String, String) {
     let ck = rcgen::generate_simple_self_signed(vec![name.to_string()]).unwrap();
