@@ -4,7 +4,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::managed::backends_with;
+use common::managed::{backends_with, marked_pool};
 use common::{
     all_events as events, client, get_text, healthy_count, pool_json, wait_until, Drover, Load, BIN,
 };
@@ -18,32 +18,11 @@ fn pids_with(marker: &str) -> Vec<i32> {
 }
 
 fn config(marker: &str, instances_extra: &str, autoscale: &str) -> String {
-    format!(
-        r#"
-[server]
-listen = ["127.0.0.1:0"]
-shutdown_timeout = "5s"
-[admin]
-listen = "127.0.0.1:0"
-[log]
-access = false
-[pools.app]
-balance = "least_conn"
-retries = 2
-[pools.app.health]
-path = "/health"
-interval = "200ms"
-rise = 1
-fall = 2
-[pools.app.instances]
-provider = "process"
-command = ["{BIN}", "backend", "--listen", "127.0.0.1:{{port}}", "--name", "{marker}-{{port}}"]
-start_timeout = "10s"
-drain_timeout = "5s"
-stop_timeout = "2s"
-{instances_extra}
-{autoscale}
-"#
+    marked_pool(
+        marker,
+        "balance = \"least_conn\"\nretries = 2",
+        &format!("drain_timeout = \"5s\"\n{instances_extra}"),
+        autoscale,
     )
 }
 

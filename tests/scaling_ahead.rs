@@ -8,38 +8,18 @@ mod common;
 use std::time::Duration;
 
 use common::docker::{available, docker, image, ImageCleanup};
-use common::managed::backends_with;
+use common::managed::{backends_with, marked_pool};
 use common::{
     all_events as events, client, get_json, get_text, pool_json, reload, wait_until, Drover, Load,
     BIN, HEADER,
 };
 
 fn config(marker: &str, autoscale: &str) -> String {
-    format!(
-        r#"
-[server]
-listen = ["127.0.0.1:0"]
-shutdown_timeout = "5s"
-[admin]
-listen = "127.0.0.1:0"
-[log]
-access = false
-[pools.app]
-balance = "least_conn"
-[pools.app.health]
-path = "/health"
-interval = "200ms"
-rise = 1
-fall = 2
-[pools.app.instances]
-provider = "process"
-command = ["{BIN}", "backend", "--listen", "127.0.0.1:{{port}}", "--name", "{marker}-{{port}}"]
-start_timeout = "10s"
-drain_timeout = "2s"
-stop_timeout = "2s"
-[pools.app.autoscale]
-{autoscale}
-"#
+    marked_pool(
+        marker,
+        "balance = \"least_conn\"",
+        "drain_timeout = \"2s\"",
+        &format!("[pools.app.autoscale]\n{autoscale}"),
     )
 }
 
