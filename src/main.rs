@@ -2,7 +2,7 @@
 //! The `drover` binary: parse the command line, set up logging, run, map errors to exit codes.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -50,36 +50,8 @@ fn runtime() -> tokio::runtime::Runtime {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match &cli.command {
-        Some(Command::Supervise { parent, argv }) => {
-            return drover::instances::supervise::run(*parent, argv)
-        }
-        Some(Command::ExecChild { parent, argv }) => {
-            return drover::instances::supervise::exec_child(*parent, argv)
-        }
-        _ => {}
-    }
-    match &cli.command {
-        Some(Command::Schema) => {
-            let schema = config::json_schema();
-            println!("{}", serde_json::to_string_pretty(&schema).expect("JSON"));
-            return ExitCode::SUCCESS;
-        }
-        Some(Command::Completions { shell }) => {
-            let mut cmd = drover::cli::public_command();
-            clap_complete::generate(*shell, &mut cmd, "drover", &mut std::io::stdout());
-            return ExitCode::SUCCESS;
-        }
-        Some(Command::Man) => {
-            return match drover::cli::write_man(&mut std::io::stdout()) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("drover man: {e}");
-                    ExitCode::from(1)
-                }
-            };
-        }
-        _ => {}
+    if let Some(code) = before_logging(cli.command.as_ref()) {
+        return code;
     }
     init_logging(&cli);
     // Panics are logged as events; one in a request ends only that request.
@@ -92,87 +64,15 @@ fn main() -> ExitCode {
     match command {
         Command::Ctl(args) => match runtime().block_on(drover::ctl::run(args)) {
             Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("drover ctl: {e}");
-                ExitCode::from(1)
-            }
+            Err(e) => failed("drover ctl", e),
         },
         Command::Run {
             config,
             threads,
             watch,
-        } => {
-            let source = match config {
-                Some(path) => ConfigSource::File(path),
-                None if PathBuf::from("drover.toml").exists() => {
-                    ConfigSource::File(PathBuf::from("drover.toml"))
-                }
-                None => ConfigSource::Demo,
-            };
-            let rt = runtime();
-            let result = rt.block_on(app::run(RunOptions {
-                source,
-                threads,
-                watch,
-            }));
-            // Do not wait for a shutdown cut short by a second signal.
-            rt.shutdown_background();
-            match result {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(RunError::Config(e)) => {
-                    eprintln!("{e}");
-                    ExitCode::from(2)
-                }
-                Err(RunError::Runtime(e)) => {
-                    eprintln!("drover: {e:#}");
-                    ExitCode::from(1)
-                }
-            }
-        }
-        Command::Check { config: path } => match config::load_file(&path) {
-            Ok(cfg) => {
-                for w in config::warnings(&cfg) {
-                    eprintln!("warning: {w}");
-                }
-                println!("ok");
-                for line in config::summary_lines(&cfg) {
-                    println!("{line}");
-                }
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("{e}");
-                eprintln!("{} error(s) in {}", e.errors.len(), path.display());
-                ExitCode::from(2)
-            }
-        },
-        Command::Init { file } => {
-            use std::io::Write;
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&file)
-            {
-                Ok(mut f) => match f.write_all(config::STARTER_CONFIG.as_bytes()) {
-                    Ok(()) => {
-                        println!("wrote {}; check it with `drover check -c {0}`, run it with `drover run -c {0}`", file.display());
-                        ExitCode::SUCCESS
-                    }
-                    Err(e) => {
-                        eprintln!("drover: cannot write {}: {e}", file.display());
-                        ExitCode::from(1)
-                    }
-                },
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    eprintln!("drover: {} already exists; not overwriting it (remove it or name another file)", file.display());
-                    ExitCode::from(2)
-                }
-                Err(e) => {
-                    eprintln!("drover: cannot create {}: {e}", file.display());
-                    ExitCode::from(1)
-                }
-            }
-        }
+        } => run(config, threads, watch),
+        Command::Check { config } => check(&config),
+        Command::Init { file } => init(&file),
         Command::Supervise { .. }
         | Command::ExecChild { .. }
         | Command::Schema
@@ -189,11 +89,116 @@ fn main() -> ExitCode {
             let warm_up = std::time::Duration::from_millis(warmup);
             match runtime().block_on(drover::backend_app::run(listen, name, tls, warm_up)) {
                 Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("drover backend: {e:#}");
-                    ExitCode::from(1)
-                }
+                Err(e) => failed("drover backend", format!("{e:#}")),
             }
         }
+    }
+}
+
+/// Prints `what: e` and exits 1.
+fn failed(what: &str, e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("{what}: {e}");
+    ExitCode::from(1)
+}
+
+/// The commands that run without logging (instance supervisors, printing the
+/// schema, completions or man page): their exit code, else `None`.
+fn before_logging(command: Option<&Command>) -> Option<ExitCode> {
+    match command? {
+        Command::Supervise { parent, argv } => {
+            Some(drover::instances::supervise::run(*parent, argv))
+        }
+        Command::ExecChild { parent, argv } => {
+            Some(drover::instances::supervise::exec_child(*parent, argv))
+        }
+        Command::Schema => {
+            let schema = config::json_schema();
+            println!("{}", serde_json::to_string_pretty(&schema).expect("JSON"));
+            Some(ExitCode::SUCCESS)
+        }
+        Command::Completions { shell } => {
+            let mut cmd = drover::cli::public_command();
+            clap_complete::generate(*shell, &mut cmd, "drover", &mut std::io::stdout());
+            Some(ExitCode::SUCCESS)
+        }
+        Command::Man => Some(match drover::cli::write_man(&mut std::io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => failed("drover man", e),
+        }),
+        _ => None,
+    }
+}
+
+/// `drover run`: the given file, else `./drover.toml`, else the built-in demo.
+fn run(config: Option<PathBuf>, threads: usize, watch: bool) -> ExitCode {
+    let source = match config {
+        Some(path) => ConfigSource::File(path),
+        None if PathBuf::from("drover.toml").exists() => {
+            ConfigSource::File(PathBuf::from("drover.toml"))
+        }
+        None => ConfigSource::Demo,
+    };
+    let rt = runtime();
+    let result = rt.block_on(app::run(RunOptions {
+        source,
+        threads,
+        watch,
+    }));
+    // Do not wait for a shutdown cut short by a second signal.
+    rt.shutdown_background();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(RunError::Config(e)) => {
+            eprintln!("{e}");
+            ExitCode::from(2)
+        }
+        Err(RunError::Runtime(e)) => failed("drover", format!("{e:#}")),
+    }
+}
+
+/// `drover check`: warnings and a summary (exit 0), or every error (exit 2).
+fn check(path: &Path) -> ExitCode {
+    match config::load_file(path) {
+        Ok(cfg) => {
+            for w in config::warnings(&cfg) {
+                eprintln!("warning: {w}");
+            }
+            println!("ok");
+            for line in config::summary_lines(&cfg) {
+                println!("{line}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            eprintln!("{} error(s) in {}", e.errors.len(), path.display());
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `drover init`: writes the starter config to a new file (never overwrites: exit 2).
+fn init(file: &Path) -> ExitCode {
+    use std::io::Write;
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(file);
+    match created {
+        Ok(mut f) => match f.write_all(config::STARTER_CONFIG.as_bytes()) {
+            Ok(()) => {
+                println!("wrote {}; check it with `drover check -c {0}`, run it with `drover run -c {0}`", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => failed("drover", format!("cannot write {}: {e}", file.display())),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            eprintln!(
+                "drover: {} already exists; not overwriting it (remove it or name another file)",
+                file.display()
+            );
+            ExitCode::from(2)
+        }
+        Err(e) => failed("drover", format!("cannot create {}: {e}", file.display())),
     }
 }

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{client, one_pool, Backend, Drover};
+use common::{client, get_json, get_text, one_pool, reload, Backend, Drover};
 
 #[tokio::test]
 async fn admin_lists_pools_members_and_counters() {
@@ -78,14 +78,7 @@ async fn metrics_count_requests_by_pool_backend_and_code() {
     for p in ["/x", "/x", "/status/500"] {
         client().get(d.url(p)).send().await.unwrap();
     }
-    let text = client()
-        .get(d.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = get_text(&d.admin_url("/metrics")).await;
     let line = format!(
         "drover_requests_total{{pool=\"app\",backend=\"{}\",code=\"200\"}} 2",
         a.addr
@@ -146,14 +139,7 @@ async fn sighup_reload_applies_a_valid_config_and_keeps_the_old_on_errors() {
     let (a, b) = (Backend::start("a"), Backend::start("b"));
     let d = Drover::start(&one_pool(&[a.addr], ""));
     let name = |v: serde_json::Value| v["name"].as_str().unwrap().to_string();
-    let v: serde_json::Value = client()
-        .get(d.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: serde_json::Value = get_json(&d.url("/")).await;
     assert_eq!(name(v), "a");
     std::fs::write(&d.config_path, one_pool(&[b.addr], "")).unwrap();
     d.proc.signal("HUP");
@@ -162,37 +148,18 @@ async fn sighup_reload_applies_a_valid_config_and_keeps_the_old_on_errors() {
         .wait_for("reload", Duration::from_secs(5), |l| {
             l.contains("config reloaded")
         });
-    let v: serde_json::Value = client()
-        .get(d.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: serde_json::Value = get_json(&d.url("/")).await;
     assert_eq!(name(v), "b");
     // An invalid file is refused through the API with the errors, and b keeps serving.
     std::fs::write(&d.config_path, "[pools.app]\nbackends = [\"nope\"]\n").unwrap();
-    let r = client()
-        .post(d.admin_url("/api/v1/reload"))
-        .header("content-type", "application/json")
-        .send()
-        .await
-        .unwrap();
+    let r = reload(&d).await;
     assert_eq!(r.status(), 400);
     let e: serde_json::Value = r.json().await.unwrap();
     assert!(
         e["detail"].to_string().contains("pools.app.backends[0]"),
         "{e}"
     );
-    let v: serde_json::Value = client()
-        .get(d.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: serde_json::Value = get_json(&d.url("/")).await;
     assert_eq!(name(v), "b");
 }
 
@@ -276,32 +243,14 @@ async fn reload_rebinds_changed_listeners_without_a_gap_for_the_others() {
 
     // Add p2.
     std::fs::write(&d.config_path, cfg(&[p1, p2])).unwrap();
-    assert_eq!(
-        client()
-            .post(d.admin_url("/api/v1/reload"))
-            .header("content-type", "application/json")
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(reload(&d).await.status(), 200);
     assert_eq!(client().get(url(p2)).send().await.unwrap().status(), 200);
 
     // Remove p1 while clients hammer p2: p2 never fails, p1 stops accepting.
     let load = common::Load::start(&url(p2), 4, 5000);
     tokio::time::sleep(Duration::from_millis(300)).await;
     std::fs::write(&d.config_path, cfg(&[p2])).unwrap();
-    assert_eq!(
-        client()
-            .post(d.admin_url("/api/v1/reload"))
-            .header("content-type", "application/json")
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(reload(&d).await.status(), 200);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (ok, failed) = load.stop().await;
     assert_eq!(failed, 0);
@@ -315,12 +264,7 @@ async fn reload_rebinds_changed_listeners_without_a_gap_for_the_others() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let busy = taken.local_addr().unwrap().port();
     std::fs::write(&d.config_path, cfg(&[p2, busy])).unwrap();
-    let r = client()
-        .post(d.admin_url("/api/v1/reload"))
-        .header("content-type", "application/json")
-        .send()
-        .await
-        .unwrap();
+    let r = reload(&d).await;
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("cannot listen on"));
     assert_eq!(client().get(url(p2)).send().await.unwrap().status(), 200);

@@ -5,18 +5,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{client, one_pool, Backend, Drover, Proc};
+use common::{client, get_json, one_pool, reload, Backend, Drover, Proc};
 use serde_json::{json, Value};
 
 async fn get(d: &Drover, path: &str) -> Value {
-    client()
-        .get(d.admin_url(path))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    get_json(&d.admin_url(path)).await
 }
 
 fn member<'a>(pool: &'a Value, addr: &str) -> Option<&'a Value> {
@@ -30,14 +23,7 @@ fn member<'a>(pool: &'a Value, addr: &str) -> Option<&'a Value> {
 async fn names_served(d: &Drover, n: usize) -> Vec<String> {
     let mut out = Vec::new();
     for _ in 0..n {
-        let v: Value = client()
-            .get(d.url("/"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: Value = get_json(&d.url("/")).await;
         out.push(v["name"].as_str().unwrap().to_string());
     }
     out
@@ -215,12 +201,7 @@ async fn a_reload_drops_api_added_members_the_file_does_not_list() {
         .unwrap();
     assert_eq!(r.status(), 201);
     std::fs::write(&d.config_path, one_pool(&[a.addr], "balance = \"random\"")).unwrap();
-    let r = client()
-        .post(d.admin_url("/api/v1/reload"))
-        .header("content-type", "application/json")
-        .send()
-        .await
-        .unwrap();
+    let r = reload(&d).await;
     assert_eq!(r.status(), 200);
     let pool = get(&d, "/api/v1/pools/app").await;
     assert!(member(&pool, &b.addr.to_string()).is_none(), "{pool}");

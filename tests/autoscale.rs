@@ -4,64 +4,25 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::managed::{backends_with, marked_pool};
 use common::{
-    all_events as events, client, healthy_count, pool_json, wait_until, Drover, Load, BIN,
+    all_events as events, client, get_text, healthy_count, pool_json, wait_until, Drover, Load, BIN,
 };
 
-/// Pids of live processes whose command line contains `marker`.
+/// Pids of live `drover backend` processes whose command line contains `marker`.
 fn pids_with(marker: &str) -> Vec<i32> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-            continue;
-        };
-        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let zombie = stat
-            .rsplit(')')
-            .next()
-            .is_some_and(|r| r.trim_start().starts_with('Z'));
-        if cmd.contains(marker)
-            && cmd.contains(" backend ")
-            && !cmd.contains("__supervise")
-            && !zombie
-        {
-            out.push(pid);
-        }
-    }
-    out
+    backends_with(marker)
+        .into_iter()
+        .map(|(pid, _)| pid)
+        .collect()
 }
 
 fn config(marker: &str, instances_extra: &str, autoscale: &str) -> String {
-    format!(
-        r#"
-[server]
-listen = ["127.0.0.1:0"]
-shutdown_timeout = "5s"
-[admin]
-listen = "127.0.0.1:0"
-[log]
-access = false
-[pools.app]
-balance = "least_conn"
-retries = 2
-[pools.app.health]
-path = "/health"
-interval = "200ms"
-rise = 1
-fall = 2
-[pools.app.instances]
-provider = "process"
-command = ["{BIN}", "backend", "--listen", "127.0.0.1:{{port}}", "--name", "{marker}-{{port}}"]
-start_timeout = "10s"
-drain_timeout = "5s"
-stop_timeout = "2s"
-{instances_extra}
-{autoscale}
-"#
+    marked_pool(
+        marker,
+        "balance = \"least_conn\"\nretries = 2",
+        &format!("drain_timeout = \"5s\"\n{instances_extra}"),
+        autoscale,
     )
 }
 
@@ -186,14 +147,7 @@ hold_timeout = "20s""#,
     assert!(cold > 0.0 && cold <= t0.elapsed().as_secs_f64() + 0.01);
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["path"], "/cold");
-    let metrics = client()
-        .get(d.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&d.admin_url("/metrics")).await;
     assert!(
         metrics.contains("drover_cold_start_seconds_count{pool=\"app\"} 1"),
         "{metrics}"

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{client, Proc};
+use common::{client, get_json, Proc};
 
 #[tokio::test]
 async fn run_without_config_starts_the_demo_and_says_so() {
@@ -46,13 +46,6 @@ async fn run_without_config_starts_the_demo_and_says_so() {
         assert!(std::time::Instant::now() < deadline, "demo never answered");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let pools: serde_json::Value = client()
-        .get(format!("http://{admin}/api/v1/pools"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let pools: serde_json::Value = get_json(&format!("http://{admin}/api/v1/pools")).await;
     assert_eq!(pools[0]["name"], "demo");
 }

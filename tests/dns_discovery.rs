@@ -8,7 +8,7 @@ mod dns_support;
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
-use common::{all_events, client, pool_json, wait_until, Backend, Drover, Load};
+use common::{all_events, client, pool_json, wait_until, Backend, Drover, Load, HEADER};
 use dns_support::TestDns;
 
 const TWO: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
@@ -25,13 +25,7 @@ fn replicas() -> (Backend, Backend, u16) {
 fn config(dns: &TestDns, pool: &str) -> String {
     format!(
         r#"
-[server]
-listen = ["127.0.0.1:0"]
-[admin]
-listen = "127.0.0.1:0"
-[log]
-access = false
-[resolver]
+{HEADER}[resolver]
 nameservers = ["{}"]
 [[routes]]
 pool = "api"

@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::docker::{available, Container};
-use common::{all_events, get_json, healthy_count, wait_until, Drover, Load};
+use common::{all_events, get_json, healthy_count, wait_until, Drover, Load, HEADER};
 
 fn config(pool: &str) -> String {
     config_with(pool, "")
@@ -14,13 +14,7 @@ fn config(pool: &str) -> String {
 fn config_with(pool: &str, instances_extra: &str) -> String {
     format!(
         r#"
-[server]
-listen = ["127.0.0.1:0"]
-[admin]
-listen = "127.0.0.1:0"
-[log]
-access = false
-[pools.{pool}]
+{HEADER}[pools.{pool}]
 retries = 2
 [pools.{pool}.instances]
 provider = "docker_labels"

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use common::docker::{available, docker, image, ImageCleanup, LabelCleanup};
 use common::{
-    autoscale_1_to_3, client, healthy_count, shrink_to_one_under_light_load, wait_until, Drover,
-    Load, Proc,
+    autoscale_1_to_3, client, get_json, healthy_count, shrink_to_one_under_light_load, wait_until,
+    Drover, Load, Proc,
 };
 
 use common::docker::docker_pool_config as config;
@@ -48,14 +48,7 @@ async fn docker_pool_runs_replaces_adopts_and_cleans_up_its_containers() {
         healthy_count(&d, &pool).await == 2 && !now.contains(&first[0])
     })
     .await;
-    let ev: serde_json::Value = client()
-        .get(d.admin_url("/api/v1/events"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ev: serde_json::Value = get_json(&d.admin_url("/api/v1/events")).await;
     assert!(
         ev.as_array()
             .unwrap()
@@ -74,14 +67,7 @@ async fn docker_pool_runs_replaces_adopts_and_cleans_up_its_containers() {
     let admin_url = format!("http://{admin}/api/v1/pools/{pool}");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let v: serde_json::Value = client()
-            .get(&admin_url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: serde_json::Value = get_json(&admin_url).await;
         let n = v["backends"]
             .as_array()
             .unwrap()
@@ -130,14 +116,7 @@ async fn a_missing_image_is_a_clear_event_and_other_pools_keep_serving() {
     let d = Drover::start(&cfg);
     let mut found = None;
     for _ in 0..50 {
-        let ev: serde_json::Value = client()
-            .get(d.admin_url("/api/v1/events"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let ev: serde_json::Value = get_json(&d.admin_url("/api/v1/events")).await;
         found = ev
             .as_array()
             .unwrap()

@@ -5,7 +5,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::docker::{available, docker, image, ImageCleanup, ONE_AT_A_TIME};
-use common::{healthy_count, pool_json, wait_until, Drover, Load};
+use common::{healthy_count, pool_json, wait_until, Drover, Load, HEADER};
 
 /// Joins this engine to a single-node swarm for the test if it is not in one;
 /// leaves on drop only if the test created it, and then removes the
@@ -92,13 +92,7 @@ impl Service {
 fn config(service: &str, scale_down_cooldown: &str) -> String {
     format!(
         r#"
-[server]
-listen = ["127.0.0.1:0"]
-[admin]
-listen = "127.0.0.1:0"
-[log]
-access = false
-[pools.sw]
+{HEADER}[pools.sw]
 balance = "least_conn"
 retries = 2
 [pools.sw.health]

@@ -139,13 +139,7 @@ fn config(members: &[String], extra: &str) -> String {
     let list: Vec<String> = members.iter().map(|m| format!("\"{m}\"")).collect();
     format!(
         r#"
-[server]
-listen = ["127.0.0.1:0"]
-[admin]
-listen = "127.0.0.1:0"
-[log]
-access = false
-[[routes]]
+{HEADER}[[routes]]
 pool = "grpc"
 [pools.grpc]
 protocol = "h2c"

@@ -321,13 +321,7 @@ async fn drovers_own_failures_reach_grpc_clients_as_grpc_statuses() {
     drop(dead);
     let config = format!(
         r#"
-[server]
-listen = ["127.0.0.1:0"]
-[admin]
-listen = "127.0.0.1:0"
-[log]
-access = false
-[[routes]]
+{HEADER}[[routes]]
 path_prefix = "/live"
 strip_prefix = true
 pool = "live"

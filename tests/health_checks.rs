@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{client, one_pool, Backend, Drover};
+use common::{client, get_json, one_pool, Backend, Drover};
 use health_support::*;
 
 const INTERVAL_MS: u64 = 200;
@@ -253,14 +253,7 @@ async fn with_every_member_unhealthy_a_503_comes_at_once() {
 }
 
 async fn d_first(d: &Drover) -> std::net::SocketAddr {
-    let v: serde_json::Value = client()
-        .get(d.admin_url("/api/v1/pools/app"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: serde_json::Value = get_json(&d.admin_url("/api/v1/pools/app")).await;
     v["backends"][0]["address"]
         .as_str()
         .unwrap()

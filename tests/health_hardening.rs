@@ -8,7 +8,7 @@ mod health_support;
 
 use std::time::{Duration, Instant};
 
-use common::{client, wait_until, Backend, Drover};
+use common::{client, reload, wait_until, Backend, Drover, HEADER};
 use health_support::*;
 
 /// A config with pool `app` over `backends`, checked on `path` every 30 s
@@ -17,13 +17,7 @@ fn slow_checked(backends: &[&Backend], path: &str, timeout: &str) -> String {
     let list: Vec<String> = backends.iter().map(|b| format!("\"{}\"", b.addr)).collect();
     format!(
         r#"
-[server]
-listen = ["127.0.0.1:0"]
-[admin]
-listen = "127.0.0.1:0"
-[log]
-access = false
-[pools.app]
+{HEADER}[pools.app]
 backends = [{}]
 [pools.app.health]
 path = "{path}"
@@ -127,12 +121,7 @@ async fn a_pool_added_by_reload_answers_its_first_requests() {
         b.addr, c.addr
     );
     std::fs::write(&d.config_path, &new_pool).unwrap();
-    let r = client()
-        .post(d.admin_url("/api/v1/reload"))
-        .header("content-type", "application/json")
-        .send()
-        .await
-        .unwrap();
+    let r = reload(&d).await;
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     let statuses = burst(d.url("/new/x"), 8).await;
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{client, healthy_count, wait_until, Drover, BIN};
+use common::{client, healthy_count, wait_until, Drover, BIN, HEADER};
 use tokio::sync::RwLock;
 
 /// Parent pid and state of a process, from `/proc/PID/stat`.
@@ -48,13 +48,7 @@ fn config() -> String {
         r#"
 [[routes]]
 pool = "app"
-[server]
-listen = ["127.0.0.1:0"]
-[admin]
-listen = "127.0.0.1:0"
-[log]
-access = false
-[pools.app]
+{HEADER}[pools.app]
 retries = 2
 [pools.app.health]
 path = "/health"

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use common::{client, one_pool, Backend, Drover, BIN};
+use common::{client, get_json, get_text, one_pool, Backend, Drover, BIN, HEADER};
 
 fn lines_of(p: &Path) -> Vec<String> {
     std::fs::read_to_string(p)
@@ -256,14 +256,7 @@ async fn trace_context_is_continued_or_started_and_logged() {
     assert!(!new_tp.contains(TRACE) && new_tp.starts_with("00-") && new_tp.ends_with("-01"));
     assert!(echo["headers"].get("tracestate").is_none());
     // Absent: created.
-    let echo: Value = client()
-        .get(d.url("/absent"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let echo: Value = get_json(&d.url("/absent")).await;
     let created = echo["headers"]["traceparent"].as_str().unwrap().to_string();
     assert_eq!(created.len(), 55);
     // The access log carries the trace id sent upstream.
@@ -288,13 +281,7 @@ async fn instance_json_output_is_embedded_as_an_object_plain_lines_stay_strings(
     );
     let cfg = format!(
         r#"
-[server]
-listen = ["127.0.0.1:0"]
-[admin]
-listen = "127.0.0.1:0"
-[log]
-access = false
-[[routes]]
+{HEADER}[[routes]]
 pool = "app"
 [pools.app]
 [pools.app.health]
@@ -374,14 +361,7 @@ async fn grafana_dashboard_queries_only_metrics_drover_exports() {
     for _ in 0..3 {
         client().get(d.url("/")).send().await.unwrap();
     }
-    let text = client()
-        .get(d.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = get_text(&d.admin_url("/metrics")).await;
     let exported: BTreeSet<String> = text
         .lines()
         .filter(|l| !l.starts_with('#'))

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{client, one_pool, Backend, Drover};
+use common::{client, get_json, one_pool, reload, Backend, Drover};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn reloads_under_8_concurrent_clients_fail_no_request() {
@@ -75,12 +75,7 @@ async fn reloads_under_8_concurrent_clients_fail_no_request() {
         one_pool(&[a.addr, c.addr], "balance = \"p2c_ewma\""),
     )
     .unwrap();
-    let r = client()
-        .post(d.admin_url("/api/v1/reload"))
-        .header("content-type", "application/json")
-        .send()
-        .await
-        .unwrap();
+    let r = reload(&d).await;
     assert_eq!(r.status(), 200);
     sleep_until(at(6.5)).await;
     stop.store(true, Ordering::Relaxed);
@@ -110,14 +105,7 @@ async fn reloads_under_8_concurrent_clients_fail_no_request() {
         seen_c.load(Ordering::Relaxed) > 0,
         "the new member never served"
     );
-    let pool: serde_json::Value = client()
-        .get(d.admin_url("/api/v1/pools/app"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let pool: serde_json::Value = get_json(&d.admin_url("/api/v1/pools/app")).await;
     assert_eq!(pool["balance"], "p2c_ewma");
 }
 
@@ -137,14 +125,7 @@ async fn watch_reloads_when_the_file_changes() {
         .wait_for("reload", Duration::from_secs(6), |l| {
             l.contains("config reloaded")
         });
-    let v: serde_json::Value = client()
-        .get(d.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: serde_json::Value = get_json(&d.url("/")).await;
     assert_eq!(v["name"], "b");
 }
 

@@ -6,7 +6,7 @@ mod health_support;
 
 use std::time::{Duration, Instant};
 
-use common::{client, one_pool, Backend, Drover};
+use common::{client, get_json, one_pool, Backend, Drover};
 use health_support::*;
 
 /// Sends `req` through drover to one of `bs`, SIGKILLs whichever member holds
@@ -117,14 +117,7 @@ async fn queue_times_out_with_503_and_beyond_max_queue_is_immediate_503() {
         .map(|_| tokio::spawn(client().get(d.url("/anything")).send()))
         .collect();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let v: serde_json::Value = client()
-        .get(d.admin_url("/api/v1/pools/app"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: serde_json::Value = get_json(&d.admin_url("/api/v1/pools/app")).await;
     assert_eq!(v["queued"], 2, "{v}");
 
     // The queue is full: 503 at once, while the two are still waiting.
@@ -173,14 +166,7 @@ async fn a_queued_request_is_served_when_the_member_frees_up() {
     let t0 = Instant::now();
     let fast = tokio::spawn(client().get(d.url("/anything")).send());
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let v: serde_json::Value = client()
-        .get(d.admin_url("/api/v1/pools/app"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: serde_json::Value = get_json(&d.admin_url("/api/v1/pools/app")).await;
     assert_eq!(v["queued"], 1, "{v}");
     assert_eq!(fast.await.unwrap().unwrap().status(), 200);
     // It waited for the slow one's slot (about 600 ms).

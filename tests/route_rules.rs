@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{client, curl, get_text, write_cert, Backend, Drover};
+use common::{client, curl, get_text, reload, write_cert, Backend, Drover};
 
 const HEAD: &str = r#"
 [server]
@@ -257,12 +257,7 @@ backends = ["{}"]
     // A reload that leaves the route's limit as it was keeps its state; a
     // changed limit starts afresh.
     let reload = || async {
-        let r = client()
-            .post(d.admin_url("/api/v1/reload"))
-            .header("content-type", "application/json")
-            .send()
-            .await
-            .unwrap();
+        let r = reload(&d).await;
         assert_eq!(r.status(), 200);
     };
     reload().await;

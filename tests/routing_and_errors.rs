@@ -6,18 +6,12 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{client, one_pool, Backend, Drover};
+use common::{client, one_pool, Backend, Drover, HEADER};
 
 fn routed(a: &Backend, b: &Backend, c: &Backend) -> String {
     format!(
         r#"
-[server]
-listen = ["127.0.0.1:0"]
-[admin]
-listen = "127.0.0.1:0"
-[log]
-access = false
-[[routes]]
+{HEADER}[[routes]]
 host = "api.example.com"
 path_prefix = "/api"
 pool = "api"

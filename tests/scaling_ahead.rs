@@ -8,63 +8,18 @@ mod common;
 use std::time::Duration;
 
 use common::docker::{available, docker, image, ImageCleanup};
-use common::{all_events as events, client, get_json, pool_json, wait_until, Drover, Load, BIN};
-
-/// Pids and states (`/proc/PID/stat`: `S`, `R`, `T` = stopped) of the
-/// backend processes whose command line contains `marker`.
-fn backends_with(marker: &str) -> Vec<(i32, char)> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-            continue;
-        };
-        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let state = stat
-            .rsplit(')')
-            .next()
-            .and_then(|r| r.trim_start().chars().next())
-            .unwrap_or('?');
-        if cmd.contains(marker)
-            && cmd.contains(" backend ")
-            && !cmd.contains("__supervise")
-            && state != 'Z'
-        {
-            out.push((pid, state));
-        }
-    }
-    out
-}
+use common::managed::{backends_with, marked_pool};
+use common::{
+    all_events as events, client, get_json, get_text, pool_json, reload, wait_until, Drover, Load,
+    BIN, HEADER,
+};
 
 fn config(marker: &str, autoscale: &str) -> String {
-    format!(
-        r#"
-[server]
-listen = ["127.0.0.1:0"]
-shutdown_timeout = "5s"
-[admin]
-listen = "127.0.0.1:0"
-[log]
-access = false
-[pools.app]
-balance = "least_conn"
-[pools.app.health]
-path = "/health"
-interval = "200ms"
-rise = 1
-fall = 2
-[pools.app.instances]
-provider = "process"
-command = ["{BIN}", "backend", "--listen", "127.0.0.1:{{port}}", "--name", "{marker}-{{port}}"]
-start_timeout = "10s"
-drain_timeout = "2s"
-stop_timeout = "2s"
-[pools.app.autoscale]
-{autoscale}
-"#
+    marked_pool(
+        marker,
+        "balance = \"least_conn\"",
+        "drain_timeout = \"2s\"",
+        &format!("[pools.app.autoscale]\n{autoscale}"),
     )
 }
 
@@ -96,14 +51,7 @@ warm = 1"#,
         b.len() == 1 && b[0].1 == 'T'
     })
     .await;
-    let metrics = client()
-        .get(d.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&d.admin_url("/metrics")).await;
     assert!(
         metrics.contains("drover_pool_warm_instances{pool=\"app\"} 1"),
         "{metrics}"
@@ -270,13 +218,7 @@ async fn a_docker_pool_keeps_a_paused_warm_container_and_unpauses_it_at_zero() {
     let _cleanup = PoolCleanup(pool.clone());
     let cfg = format!(
         r#"
-[server]
-listen = ["127.0.0.1:0"]
-[admin]
-listen = "127.0.0.1:0"
-[log]
-access = false
-[pools.{pool}]
+{HEADER}[pools.{pool}]
 [pools.{pool}.health]
 path = "/health"
 interval = "200ms"
@@ -414,12 +356,7 @@ async fn lowering_warm_by_reload_stops_the_frozen_extra_instances() {
     })
     .await;
     std::fs::write(&d.config_path, cfg.replace("warm = 2", "warm = 0")).unwrap();
-    let r = client()
-        .post(d.admin_url("/api/v1/reload"))
-        .header("content-type", "application/json")
-        .send()
-        .await
-        .unwrap();
+    let r = reload(&d).await;
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     wait_until(
         "the warm ones stopped, the serving one kept",

@@ -10,29 +10,13 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::managed::{managed_pool, scale};
-use common::{client, one_pool, pool_json, wait_until, Backend, Drover};
+use common::STATIC_HEALTH as HEALTH;
+use common::{client, get_json, one_pool, pool_json, wait_until, Backend, Drover};
 use serde_json::{json, Value};
-
-const HEALTH: &str = r#"
-[pools.app.health]
-path = "/health"
-interval = "200ms"
-timeout = "1s"
-rise = 1
-fall = 1
-initial_state = "healthy"
-"#;
 
 /// Requests served by the backend at `addr` so far (its own counter).
 async fn served(addr: SocketAddr) -> u64 {
-    let v: Value = client()
-        .get(format!("http://{addr}/admin/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = get_json(&format!("http://{addr}/admin/stats")).await;
     v["requests"].as_u64().unwrap()
 }
 

@@ -10,17 +10,8 @@ use std::path::Path;
 use std::process::Command;
 
 use common::managed::{managed_pool, scale};
+use common::STATIC_HEALTH as HEALTH;
 use common::{client, one_pool, pool_json, wait_until, Backend, Drover};
-
-const HEALTH: &str = r#"
-[pools.app.health]
-path = "/health"
-interval = "200ms"
-timeout = "1s"
-rise = 1
-fall = 1
-initial_state = "healthy"
-"#;
 
 /// One GET through curl with cookie jar `jar` (read and written; `None` = no
 /// cookies): the backend's name and the `Set-Cookie` headers of the response.

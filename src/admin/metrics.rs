@@ -2,10 +2,10 @@
 //! live atomics; nothing on the request path is touched.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
+use std::fmt::{Display, Write};
 use std::sync::atomic::Ordering;
 
-use crate::pool::{Histogram, MemberState, Pool};
+use crate::pool::{Histogram, Member, MemberState, Pool};
 
 /// Escapes a label value (backslash, quote, newline).
 pub(crate) fn esc(v: &str) -> String {
@@ -65,37 +65,20 @@ fn health_metrics<'a>(out: &mut String, pools: impl Iterator<Item = &'a Pool> + 
             }
         }
     }
-    header(
+    per_member(
         out,
-        "drover_backend_ejections_total",
-        "counter",
+        pools.clone(),
+        ("drover_backend_ejections_total", "counter"),
         "Passive ejections of a backend (outlier detection).",
+        |m| m.stats.ejections.load(Ordering::Relaxed),
     );
-    for p in pools.clone() {
-        for m in p.snapshot().members.iter() {
-            let _ = writeln!(
-                out,
-                "drover_backend_ejections_total{{pool=\"{}\",backend=\"{}\"}} {}",
-                esc(&p.name),
-                m.address,
-                m.stats.ejections.load(Ordering::Relaxed)
-            );
-        }
-    }
-    header(
+    per_pool(
         out,
-        "drover_queue_waiting",
-        "gauge",
+        pools,
+        ("drover_queue_waiting", "gauge"),
         "Requests waiting in a pool's queue: for a backend below max_connections_per_backend, or held for a cold start.",
+        |p| Some(p.queue.waiting()),
     );
-    for p in pools {
-        let _ = writeln!(
-            out,
-            "drover_queue_waiting{{pool=\"{}\"}} {}",
-            esc(&p.name),
-            p.queue.waiting()
-        );
-    }
 }
 
 /// `drover_proxy_errors_total{pool,cause}`: every cause of every pool (0 too,
@@ -147,9 +130,59 @@ pub fn render<'a>(
     desired: impl Fn(&Pool) -> u32,
 ) -> String {
     let mut out = String::with_capacity(4096);
+    request_metrics(&mut out, pools.clone());
+    member_metrics(&mut out, pools.clone());
+    instance_metrics(&mut out, pools.clone(), desired);
+    health_metrics(&mut out, pools.clone());
+    proxy_error_metrics(&mut out, pools);
+    rate_limit_metrics(&mut out);
+    process_metrics(&mut out);
+    out
+}
 
+/// A metric with one sample per pool, `name{pool="P"} value` (none where `value` is `None`).
+/// `metric` is `(name, type)`.
+fn per_pool<'a, V: Display>(
+    out: &mut String,
+    pools: impl Iterator<Item = &'a Pool>,
+    (name, kind): (&str, &str),
+    help: &str,
+    value: impl Fn(&Pool) -> Option<V>,
+) {
+    header(out, name, kind, help);
+    for p in pools {
+        if let Some(v) = value(p) {
+            let _ = writeln!(out, "{name}{{pool=\"{}\"}} {v}", esc(&p.name));
+        }
+    }
+}
+
+/// A metric with one sample per member, `name{pool="P",backend="ADDR"} value`.
+fn per_member<'a, V: Display>(
+    out: &mut String,
+    pools: impl Iterator<Item = &'a Pool>,
+    (name, kind): (&str, &str),
+    help: &str,
+    value: impl Fn(&Member) -> V,
+) {
+    header(out, name, kind, help);
+    for p in pools {
+        let pn = esc(&p.name);
+        for m in p.snapshot().members.iter() {
+            let _ = writeln!(
+                out,
+                "{name}{{pool=\"{pn}\",backend=\"{}\"}} {}",
+                m.address,
+                value(m)
+            );
+        }
+    }
+}
+
+/// `drover_requests_total` and the request and upstream-response duration histograms.
+fn request_metrics<'a>(out: &mut String, pools: impl Iterator<Item = &'a Pool> + Clone) {
     header(
-        &mut out,
+        out,
         "drover_requests_total",
         "counter",
         "Responses by pool, backend and status code (backend \"\" = made by drover).",
@@ -174,60 +207,48 @@ pub fn render<'a>(
             }
         }
     }
-
     histogram(
-        &mut out,
+        out,
         pools.clone(),
         "drover_request_duration_seconds",
         "Request duration from arrival to the end of the response, by pool.",
         |p| &p.metrics.duration,
     );
     histogram(
-        &mut out,
-        pools.clone(),
+        out,
+        pools,
         "drover_upstream_response_seconds",
         "Time from a request's arrival to the backend's response head (queueing and retries included; not the body, tunnel or stream after it), by pool.",
         |p| &p.metrics.response,
     );
+}
 
-    header(
-        &mut out,
-        "drover_backend_inflight",
-        "gauge",
+/// `drover_backend_inflight` and `drover_backend_up`.
+fn member_metrics<'a>(out: &mut String, pools: impl Iterator<Item = &'a Pool> + Clone) {
+    per_member(
+        out,
+        pools.clone(),
+        ("drover_backend_inflight", "gauge"),
         "Requests in flight to a backend.",
+        |m| m.stats.load.inflight(),
     );
-    for p in pools.clone() {
-        for m in p.snapshot().members.iter() {
-            let _ = writeln!(
-                out,
-                "drover_backend_inflight{{pool=\"{}\",backend=\"{}\"}} {}",
-                esc(&p.name),
-                m.address,
-                m.stats.load.inflight()
-            );
-        }
-    }
-
-    header(
-        &mut out,
-        "drover_backend_up",
-        "gauge",
+    per_member(
+        out,
+        pools,
+        ("drover_backend_up", "gauge"),
         "1 when the backend takes requests (healthy), else 0.",
+        |m| u8::from(m.state == MemberState::Healthy),
     );
-    for p in pools.clone() {
-        for m in p.snapshot().members.iter() {
-            let up = u8::from(m.state == MemberState::Healthy);
-            let _ = writeln!(
-                out,
-                "drover_backend_up{{pool=\"{}\",backend=\"{}\"}} {up}",
-                esc(&p.name),
-                m.address
-            );
-        }
-    }
+}
 
+/// Members by state, desired and warm instances, scale events, cold starts and retries.
+fn instance_metrics<'a>(
+    out: &mut String,
+    pools: impl Iterator<Item = &'a Pool> + Clone,
+    desired: impl Fn(&Pool) -> u32,
+) {
     header(
-        &mut out,
+        out,
         "drover_pool_instances",
         "gauge",
         "Members of a pool by state.",
@@ -254,41 +275,25 @@ pub fn render<'a>(
             );
         }
     }
-
-    header(
-        &mut out,
-        "drover_pool_desired_instances",
-        "gauge",
+    per_pool(
+        out,
+        pools.clone(),
+        ("drover_pool_desired_instances", "gauge"),
         "Instances the pool should run (managed pools; static pools: member count).",
+        |p| Some(desired(p)),
     );
-    for p in pools.clone() {
-        let _ = writeln!(
-            out,
-            "drover_pool_desired_instances{{pool=\"{}\"}} {}",
-            esc(&p.name),
-            desired(p)
-        );
-    }
-
-    header(
-        &mut out,
-        "drover_pool_warm_instances",
-        "gauge",
+    per_pool(
+        out,
+        pools.clone(),
+        ("drover_pool_warm_instances", "gauge"),
         "Warm instances ready and held out of rotation (autoscale.warm; managed pools).",
+        |p| {
+            let managed = p.snapshot().config.instances.is_some();
+            managed.then(|| p.metrics.warm.load(Ordering::Relaxed))
+        },
     );
-    for p in pools.clone() {
-        if p.snapshot().config.instances.is_some() {
-            let _ = writeln!(
-                out,
-                "drover_pool_warm_instances{{pool=\"{}\"}} {}",
-                esc(&p.name),
-                p.metrics.warm.load(std::sync::atomic::Ordering::Relaxed)
-            );
-        }
-    }
-
     header(
-        &mut out,
+        out,
         "drover_scale_events_total",
         "counter",
         "Changes of the desired instance count by the autoscaler, by direction.",
@@ -303,36 +308,26 @@ pub fn render<'a>(
             );
         }
     }
-
     histogram(
-        &mut out,
+        out,
         pools.clone(),
         "drover_cold_start_seconds",
         "How long requests were held while an instance started (scale from zero).",
         |p| &p.metrics.cold_start,
     );
-
-    header(
-        &mut out,
-        "drover_retries_total",
-        "counter",
+    per_pool(
+        out,
+        pools,
+        ("drover_retries_total", "counter"),
         "Requests retried on another member.",
+        |p| Some(p.metrics.retries.load(Ordering::Relaxed)),
     );
-    for p in pools.clone() {
-        let _ = writeln!(
-            out,
-            "drover_retries_total{{pool=\"{}\"}} {}",
-            esc(&p.name),
-            p.metrics.retries.load(Ordering::Relaxed)
-        );
-    }
+}
 
-    health_metrics(&mut out, pools.clone());
-    proxy_error_metrics(&mut out, pools.clone());
-    rate_limit_metrics(&mut out);
-
+/// Process-wide counters: upstream connects and dropped access-log records.
+fn process_metrics(out: &mut String) {
     header(
-        &mut out,
+        out,
         "drover_upstream_connects_total",
         "counter",
         "Upstream connections opened (keep-alive reuse keeps this low).",
@@ -342,9 +337,8 @@ pub fn render<'a>(
         "drover_upstream_connects_total {}",
         crate::upstream::http1::CONNECTS.load(Ordering::Relaxed)
     );
-
     header(
-        &mut out,
+        out,
         "drover_access_log_dropped_total",
         "counter",
         "Access log records dropped because the log buffer was full.",
@@ -354,5 +348,4 @@ pub fn render<'a>(
         "drover_access_log_dropped_total {}",
         crate::access_log::dropped()
     );
-    out
 }

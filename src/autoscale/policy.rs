@@ -171,16 +171,6 @@ fn metric_value(m: Metric, w: &Window) -> Option<f64> {
     }
 }
 
-fn metric_name(m: Metric) -> &'static str {
-    match m {
-        Metric::InflightPerInstance => "inflight_per_instance",
-        Metric::RpsPerInstance => "rps_per_instance",
-        Metric::P95LatencyMs => "p95_latency_ms",
-        Metric::ErrorRate => "error_rate",
-        Metric::CpuPercent => "cpu_percent",
-    }
-}
-
 /// Target tracking: `(recommendation, explanation)`, or None without a target.
 fn target_tracking(w: &Window, cfg: &AutoscaleConfig, current: u32) -> Option<(u32, String)> {
     let (total, target, what) = match (cfg.target_inflight, cfg.target_rps) {
@@ -281,7 +271,7 @@ pub fn decide_with(
             };
             format!(
                 "{} {:.1} {op} {t} for {:?}",
-                metric_name(rule.metric),
+                rule.metric.as_str(),
                 v.unwrap_or(0.0),
                 rule.for_
             )
@@ -310,7 +300,7 @@ pub fn decide_with(
                     downs.push((current.saturating_sub(n), desc(value)));
                 } else {
                     down_blocked.get_or_insert_with(|| {
-                        format!("rule {} does not hold", metric_name(rule.metric))
+                        format!("rule {} does not hold", rule.metric.as_str())
                     });
                 }
             }

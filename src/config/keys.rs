@@ -13,11 +13,13 @@
 
 use serde_json::{json, Value};
 
-use super::pool::BALANCES;
-use super::protocol::{HEALTH_KINDS, PROTOCOLS};
-use super::scaling::{METRICS, PROVIDERS};
-use super::sections::{ACCESS_FORMATS, MIN_HEADER_BYTES};
-use super::types::{Config, DockerAddress, OnShutdown, PoolConfig};
+use super::policy_keys::{SameSite, SlowStart, StickyConfig};
+use super::pool::INITIAL_STATES;
+use super::sections::MIN_HEADER_BYTES;
+use super::types::{
+    AccessFormat, Balance, Config, DockerAddress, HealthKind, Metric, OnShutdown, PoolConfig,
+    Protocol, ProviderKind,
+};
 
 pub(crate) use super::keys_route::{HEADER_RULES, RATE_LIMIT, REDIRECT, ROUTE};
 
@@ -140,6 +142,13 @@ fn pool(c: &Config) -> &PoolConfig {
         .expect("the defaults probe has a pool")
 }
 
+fn scale(c: &Config) -> &super::types::AutoscaleConfig {
+    pool(c)
+        .autoscale
+        .as_ref()
+        .expect("the defaults probe has [autoscale]")
+}
+
 fn names<T>(table: &[(&'static str, T)]) -> Vec<&'static str> {
     table.iter().map(|(n, _)| *n).collect()
 }
@@ -245,15 +254,17 @@ pub(crate) static SERVER: Section = Section {
             "Worker threads; 0 = one per core.",
             |c| json!(c.server.threads),
         ),
-        key(
+        keyd(
             "https_redirect",
             Ty::Bool,
-            "Answer every plain-HTTP request with a 308 to https (the TLS listener's port); default false.",
+            "Answer every plain-HTTP request with a 308 to https (the TLS listener's port).",
+            |c| json!(c.server.https_redirect),
         ),
-        key(
+        keyd(
             "max_connections_per_client",
             Ty::Uint(0),
-            "Connections one client IP may hold at once; excess ones are closed at accept. 0 (default) = no limit.",
+            "Connections one client IP may hold at once; excess ones are closed at accept. 0 = no limit.",
+            |c| json!(c.server.max_connections_per_client),
         ),
         key(
             "tls",
@@ -322,7 +333,7 @@ pub(crate) static LOG: Section = Section {
         ),
         keyd(
             "access_format",
-            Ty::Choice(|| names(ACCESS_FORMATS)),
+            Ty::Choice(AccessFormat::names),
             "\"json\" (one JSON object per line) or \"combined\" (Apache/nginx combined, read by GoAccess and most analysers).",
             |c| json!(c.log.access_format.as_str()),
         ),
@@ -347,22 +358,25 @@ pub(crate) static STICKY: Section = Section {
     title: "sticky = { ... }",
     doc: "Sticky sessions by cookie.",
     keys: &[
-        key(
-            "cookie",
-            Ty::NonEmpty,
-            "Cookie name; default \"drover_sticky\".",
-        ),
+        keyd("cookie", Ty::NonEmpty, "Cookie name.", |_| {
+            json!(StickyConfig::default().cookie)
+        }),
         key(
             "ttl",
             Ty::Duration,
             "Max-Age; default none (a session cookie).",
         ),
-        key("secure", Ty::Bool, "Secure attribute; default false."),
-        key("http_only", Ty::Bool, "HttpOnly attribute; default true."),
-        key(
+        keyd("secure", Ty::Bool, "Secure attribute.", |_| {
+            json!(StickyConfig::default().secure)
+        }),
+        keyd("http_only", Ty::Bool, "HttpOnly attribute.", |_| {
+            json!(StickyConfig::default().http_only)
+        }),
+        keyd(
             "same_site",
-            Ty::Choice(|| vec!["Strict", "Lax", "None"]),
-            "SameSite attribute; default \"Lax\" (\"None\" needs secure = true).",
+            Ty::Choice(SameSite::names),
+            "SameSite attribute (\"None\" needs secure = true).",
+            |_| json!(StickyConfig::default().same_site.as_str()),
         ),
     ],
     required: &[],
@@ -397,7 +411,7 @@ pub(crate) static POOL: Section = Section {
     keys: &[
         keyd(
             "balance",
-            Ty::Choice(|| names(BALANCES)),
+            Ty::Choice(Balance::names),
             "Load-balancing algorithm.",
             |c| json!(pool(c).balance.as_str()),
         ),
@@ -405,7 +419,7 @@ pub(crate) static POOL: Section = Section {
             "hash_key",
             Ty::Str,
             "For balance = \"hash\": client_ip | header:NAME | cookie:NAME | path.",
-            |_| json!("client_ip"),
+            |c| json!(pool(c).hash_key.spelling()),
         ),
         key(
             "backends",
@@ -456,19 +470,21 @@ pub(crate) static POOL: Section = Section {
         ),
         keyd(
             "protocol",
-            Ty::Choice(|| names(PROTOCOLS)),
+            Ty::Choice(Protocol::names),
             "How drover speaks to the members: http1, h2c (HTTP/2 prior knowledge), h2 (HTTP/2, ALPN over TLS), auto (ALPN over TLS, else http1).",
-            |_| json!("http1"),
+            |c| json!(pool(c).protocol.kind.as_str()),
         ),
-        key(
+        keyd(
             "max_streams_per_connection",
             Ty::Uint(1),
-            "HTTP/2 pools: requests in flight on one connection (default 100).",
+            "HTTP/2 pools: requests in flight on one connection.",
+            |c| json!(pool(c).protocol.max_streams_per_connection),
         ),
-        key(
+        keyd(
             "grpc_retry_methods",
             Ty::StrList,
             "Idempotent gRPC methods (\"/pkg.Service/Method\") retried after UNAVAILABLE.",
+            |c| json!(pool(c).protocol.grpc_retry_methods),
         ),
         key("tls", Ty::Bool, "TLS to the members (also: backends written \"https://host:port\")."),
         key("tls_server_name", Ty::NonEmpty, "Name verified and sent as SNI; default the backend's host name."),
@@ -477,10 +493,10 @@ pub(crate) static POOL: Section = Section {
         key("client_key", Ty::NonEmpty, "mTLS: the PEM key of client_cert."),
         key("tls_insecure_skip_verify", Ty::Bool, "Accept any certificate (a warning at start and in check); default false."),
         key("slow_start", Ty::Duration, "Members that become healthy ramp from 10% to their weight over this; default off."),
-        key("slow_start_aggression", Ty::Positive, "Ramp shape: 1 = linear (default), above 1 faster at first."),
+        keyd("slow_start_aggression", Ty::Positive, "Ramp shape: 1 = linear, above 1 faster at first.", |_| json!(SlowStart::DEFAULT_AGGRESSION)),
         key("bounded_load", Ty::Positive, "balance = \"hash\": no member above this factor (> 1.0) of its share of in-flight requests."),
         key("sticky", Ty::AnyOf(&[Ty::Bool, Ty::Table(&STICKY)]), "Sticky sessions by cookie; true for the defaults."),
-        key("resolve_interval", Ty::Duration, "Backends given by host name are resolved again this often (or at the records' TTL); default 30s."),
+        keyd("resolve_interval", Ty::Duration, "Backends given by host name are resolved again this often (or at the records' TTL).", |c| dur(pool(c).resolve_interval)),
         key(
             "health",
             Ty::Table(&HEALTH),
@@ -572,11 +588,11 @@ pub(crate) static HEALTH: Section = Section {
         ),
         keyd(
             "initial_state",
-            Ty::Choice(|| vec!["healthy", "unhealthy"]),
+            Ty::Choice(|| names(INITIAL_STATES)),
             "State of new members before their first probes.",
             |c| {
                 let healthy = pool(c).health.as_ref().expect("probe").initial_healthy;
-                json!(if healthy { "healthy" } else { "unhealthy" })
+                json!(INITIAL_STATES.iter().find(|(_, h)| *h == healthy).map(|(n, _)| *n))
             },
         ),
         key(
@@ -586,10 +602,10 @@ pub(crate) static HEALTH: Section = Section {
         ),
         key(
             "kind",
-            Ty::Choice(|| names(HEALTH_KINDS)),
+            Ty::Choice(HealthKind::names),
             "\"http\" (with path; default then), \"tcp\" (default without path) or \"grpc\" (grpc.health.v1).",
         ),
-        key("service", Ty::Str, "kind = \"grpc\": the service asked about; default \"\" (the server)."),
+        keyd("service", Ty::Str, "kind = \"grpc\": the service asked about; \"\" = the server.", |c| json!(pool(c).health.as_ref().expect("probe").service)),
     ],
     required: &[],
     required_any: &[],
@@ -628,29 +644,23 @@ pub(crate) static INSTANCES: Section = Section {
     title: "[pools.NAME.instances]",
     doc: "Managed instances: processes, Docker containers, labelled containers or a swarm service.",
     keys: &[
-        key("provider", Ty::Choice(|| names(PROVIDERS)), "Who runs the instances."),
+        key("provider", Ty::Choice(ProviderKind::names), "Who runs the instances."),
         keyd("count", Ty::Uint(0), "Instances to keep running when there is no [autoscale].", |c| json!(pool(c).instances.as_ref().expect("probe").count)),
         key("command", Ty::StrList, "process: the program and its arguments, {port} is a free port (PORT is set too); docker: command override."),
         key("env", Ty::StrMap, "process/docker: environment of the instances."),
-        keyd("on_shutdown", Ty::Choice(|| vec!["stop", "leave"]), "process/docker: \"stop\" or \"leave\" the instances when drover exits.", |c| {
-            json!(match pool(c).instances.as_ref().expect("probe").on_shutdown {
-                OnShutdown::Stop => "stop",
-                OnShutdown::Leave => "leave",
-            })
+        keyd("on_shutdown", Ty::Choice(OnShutdown::names), "process/docker: \"stop\" or \"leave\" the instances when drover exits.", |c| {
+            json!(pool(c).instances.as_ref().expect("probe").on_shutdown.as_str())
         }),
         key("image", Ty::NonEmpty, "docker: the local image to run."),
         key("container_port", Ty::Uint(1), "docker: the port the app listens on inside the container."),
         key("args", Ty::StrList, "docker: arguments after the image's entrypoint."),
         key("network", Ty::NonEmpty, "docker: attach to this network."),
-        keyd("address", Ty::Choice(|| vec!["published", "container"]), "docker: dial the 127.0.0.1 published port or the container's IP (drover inside that network).", |c| {
-            json!(match pool(c).instances.as_ref().expect("probe").address {
-                DockerAddress::Published => "published",
-                DockerAddress::Container => "container",
-            })
+        keyd("address", Ty::Choice(DockerAddress::names), "docker: dial the 127.0.0.1 published port or the container's IP (drover inside that network).", |c| {
+            json!(pool(c).instances.as_ref().expect("probe").address.as_str())
         }),
         key("memory", Ty::Size, "docker: memory limit, like \"256m\"."),
         key("cpus", Ty::Positive, "docker: CPU limit, like 0.5."),
-        key("pull", Ty::Bool, "docker: pull the image (default false: local images only)."),
+        keyd("pull", Ty::Bool, "docker: pull the image (false: local images only).", |c| json!(pool(c).instances.as_ref().expect("probe").pull)),
         key("service", Ty::NonEmpty, "swarm: an existing service whose replicas drover sets."),
         key("owner", Ty::NonEmpty, "docker_labels: only containers also labelled drover.owner=<owner> join."),
         key("name", Ty::NonEmpty, "dns: the host name whose A/AAAA records are the members."),
@@ -727,11 +737,35 @@ pub(crate) static AUTOSCALE: Section = Section {
             Ty::Tables(&RULE),
             "Explicit rules: the largest wins up, all must agree down.",
         ),
-        key("warm", Ty::Uint(0), "Extra instances kept started, checked and out of rotation (not with swarm); default 0."),
-        key("warm_freeze", Ty::Bool, "Freeze warm instances (SIGSTOP / docker pause) while they wait; default true."),
-        key("warm_at_zero", Ty::Bool, "Keep the warm pool when scaled to zero; default true."),
-        key("predictive", Ty::Bool, "Scale ahead on a Holt forecast of the metric (never down); default false."),
-        key("schedule", Ty::Tables(&SCHEDULE), "Scheduled windows that set min/max."),
+        keyd(
+            "warm",
+            Ty::Uint(0),
+            "Extra instances kept started, checked and out of rotation (not with swarm).",
+            |c| json!(scale(c).warm),
+        ),
+        keyd(
+            "warm_freeze",
+            Ty::Bool,
+            "Freeze warm instances (SIGSTOP / docker pause) while they wait.",
+            |c| json!(scale(c).warm_freeze),
+        ),
+        keyd(
+            "warm_at_zero",
+            Ty::Bool,
+            "Keep the warm pool when scaled to zero.",
+            |c| json!(scale(c).warm_at_zero),
+        ),
+        keyd(
+            "predictive",
+            Ty::Bool,
+            "Scale ahead on a Holt forecast of the metric (never down).",
+            |c| json!(scale(c).predictive),
+        ),
+        key(
+            "schedule",
+            Ty::Tables(&SCHEDULE),
+            "Scheduled windows that set min/max.",
+        ),
     ],
     required: &[],
     required_any: &[],
@@ -741,11 +775,7 @@ pub(crate) static RULE: Section = Section {
     title: "[[pools.NAME.autoscale.rules]]",
     doc: "A scaling rule: metric above/below a threshold for a while -> add, remove or factor.",
     keys: &[
-        key(
-            "metric",
-            Ty::Choice(|| names(METRICS)),
-            "The metric compared.",
-        ),
+        key("metric", Ty::Choice(Metric::names), "The metric compared."),
         key("above", Ty::Number, "Fires when the metric is above this."),
         key("below", Ty::Number, "Fires when the metric is below this."),
         key(

@@ -5,6 +5,7 @@
 //! record an error (key path, line, column) and go on, so one run reports every
 //! problem in a file. Cross-section checks run last.
 
+mod defaults;
 mod duration;
 mod env;
 mod error;
@@ -24,6 +25,7 @@ mod scaling_ahead;
 pub mod schedule;
 mod schema;
 mod sections;
+mod spelled;
 mod starter;
 mod summary;
 mod types;
@@ -35,6 +37,8 @@ mod values;
 mod tests;
 #[cfg(test)]
 mod tests_ahead;
+#[cfg(test)]
+mod tests_defaults;
 #[cfg(test)]
 mod tests_dns;
 #[cfg(test)]

@@ -38,25 +38,16 @@ impl SlowStart {
     pub const DEFAULT_AGGRESSION: f64 = 1.0;
 }
 
-/// `SameSite` attribute of the sticky cookie.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SameSite {
-    Strict,
-    /// The default.
-    #[default]
-    Lax,
-    /// Needs `secure = true` (browsers drop it otherwise).
-    None,
-}
-
-impl SameSite {
-    /// The attribute's spelling.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            SameSite::Strict => "Strict",
-            SameSite::Lax => "Lax",
-            SameSite::None => "None",
-        }
+super::spelled::spelled_enum! {
+    /// `SameSite` attribute of the sticky cookie (spelled as the attribute is).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+    pub enum SameSite {
+        Strict = "Strict",
+        /// The default.
+        #[default]
+        Lax = "Lax",
+        /// Needs `secure = true` (browsers drop it otherwise).
+        None = "None",
     }
 }
 
@@ -86,12 +77,6 @@ impl Default for StickyConfig {
         }
     }
 }
-
-const SAME_SITE: &[(&str, SameSite)] = &[
-    ("Strict", SameSite::Strict),
-    ("Lax", SameSite::Lax),
-    ("None", SameSite::None),
-];
 
 /// Reads the policy keys of pool table `t`, whose balance is `balance` (`None`
 /// when it was invalid: balance-specific checks are skipped then).
@@ -205,7 +190,7 @@ fn sticky(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> Option<StickyConfig> {
     if let Some(g) = tab.get(errs, "http_only", boolean) {
         cfg.http_only = g.v;
     }
-    if let Some(g) = tab.get(errs, "same_site", one_of(SAME_SITE)) {
+    if let Some(g) = tab.get(errs, "same_site", one_of(SameSite::TABLE)) {
         cfg.same_site = g.v;
         if g.v == SameSite::None && !cfg.secure {
             tab.error_at(

@@ -1,7 +1,5 @@
 //! `[pools.NAME]` with its `backends`, `[health]` and `[passive]`.
 
-use std::time::Duration;
-
 use toml::de::DeValue;
 
 use super::error::Errors;
@@ -13,8 +11,8 @@ use super::reader::{
 };
 use super::scaling::{autoscale, instances};
 use super::types::{
-    BackendConfig, Balance, HealthConfig, HealthKind, NamedBackend, PassiveConfig, PoolConfig,
-    ProviderKind, StatusRanges,
+    BackendConfig, Balance, HashKey, HealthConfig, HealthKind, NamedBackend, PassiveConfig,
+    PoolConfig, ProviderKind,
 };
 use super::upstream_tls::{strip_https, upstream_tls};
 use super::values::{
@@ -22,14 +20,8 @@ use super::values::{
     BackendAddress,
 };
 
-pub(crate) const BALANCES: &[(&str, Balance)] = &[
-    ("round_robin", Balance::RoundRobin),
-    ("weighted_round_robin", Balance::WeightedRoundRobin),
-    ("least_conn", Balance::LeastConn),
-    ("random", Balance::Random),
-    ("p2c_ewma", Balance::P2cEwma),
-    ("hash", Balance::Hash),
-];
+/// `health.initial_state` spellings.
+pub(crate) const INITIAL_STATES: &[(&str, bool)] = &[("healthy", true), ("unhealthy", false)];
 
 /// A pool name usable in URLs and metric labels.
 fn valid_pool_name(name: &str) -> bool {
@@ -62,10 +54,41 @@ pub(crate) fn pool(
         );
     }
     t.check_section(errs, &keys::POOL);
-    let balance = t.get(errs, "balance", one_of(BALANCES)).map(|g| g.v);
+    let balance = t.get(errs, "balance", one_of(Balance::TABLE)).map(|g| g.v);
+    // A bad `balance` is reported already: `None` then, and balance-specific checks are skipped.
+    let effective = balance.or((!t.has("balance")).then_some(Balance::default()));
+    let hash_key = hash_key(t, errs, effective);
+    let (backends, named_backends) = backends(t, errs, system_resolver);
+    let mut cfg = PoolConfig {
+        name: name.to_string(),
+        balance: balance.unwrap_or_default(),
+        hash_key: hash_key.unwrap_or_default(),
+        backends,
+        named_backends,
+        protocol: protocol(t, errs),
+        tls: upstream_tls(t, errs, base),
+        policy: policy_keys::policy(t, errs, effective),
+        ..PoolConfig::default()
+    };
+    if cfg.protocol.kind == super::types::Protocol::H2c && cfg.tls.is_some() {
+        t.error_at(
+            errs,
+            "protocol",
+            "\"h2c\" is HTTP/2 on plain TCP, but this pool uses TLS; write protocol = \"h2\" (HTTP/2 over TLS, ALPN h2) or \"auto\"",
+        );
+    }
+    limits(t, errs, &mut cfg);
+    cfg.health = t.sub(errs, "health").map(|h| health(&h, errs));
+    cfg.passive = t.sub(errs, "passive").map(|p| passive(&p, errs));
+    managed(t, errs, &mut cfg);
+    members_check(t, errs, &cfg, errs.list.len() == before);
+    (errs.list.len() == before).then_some(cfg)
+}
+
+/// `hash_key`, which only `balance = "hash"` uses (`effective`: the pool's
+/// balance, `None` when it is invalid).
+fn hash_key(t: &Tbl<'_, '_>, errs: &mut Errors<'_>, effective: Option<Balance>) -> Option<HashKey> {
     let hash_key = t.get(errs, "hash_key", |v| parse_hash_key(&string(v)?));
-    // A bad `balance` was reported already; judge hash_key against the default otherwise.
-    let effective = balance.or((!t.has("balance")).then_some(Balance::RoundRobin));
     if let (Some(b), Some(_)) = (effective, &hash_key) {
         if b != Balance::Hash {
             let uses = if t.has("balance") { "" } else { "the default " };
@@ -79,36 +102,11 @@ pub(crate) fn pool(
             );
         }
     }
-    let (backends, named_backends) = backends(t, errs, system_resolver);
-    let mut cfg = PoolConfig {
-        name: name.to_string(),
-        balance: balance.unwrap_or_default(),
-        hash_key: hash_key.map(|g| g.v).unwrap_or_default(),
-        backends,
-        named_backends,
-        resolve_interval: PoolConfig::DEFAULT_RESOLVE_INTERVAL,
-        connect_timeout: Duration::from_secs(2),
-        request_timeout: Duration::from_secs(60),
-        retries: 2,
-        max_connections_per_backend: 0,
-        queue_timeout: Duration::from_secs(5),
-        max_queue: 1024,
-        upstream_idle_timeout: PoolConfig::DEFAULT_UPSTREAM_IDLE_TIMEOUT,
-        protocol: protocol(t, errs),
-        health: None,
-        passive: None,
-        instances: None,
-        autoscale: None,
-        tls: upstream_tls(t, errs, base),
-        policy: policy_keys::policy(t, errs, effective),
-    };
-    if cfg.protocol.kind == super::types::Protocol::H2c && cfg.tls.is_some() {
-        t.error_at(
-            errs,
-            "protocol",
-            "\"h2c\" is HTTP/2 on plain TCP, but this pool uses TLS; write protocol = \"h2\" (HTTP/2 over TLS, ALPN h2) or \"auto\"",
-        );
-    }
+    hash_key.map(|g| g.v)
+}
+
+/// The timeouts, retries, queue and connection limits, and `resolve_interval`.
+fn limits(t: &Tbl<'_, '_>, errs: &mut Errors<'_>, cfg: &mut PoolConfig) {
     if let Some(g) = t.get(errs, "connect_timeout", nonzero_duration) {
         cfg.connect_timeout = g.v;
     }
@@ -133,39 +131,48 @@ pub(crate) fn pool(
     if let Some(g) = t.get(errs, "resolve_interval", nonzero_duration) {
         cfg.resolve_interval = g.v;
     }
-    cfg.health = t.sub(errs, "health").map(|h| health(&h, errs));
-    cfg.passive = t.sub(errs, "passive").map(|p| passive(&p, errs));
+}
+
+/// `[instances]` and `[autoscale]`, and whether the provider can be scaled.
+fn managed(t: &Tbl<'_, '_>, errs: &mut Errors<'_>, cfg: &mut PoolConfig) {
     let inst = t.sub(errs, "instances");
     cfg.instances = inst.as_ref().and_then(|i| instances(i, errs));
-    if let Some(a) = t.sub(errs, "autoscale") {
-        if inst.is_none() && !t.has("instances") {
+    let Some(a) = t.sub(errs, "autoscale") else {
+        return;
+    };
+    if inst.is_none() && !t.has("instances") {
+        errs.push(
+            &a.path,
+            a.span.clone(),
+            format!(
+                "needs a [{}.instances] section: drover scales only instances it manages",
+                t.path
+            ),
+        );
+    }
+    if let Some(i) = &cfg.instances {
+        if i.provider.discovers() {
             errs.push(
                 &a.path,
                 a.span.clone(),
-                format!(
-                    "needs a [{}.instances] section: drover scales only instances it manages",
-                    t.path
-                ),
+                super::scaling::not_scaled(i.provider),
             );
         }
-        if let Some(i) = &cfg.instances {
-            if i.provider.discovers() {
-                errs.push(
-                    &a.path,
-                    a.span.clone(),
-                    super::scaling::not_scaled(i.provider),
-                );
-            }
-            if i.provider == ProviderKind::Swarm && a.has("warm") {
-                a.error_at(
-                    errs,
-                    "warm",
-                    "warm pools are not supported with provider = \"swarm\" (swarm keeps its replicas itself); use provider = \"docker\" or remove warm",
-                );
-            }
+        if i.provider == ProviderKind::Swarm && a.has("warm") {
+            a.error_at(
+                errs,
+                "warm",
+                "warm pools are not supported with provider = \"swarm\" (swarm keeps its replicas itself); use provider = \"docker\" or remove warm",
+            );
         }
-        cfg.autoscale = autoscale(&a, errs);
     }
+    cfg.autoscale = autoscale(&a, errs);
+}
+
+/// Where the members come from: some source is given, host names only with
+/// DNS discovery, `resolve_interval` only with names to resolve (checked when
+/// the pool has no other error: `clean`).
+fn members_check(t: &Tbl<'_, '_>, errs: &mut Errors<'_>, cfg: &PoolConfig, clean: bool) {
     let runs = cfg
         .instances
         .as_ref()
@@ -176,11 +183,12 @@ pub(crate) fn pool(
             "backends",
             format!(
                 "a backend given by host name is discovered by DNS and cannot share a pool with provider \"{}\"; give it by IP, use provider = \"dns\", or use another pool",
-                super::scaling::provider_name(i.provider)
+                i.provider.as_str()
             ),
         );
     }
-    if t.has("resolve_interval") && cfg.dns_names().is_empty() && errs.list.len() == before {
+    let clean = clean && (runs.is_none() || cfg.named_backends.is_empty());
+    if t.has("resolve_interval") && cfg.dns_names().is_empty() && clean {
         t.error_at(
             errs,
             "resolve_interval",
@@ -199,7 +207,6 @@ pub(crate) fn pool(
             ),
         );
     }
-    (errs.list.len() == before).then_some(cfg)
 }
 
 /// `backends = ["host:port", { address = "host:port", weight = 3 }]`: those
@@ -309,19 +316,7 @@ fn backends(
 
 fn health(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> HealthConfig {
     t.check_section(errs, &keys::HEALTH);
-    let mut cfg = HealthConfig {
-        path: None,
-        interval: Duration::from_secs(2),
-        timeout: Duration::from_secs(1),
-        rise: 2,
-        fall: 3,
-        expect_status: StatusRanges(vec![(200, 399)]),
-        initial_healthy: false,
-        headers: Vec::new(),
-        kind: HealthKind::Tcp,
-        service: String::new(),
-    };
-    cfg.path = t
+    let path = t
         .get(errs, "path", |v| {
             let s = string(v)?;
             if s.starts_with('/') {
@@ -334,6 +329,10 @@ fn health(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> HealthConfig {
             }
         })
         .map(|g| g.v);
+    let mut cfg = HealthConfig {
+        path,
+        ..HealthConfig::default()
+    };
     if let Some(g) = t.get(errs, "interval", nonzero_duration) {
         cfg.interval = g.v;
     }
@@ -352,11 +351,7 @@ fn health(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> HealthConfig {
     }) {
         cfg.expect_status = g.v;
     }
-    if let Some(g) = t.get(
-        errs,
-        "initial_state",
-        one_of(&[("healthy", true), ("unhealthy", false)]),
-    ) {
+    if let Some(g) = t.get(errs, "initial_state", one_of(INITIAL_STATES)) {
         cfg.initial_healthy = g.v;
     }
     if let Some(g) = t.get(errs, "headers", string_map) {
@@ -390,10 +385,7 @@ fn health(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> HealthConfig {
 
 fn passive(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> PassiveConfig {
     t.check_section(errs, &keys::PASSIVE);
-    let mut cfg = PassiveConfig {
-        consecutive_failures: 5,
-        eject_for: Duration::from_secs(30),
-    };
+    let mut cfg = PassiveConfig::default();
     if let Some(g) = t.get(errs, "consecutive_failures", uint_min::<u32>(1)) {
         cfg.consecutive_failures = g.v;
     }

@@ -5,19 +5,6 @@ use super::error::Errors;
 use super::reader::{one_of, string, string_list, uint_min, Tbl};
 use super::types::{HealthKind, Protocol, ProtocolConfig};
 
-pub(crate) const PROTOCOLS: &[(&str, Protocol)] = &[
-    ("http1", Protocol::Http1),
-    ("h2c", Protocol::H2c),
-    ("h2", Protocol::H2),
-    ("auto", Protocol::Auto),
-];
-
-pub(crate) const HEALTH_KINDS: &[(&str, HealthKind)] = &[
-    ("http", HealthKind::Http),
-    ("tcp", HealthKind::Tcp),
-    ("grpc", HealthKind::Grpc),
-];
-
 /// Whether `m` is a gRPC method path: `/package.Service/Method`, both parts
 /// non-empty and made of the characters gRPC names use.
 pub fn valid_grpc_method(m: &str) -> bool {
@@ -35,7 +22,7 @@ pub fn valid_grpc_method(m: &str) -> bool {
 /// Reads the protocol keys of pool table `t`.
 pub(crate) fn protocol(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> ProtocolConfig {
     let mut cfg = ProtocolConfig::default();
-    if let Some(g) = t.get(errs, "protocol", one_of(PROTOCOLS)) {
+    if let Some(g) = t.get(errs, "protocol", one_of(Protocol::TABLE)) {
         cfg.kind = g.v;
     }
     if let Some(g) = t.get(errs, "max_streams_per_connection", uint_min::<u32>(1)) {
@@ -78,7 +65,7 @@ pub(crate) fn health_kind(
     errs: &mut Errors<'_>,
     has_path: bool,
 ) -> (HealthKind, Option<String>) {
-    let kind = t.get(errs, "kind", one_of(HEALTH_KINDS)).map(|g| g.v);
+    let kind = t.get(errs, "kind", one_of(HealthKind::TABLE)).map(|g| g.v);
     let kind = kind.unwrap_or(if has_path {
         HealthKind::Http
     } else {

@@ -13,30 +13,6 @@ use super::types::{
     ScaleRule, Threshold,
 };
 
-pub(crate) const PROVIDERS: &[(&str, ProviderKind)] = &[
-    ("process", ProviderKind::Process),
-    ("docker", ProviderKind::Docker),
-    ("docker_labels", ProviderKind::DockerLabels),
-    ("swarm", ProviderKind::Swarm),
-    ("dns", ProviderKind::Dns),
-];
-
-pub(crate) const METRICS: &[(&str, Metric)] = &[
-    ("inflight_per_instance", Metric::InflightPerInstance),
-    ("rps_per_instance", Metric::RpsPerInstance),
-    ("p95_latency_ms", Metric::P95LatencyMs),
-    ("error_rate", Metric::ErrorRate),
-    ("cpu_percent", Metric::CpuPercent),
-];
-
-/// The config spelling of a provider.
-pub(crate) fn provider_name(p: ProviderKind) -> &'static str {
-    PROVIDERS
-        .iter()
-        .find(|(_, k)| *k == p)
-        .map_or("?", |(n, _)| n)
-}
-
 /// Keys that only some providers use.
 const PROVIDER_KEYS: &[(&str, &[ProviderKind])] = &[
     ("command", &[ProviderKind::Process, ProviderKind::Docker]),
@@ -73,32 +49,20 @@ pub(crate) fn instances(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> Option<Instan
     let provider = t.require(
         errs,
         "provider",
-        "one of process, docker, docker_labels, swarm, dns",
-        one_of(PROVIDERS),
+        &ProviderKind::one_of(),
+        one_of(ProviderKind::TABLE),
     );
-    let mut cfg = InstancesConfig {
-        provider: provider.as_ref().map_or(ProviderKind::Process, |g| g.v),
-        count: 1,
-        command: Vec::new(),
-        image: None,
-        container_port: None,
-        args: Vec::new(),
-        network: None,
-        address: DockerAddress::Published,
-        memory: None,
-        cpus: None,
-        pull: false,
-        on_shutdown: OnShutdown::Stop,
-        service: None,
-        env: Default::default(),
-        owner: None,
-        name: None,
-        port: None,
-        withheld_env: Vec::new(),
-        start_timeout: Duration::from_secs(30),
-        drain_timeout: super::types::PoolConfig::DEFAULT_DRAIN_TIMEOUT,
-        stop_timeout: Duration::from_secs(10),
-    };
+    let mut cfg =
+        InstancesConfig::with_provider(provider.as_ref().map_or(ProviderKind::Process, |g| g.v));
+    read_keys(t, errs, &mut cfg);
+    if let Some(p) = provider.map(|g| g.v) {
+        provider_check(t, errs, p);
+    }
+    (errs.list.len() == before).then_some(cfg)
+}
+
+/// Every key but `provider`, into `cfg`.
+fn read_keys(t: &Tbl<'_, '_>, errs: &mut Errors<'_>, cfg: &mut InstancesConfig) {
     if let Some(g) = t.get(errs, "count", uint::<u32>) {
         cfg.count = g.v;
     }
@@ -117,14 +81,7 @@ pub(crate) fn instances(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> Option<Instan
         cfg.args = g.v;
     }
     cfg.network = t.get(errs, "network", nonempty_string).map(|g| g.v);
-    if let Some(g) = t.get(
-        errs,
-        "address",
-        one_of(&[
-            ("published", DockerAddress::Published),
-            ("container", DockerAddress::Container),
-        ]),
-    ) {
+    if let Some(g) = t.get(errs, "address", one_of(DockerAddress::TABLE)) {
         cfg.address = g.v;
     }
     cfg.memory = t.get(errs, "memory", size).map(|g| g.v);
@@ -132,11 +89,7 @@ pub(crate) fn instances(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> Option<Instan
     if let Some(g) = t.get(errs, "pull", boolean) {
         cfg.pull = g.v;
     }
-    if let Some(g) = t.get(
-        errs,
-        "on_shutdown",
-        one_of(&[("stop", OnShutdown::Stop), ("leave", OnShutdown::Leave)]),
-    ) {
+    if let Some(g) = t.get(errs, "on_shutdown", one_of(OnShutdown::TABLE)) {
         cfg.on_shutdown = g.v;
     }
     cfg.service = t.get(errs, "service", nonempty_string).map(|g| g.v);
@@ -157,82 +110,65 @@ pub(crate) fn instances(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> Option<Instan
     if let Some(g) = t.get(errs, "stop_timeout", duration) {
         cfg.stop_timeout = g.v;
     }
-
-    if let Some(p) = provider.map(|g| g.v) {
-        let name = provider_name(p);
-        for (key, providers) in PROVIDER_KEYS {
-            if t.has(key) && !providers.contains(&p) {
-                let users: Vec<&str> = providers.iter().map(|p| provider_name(*p)).collect();
-                t.error_at(
-                    errs,
-                    key,
-                    format!(
-                        "not used with provider \"{name}\" (only with {})",
-                        users.join(", ")
-                    ),
-                );
-            }
-        }
-        let required: &[(&str, &str)] = match p {
-            ProviderKind::Process => &[(
-                "command",
-                "the program to run, like [\"./app\", \"--port\", \"{port}\"]",
-            )],
-            ProviderKind::Docker => &[
-                ("image", "the local image to run, like \"myapp:latest\""),
-                (
-                    "container_port",
-                    "the port the app listens on inside the container",
-                ),
-            ],
-            ProviderKind::Swarm => &[("service", "the name of an existing swarm service")],
-            ProviderKind::DockerLabels => &[],
-            ProviderKind::Dns => &[
-                (
-                    "name",
-                    "the host name to resolve, like \"api.internal\" (a compose service name)",
-                ),
-                ("port", "the port to dial on every address the name answers"),
-            ],
-        };
-        for (key, what) in required {
-            if !t.has(key) {
-                errs.push(
-                    &t.key(key),
-                    t.span.clone(),
-                    format!("required for provider \"{name}\": {what}"),
-                );
-            }
-        }
-    }
-    (errs.list.len() == before).then_some(cfg)
 }
 
-/// Default of `warm_freeze`.
-pub(crate) const WARM_FREEZE: bool = true;
-/// Default of `warm_at_zero`.
-pub(crate) const WARM_AT_ZERO: bool = true;
+/// Provider `p` is given every key it needs and no key it does not use.
+fn provider_check(t: &Tbl<'_, '_>, errs: &mut Errors<'_>, p: ProviderKind) {
+    let name = p.as_str();
+    for (key, providers) in PROVIDER_KEYS {
+        if t.has(key) && !providers.contains(&p) {
+            let users: Vec<&str> = providers.iter().map(|p| p.as_str()).collect();
+            t.error_at(
+                errs,
+                key,
+                format!(
+                    "not used with provider \"{name}\" (only with {})",
+                    users.join(", ")
+                ),
+            );
+        }
+    }
+    for (key, what) in required_keys(p) {
+        if !t.has(key) {
+            errs.push(
+                &t.key(key),
+                t.span.clone(),
+                format!("required for provider \"{name}\": {what}"),
+            );
+        }
+    }
+}
+
+/// The keys provider `p` needs, with what each is.
+fn required_keys(p: ProviderKind) -> &'static [(&'static str, &'static str)] {
+    match p {
+        ProviderKind::Process => &[(
+            "command",
+            "the program to run, like [\"./app\", \"--port\", \"{port}\"]",
+        )],
+        ProviderKind::Docker => &[
+            ("image", "the local image to run, like \"myapp:latest\""),
+            (
+                "container_port",
+                "the port the app listens on inside the container",
+            ),
+        ],
+        ProviderKind::Swarm => &[("service", "the name of an existing swarm service")],
+        ProviderKind::DockerLabels => &[],
+        ProviderKind::Dns => &[
+            (
+                "name",
+                "the host name to resolve, like \"api.internal\" (a compose service name)",
+            ),
+            ("port", "the port to dial on every address the name answers"),
+        ],
+    }
+}
 
 pub(crate) fn autoscale(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> Option<AutoscaleConfig> {
     let before = errs.list.len();
     t.check_section(errs, &keys::AUTOSCALE);
-    let mut cfg = AutoscaleConfig {
-        min: 1,
-        max: 10,
-        interval: Duration::from_secs(5),
-        target_inflight: None,
-        target_rps: None,
-        scale_up_cooldown: Duration::from_secs(10),
-        scale_down_cooldown: Duration::from_secs(60),
-        idle_timeout: Duration::from_secs(300),
-        hold_timeout: Duration::from_secs(30),
-        rules: Vec::new(),
-        warm: 0,
-        warm_freeze: WARM_FREEZE,
-        warm_at_zero: WARM_AT_ZERO,
-        predictive: false,
-        schedule: Vec::new(),
-    };
+    let mut cfg = AutoscaleConfig::default();
     let min = t.get(errs, "min", uint::<u32>);
     let max = t.get(errs, "max", uint_min::<u32>(1));
     if let Some(g) = &min {
@@ -284,12 +220,7 @@ pub(crate) fn autoscale(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> Option<Autosc
 
 fn rule(t: &Tbl<'_, '_>, errs: &mut Errors<'_>) -> Option<ScaleRule> {
     t.check_section(errs, &keys::RULE);
-    let metric = t.require(
-        errs,
-        "metric",
-        "one of inflight_per_instance, rps_per_instance, p95_latency_ms, error_rate, cpu_percent",
-        one_of(METRICS),
-    );
+    let metric = t.require(errs, "metric", &Metric::one_of(), one_of(Metric::TABLE));
     let above = t.get(errs, "above", super::reader::number);
     let below = t.get(errs, "below", super::reader::number);
     let threshold = match (t.has("above"), t.has("below")) {

@@ -1,8 +1,7 @@
 //! `[server]`, `[server.tls]`, `[admin]`, `[log]` and `[[routes]]`.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use toml::de::DeValue;
 
@@ -14,7 +13,6 @@ use super::reader::{
 };
 use super::types::{
     AccessFormat, AccessTarget, AdminConfig, CertPair, LogConfig, ServerConfig, TlsConfig,
-    DEFAULT_TUNNEL_IDLE_TIMEOUT,
 };
 use super::values::parse_addr;
 
@@ -58,20 +56,7 @@ pub(crate) fn server(
     errs: &mut Errors<'_>,
     base: Option<&Path>,
 ) -> ServerConfig {
-    let mut cfg = ServerConfig {
-        listen: vec![SocketAddr::from((Ipv4Addr::LOCALHOST, 8080))],
-        shutdown_timeout: Duration::from_secs(30),
-        max_header_bytes: 65536,
-        header_read_timeout: Duration::from_secs(10),
-        idle_timeout: Duration::from_secs(60),
-        max_connections: 0,
-        tunnel_idle_timeout: DEFAULT_TUNNEL_IDLE_TIMEOUT,
-        body_read_timeout: Duration::from_secs(60),
-        threads: 0,
-        tls: None,
-        https_redirect: false,
-        max_connections_per_client: 0,
-    };
+    let mut cfg = ServerConfig::default();
     let Some(t) = t else { return cfg };
     t.check_section(errs, &keys::SERVER);
     if let Some(g) = t.get(errs, "listen", addr_list) {
@@ -256,12 +241,6 @@ fn allowed_hosts(v: &DeValue<'_>) -> Result<Vec<String>, String> {
         .collect()
 }
 
-/// `log.access_format` spellings.
-pub(crate) const ACCESS_FORMATS: &[(&str, AccessFormat)] = &[
-    ("json", AccessFormat::Json),
-    ("combined", AccessFormat::Combined),
-];
-
 pub(crate) fn log(t: Option<Tbl<'_, '_>>, errs: &mut Errors<'_>, base: Option<&Path>) -> LogConfig {
     let mut cfg = LogConfig::default();
     let Some(t) = t else { return cfg };
@@ -269,7 +248,7 @@ pub(crate) fn log(t: Option<Tbl<'_, '_>>, errs: &mut Errors<'_>, base: Option<&P
     if let Some(g) = t.get(errs, "access", |v| access_target(v, base)) {
         cfg.access = g.v;
     }
-    if let Some(g) = t.get(errs, "access_format", one_of(ACCESS_FORMATS)) {
+    if let Some(g) = t.get(errs, "access_format", one_of(AccessFormat::TABLE)) {
         cfg.access_format = g.v;
     }
     cfg

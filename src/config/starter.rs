@@ -1,13 +1,10 @@
 //! The starter file written by `drover init`, and the built-in demo configuration.
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::types::{
-    AdminConfig, BackendConfig, Balance, Config, HashKey, HealthConfig, HealthKind, LogConfig,
-    PoolConfig, ProtocolConfig, Route, ServerConfig, StatusRanges, DEFAULT_TUNNEL_IDLE_TIMEOUT,
-};
+use super::types::{BackendConfig, Config, HealthConfig, HealthKind, PoolConfig, Route};
 
 /// The commented starter config written by `drover init`.
 pub const STARTER_CONFIG: &str = r#"# drover.toml - reverse proxy, load balancer, health checker and autoscaler.
@@ -185,62 +182,25 @@ backends = ["127.0.0.1:8001", "127.0.0.1:8002"]   # or { address = "127.0.0.1:80
 pub fn demo_config(backends: &[SocketAddr]) -> Config {
     let pool = PoolConfig {
         name: "demo".to_string(),
-        balance: Balance::RoundRobin,
-        hash_key: HashKey::ClientIp,
         backends: backends
             .iter()
             .map(|&address| BackendConfig { address, weight: 1 })
             .collect(),
-        named_backends: Vec::new(),
-        resolve_interval: PoolConfig::DEFAULT_RESOLVE_INTERVAL,
-        connect_timeout: Duration::from_secs(2),
-        request_timeout: Duration::from_secs(60),
-        retries: 2,
-        max_connections_per_backend: 0,
-        queue_timeout: Duration::from_secs(5),
-        max_queue: 1024,
-        upstream_idle_timeout: PoolConfig::DEFAULT_UPSTREAM_IDLE_TIMEOUT,
-        protocol: ProtocolConfig::default(),
         health: Some(HealthConfig {
             path: Some("/health".to_string()),
             interval: Duration::from_secs(1),
-            timeout: Duration::from_secs(1),
             rise: 1,
             fall: 2,
-            expect_status: StatusRanges(vec![(200, 399)]),
             initial_healthy: true,
-            headers: Vec::new(),
             kind: HealthKind::Http,
-            service: String::new(),
+            ..HealthConfig::default()
         }),
-        passive: None,
-        instances: None,
-        autoscale: None,
-        tls: None,
-        policy: Default::default(),
+        ..PoolConfig::default()
     };
     Config {
-        name: None,
-        server: ServerConfig {
-            listen: vec![SocketAddr::from((Ipv4Addr::LOCALHOST, 8080))],
-            shutdown_timeout: Duration::from_secs(30),
-            max_header_bytes: 65536,
-            header_read_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(60),
-            max_connections: 0,
-            tunnel_idle_timeout: DEFAULT_TUNNEL_IDLE_TIMEOUT,
-            body_read_timeout: Duration::from_secs(60),
-            threads: 0,
-            tls: None,
-            https_redirect: false,
-            max_connections_per_client: 0,
-        },
-        admin: AdminConfig::default(),
-        log: LogConfig::default(),
         routes: vec![Route::to_pool("demo")],
         pools: BTreeMap::from([("demo".to_string(), pool)]),
-        resolver: Default::default(),
-        source: None,
+        ..Config::default()
     }
 }
 

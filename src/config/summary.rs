@@ -1,6 +1,5 @@
 //! One line per pool for `drover check`.
 
-use super::scaling::provider_name;
 use super::types::{Config, HealthKind, HostMatch, Protocol, ProviderKind, Route};
 
 fn route_label(r: &Route) -> String {
@@ -66,7 +65,7 @@ pub fn summary_lines(cfg: &Config) -> Vec<String> {
                             "discovered: containers labelled drover.pool (any owner)".to_string()
                         }
                     },
-                    _ => format!("managed: {} x{}", provider_name(i.provider), i.count),
+                    _ => format!("managed: {} x{}", i.provider.as_str(), i.count),
                 });
                 parts.retain(|p| !p.is_empty());
             }

@@ -15,7 +15,7 @@ fn protocol_defaults_and_spellings() {
     assert_eq!(*p, ProtocolConfig::default());
     assert_eq!(p.kind, Protocol::Http1);
     assert_eq!(p.max_streams_per_connection, 100);
-    for (s, k) in super::protocol::PROTOCOLS {
+    for (s, k) in Protocol::TABLE {
         assert_eq!(
             load(&pool(&format!("protocol = \"{s}\""))).pools["api"]
                 .protocol

@@ -161,7 +161,7 @@ fn balance_and_hash_key() {
         "pools.api.hash_key",
         "expected one of client_ip, header:NAME, cookie:NAME, path",
     );
-    for (s, b) in super::pool::BALANCES {
+    for (s, b) in Balance::TABLE {
         assert_eq!(
             load(&pool(&format!("{B}\nbalance = \"{s}\""))).pools["api"].balance,
             *b

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use super::route_types::*;
+use super::spelled::spelled_enum;
 use crate::upstream::tls::UpstreamTls;
 
 /// The whole validated configuration.
@@ -99,19 +100,6 @@ pub struct AdminConfig {
     pub max_connections: usize,
 }
 
-impl Default for AdminConfig {
-    fn default() -> AdminConfig {
-        AdminConfig {
-            listen: SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 9090)),
-            token: None,
-            allowed_hosts: Vec::new(),
-            header_read_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(60),
-            max_connections: 64,
-        }
-    }
-}
-
 /// `[resolver]`: the DNS resolver of DNS discovery (backends given by host
 /// name, `provider = "dns"`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -156,23 +144,15 @@ impl AccessTarget {
     }
 }
 
-/// `log.access_format`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum AccessFormat {
-    /// One JSON object per line (with `--log-format pretty` on stdout: a compact text line).
-    #[default]
-    Json,
-    /// Apache/nginx "combined": `client - - [time] "request" status bytes "referer" "user-agent"`.
-    Combined,
-}
-
-impl AccessFormat {
-    /// The config spelling.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            AccessFormat::Json => "json",
-            AccessFormat::Combined => "combined",
-        }
+spelled_enum! {
+    /// `log.access_format`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+    pub enum AccessFormat {
+        /// One JSON object per line (with `--log-format pretty` on stdout: a compact text line).
+        #[default]
+        Json = "json",
+        /// Apache/nginx "combined": `client - - [time] "request" status bytes "referer" "user-agent"`.
+        Combined = "combined",
     }
 }
 
@@ -217,39 +197,17 @@ pub enum HostMatch {
     Wildcard(String),
 }
 
-/// `balance = ...`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Balance {
-    #[default]
-    RoundRobin,
-    WeightedRoundRobin,
-    LeastConn,
-    Random,
-    P2cEwma,
-    Hash,
-}
-
-impl Balance {
-    /// Every algorithm.
-    pub const ALL: [Balance; 6] = [
-        Balance::RoundRobin,
-        Balance::WeightedRoundRobin,
-        Balance::LeastConn,
-        Balance::Random,
-        Balance::P2cEwma,
-        Balance::Hash,
-    ];
-
-    /// The config spelling (`round_robin`, ...).
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Balance::RoundRobin => "round_robin",
-            Balance::WeightedRoundRobin => "weighted_round_robin",
-            Balance::LeastConn => "least_conn",
-            Balance::Random => "random",
-            Balance::P2cEwma => "p2c_ewma",
-            Balance::Hash => "hash",
-        }
+spelled_enum! {
+    /// `balance = ...`. Default `round_robin`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+    pub enum Balance {
+        #[default]
+        RoundRobin = "round_robin",
+        WeightedRoundRobin = "weighted_round_robin",
+        LeastConn = "least_conn",
+        Random = "random",
+        P2cEwma = "p2c_ewma",
+        Hash = "hash",
     }
 }
 
@@ -263,6 +221,18 @@ pub enum HashKey {
     /// `cookie:NAME`
     Cookie(String),
     Path,
+}
+
+impl HashKey {
+    /// The config spelling: `client_ip`, `header:NAME`, `cookie:NAME` or `path`.
+    pub fn spelling(&self) -> String {
+        match self {
+            HashKey::ClientIp => "client_ip".to_string(),
+            HashKey::Header(n) => format!("header:{n}"),
+            HashKey::Cookie(n) => format!("cookie:{n}"),
+            HashKey::Path => "path".to_string(),
+        }
+    }
 }
 
 /// One static member.
@@ -411,15 +381,17 @@ pub struct PassiveConfig {
     pub eject_for: Duration,
 }
 
-/// `provider = ...`
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProviderKind {
-    Process,
-    Docker,
-    DockerLabels,
-    Swarm,
-    /// Members are the addresses a DNS name answers (A/AAAA), on `port`.
-    Dns,
+spelled_enum! {
+    /// `provider = ...` (required).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum ProviderKind {
+        Process = "process",
+        Docker = "docker",
+        DockerLabels = "docker_labels",
+        Swarm = "swarm",
+        /// Members are the addresses a DNS name answers (A/AAAA), on `port`.
+        Dns = "dns",
+    }
 }
 
 impl ProviderKind {
@@ -430,20 +402,24 @@ impl ProviderKind {
     }
 }
 
-/// `on_shutdown = ...`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum OnShutdown {
-    #[default]
-    Stop,
-    Leave,
+spelled_enum! {
+    /// `on_shutdown = ...`. Default `stop`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+    pub enum OnShutdown {
+        #[default]
+        Stop = "stop",
+        Leave = "leave",
+    }
 }
 
-/// `address = ...` for docker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum DockerAddress {
-    #[default]
-    Published,
-    Container,
+spelled_enum! {
+    /// `address = ...` for docker. Default `published`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+    pub enum DockerAddress {
+        #[default]
+        Published = "published",
+        Container = "container",
+    }
 }
 
 /// `[pools.NAME.instances]`
@@ -537,14 +513,16 @@ pub struct ScheduleEntry {
     pub tz: chrono_tz::Tz,
 }
 
-/// `metric = ...`
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Metric {
-    InflightPerInstance,
-    RpsPerInstance,
-    P95LatencyMs,
-    ErrorRate,
-    CpuPercent,
+spelled_enum! {
+    /// `metric = ...` (required).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Metric {
+        InflightPerInstance = "inflight_per_instance",
+        RpsPerInstance = "rps_per_instance",
+        P95LatencyMs = "p95_latency_ms",
+        ErrorRate = "error_rate",
+        CpuPercent = "cpu_percent",
+    }
 }
 
 /// What a rule does when its condition held for `for_`.
@@ -587,31 +565,23 @@ pub struct CertPair {
     pub key: PathBuf,
 }
 
-/// `protocol = ...`: how drover speaks to a pool's members.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Protocol {
-    /// HTTP/1.1 with keep-alive (the default).
-    #[default]
-    Http1,
-    /// HTTP/2 over plain TCP with prior knowledge.
-    H2c,
-    /// HTTP/2 always: over TLS negotiated by ALPN; on a plain connection, as `h2c`.
-    H2,
-    /// Over TLS, whatever ALPN picks (h2 or http/1.1); on a plain connection, `http1`.
-    Auto,
+spelled_enum! {
+    /// `protocol = ...`: how drover speaks to a pool's members.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+    pub enum Protocol {
+        /// HTTP/1.1 with keep-alive (the default).
+        #[default]
+        Http1 = "http1",
+        /// HTTP/2 over plain TCP with prior knowledge.
+        H2c = "h2c",
+        /// HTTP/2 always: over TLS negotiated by ALPN; on a plain connection, as `h2c`.
+        H2 = "h2",
+        /// Over TLS, whatever ALPN picks (h2 or http/1.1); on a plain connection, `http1`.
+        Auto = "auto",
+    }
 }
 
 impl Protocol {
-    /// The config spelling.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Protocol::Http1 => "http1",
-            Protocol::H2c => "h2c",
-            Protocol::H2 => "h2",
-            Protocol::Auto => "auto",
-        }
-    }
-
     /// Whether every request goes over HTTP/2 (`h2c`; `h2` over TLS and on plain TCP).
     pub fn always_h2(&self) -> bool {
         matches!(self, Protocol::H2c | Protocol::H2)
@@ -655,25 +625,16 @@ impl Default for ProtocolConfig {
     }
 }
 
-/// `health.kind = ...`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum HealthKind {
-    /// `GET path`, over the pool's protocol (the default with a `path`).
-    #[default]
-    Http,
-    /// A TCP connect (the default without a `path`).
-    Tcp,
-    /// `grpc.health.v1.Health/Check` over HTTP/2; SERVING passes.
-    Grpc,
-}
-
-impl HealthKind {
-    /// The config spelling.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            HealthKind::Http => "http",
-            HealthKind::Tcp => "tcp",
-            HealthKind::Grpc => "grpc",
-        }
+spelled_enum! {
+    /// `health.kind = ...`
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+    pub enum HealthKind {
+        /// `GET path`, over the pool's protocol (the default with a `path`).
+        #[default]
+        Http = "http",
+        /// A TCP connect (the default without a `path`).
+        Tcp = "tcp",
+        /// `grpc.health.v1.Health/Check` over HTTP/2; SERVING passes.
+        Grpc = "grpc",
     }
 }

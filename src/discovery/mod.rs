@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 
-pub use sink::{Sink, DEFAULT_DRAIN_TIMEOUT, ERROR_EVENT_INTERVAL};
+pub use sink::{Sink, ERROR_EVENT_INTERVAL};
 pub use watchers::{Factory, Watchers};
 
 /// One discovered address: its weight and where it came from (shown in events).

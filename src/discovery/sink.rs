@@ -9,9 +9,6 @@ use crate::config::PoolConfig;
 use crate::pool::{MemberState, MemberStats, Pool, PoolCommand};
 use crate::rate_limit::RateLimit;
 
-/// How long a vanished member drains when the pool has no `instances.drain_timeout`
-/// (backends given by host name): 30 s.
-pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// At most one `discovery_error` event per pool in this interval: 60 s.
 pub const ERROR_EVENT_INTERVAL: Duration = Duration::from_secs(60);
 /// How often a draining member's in-flight count is looked at: 50 ms.
@@ -66,11 +63,9 @@ impl Sink {
         } else {
             MemberState::Healthy
         };
-        let drain_for = snap
-            .config
-            .instances
-            .as_ref()
-            .map_or(DEFAULT_DRAIN_TIMEOUT, |i| i.drain_timeout);
+        // A vanished member drains for the pool's `drain_timeout` (30 s when
+        // the pool has no `[instances]`: backends given by host name).
+        let drain_for = snap.config.drain_timeout();
         for m in snap.members.iter().filter(|m| m.managed) {
             if found.contains_key(&m.address) || m.state == MemberState::Draining {
                 continue;

@@ -1,6 +1,7 @@
 //! Docker helpers for tests: engine check (skip loudly, or fail when
 //! `DROVER_REQUIRE_DOCKER=1`), the test image, and containers removed by id on drop.
 
+use super::HEADER;
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
@@ -137,13 +138,7 @@ pub fn remove_image(tag: &str) {
 pub fn docker_pool_config(pool: &str, count: u32, image: &str) -> String {
     format!(
         r#"
-[server]
-listen = ["127.0.0.1:0"]
-[admin]
-listen = "127.0.0.1:0"
-[log]
-access = false
-[[routes]]
+{HEADER}[[routes]]
 path_prefix = "/other"
 pool = "other"
 [[routes]]

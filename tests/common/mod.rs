@@ -243,17 +243,30 @@ impl Drover {
     }
 }
 
-/// Listeners on port 0, no access log, every request to pool `app`; the
-/// `[pools.app]` section comes next.
-pub const ONE_ROUTE: &str = r#"
-[server]
-listen = ["127.0.0.1:0"]
-[admin]
-listen = "127.0.0.1:0"
-[log]
-access = false
-[[routes]]
-pool = "app"
+/// The text of [`HEADER`].
+macro_rules! header {
+    () => {
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n[admin]\nlisten = \"127.0.0.1:0\"\n[log]\naccess = false\n"
+    };
+}
+
+/// The head of a test config: listeners on port 0 (read back from drover's
+/// log), no access log. Routes and pools come next.
+pub const HEADER: &str = header!();
+
+/// [`HEADER`] and every request to pool `app`; the `[pools.app]` section comes next.
+pub const ONE_ROUTE: &str = concat!("\n", header!(), "[[routes]]\npool = \"app\"\n");
+
+/// `[pools.app.health]` for static backends: `GET /health` every 200 ms (1 s
+/// timeout), rise 1, fall 1, members healthy from the start.
+pub const STATIC_HEALTH: &str = r#"
+[pools.app.health]
+path = "/health"
+interval = "200ms"
+timeout = "1s"
+rise = 1
+fall = 1
+initial_state = "healthy"
 "#;
 
 /// A config with one pool over these backends.
@@ -312,6 +325,16 @@ pub async fn get_text(url: &str) -> String {
         .await
         .unwrap()
         .text()
+        .await
+        .unwrap()
+}
+
+/// `POST /api/v1/reload` (a JSON request, as `drover ctl reload` sends); the response.
+pub async fn reload(d: &Drover) -> reqwest::Response {
+    client()
+        .post(d.admin_url("/api/v1/reload"))
+        .header("content-type", "application/json")
+        .send()
         .await
         .unwrap()
 }

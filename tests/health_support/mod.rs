@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{self, client, wait_until, Drover};
+use crate::common::{self, get_json, get_text, wait_until, Drover};
 
 /// `[pools.app.health]` with fast checks: `interval`, `rise`, `fall`.
 pub fn fast_health(interval_ms: u64, rise: u32, fall: u32) -> String {
@@ -55,14 +55,7 @@ pub async fn wait_state(d: &Drover, addr: SocketAddr, state: &str, limit: Durati
 
 /// Events of pool `app` (kind, backend, reason).
 pub async fn events(d: &Drover) -> Vec<(String, String, String)> {
-    let v: Value = client()
-        .get(d.admin_url("/api/v1/events?since=0"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = get_json(&d.admin_url("/api/v1/events?since=0")).await;
     let list = v
         .as_array()
         .cloned()
@@ -82,14 +75,7 @@ pub async fn events(d: &Drover) -> Vec<(String, String, String)> {
 
 /// A metric's value from `/metrics` (the line starting with `series`).
 pub async fn metric(d: &Drover, series: &str) -> f64 {
-    let text = client()
-        .get(d.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = get_text(&d.admin_url("/metrics")).await;
     text.lines()
         .find_map(|l| l.strip_prefix(series).and_then(|r| r.trim().parse().ok()))
         .unwrap_or_else(|| panic!("no {series} in\n{text}"))
@@ -97,14 +83,7 @@ pub async fn metric(d: &Drover, series: &str) -> f64 {
 
 /// Requests a `drover backend` served (its `/admin/stats`), asked directly.
 pub async fn served(addr: SocketAddr) -> u64 {
-    let v: Value = client()
-        .get(format!("http://{addr}/admin/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = get_json(&format!("http://{addr}/admin/stats")).await;
     v["requests"].as_u64().unwrap()
 }
 
