@@ -463,7 +463,7 @@ pub(crate) static POOL: Section = Section {
         key(
             "max_streams_per_connection",
             Ty::Uint(1),
-            "HTTP/2 pools: requests in flight on one connection (default 100).",
+            "HTTP/2 pools: requests in flight on one connection (default 100); each worker thread keeps its own connections.",
         ),
         key(
             "grpc_retry_methods",
