@@ -189,8 +189,8 @@ cell() {
   rps=$(sed -n 's/^finished in .*, \([0-9.]*\) req\/s.*/\1/p' <<<"$out")
   succeeded=$(sed -n 's/^requests: .* \([0-9]*\) succeeded.*/\1/p' <<<"$out")
   data=$(sed -n 's/^traffic: .*(\([0-9]*\)) data.*/\1/p' <<<"$out")
-  # log: start_us status duration_us
-  read -r p50 p99 non2xx < <(sort -n -k3 "$log" | awk '{a[NR]=$3; if ($2 < 200 || $2 > 299) bad++} END {
+  # log: start_us status duration_us; status 0 or -1 = a stream cut at the end of -D (not counted)
+  read -r p50 p99 non2xx < <(awk '$2 > 0' "$log" | sort -n -k3 | awk '{a[NR]=$3; if ($2 < 200 || $2 > 299) bad++} END {
     if (NR == 0) { print "nan nan 0"; exit }
     i = int(NR * 0.99) + 1; if (i > NR) i = NR
     printf "%.2f %.2f %d\n", a[int(NR * 0.50) + 1] / 1000, a[i] / 1000, bad }')
@@ -199,6 +199,9 @@ cell() {
   if [[ -n $succeeded && -n $data && $succeeded -gt 0 ]]; then
     short=$(awk -v d="$data" -v n="$succeeded" -v s="${size[$body]}" 'BEGIN {
       m = n - int(d / s); print (m > 0 ? m : 0) }')
+  fi
+  if ((non2xx + short > 0)); then
+    echo "  $p /$body c=$c: $non2xx not 2xx ($(awk '$2 > 0 {print $2}' "$log" | sort | uniq -c | tr -s ' \n' ' ')), $short short of ${size[$body]} bytes" >&2
   fi
   echo "${rps:-0} $p50 $p99 $((non2xx + short))"
 }

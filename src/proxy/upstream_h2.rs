@@ -6,10 +6,10 @@
 //! HTTP/1.1 pool: a connection's driver task runs on the runtime of the worker
 //! that opened it, and only that worker sends streams on it, so a request
 //! never wakes another thread, and its shard's lock is uncontended (other
-//! threads take it only to [`retire`] a member or count connections). The
-//! first run of `bench/h2.sh` measured one shared set at 0.43–0.64× HAProxy:
-//! each request's stream was handed to a connection task on the other
-//! thread (a cross-thread wake-up each way) under one lock.
+//! threads take it only to [`retire`] a member or count connections). With
+//! one set shared by all workers, a request's stream was handed to a
+//! connection task on whichever thread opened it (a cross-thread wake-up
+//! each way) under one process-wide lock.
 //!
 //! A request takes a *stream slot* on the oldest connection with fewer than
 //! `max_streams_per_connection` requests in flight; when every connection is
@@ -37,8 +37,9 @@
 //! as an HTTP/1.1 one and remember the member's choice ([`Checkout::Http1`]):
 //! its next requests take the HTTP/1.1 pool, with no new handshake, until the
 //! member is retired (drained, removed) or the pool reloaded with other TLS
-//! settings (each worker learns the choice on its first request). Connections are kept per (member address, TLS client), so a TLS
-//! and a plain pool to the same address never share one.
+//! settings (each worker learns the choice on its first request).
+//! Connections are kept per (member address, TLS client), so a TLS and a
+//! plain pool to the same address never share one.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -426,11 +427,17 @@ where
         .handshake(io)
         .await
         .map_err(ConnectError::Handshake)?;
-    tokio::spawn(async move {
+    // Unconstrained by tokio's cooperative budget: the driver of one connection
+    // carries up to `max_streams_per_connection` requests' frames, and with the
+    // budget it yielded after ~128 socket operations to the back of a run queue
+    // holding every request's task: at c=64 (h2load -m 10) a member's requests
+    // ran at the pace of one connection poll per scheduler round (bench/RESULTS.md,
+    // h2 section). What one poll can read is bounded by the flow-control windows.
+    tokio::spawn(tokio::task::unconstrained(async move {
         if let Err(e) = conn.await {
             tracing::debug!(backend = %addr, error = %e, "upstream h2 connection ended");
         }
-    });
+    }));
     Ok(sender)
 }
 
