@@ -130,6 +130,10 @@ pub struct AccessRecord {
     /// `upstream`, `timeout`, `limit`, `no_route`, `no_member`, `cold_start`);
     /// `None` when the backend's response was passed on.
     pub error: Option<&'static str>,
+    /// The gRPC status drover answered a gRPC call with when it failed the
+    /// call itself (`error` is set; `status` is the HTTP status the cause
+    /// stands for, the client saw 200 and this in `grpc-status`).
+    pub grpc_status: Option<u32>,
     /// The W3C trace id sent upstream (the client's, or a new one).
     pub trace_id: Option<[u8; 16]>,
     /// `Referer` and `User-Agent`, kept for the combined format only.
@@ -160,7 +164,8 @@ impl AccessRecord {
 
     /// The compact text line (without newline):
     /// `2026-11-28T15:04:05.123Z 127.0.0.1 "GET /x" 200 1234B 1.5ms app->127.0.0.1:8001 retries=0 id=...`,
-    /// then ` error=CAUSE` when drover failed the request.
+    /// then ` error=CAUSE` when drover failed the request (and ` grpc_status=N`
+    /// for a gRPC call).
     pub fn to_text(&self) -> String {
         let backend = self
             .backend
@@ -185,6 +190,10 @@ impl AccessRecord {
         if let Some(e) = self.error {
             line.push_str(" error=");
             line.push_str(e);
+        }
+        if let Some(g) = self.grpc_status {
+            line.push_str(" grpc_status=");
+            line.push_str(itoa::Buffer::new().format(g));
         }
         line
     }
@@ -306,6 +315,10 @@ impl AccessRecord {
         match self.error {
             Some(e) => json_str(out, e),
             None => out.extend_from_slice(b"null"),
+        }
+        if let Some(g) = self.grpc_status {
+            out.extend_from_slice(b",\"grpc_status\":");
+            out.extend_from_slice(num.format(g).as_bytes());
         }
         if let Some(t) = &self.trace_id {
             out.extend_from_slice(b",\"trace_id\":\"");
@@ -590,6 +603,7 @@ mod tests {
             backend: Some("[::1]:8080".parse().unwrap()),
             retries: 0,
             error: Some("client"),
+            grpc_status: Some(1),
             version: Version::HTTP_11,
             trace_id: None,
             referer: None,
@@ -604,7 +618,12 @@ mod tests {
         assert_eq!(v["backend"], "[::1]:8080");
         assert_eq!(v["duration_ms"], 12345.678);
         assert_eq!(v["error"], "client");
-        assert!(r.to_text().ends_with(" error=client"), "{}", r.to_text());
+        assert_eq!(v["grpc_status"], 1);
+        assert!(
+            r.to_text().ends_with(" error=client grpc_status=1"),
+            "{}",
+            r.to_text()
+        );
         let none = AccessRecord { backend: None, ..r };
         let v: serde_json::Value = serde_json::from_str(&none.to_json()).unwrap();
         assert!(v["backend"].is_null());
@@ -625,6 +644,7 @@ mod tests {
             backend: Some("127.0.0.1:8001".parse().unwrap()),
             retries: 1,
             error: None,
+            grpc_status: None,
             version: Version::HTTP_11,
             trace_id: Some([0xab; 16]),
             referer: Some(HeaderValue::from_static("http://a/\"q\"")),
@@ -652,6 +672,7 @@ mod tests {
         assert_eq!(v["ts"], "1970-01-01T00:00:00.000Z");
         assert_eq!(v["backend"], "127.0.0.1:8001");
         assert!(v["error"].is_null());
+        assert!(v.get("grpc_status").is_none());
         assert_eq!(v["trace_id"], "abababababababababababababababab");
         assert_eq!(
             r.to_combined(),

@@ -212,6 +212,82 @@ async fn all_four_call_kinds_pass_through_with_trailers_and_statuses() {
     assert!(t0.elapsed() < Duration::from_secs(3));
 }
 
+/// The `deadline` answer of server `name`: the ms left of the call when it arrived there.
+fn deadline_seen(r: &serde_json::Value, name: &str) -> u64 {
+    assert_eq!(r["code"], "OK", "{r}");
+    let s = r["responses"][0].as_str().unwrap();
+    let ms = s.strip_prefix(&format!("{name}:deadline:")).unwrap();
+    ms.parse()
+        .unwrap_or_else(|_| panic!("no deadline reached the server: {s}"))
+}
+
+/// The `grpc-timeout` sent upstream is what is left of the call's deadline
+/// (here after ~1 s queued behind another call), capped by `request_timeout`;
+/// a call drover fails itself is logged with the gRPC status its client got.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deadline_sent_upstream_is_what_is_left_and_grpc_failures_are_logged() {
+    let Some(py) = python() else { return };
+    let a = GrpcServer::start(&py, "a");
+    let d = Drover::start(&config(
+        &[a.addr()],
+        "max_connections_per_backend = 1\nqueue_timeout = \"20s\"",
+    ));
+    wait_until("gRPC health check passes", 20, async || {
+        healthy_count(&d, "grpc").await == 1
+    })
+    .await;
+    let target = d.proxy.to_string();
+    // Nothing waits: the server sees (nearly) the client's 5 s.
+    let fresh = deadline_seen(&call(&py, &target, "unary", "deadline", 5.0), "a");
+    assert!((4000..=5000).contains(&fresh), "{fresh} ms");
+    // Over request_timeout (10 s): capped.
+    let capped = deadline_seen(&call(&py, &target, "unary", "deadline", 60.0), "a");
+    assert!((9000..=10_000).contains(&capped), "{capped} ms");
+    // The only slot is taken for 3 s: the call waits in the queue first.
+    let busy = tokio::task::spawn_blocking({
+        let (py, target) = (py.clone(), target.clone());
+        move || call(&py, &target, "unary", "sleep:3000", 20.0)
+    });
+    let t0 = std::time::Instant::now();
+    while a.calls("Unary") < 3 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "the busy call never came"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Its client needs well under a second to start: over a second queued. Sent
+    // as it came (the old behaviour), the server would see nearly 5 s.
+    let queued = deadline_seen(&call(&py, &target, "unary", "deadline", 5.0), "a");
+    assert!(
+        (500..=3900).contains(&queued),
+        "{queued} ms left after the queue"
+    );
+    assert_eq!(busy.await.unwrap()["code"], "OK");
+
+    // drover's own failure (nothing listens there: no healthy member): UNAVAILABLE
+    // to the client; the HTTP status it stands for and grpc_status 14 in the access log.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_addr = dead.local_addr().unwrap().to_string();
+    drop(dead);
+    let logged = Drover::start(
+        &config(&[dead_addr], "retries = 0")
+            .replace("access = false", "access = true\naccess_format = \"json\""),
+    );
+    let r = call(&py, &logged.proxy.to_string(), "unary", "x", 5.0);
+    assert_eq!(r["code"], "UNAVAILABLE", "{r}");
+    let line = logged
+        .proc
+        .stdout
+        .wait_for("the access log line", Duration::from_secs(10), |l| {
+            l.contains("\"grpc_status\"")
+        });
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["grpc_status"], 14, "{v}");
+    assert!(v["status"] == 502 || v["status"] == 503, "{v}");
+    assert!(v["error"].is_string(), "{v}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_killed_mid_stream_gives_unavailable_and_the_next_call_works() {
     let Some(py) = python() else { return };

@@ -477,7 +477,7 @@ pub(crate) static POOL: Section = Section {
         keyd(
             "max_streams_per_connection",
             Ty::Uint(1),
-            "HTTP/2 pools: requests in flight on one connection.",
+            "HTTP/2 pools: requests in flight on one connection; each worker thread keeps its own connections.",
             |c| json!(pool(c).protocol.max_streams_per_connection),
         ),
         keyd(

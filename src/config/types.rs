@@ -602,7 +602,9 @@ pub struct ProtocolConfig {
     /// `max_streams_per_connection`: requests in flight on one HTTP/2
     /// connection; a new connection to the member is opened when every one is
     /// full. Default [`ProtocolConfig::DEFAULT_MAX_STREAMS`] (100, the
-    /// minimum RFC 9113 §6.5.2 recommends a server allow).
+    /// minimum RFC 9113 §6.5.2 recommends a server allow). Connections are
+    /// per worker thread: a member gets at most ceil(n / this) connections
+    /// from a worker with n of its requests in flight.
     pub max_streams_per_connection: u32,
     /// `grpc_retry_methods`: gRPC methods (`/pkg.Service/Method`) that are
     /// idempotent: a call answered `grpc-status` 14 UNAVAILABLE is retried on

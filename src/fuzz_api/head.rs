@@ -321,6 +321,7 @@ fn check_access_log(head: &Head, id: &HeaderValue, trace: &Hop) {
         backend: None,
         retries: 0,
         error: Some("client"),
+        grpc_status: None,
         version: head.version,
         trace_id: Some(trace.sent.trace_id),
         referer: head.headers.get(header::REFERER).cloned(),

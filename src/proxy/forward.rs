@@ -124,9 +124,12 @@ pub(super) struct Forward {
     /// Held after a connection to its member failed (see [`Forward::hold_after_connect`]):
     /// selection skips the members tried, never falling back to them.
     untried_only: bool,
-    /// How long an attempt waits for the response head: `request_timeout`,
-    /// or a gRPC call's shorter `grpc-timeout`.
+    /// How long an attempt waits for the response head: `request_timeout`
+    /// (the route's, else the pool's), or less for a gRPC call ([`Self::grpc_deadline`]).
     timeout: Duration,
+    /// A gRPC call's deadline (arrival + its `grpc-timeout`): each attempt
+    /// waits and tells the backend only what is left of it ([`grpc::remaining`]).
+    grpc_deadline: Option<Instant>,
     /// A gRPC call to a method in `grpc_retry_methods`: the copy of its body
     /// that lets it be sent again after UNAVAILABLE.
     grpc_replay: Option<Arc<Mutex<Capture>>>,
@@ -178,12 +181,11 @@ impl Forward {
             now: snap.slow_start_now(),
         };
         // The route's request_timeout over the pool's; a gRPC deadline may shorten it.
-        let base = opts.request_timeout.unwrap_or(cfg.request_timeout);
-        let timeout = if done.grpc {
-            grpc::deadline(req.headers(), base)
-        } else {
-            base
-        };
+        let timeout = opts.request_timeout.unwrap_or(cfg.request_timeout);
+        let grpc_deadline = done
+            .grpc
+            .then(|| grpc::client_deadline(req.headers(), done.started))
+            .flatten();
         let sticky = cfg
             .policy
             .sticky
@@ -268,6 +270,7 @@ impl Forward {
             warm_start: None,
             untried_only: false,
             timeout,
+            grpc_deadline,
             grpc_replay,
             route_retries: opts.retries,
             response_rules,
@@ -538,8 +541,19 @@ impl Forward {
             let member = &snap.members[idx];
             let addr = member.address;
             let t0 = Instant::now();
-            let request = self.next_request();
-            match attempt(member, request, &snap.config, self.timeout).await {
+            let timeout = match self.grpc_deadline {
+                None => self.timeout,
+                Some(at) => match grpc::remaining(at, t0, self.timeout) {
+                    Some(left) => left,
+                    None => return self.fail(grpc::deadline_passed(self.retries)),
+                },
+            };
+            let mut request = self.next_request();
+            if self.grpc_deadline.is_some() {
+                let h = request.headers_mut();
+                h.insert(grpc::GRPC_TIMEOUT, grpc::format_timeout(timeout));
+            }
+            match attempt(member, request, &snap.config, timeout).await {
                 Attempt::Response(mut resp, conn) => {
                     let code = resp.status().as_u16();
                     member.stats.count_status(code);

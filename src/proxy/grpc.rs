@@ -10,13 +10,13 @@
 //! protocol, "Responses"): HTTP 200, `content-type: application/grpc`,
 //! `grpc-status` and a percent-encoded `grpc-message`, no body.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use http::{Response, StatusCode};
 
 use super::body::{Completion, ProxyBody};
-use super::errors::{Cause, ClientFault, X_DROVER_ERROR};
+use super::errors::{Cause, ClientFault, ProxyError, X_DROVER_ERROR};
 use super::headers::X_REQUEST_ID;
 pub use crate::upstream::{GRPC_MESSAGE, GRPC_STATUS};
 
@@ -71,13 +71,54 @@ pub fn parse_timeout(v: &[u8]) -> Option<Duration> {
     })
 }
 
-/// How long drover waits for the response head of a call: the pool's
-/// `request_timeout`, or the call's `grpc-timeout` when that is shorter.
-pub fn deadline(headers: &HeaderMap, request_timeout: Duration) -> Duration {
-    headers
-        .get(GRPC_TIMEOUT)
-        .and_then(|v| parse_timeout(v.as_bytes()))
-        .map_or(request_timeout, |t| t.min(request_timeout))
+/// The call's deadline: `started` (when the request arrived) plus its
+/// `grpc-timeout`; `None` without a valid one.
+pub fn client_deadline(headers: &HeaderMap, started: Instant) -> Option<Instant> {
+    let t = parse_timeout(headers.get(GRPC_TIMEOUT)?.as_bytes())?;
+    started.checked_add(t)
+}
+
+/// What is left of the call's deadline at `now`, capped by `request_timeout`
+/// (how long an attempt waits for the response head, and the `grpc-timeout`
+/// sent upstream); `None` once the deadline has passed.
+pub fn remaining(deadline: Instant, now: Instant, request_timeout: Duration) -> Option<Duration> {
+    let left = deadline.saturating_duration_since(now);
+    (!left.is_zero()).then(|| left.min(request_timeout))
+}
+
+/// A `grpc-timeout` value for `d`: at most 8 digits in the finest unit that
+/// holds it, rounded down (a backend never gets more time than is left); at
+/// least `1n`.
+pub fn format_timeout(d: Duration) -> HeaderValue {
+    const MAX: u128 = 99_999_999;
+    let nanos = d.as_nanos().max(1);
+    let units: [(u128, char); 6] = [
+        (1, 'n'),
+        (1_000, 'u'),
+        (1_000_000, 'm'),
+        (1_000_000_000, 'S'),
+        (60_000_000_000, 'M'),
+        (3_600_000_000_000, 'H'),
+    ];
+    let (n, unit) = units
+        .iter()
+        .map(|&(per, u)| (nanos / per, u))
+        .find(|&(n, _)| n <= MAX)
+        .unwrap_or((MAX, 'H'));
+    let mut buf = itoa::Buffer::new();
+    let mut v = String::with_capacity(9);
+    v.push_str(buf.format(n.max(1)));
+    v.push(unit);
+    HeaderValue::from_str(&v).unwrap_or(HeaderValue::from_static("1n"))
+}
+
+/// The failure of a call whose deadline passed before an attempt could start
+/// (queued, held, or after `retries` failed attempts): DEADLINE_EXCEEDED.
+pub fn deadline_passed(retries: u32) -> ProxyError {
+    ProxyError::new(
+        Cause::Timeout,
+        format!("the call's grpc-timeout passed before it could be sent ({retries} retries)"),
+    )
 }
 
 /// The gRPC status for a failure drover made itself.
@@ -212,16 +253,43 @@ mod tests {
     }
 
     #[test]
-    fn the_deadline_is_capped_by_request_timeout() {
+    fn the_deadline_counts_from_arrival_and_is_capped_by_request_timeout() {
         let mut h = HeaderMap::new();
+        let t0 = Instant::now();
         let pool = Duration::from_secs(60);
-        assert_eq!(deadline(&h, pool), pool);
-        h.insert(GRPC_TIMEOUT, HeaderValue::from_static("250m"));
-        assert_eq!(deadline(&h, pool), Duration::from_millis(250));
-        h.insert(GRPC_TIMEOUT, HeaderValue::from_static("2H"));
-        assert_eq!(deadline(&h, pool), pool);
+        let ms = Duration::from_millis;
+        assert_eq!(client_deadline(&h, t0), None);
         h.insert(GRPC_TIMEOUT, HeaderValue::from_static("soon"));
-        assert_eq!(deadline(&h, pool), pool);
+        assert_eq!(client_deadline(&h, t0), None);
+        h.insert(GRPC_TIMEOUT, HeaderValue::from_static("250m"));
+        let at = client_deadline(&h, t0).unwrap();
+        assert_eq!(at, t0 + ms(250));
+        // 100 ms spent (queued, a failed attempt): 150 ms left.
+        assert_eq!(remaining(at, t0 + ms(100), pool), Some(ms(150)));
+        assert_eq!(remaining(at, t0 + ms(100), ms(20)), Some(ms(20)));
+        assert_eq!(remaining(at, t0 + ms(250), pool), None);
+        assert_eq!(remaining(at, t0 + ms(900), pool), None);
+        h.insert(GRPC_TIMEOUT, HeaderValue::from_static("2H"));
+        let at = client_deadline(&h, t0).unwrap();
+        assert_eq!(remaining(at, t0 + ms(5), pool), Some(pool));
+    }
+
+    #[test]
+    fn timeouts_sent_upstream_fit_8_digits_and_round_down() {
+        let f = |d: Duration| format_timeout(d).to_str().unwrap().to_string();
+        assert_eq!(f(Duration::from_nanos(0)), "1n");
+        assert_eq!(f(Duration::from_nanos(99_999_999)), "99999999n");
+        assert_eq!(f(Duration::from_millis(150)), "150000u");
+        assert_eq!(f(Duration::from_micros(149_999_999)), "149999m");
+        assert_eq!(f(Duration::from_secs(60)), "60000000u");
+        assert_eq!(f(Duration::from_secs(3600)), "3600000m");
+        assert_eq!(f(Duration::from_secs(200_000)), "200000S");
+        assert_eq!(f(Duration::from_secs(u64::MAX / 2)), "99999999H");
+        for d in [1u64, 999, 1_000_001, 123_456_789_012, 9_999_999_999_999] {
+            let d = Duration::from_nanos(d);
+            let back = parse_timeout(format_timeout(d).as_bytes()).unwrap();
+            assert!(back <= d && back >= d.mul_f64(0.9999), "{d:?} -> {back:?}");
+        }
     }
 
     #[test]

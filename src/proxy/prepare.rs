@@ -101,6 +101,7 @@ fn prepare(
             backend: None,
             retries: 0,
             error: None,
+            grpc_status: None,
             trace_id: Some(hop.sent.trace_id),
             referer: header(http::header::REFERER),
             user_agent: header(http::header::USER_AGENT),
@@ -202,7 +203,8 @@ fn redirect_done(
 /// The local response for `err`, with the completion attached (logged status,
 /// cause and retries; the pool's local-code and cause counters). For a gRPC
 /// call ([`Completion::grpc`]) it is a gRPC status ([`grpc::local`]); the
-/// access log and the counters keep the HTTP status the cause stands for.
+/// access log and the counters keep the HTTP status the cause stands for, and
+/// the access log adds the `grpc_status` the client got.
 pub(super) fn local_done(
     err: &ProxyError,
     id: &HeaderValue,
@@ -218,6 +220,7 @@ pub(super) fn local_done(
         rec.status = status.as_u16();
         rec.retries = retries;
         rec.error = Some(err.cause.label());
+        rec.grpc_status = done.grpc.then(|| grpc::status_of(err.cause));
     }
     done.answered = true;
     if done.grpc {

@@ -1,6 +1,15 @@
 //! HTTP/2 upstream connections (`protocol = "h2c"`, and `"h2"` on a plain
 //! connection): requests multiplexed as streams over a small set of
-//! connections per member, shared by every worker thread.
+//! connections per member *and worker thread*.
+//!
+//! Each worker thread keeps its own connections (a [`Shard`]), like the
+//! HTTP/1.1 pool: a connection's driver task runs on the runtime of the worker
+//! that opened it, and only that worker sends streams on it, so a request
+//! never wakes another thread, and its shard's lock is uncontended (other
+//! threads take it only to [`retire`] a member or count connections). With
+//! one set shared by all workers, a request's stream was handed to a
+//! connection task on whichever thread opened it (a cross-thread wake-up
+//! each way) under one process-wide lock.
 //!
 //! A request takes a *stream slot* on the oldest connection with fewer than
 //! `max_streams_per_connection` requests in flight; when every connection is
@@ -9,7 +18,8 @@
 //! RAII [`Stream`]: it is given back when the response body ends or is
 //! dropped, so the count is exactly the requests in flight. With
 //! `max_connections_per_backend` bounding the requests in flight, a member
-//! gets at most `ceil(limit / max_streams_per_connection)` connections.
+//! gets at most `ceil(limit / max_streams_per_connection)` connections per
+//! worker thread (a worker opens one only for requests it has in flight).
 //!
 //! GOAWAY from the backend (RFC 9113 §6.8): hyper lets the streams the
 //! backend accepted finish; a stream it refused (above its last stream id,
@@ -17,8 +27,9 @@
 //! marked dead and the request goes to a fresh connection ([`unprocessed`],
 //! [`super::attempt`]). A draining or removed member is [`retire`]d: its
 //! connections take no new stream and close (the h2 client sends GOAWAY)
-//! as soon as their last stream ends. Idle connections are closed after the
-//! pool's `upstream_idle_timeout` ([`sweep`], run by each worker's sweeper).
+//! as soon as their last stream ends (in every worker's shard). Idle
+//! connections are closed after the pool's `upstream_idle_timeout` ([`sweep`],
+//! run by each worker's sweeper on its own shard).
 //!
 //! Over TLS ([`connect`]), `h2` pools offer ALPN `h2` only (a backend that
 //! selects anything else is a connect failure saying so); `auto` pools offer
@@ -26,13 +37,14 @@
 //! as an HTTP/1.1 one and remember the member's choice ([`Checkout::Http1`]):
 //! its next requests take the HTTP/1.1 pool, with no new handshake, until the
 //! member is retired (drained, removed) or the pool reloaded with other TLS
-//! settings. Connections are kept per (member address, TLS client), so a TLS
-//! and a plain pool to the same address never share one.
+//! settings (each worker learns the choice on its first request).
+//! Connections are kept per (member address, TLS client), so a TLS and a
+//! plain pool to the same address never share one.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use hyper::client::conn::http2::{self, SendRequest};
@@ -100,11 +112,41 @@ struct MemberConns {
     http1: bool,
 }
 
-static CONNS: LazyLock<Mutex<HashMap<Key, MemberConns>>> =
-    LazyLock::new(|| Mutex::new(HashMap::new()));
+/// One worker thread's connections, by (member address, TLS client).
+#[derive(Default)]
+struct Shard(Mutex<HashMap<Key, MemberConns>>);
 
-fn conns() -> MutexGuard<'static, HashMap<Key, MemberConns>> {
-    CONNS.lock().unwrap_or_else(|e| e.into_inner())
+impl Shard {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Key, MemberConns>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Every thread's shard, for [`retire`] and [`open_to`]; a thread's shard
+/// (and its connections) goes when the thread ends.
+static SHARDS: LazyLock<Mutex<Vec<Weak<Shard>>>> = LazyLock::new(|| Mutex::new(Vec::new()));
+
+thread_local! {
+    static SHARD: Arc<Shard> = {
+        let s = Arc::new(Shard::default());
+        let mut all = SHARDS.lock().unwrap_or_else(|e| e.into_inner());
+        all.retain(|w| w.strong_count() > 0);
+        all.push(Arc::downgrade(&s));
+        s
+    };
+}
+
+/// This thread's shard (a fresh, unshared one while the thread is ending).
+fn shard() -> Arc<Shard> {
+    SHARD
+        .try_with(Arc::clone)
+        .unwrap_or_else(|_| Arc::new(Shard::default()))
+}
+
+/// Every live thread's shard.
+fn all_shards() -> Vec<Arc<Shard>> {
+    let all = SHARDS.lock().unwrap_or_else(|e| e.into_inner());
+    all.iter().filter_map(Weak::upgrade).collect()
 }
 
 /// The connection a new stream goes to: the first (oldest) usable one with
@@ -124,8 +166,8 @@ enum Step {
     Open(Arc<Pending>),
 }
 
-fn look(key: Key, max: u32, now: Instant) -> Step {
-    let mut map = conns();
+fn look(shard: &Shard, key: Key, max: u32, now: Instant) -> Step {
+    let mut map = shard.lock();
     let m = map.entry(key).or_default();
     if m.http1 {
         return Step::Http1;
@@ -164,17 +206,19 @@ pub enum Checkout {
     Http1(Option<upstream::Sender>),
 }
 
-/// Whether the `auto` member at `addr` (with TLS client `tls`) is known to
-/// speak HTTP/1.1 (it selected `http/1.1` by ALPN).
+/// Whether the `auto` member at `addr` (with TLS client `tls`) is known, on
+/// this thread, to speak HTTP/1.1 (it selected `http/1.1` by ALPN).
 pub fn speaks_http1(addr: SocketAddr, tls: Option<&UpstreamTls>) -> bool {
-    conns()
+    shard()
+        .lock()
         .get(&(addr, upstream::tls_id(tls)))
         .is_some_and(|m| m.http1)
 }
 
-/// A stream slot on a connection to `addr`: on one with room, else on a new
-/// connection (opened within `connect_timeout`, kept `idle_for` when idle):
-/// h2c without `tls`; over `tls`, ALPN `h2`, or `h2, http/1.1` when `auto`.
+/// A stream slot on a connection to `addr` of this thread's shard: on one
+/// with room, else on a new connection (opened within `connect_timeout`, kept
+/// `idle_for` when idle): h2c without `tls`; over `tls`, ALPN `h2`, or
+/// `h2, http/1.1` when `auto`.
 pub async fn checkout(
     addr: SocketAddr,
     tls: Option<&UpstreamTls>,
@@ -184,8 +228,10 @@ pub async fn checkout(
     idle_for: Duration,
 ) -> Result<Checkout, ConnectError> {
     let key = (addr, upstream::tls_id(tls));
+    // Kept: the opener publishes to this shard even if the future moved threads.
+    let shard = shard();
     loop {
-        match look(key, max, Instant::now()) {
+        match look(&shard, key, max, Instant::now()) {
             Step::Got(s) => return Ok(Checkout::H2(s, true)),
             Step::Http1 => return Ok(Checkout::Http1(None)),
             Step::Wait(mut rx) => {
@@ -197,7 +243,11 @@ pub async fn checkout(
                 }
             }
             Step::Open(pending) => {
-                let opening = Opening { key, pending };
+                let opening = Opening {
+                    shard: shard.clone(),
+                    key,
+                    pending,
+                };
                 let alpn = if auto && tls.is_some() {
                     ALPN_AUTO
                 } else {
@@ -214,6 +264,7 @@ pub async fn checkout(
 /// (the request that opened it was cancelled), it steps aside so that a
 /// waiting request opens the connection instead.
 struct Opening {
+    shard: Arc<Shard>,
     key: Key,
     pending: Arc<Pending>,
 }
@@ -225,7 +276,7 @@ impl Opening {
         opened: Result<Opened<RequestBody>, ConnectError>,
         idle_for: Duration,
     ) -> Result<Checkout, ConnectError> {
-        let mut map = conns();
+        let mut map = self.shard.lock();
         let m = map.entry(self.key).or_default();
         m.connecting = None;
         match opened {
@@ -267,7 +318,7 @@ impl Drop for Opening {
         if self.pending.borrow().is_some() {
             return;
         }
-        let mut map = conns();
+        let mut map = self.shard.lock();
         if let Some(m) = map.get_mut(&self.key) {
             if m.connecting
                 .as_ref()
@@ -350,6 +401,16 @@ where
     }
 }
 
+/// How much of one response the backend may send before drover has passed it
+/// on (the stream's flow-control window, RFC 9113 §6.9). 256 KiB: a response up
+/// to that size comes without a WINDOW_UPDATE round trip, and a slow client holds
+/// at most that much of its response in drover. (The adaptive window used before
+/// started at 64 KiB − 1, one byte short of a 64 KiB response.)
+pub const STREAM_WINDOW: u32 = 256 * 1024;
+/// The connection's flow-control window: 16 MiB, so that 64 streams whose
+/// clients read slowly still leave the connection room for the others.
+pub const CONNECTION_WINDOW: u32 = 16 * 1024 * 1024;
+
 /// The HTTP/2 handshake on a connected transport (plain TCP, or TLS that
 /// negotiated `h2`), and its driver task.
 pub async fn handshake<IO, B>(io: IO, addr: SocketAddr) -> Result<SendRequest<B>, ConnectError>
@@ -361,15 +422,22 @@ where
 {
     let (sender, conn) = http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
-        .adaptive_window(true)
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
         .handshake(io)
         .await
         .map_err(ConnectError::Handshake)?;
-    tokio::spawn(async move {
+    // Unconstrained by tokio's cooperative budget: the driver of one connection
+    // carries up to `max_streams_per_connection` requests' frames, and with the
+    // budget it yielded after ~128 socket operations to the back of a run queue
+    // holding every request's task: at c=64 (h2load -m 10) a member's requests
+    // ran at the pace of one connection poll per scheduler round (bench/RESULTS.md,
+    // h2 section). What one poll can read is bounded by the flow-control windows.
+    tokio::spawn(tokio::task::unconstrained(async move {
         if let Err(e) = conn.await {
             tracing::debug!(backend = %addr, error = %e, "upstream h2 connection ended");
         }
-    });
+    }));
     Ok(sender)
 }
 
@@ -459,26 +527,27 @@ pub fn unprocessed(e: &hyper::Error) -> bool {
     false
 }
 
-/// The member at `addr` is draining or gone: its connections take no new
-/// stream, and each closes (with GOAWAY) once its last stream has ended.
-/// An `auto` member's remembered protocol is forgotten.
+/// The member at `addr` is draining or gone: its connections (in every
+/// thread's shard) take no new stream, and each closes (with GOAWAY) once its
+/// last stream has ended. An `auto` member's remembered protocol is forgotten.
 pub fn retire(addr: SocketAddr) {
-    conns().retain(|key, m| {
-        if key.0 != addr {
-            return true;
-        }
-        for c in &m.conns {
-            c.state.dead.store(true, Ordering::Relaxed);
-        }
-        false
-    });
+    for shard in all_shards() {
+        shard.lock().retain(|key, m| {
+            if key.0 != addr {
+                return true;
+            }
+            for c in &m.conns {
+                c.state.dead.store(true, Ordering::Relaxed);
+            }
+            false
+        });
+    }
 }
 
-/// Closes connections idle (no stream) past their `idle_for`, and forgets
-/// members left with none.
+/// Closes this thread's connections idle (no stream) past their `idle_for`,
+/// and forgets members left with none.
 pub fn sweep(now: Instant) {
-    let mut map = conns();
-    map.retain(|_, m| {
+    shard().lock().retain(|_, m| {
         m.conns.retain(|c| {
             c.usable()
                 && (c.state.streams.load(Ordering::Relaxed) > 0 || now < c.last_used + c.idle_for)
@@ -487,12 +556,18 @@ pub fn sweep(now: Instant) {
     });
 }
 
-/// Open HTTP/2 connections to `addr` (for tests and the admin view).
+/// Open HTTP/2 connections to `addr`, all threads together (for tests and
+/// the admin view).
 pub fn open_to(addr: SocketAddr) -> usize {
-    conns()
+    all_shards()
         .iter()
-        .filter(|(key, _)| key.0 == addr)
-        .map(|(_, m)| m.conns.len())
+        .map(|s| {
+            s.lock()
+                .iter()
+                .filter(|(key, _)| key.0 == addr)
+                .map(|(_, m)| m.conns.len())
+                .sum::<usize>()
+        })
         .sum()
 }
 
@@ -575,19 +650,20 @@ mod tests {
         let server = tokio::spawn(crate::backend_app::serve(l, "t".into()));
         let s = Duration::from_secs(5);
         // A TLS client (id 7) whose member chose HTTP/1.1.
-        conns().entry((addr, 7)).or_default().http1 = true;
+        shard().lock().entry((addr, 7)).or_default().http1 = true;
         assert!(!speaks_http1(addr, None));
         let (stream, reused) = h2c(addr, 100, s, s).await.unwrap();
         assert!(!reused);
         assert_eq!(open_to(addr), 1);
-        assert!(conns()
+        assert!(shard()
+            .lock()
             .get(&(addr, 7))
             .is_some_and(|m| m.http1 && m.conns.is_empty()));
         // Kept by the sweep while remembered; gone with the member.
         sweep(Instant::now());
-        assert!(conns().get(&(addr, 7)).is_some_and(|m| m.http1));
+        assert!(shard().lock().get(&(addr, 7)).is_some_and(|m| m.http1));
         retire(addr);
-        assert!(conns().keys().all(|k| k.0 != addr));
+        assert!(shard().lock().keys().all(|k| k.0 != addr));
         assert!(stream.conn.dead.load(Ordering::Relaxed));
         drop(stream);
         server.abort();

@@ -1,7 +1,9 @@
 """A gRPC test server (grpcio, generic handlers: no protoc) for tests/grpc_e2e.rs.
 
 Service test.Echo, messages are raw bytes:
-  Unary(b"sleep:MS") answers after MS ms; Unary(b"fail:CODE:MSG") aborts with
+  Unary(b"sleep:MS") answers after MS ms; Unary(b"deadline") answers
+  NAME + b":deadline:" + the call's remaining time in ms as the server saw it
+  on arrival (from the grpc-timeout it received; "none" without one); Unary(b"fail:CODE:MSG") aborts with
   that status, Unary(b"fail_on:NAME:CODE:MSG") only on the server named NAME; any other Unary(x) answers NAME + b":" + x. Every answer carries
   trailing metadata x-trailer: NAME.
   ServerStream(b"N:MS") sends N messages b"NAME:I", one every MS ms.
@@ -32,6 +34,9 @@ def say(obj):
 def unary(request, context):
     say({"call": "Unary"})
     context.set_trailing_metadata((("x-trailer", NAME.decode()),))
+    if request == b"deadline":
+        left = context.time_remaining()
+        return NAME + b":deadline:" + (b"none" if left is None else str(int(left * 1000)).encode())
     if request.startswith(b"sleep:"):
         time.sleep(int(request[6:]) / 1000)
     if request.startswith(b"fail:"):
