@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use super::pool::BALANCES;
 use super::protocol::{HEALTH_KINDS, PROTOCOLS};
 use super::scaling::{METRICS, PROVIDERS};
-use super::sections::{ACCESS_FORMATS, MIN_HEADER_BYTES};
+use super::sections::{ACCESS_FORMATS, HTTP1_CODECS, MIN_HEADER_BYTES};
 use super::types::{Config, DockerAddress, OnShutdown, PoolConfig};
 
 pub(crate) use super::keys_route::{HEADER_RULES, RATE_LIMIT, REDIRECT, ROUTE};
@@ -254,6 +254,12 @@ pub(crate) static SERVER: Section = Section {
             "max_connections_per_client",
             Ty::Uint(0),
             "Connections one client IP may hold at once; excess ones are closed at accept. 0 (default) = no limit.",
+        ),
+        keyd(
+            "http1_codec",
+            Ty::Choice(|| names(HTTP1_CODECS)),
+            "HTTP/1 codec of the plain listeners: \"native\" (drover's own; what it does not handle goes to hyper) or \"hyper\" (the kill switch). Read at start.",
+            |c| json!(c.server.http1_codec.as_str()),
         ),
         key(
             "tls",

@@ -13,8 +13,8 @@ use super::reader::{
     uint_min, Got, Tbl,
 };
 use super::types::{
-    AccessFormat, AccessTarget, AdminConfig, CertPair, LogConfig, ServerConfig, TlsConfig,
-    DEFAULT_TUNNEL_IDLE_TIMEOUT,
+    AccessFormat, AccessTarget, AdminConfig, CertPair, Http1Codec, LogConfig, ServerConfig,
+    TlsConfig, DEFAULT_TUNNEL_IDLE_TIMEOUT,
 };
 use super::values::parse_addr;
 
@@ -71,6 +71,7 @@ pub(crate) fn server(
         tls: None,
         https_redirect: false,
         max_connections_per_client: 0,
+        http1_codec: Http1Codec::default(),
     };
     let Some(t) = t else { return cfg };
     t.check_section(errs, &keys::SERVER);
@@ -129,8 +130,15 @@ pub(crate) fn server(
     if let Some(g) = t.get(errs, "max_connections_per_client", uint::<usize>) {
         cfg.max_connections_per_client = g.v;
     }
+    if let Some(g) = t.get(errs, "http1_codec", one_of(HTTP1_CODECS)) {
+        cfg.http1_codec = g.v;
+    }
     cfg
 }
+
+/// `server.http1_codec` spellings.
+pub(crate) const HTTP1_CODECS: &[(&str, Http1Codec)] =
+    &[("native", Http1Codec::Native), ("hyper", Http1Codec::Hyper)];
 
 fn server_tls(t: &Tbl<'_, '_>, errs: &mut Errors<'_>, base: Option<&Path>) -> Option<TlsConfig> {
     t.check_section(errs, &keys::SERVER_TLS);

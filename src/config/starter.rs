@@ -36,6 +36,8 @@ listen = ["127.0.0.1:8080"]            # one or more addresses, plain HTTP/1.1 a
 # https_redirect = false               # true: plain listeners answer 308 to https:// on the TLS port
 # max_connections_per_client = 0       # connections one client IP may hold open; excess ones are
                                        # closed at accept. 0 = no limit
+# http1_codec = "native"               # HTTP/1 codec of the plain listeners: "native" (drover's own,
+                                       # hands what it does not handle to hyper) or "hyper"
 
 # [server.tls]                         # optional TLS listener, ALPN h2 + http/1.1
 # listen = ["0.0.0.0:8443"]
@@ -233,6 +235,7 @@ pub fn demo_config(backends: &[SocketAddr]) -> Config {
             threads: 0,
             tls: None,
             https_redirect: false,
+            http1_codec: Default::default(),
             max_connections_per_client: 0,
         },
         admin: AdminConfig::default(),

@@ -1,0 +1,285 @@
+//! One client connection on the native codec: read a head, dispatch it to
+//! the proxy (the same routing and forwarding as hyper's path), write the
+//! response, repeat; hand the connection to hyper at the first request the
+//! native path does not handle.
+//!
+//! Timeouts are those of hyper's path, kept by the same
+//! [`ConnActivity`]: `header_read_timeout` for the first head from accept and
+//! for each later one from its first byte, `idle_timeout` between requests.
+//! A client that closes while its request is forwarded cancels it (booked as
+//! `client` / 499), as on hyper's path.
+
+use std::convert::Infallible;
+use std::future::{poll_fn, Future};
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use futures_util::FutureExt;
+use http::header::CONNECTION;
+use http::{Method, Request, Response, Version};
+use http_body::Body;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::watch;
+
+use super::parse::{self, Head};
+use super::rewind::Rewind;
+use super::write::{self, Framing};
+use super::{buf, count_handoff, count_native_request, ClientIn, HandOff};
+use crate::proxy::body::ProxyBody;
+use crate::proxy::conn_activity::ConnActivity;
+use crate::proxy::server::stopped;
+
+/// Response bytes gathered before a write: 64 KiB.
+const WRITE_BATCH: usize = 64 * 1024;
+/// A body chunk at least this large is written from its own buffer, not copied: 16 KiB.
+const NO_COPY: usize = 16 * 1024;
+
+/// A connection's limits (from `[server]`).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// `max_header_bytes`.
+    pub max_head: usize,
+    /// `idle_timeout`.
+    pub idle: Duration,
+    /// `header_read_timeout`.
+    pub head: Duration,
+}
+
+/// How the native path left a connection.
+pub enum Ended<S> {
+    /// Closed (by either side, a timeout, shutdown or an error).
+    Closed,
+    /// For hyper, with the bytes read so far replayed first.
+    HandOff(Rewind<S>),
+}
+
+/// Serves `io` until it closes or is handed off. `dispatch` turns a request
+/// into its response (marking the request begun on `activity`, and ended
+/// when the response body is dropped).
+pub async fn serve<S, F, Fut>(
+    mut io: S,
+    limits: Limits,
+    activity: Arc<ConnActivity>,
+    mut shutdown: watch::Receiver<bool>,
+    mut dispatch: F,
+) -> Ended<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: FnMut(Request<ClientIn>) -> Fut,
+    Fut: Future<Output = Result<Response<ProxyBody>, Infallible>>,
+{
+    let mut buf = buf::take();
+    let mut out = Vec::new();
+    let mut closing = false;
+    loop {
+        // 1. A whole head (and body) in `buf`.
+        let parsed = loop {
+            if !buf.is_empty() {
+                match parse::request(&buf, limits.max_head) {
+                    Head::Ready(p) => break p,
+                    Head::HandOff(why) => return hand_off(io, buf, why),
+                    Head::Partial => {}
+                }
+            }
+            if closing && buf.is_empty() {
+                return closed(buf);
+            }
+            if buf.capacity() - buf.len() < 1024 {
+                buf.reserve(buf::BUF_SIZE);
+            }
+            let check = tokio::time::sleep(activity.next_check(limits.idle, limits.head));
+            tokio::select! {
+                r = io.read_buf(&mut buf) => match r {
+                    Ok(0) | Err(_) => return closed(buf),
+                    Ok(_) => {}
+                },
+                _ = check => {
+                    if activity.head_time_left(limits.head) == Some(Duration::ZERO) {
+                        tracing::debug!("no request head within header_read_timeout; closing");
+                        return closed(buf);
+                    }
+                    if buf.is_empty() && activity.idle_for() >= limits.idle {
+                        return closed(buf);
+                    }
+                }
+                _ = stopped(&mut shutdown), if !closing => closing = true,
+            }
+        };
+        let total = parsed.head_len as u64 + parsed.body_len;
+        if (buf.len() as u64) < total {
+            return hand_off(io, buf, HandOff::Body);
+        }
+        // `total` fits: it is at most `buf.len()`.
+        buf.advance(parsed.head_len);
+        let body = buf.split_to(parsed.body_len as usize).freeze();
+        let parse::Parsed {
+            method,
+            uri,
+            headers,
+            close,
+            ..
+        } = *parsed;
+        let head_request = method == Method::HEAD;
+        let mut req = Request::new(ClientIn::Full(body));
+        *req.method_mut() = method;
+        *req.uri_mut() = uri;
+        *req.version_mut() = Version::HTTP_11;
+        *req.headers_mut() = headers;
+        count_native_request();
+
+        // 2. The response, while watching the client (it may close, or pipeline).
+        let mut fut = pin!(dispatch(req));
+        let mut client_gone = false;
+        let resp = loop {
+            tokio::select! {
+                biased;
+                r = &mut fut => break r,
+                r = io.read_buf(&mut buf), if !client_gone && buf.len() < limits.max_head => match r {
+                    Ok(0) | Err(_) => client_gone = true,
+                    Ok(_) => {}
+                },
+            }
+            if client_gone {
+                // Drops the request: booked as the client's (499).
+                return closed(buf);
+            }
+        };
+        let Ok(mut resp) = resp;
+
+        // 3. The response.
+        closing |= close || *shutdown.borrow();
+        if resp
+            .headers()
+            .get(CONNECTION)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"))
+        {
+            closing = true;
+        }
+        let reason = resp
+            .extensions()
+            .get::<hyper::ext::ReasonPhrase>()
+            .map(|r| r.as_bytes().to_vec());
+        let exact = resp.body().size_hint().exact();
+        out.clear();
+        let status = resp.status();
+        let framing = write::head(
+            &mut out,
+            status,
+            reason.as_deref(),
+            resp.headers_mut(),
+            head_request,
+            exact,
+            closing,
+        );
+        let body = resp.into_body();
+        if !send_body(&mut io, &mut out, body, framing).await {
+            return closed(buf);
+        }
+        if closing {
+            let _ = io.shutdown().await;
+            return closed(buf);
+        }
+        if out.capacity() > WRITE_BATCH * 2 {
+            out = Vec::new();
+        }
+    }
+}
+
+/// Writes the head in `out` and the body under `framing`; `false` when the
+/// connection cannot go on (write failed, body broken or not its length).
+async fn send_body<S: AsyncWrite + Unpin>(
+    io: &mut S,
+    out: &mut Vec<u8>,
+    body: ProxyBody,
+    framing: Framing,
+) -> bool {
+    let mut body = pin!(body);
+    let mut left = match framing {
+        Framing::Length(n) => n,
+        _ => u64::MAX,
+    };
+    if framing != Framing::None {
+        loop {
+            // Write what is gathered before waiting for the backend.
+            let next = poll_fn(|cx| body.as_mut().poll_frame(cx));
+            let frame = match next.now_or_never() {
+                Some(f) => f,
+                None => {
+                    if !out.is_empty() && io.write_all(out).await.is_err() {
+                        return false;
+                    }
+                    out.clear();
+                    poll_fn(|cx| body.as_mut().poll_frame(cx)).await
+                }
+            };
+            let data = match frame {
+                None => break,
+                Some(Err(_)) => {
+                    // The backend's side broke: the client must not see an end.
+                    let _ = io.write_all(out).await;
+                    return false;
+                }
+                Some(Ok(f)) => match f.into_data() {
+                    Ok(d) => d,
+                    // Trailers: not sent on HTTP/1.
+                    Err(_) => continue,
+                },
+            };
+            if data.is_empty() {
+                continue;
+            }
+            if framing == Framing::Chunked {
+                write::chunk_start(out, data.len());
+            } else {
+                let n = data.len() as u64;
+                if n > left {
+                    // More than announced: send what was, then end the connection.
+                    out.extend_from_slice(&data[..left as usize]);
+                    let _ = io.write_all(out).await;
+                    return false;
+                }
+                left -= n;
+            }
+            if data.len() >= NO_COPY {
+                if io.write_all(out).await.is_err() || io.write_all(&data).await.is_err() {
+                    return false;
+                }
+                out.clear();
+            } else {
+                out.extend_from_slice(&data);
+            }
+            if framing == Framing::Chunked {
+                out.extend_from_slice(write::CHUNK_END);
+            }
+            if out.len() >= WRITE_BATCH {
+                if io.write_all(out).await.is_err() {
+                    return false;
+                }
+                out.clear();
+            }
+        }
+        match framing {
+            Framing::Chunked => out.extend_from_slice(write::LAST_CHUNK),
+            Framing::Length(_) if left != 0 => {
+                let _ = io.write_all(out).await;
+                return false;
+            }
+            _ => {}
+        }
+    }
+    // The completion (access log, activity end) runs as the body is dropped, on return.
+    out.is_empty() || io.write_all(out).await.is_ok()
+}
+
+fn closed<S>(buf: BytesMut) -> Ended<S> {
+    buf::give(buf);
+    Ended::Closed
+}
+
+fn hand_off<S>(io: S, buf: BytesMut, why: HandOff) -> Ended<S> {
+    count_handoff(why);
+    tracing::trace!(reason = why.label(), "HTTP/1 connection handed to hyper");
+    Ended::HandOff(Rewind::new(buf.freeze(), io))
+}
