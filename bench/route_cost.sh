@@ -5,8 +5,10 @@
 #
 #   bash bench/route_cost.sh [DROVER_BIN]     # default target/release/drover
 #
-# For each of three configs (plain route; + one `request_headers` set rule with
-# a placeholder; + a `rate_limit` keyed by client IP that never refuses):
+# For each of four configs (plain route; + one `request_headers` set rule with
+# a placeholder; + a `rate_limit` keyed by client IP that never refuses; the plain
+# route on hyper's HTTP/1 server, `server.http1_codec = "hyper"`, against the
+# native codec of the first):
 # drover --threads 1 runs under `valgrind --tool=callgrind`, `wrk -t1 -c50` on
 # `/bytes/100` warms it for WARM seconds, the counters are zeroed
 # (`callgrind_control -z`), wrk loads it for LOAD seconds, the counters are
@@ -29,13 +31,14 @@ bport=$(free_port)
 "$bin" -q backend --listen "127.0.0.1:$bport" --name b 2>/dev/null &
 pids+=($!)
 
-run_one() { # name, extra route keys
-  local name=$1 extra=$2 port aport cfg out pid before after ir
+run_one() { # name, extra route keys, extra [server] keys
+  local name=$1 extra=$2 server=${3:-} port aport cfg out pid before after ir
   port=$(free_port); aport=$(free_port)
   cfg=$work/$name.toml
   cat >"$cfg" <<TOML
 [server]
 listen = ["127.0.0.1:$port"]
+$server
 [admin]
 listen = "127.0.0.1:$aport"
 [log]
@@ -59,12 +62,20 @@ TOML
   after=$(count)
   kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
   ir=$(awk '/^(summary|totals):/ {print $2; exit}' "$out".*)
+  # Calls to malloc / calloc / realloc (callgrind's call counts; names are
+  # compressed: `cfn=(N) name` the first time, `cfn=(N)` after).
+  allocs=$(awk '
+    /^cfn=/ { id = $1; sub(/^cfn=/, "", id); if (NF > 1) name[id] = $2; cur = name[id]; next }
+    /^calls=/ { if (cur == "malloc" || cur == "calloc" || cur == "realloc") { split($1, c, "="); n += c[2] } cur = ""; next }
+    END { print n + 0 }' "$out".*)
   rm -f "$out" "$out".*
-  echo "$name $(( (after - before) )) requests, $(( ir / (after - before) )) instructions/request"
+  local reqs=$(( after - before ))
+  echo "$name $reqs requests, $(( ir / reqs )) instructions/request, $(awk -v a="$allocs" -v r="$reqs" 'BEGIN { printf "%.2f", a / r }') allocations/request"
 }
 
 for r in $(seq 1 "$reps"); do
   run_one plain ""
   run_one header_rule 'request_headers = { set = { X-Client = "${client_ip}" } }'
   run_one rate_limit 'rate_limit = { requests = 1000000000, per = "1s", key = "client_ip" }'
+  run_one hyper_codec "" 'http1_codec = "hyper"'
 done

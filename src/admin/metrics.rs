@@ -141,7 +141,7 @@ fn http1_codec_metrics(out: &mut String) {
         out,
         "drover_http1_handoffs_total",
         "counter",
-        "Client connections the native HTTP/1 codec handed to hyper, by reason (version, feature, body, malformed, too_large).",
+        "Client connections the native HTTP/1 codec handed to hyper, by reason (version, feature, malformed, too_large).",
     );
     for (reason, n) in crate::proxy::h1::handoffs() {
         let _ = writeln!(

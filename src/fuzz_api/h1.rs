@@ -14,7 +14,6 @@ use crate::proxy::conn_activity::ConnActivity;
 use crate::proxy::h1::conn::{self, Limits};
 use crate::proxy::h1::parse::{self, Head};
 use crate::proxy::h1::write::{self, Framing};
-use crate::proxy::h1::ClientIn;
 
 /// Feeds `bytes` to the request head parser (at two size limits) and, split
 /// at its first byte, to the response head writer. Invariants: a head the
@@ -104,7 +103,6 @@ fn response_head(selector: u8, rest: &[u8]) {
 pub fn h1_connection(bytes: &[u8]) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .start_paused(true)
         .build()
         .expect("runtime");
     rt.block_on(connection(bytes));
@@ -126,10 +124,7 @@ async fn connection(bytes: &[u8]) {
         requests.push(req.method() == http::Method::HEAD);
         act.begin();
         let path = req.uri().path().to_string();
-        let len = match req.body() {
-            ClientIn::Full(b) => b.len(),
-            ClientIn::Hyper(_) => 0,
-        };
+        let len = http_body::Body::size_hint(req.body()).lower();
         let mut resp = Response::new(ProxyBody::full(format!("{path} {len}"), None));
         resp.body_mut().on_end(act.clone());
         std::future::ready(Ok::<_, Infallible>(resp))

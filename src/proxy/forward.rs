@@ -191,7 +191,7 @@ impl Forward {
             .and_then(|s| super::sticky::from_request(req.headers(), &s.cookie));
         let is_upgrade = req.version() <= Version::HTTP_11 && headers::is_upgrade(req.headers());
         let on_upgrade = is_upgrade.then(|| hyper::upgrade::on(&mut req));
-        let body_empty = req.body().is_end_stream();
+        let body_empty = http_body::Body::is_end_stream(req.body());
         let replayable = idempotent(req.method()) && body_empty && !is_upgrade;
         let (parts, body) = req.into_parts();
         let mut h = parts.headers;
@@ -241,12 +241,12 @@ impl Forward {
             _ if body_empty => RequestBody::Empty,
             // Read whole by the native codec (which hands gRPC to hyper).
             ClientIn::Full(b) => RequestBody::Replay([b].into()),
-            ClientIn::Hyper(body) if retry_listed => {
+            body if retry_listed => {
                 let (b, capture) = RequestBody::client_captured(body, body_read_timeout);
                 grpc_replay = Some(capture);
                 b
             }
-            ClientIn::Hyper(body) => RequestBody::client(body, body_read_timeout),
+            body => RequestBody::client(body, body_read_timeout),
         };
         Forward {
             pool,

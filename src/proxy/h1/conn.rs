@@ -15,18 +15,18 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use futures_util::FutureExt;
 use http::header::CONNECTION;
 use http::{Method, Request, Response, Version};
 use http_body::Body;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use super::parse::{self, Head};
 use super::rewind::Rewind;
 use super::write::{self, Framing};
-use super::{buf, count_handoff, count_native_request, ClientIn, HandOff};
+use super::{body, buf, count_handoff, count_native_request, ClientIn, HandOff};
 use crate::proxy::body::ProxyBody;
 use crate::proxy::conn_activity::ConnActivity;
 use crate::proxy::server::stopped;
@@ -107,13 +107,21 @@ where
                 _ = stopped(&mut shutdown), if !closing => closing = true,
             }
         };
-        let total = parsed.head_len as u64 + parsed.body_len;
-        if (buf.len() as u64) < total {
-            return hand_off(io, buf, HandOff::Body);
-        }
-        // `total` fits: it is at most `buf.len()`.
+        // `head_len` is at most `buf.len()` (the head was parsed from it).
         buf.advance(parsed.head_len);
-        let body = buf.split_to(parsed.body_len as usize).freeze();
+        let (body, mut feed) = if buf.len() as u64 >= parsed.body_len {
+            // Within `buf.len()`, so it fits a usize.
+            let whole = buf.split_to(parsed.body_len as usize).freeze();
+            (ClientIn::Full(whole), None)
+        } else {
+            let (tx, rx) = body::channel(parsed.body_len);
+            let feed = Feed {
+                tx,
+                left: parsed.body_len,
+                dropped: false,
+            };
+            (ClientIn::Stream(rx), Some(feed))
+        };
         let parse::Parsed {
             method,
             uri,
@@ -122,30 +130,61 @@ where
             ..
         } = *parsed;
         let head_request = method == Method::HEAD;
-        let mut req = Request::new(ClientIn::Full(body));
+        let mut req = Request::new(body);
         *req.method_mut() = method;
         *req.uri_mut() = uri;
         *req.version_mut() = Version::HTTP_11;
         *req.headers_mut() = headers;
         count_native_request();
 
-        // 2. The response, while watching the client (it may close, or pipeline).
+        // 2. The response, while feeding the body and watching the client
+        //    (it may close, or pipeline the next request).
         let mut fut = pin!(dispatch(req));
-        let mut client_gone = false;
+        let mut permit = None;
         let resp = loop {
+            if let Some(f) = feed.as_mut() {
+                if f.left > 0 && !buf.is_empty() {
+                    if let Some(p) = permit.take() {
+                        f.send(p, &mut buf);
+                    }
+                }
+            }
+            let body_left = feed.as_ref().is_some_and(|f| f.left > 0);
+            let want_room = feed
+                .as_ref()
+                .is_some_and(|f| f.left > 0 && !f.dropped && permit.is_none());
+            // Body bytes one read at a time (handed on before the next read);
+            // after the body, what the client pipelines, up to a head's worth.
+            let read = if body_left {
+                buf.is_empty()
+            } else {
+                buf.len() < limits.max_head
+            };
+            if read && buf.capacity() - buf.len() < 1024 {
+                buf.reserve(buf::BUF_SIZE);
+            }
             tokio::select! {
                 biased;
                 r = &mut fut => break r,
-                r = io.read_buf(&mut buf), if !client_gone && buf.len() < limits.max_head => match r {
-                    Ok(0) | Err(_) => client_gone = true,
+                p = room(feed.as_ref()), if want_room => match p {
+                    Some(p) => permit = Some(p),
+                    // The exchange let go of the body (it failed, or answered early).
+                    None => {
+                        if let Some(f) = feed.as_mut() {
+                            f.dropped = true;
+                        }
+                    }
+                },
+                r = io.read_buf(&mut buf), if read => match r {
+                    // Drops the request: booked as the client's (499).
+                    Ok(0) | Err(_) => return closed(buf),
                     Ok(_) => {}
                 },
             }
-            if client_gone {
-                // Drops the request: booked as the client's (499).
-                return closed(buf);
-            }
         };
+        drop(permit);
+        // A body not read to its end leaves no next request to find.
+        closing |= feed.take().is_some_and(|f| f.left > 0);
         let Ok(mut resp) = resp;
 
         // 3. The response.
@@ -271,6 +310,33 @@ async fn send_body<S: AsyncWrite + Unpin>(
     }
     // The completion (access log, activity end) runs as the body is dropped, on return.
     out.is_empty() || io.write_all(out).await.is_ok()
+}
+
+/// The sending side of a streamed request body.
+struct Feed {
+    tx: mpsc::Sender<Bytes>,
+    /// Body bytes not yet handed on.
+    left: u64,
+    /// The exchange dropped the body: nothing more is handed on.
+    dropped: bool,
+}
+
+impl Feed {
+    /// Hands on the body bytes at the start of `buf` (at most what is left).
+    fn send(&mut self, permit: mpsc::OwnedPermit<Bytes>, buf: &mut BytesMut) {
+        // At most `buf.len()`, so it fits a usize.
+        let n = (buf.len() as u64).min(self.left) as usize;
+        self.left -= n as u64;
+        permit.send(buf.split_to(n).freeze());
+    }
+}
+
+/// Room in the body channel (`None`: the receiver is gone; pending forever without a feed).
+async fn room(feed: Option<&Feed>) -> Option<mpsc::OwnedPermit<Bytes>> {
+    match feed {
+        Some(f) => f.tx.clone().reserve_owned().await.ok(),
+        None => std::future::pending().await,
+    }
 }
 
 fn closed<S>(buf: BytesMut) -> Ended<S> {

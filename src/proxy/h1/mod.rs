@@ -5,8 +5,8 @@
 //! ([`buf`]), routed and forwarded by the same code as hyper's path
 //! ([`super::prepare`]), and the response is written by [`write`]. The
 //! native path serves the common case only; a request it does not handle
-//! (HTTP/1.0, `Transfer-Encoding`, `Expect`, upgrades, a body not yet read
-//! whole, anything malformed or too large, …) hands the whole connection to
+//! (HTTP/1.0, `Transfer-Encoding`, `Expect`, upgrades, gRPC, anything
+//! malformed or too large, …) hands the whole connection to
 //! hyper, with the bytes already read replayed first ([`rewind::Rewind`]), so
 //! correctness never depends on what the native path covers. Hand-offs are
 //! counted ([`handoffs`]). `server.http1_codec = "hyper"` turns the native
@@ -14,31 +14,63 @@
 
 #![forbid(unsafe_code)]
 
+pub mod body;
 pub mod buf;
 pub mod conn;
 pub mod parse;
 pub mod rewind;
 pub mod write;
 
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
+use super::upload::BodyError;
+
 /// A client's request body as the forwarding code receives it.
+#[derive(Debug)]
 pub enum ClientIn {
     /// Read by hyper's server.
     Hyper(Incoming),
     /// Read whole by the native codec (empty when the request has no body).
     Full(Bytes),
+    /// Streamed by the native codec from the client connection.
+    Stream(body::NativeBody),
 }
 
-impl ClientIn {
-    /// Whether there is no body to send.
-    pub fn is_end_stream(&self) -> bool {
+impl Body for ClientIn {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        match self.get_mut() {
+            ClientIn::Hyper(b) => Pin::new(b).poll_frame(cx).map_err(BodyError::Client),
+            ClientIn::Full(b) if b.is_empty() => Poll::Ready(None),
+            ClientIn::Full(b) => Poll::Ready(Some(Ok(Frame::data(std::mem::take(b))))),
+            ClientIn::Stream(b) => Pin::new(b).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
         match self {
-            ClientIn::Hyper(b) => hyper::body::Body::is_end_stream(b),
+            ClientIn::Hyper(b) => b.is_end_stream(),
             ClientIn::Full(b) => b.is_empty(),
+            ClientIn::Stream(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ClientIn::Hyper(b) => b.size_hint(),
+            ClientIn::Full(b) => SizeHint::with_exact(b.len() as u64),
+            ClientIn::Stream(b) => b.size_hint(),
         }
     }
 }
@@ -51,8 +83,6 @@ pub enum HandOff {
     Version,
     /// `Transfer-Encoding`, `Expect`, an upgrade, `CONNECT`, gRPC or a URI not in origin form.
     Feature,
-    /// A request body not yet read whole.
-    Body,
     /// A head that does not parse, or fields the native path does not accept.
     Malformed,
     /// A head larger than `server.max_header_bytes` or with too many fields.
@@ -61,10 +91,9 @@ pub enum HandOff {
 
 impl HandOff {
     /// Every reason, in label order.
-    pub const ALL: [HandOff; 5] = [
+    pub const ALL: [HandOff; 4] = [
         HandOff::Version,
         HandOff::Feature,
-        HandOff::Body,
         HandOff::Malformed,
         HandOff::TooLarge,
     ];
@@ -74,14 +103,13 @@ impl HandOff {
         match self {
             HandOff::Version => "version",
             HandOff::Feature => "feature",
-            HandOff::Body => "body",
             HandOff::Malformed => "malformed",
             HandOff::TooLarge => "too_large",
         }
     }
 }
 
-static HANDOFFS: [AtomicU64; 5] = [const { AtomicU64::new(0) }; 5];
+static HANDOFFS: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
 static NATIVE_REQUESTS: AtomicU64 = AtomicU64::new(0);
 
 fn count_handoff(why: HandOff) {
