@@ -13,7 +13,8 @@
 # `/bytes/100` warms it for WARM seconds, the counters are zeroed
 # (`callgrind_control -z`), wrk loads it for LOAD seconds, the counters are
 # dumped, and the instructions are divided by the requests drover counted
-# (`drover_requests_total`). Needs valgrind, wrk and curl.
+# (`drover_requests_total`). Needs valgrind, wrk and curl. KEEP_CG=DIR keeps
+# each profile there (for callgrind_annotate).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${1:-target/release/drover}
@@ -65,9 +66,10 @@ TOML
   # Calls to malloc / calloc / realloc (callgrind's call counts; names are
   # compressed: `cfn=(N) name` the first time, `cfn=(N)` after).
   allocs=$(awk '
-    /^cfn=/ { id = $1; sub(/^cfn=/, "", id); if (NF > 1) name[id] = $2; cur = name[id]; next }
+    /^c?fn=/ { id = $1; sub(/^c?fn=/, "", id); if (NF > 1) name[id] = $2; cur = ($0 ~ /^cfn=/) ? name[id] : ""; next }
     /^calls=/ { if (cur == "malloc" || cur == "calloc" || cur == "realloc") { split($1, c, "="); n += c[2] } cur = ""; next }
     END { print n + 0 }' "$out".*)
+  [[ -n ${KEEP_CG:-} ]] && cp "$(ls "$out".* | head -1)" "$KEEP_CG/$name.cg"
   rm -f "$out" "$out".*
   local reqs=$(( after - before ))
   echo "$name $reqs requests, $(( ir / reqs )) instructions/request, $(awk -v a="$allocs" -v r="$reqs" 'BEGIN { printf "%.2f", a / r }') allocations/request"

@@ -64,7 +64,7 @@ fn response_head(selector: u8, rest: &[u8]) {
     }
     let status = StatusCode::from_u16(100 + u16::from(selector) * 2).unwrap_or(StatusCode::OK);
     let exact = (selector & 1 == 1).then_some(rest.len() as u64);
-    let mut out = Vec::new();
+    let mut out = bytes::BytesMut::new();
     let framing = write::head(
         &mut out,
         status,

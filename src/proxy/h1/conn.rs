@@ -22,6 +22,7 @@ use http::{Method, Request, Response, Version};
 use http_body::Body;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 
 use super::parse::{self, Head};
 use super::rewind::Rewind;
@@ -31,8 +32,9 @@ use crate::proxy::body::ProxyBody;
 use crate::proxy::conn_activity::ConnActivity;
 use crate::proxy::server::stopped;
 
-/// Response bytes gathered before a write: 64 KiB.
-const WRITE_BATCH: usize = 64 * 1024;
+/// Response bytes gathered before a write: 32 KiB (the buffer stays within
+/// what the per-thread pool keeps).
+const WRITE_BATCH: usize = 32 * 1024;
 /// A body chunk at least this large is written from its own buffer, not copied: 16 KiB.
 const NO_COPY: usize = 16 * 1024;
 
@@ -71,8 +73,11 @@ where
     Fut: Future<Output = Result<Response<ProxyBody>, Infallible>>,
 {
     let mut buf = buf::take();
-    let mut out = Vec::new();
     let mut closing = false;
+    // One timer for the connection's life, re-armed only when it fires (no
+    // timer work per request): it looks at the deadlines as hyper's path does.
+    let next = |a: &ConnActivity| Instant::now() + a.next_check(limits.idle, limits.head);
+    let mut check = pin!(tokio::time::sleep_until(next(&activity)));
     loop {
         // 1. A whole head (and body) in `buf`.
         let parsed = loop {
@@ -89,13 +94,12 @@ where
             if buf.capacity() - buf.len() < 1024 {
                 buf.reserve(buf::BUF_SIZE);
             }
-            let check = tokio::time::sleep(activity.next_check(limits.idle, limits.head));
             tokio::select! {
                 r = io.read_buf(&mut buf) => match r {
                     Ok(0) | Err(_) => return closed(buf),
                     Ok(_) => {}
                 },
-                _ = check => {
+                _ = check.as_mut() => {
                     if activity.head_time_left(limits.head) == Some(Duration::ZERO) {
                         tracing::debug!("no request head within header_read_timeout; closing");
                         return closed(buf);
@@ -103,6 +107,7 @@ where
                     if buf.is_empty() && activity.idle_for() >= limits.idle {
                         return closed(buf);
                     }
+                    check.as_mut().reset(next(&activity));
                 }
                 _ = stopped(&mut shutdown), if !closing => closing = true,
             }
@@ -201,7 +206,9 @@ where
             .get::<hyper::ext::ReasonPhrase>()
             .map(|r| r.as_bytes().to_vec());
         let exact = resp.body().size_hint().exact();
-        out.clear();
+        // The write buffer comes from the pool only while a response is written:
+        // an idle connection holds just its read buffer.
+        let mut out = buf::take();
         let status = resp.status();
         let framing = write::head(
             &mut out,
@@ -213,15 +220,14 @@ where
             closing,
         );
         let body = resp.into_body();
-        if !send_body(&mut io, &mut out, body, framing).await {
+        let sent = send_body(&mut io, &mut out, body, framing).await;
+        buf::give(out);
+        if !sent {
             return closed(buf);
         }
         if closing {
             let _ = io.shutdown().await;
             return closed(buf);
-        }
-        if out.capacity() > WRITE_BATCH * 2 {
-            out = Vec::new();
         }
     }
 }
@@ -230,7 +236,7 @@ where
 /// connection cannot go on (write failed, body broken or not its length).
 async fn send_body<S: AsyncWrite + Unpin>(
     io: &mut S,
-    out: &mut Vec<u8>,
+    out: &mut BytesMut,
     body: ProxyBody,
     framing: Framing,
 ) -> bool {

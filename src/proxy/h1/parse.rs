@@ -17,6 +17,9 @@ use super::HandOff;
 /// Most fields in a request head: 100 (hyper's limit as well).
 pub const MAX_HEADERS: usize = 100;
 
+/// Fields forwarding may add to a request head (room reserved up front): 8.
+const FORWARD_ADDS: usize = 8;
+
 /// A request head the native path serves.
 #[derive(Debug)]
 pub struct Parsed {
@@ -89,7 +92,9 @@ fn build(req: &httparse::Request<'_, '_>) -> Result<Built, HandOff> {
     }
     let uri = Uri::from_maybe_shared(Bytes::copy_from_slice(path.as_bytes()))
         .map_err(|_| HandOff::Malformed)?;
-    let mut headers = HeaderMap::with_capacity(req.headers.len());
+    // Room for what forwarding adds (X-Forwarded-*, Via, X-Request-Id,
+    // traceparent, …): the map is not grown (rehashed) per request.
+    let mut headers = HeaderMap::with_capacity(req.headers.len() + FORWARD_ADDS);
     let mut body_len = None;
     let mut close = false;
     for f in req.headers.iter() {

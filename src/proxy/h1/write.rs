@@ -7,6 +7,7 @@
 use std::cell::RefCell;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bytes::BytesMut;
 use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, DATE, TRANSFER_ENCODING};
 use http::{HeaderMap, StatusCode};
 
@@ -26,7 +27,7 @@ pub enum Framing {
 /// Decides the framing (editing the framing fields of `headers`) and
 /// appends the head to `out`. `exact`: the body's exact size, if known.
 pub fn head(
-    out: &mut Vec<u8>,
+    out: &mut BytesMut,
     status: StatusCode,
     reason: Option<&[u8]>,
     headers: &mut HeaderMap,
@@ -57,7 +58,7 @@ pub fn head(
     }
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_str().as_bytes());
-    out.push(b' ');
+    out.extend_from_slice(b" ");
     let reason = reason.unwrap_or_else(|| status.canonical_reason().unwrap_or("<none>").as_bytes());
     out.extend_from_slice(reason);
     out.extend_from_slice(b"\r\n");
@@ -106,7 +107,7 @@ thread_local! {
 }
 
 /// Appends the IMF-fixdate of now (29 bytes).
-fn date(out: &mut Vec<u8>) {
+fn date(out: &mut BytesMut) {
     let now = SystemTime::now();
     let secs = now
         .duration_since(UNIX_EPOCH)
@@ -130,8 +131,8 @@ fn date(out: &mut Vec<u8>) {
 }
 
 /// Appends a chunk's size line.
-pub fn chunk_start(out: &mut Vec<u8>, len: usize) {
-    use std::io::Write;
+pub fn chunk_start(out: &mut BytesMut, len: usize) {
+    use std::fmt::Write;
     let _ = write!(out, "{len:x}\r\n");
 }
 
@@ -155,7 +156,7 @@ mod tests {
         for (k, v) in pairs {
             h.append(*k, HeaderValue::from_static(v));
         }
-        let mut out = Vec::new();
+        let mut out = BytesMut::new();
         let f = head(
             &mut out,
             StatusCode::from_u16(status).unwrap(),
@@ -165,7 +166,7 @@ mod tests {
             exact,
             close,
         );
-        (String::from_utf8(out).unwrap(), f)
+        (String::from_utf8(out.to_vec()).unwrap(), f)
     }
 
     #[test]
@@ -225,10 +226,10 @@ mod tests {
 
     #[test]
     fn chunks_are_hex_sized() {
-        let mut out = Vec::new();
+        let mut out = BytesMut::new();
         chunk_start(&mut out, 255);
         out.extend_from_slice(CHUNK_END);
         out.extend_from_slice(LAST_CHUNK);
-        assert_eq!(out, b"ff\r\n\r\n0\r\n\r\n");
+        assert_eq!(&out[..], b"ff\r\n\r\n0\r\n\r\n");
     }
 }
