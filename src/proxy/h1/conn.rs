@@ -114,7 +114,10 @@ where
         };
         // `head_len` is at most `buf.len()` (the head was parsed from it).
         buf.advance(parsed.head_len);
-        let (body, mut feed) = if buf.len() as u64 >= parsed.body_len {
+        let (body, mut feed) = if parsed.body_len == 0 {
+            // No split: splitting a buffer makes it shared (an allocation).
+            (ClientIn::Full(Bytes::new()), None)
+        } else if buf.len() as u64 >= parsed.body_len {
             // Within `buf.len()`, so it fits a usize.
             let whole = buf.split_to(parsed.body_len as usize).freeze();
             (ClientIn::Full(whole), None)
