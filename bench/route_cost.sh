@@ -5,13 +5,16 @@
 #
 #   bash bench/route_cost.sh [DROVER_BIN]     # default target/release/drover
 #
-# For each of three configs (plain route; + one `request_headers` set rule with
-# a placeholder; + a `rate_limit` keyed by client IP that never refuses):
+# For each of four configs (plain route; + one `request_headers` set rule with
+# a placeholder; + a `rate_limit` keyed by client IP that never refuses; the plain
+# route on hyper's HTTP/1 server, `server.http1_codec = "hyper"`, against the
+# native codec of the first):
 # drover --threads 1 runs under `valgrind --tool=callgrind`, `wrk -t1 -c50` on
 # `/bytes/100` warms it for WARM seconds, the counters are zeroed
 # (`callgrind_control -z`), wrk loads it for LOAD seconds, the counters are
 # dumped, and the instructions are divided by the requests drover counted
-# (`drover_requests_total`). Needs valgrind, wrk and curl.
+# (`drover_requests_total`). Needs valgrind, wrk and curl. KEEP_CG=DIR keeps
+# each profile there (for callgrind_annotate).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${1:-target/release/drover}
@@ -29,13 +32,14 @@ bport=$(free_port)
 "$bin" -q backend --listen "127.0.0.1:$bport" --name b 2>/dev/null &
 pids+=($!)
 
-run_one() { # name, extra route keys
-  local name=$1 extra=$2 port aport cfg out pid before after ir
+run_one() { # name, extra route keys, extra [server] keys
+  local name=$1 extra=$2 server=${3:-} port aport cfg out pid before after ir
   port=$(free_port); aport=$(free_port)
   cfg=$work/$name.toml
   cat >"$cfg" <<TOML
 [server]
 listen = ["127.0.0.1:$port"]
+$server
 [admin]
 listen = "127.0.0.1:$aport"
 [log]
@@ -59,12 +63,21 @@ TOML
   after=$(count)
   kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
   ir=$(awk '/^(summary|totals):/ {print $2; exit}' "$out".*)
+  # Calls to malloc / calloc / realloc (callgrind's call counts; names are
+  # compressed: `cfn=(N) name` the first time, `cfn=(N)` after).
+  allocs=$(awk '
+    /^c?fn=/ { id = $1; sub(/^c?fn=/, "", id); if (NF > 1) name[id] = $2; cur = ($0 ~ /^cfn=/) ? name[id] : ""; next }
+    /^calls=/ { if (cur == "malloc" || cur == "calloc" || cur == "realloc") { split($1, c, "="); n += c[2] } cur = ""; next }
+    END { print n + 0 }' "$out".*)
+  [[ -n ${KEEP_CG:-} ]] && cp "$(ls "$out".* | head -1)" "$KEEP_CG/$name.cg"
   rm -f "$out" "$out".*
-  echo "$name $(( (after - before) )) requests, $(( ir / (after - before) )) instructions/request"
+  local reqs=$(( after - before ))
+  echo "$name $reqs requests, $(( ir / reqs )) instructions/request, $(awk -v a="$allocs" -v r="$reqs" 'BEGIN { printf "%.2f", a / r }') allocations/request"
 }
 
 for r in $(seq 1 "$reps"); do
   run_one plain ""
   run_one header_rule 'request_headers = { set = { X-Client = "${client_ip}" } }'
   run_one rate_limit 'rate_limit = { requests = 1000000000, per = "1s", key = "client_ip" }'
+  run_one hyper_codec "" 'http1_codec = "hyper"'
 done

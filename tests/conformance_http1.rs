@@ -18,6 +18,55 @@ use std::time::{Duration, Instant};
 use common::*;
 
 // ---------------------------------------------------------------------------
+// Both codecs
+// ---------------------------------------------------------------------------
+
+thread_local! {
+    /// The codec under test (`server.http1_codec`), set by each generated test.
+    static CODEC: std::cell::Cell<&'static str> = const { std::cell::Cell::new("native") };
+}
+
+/// `config` with `server.http1_codec` set to the codec under test.
+fn with_codec(config: String) -> String {
+    let key = format!("[server]\nhttp1_codec = \"{}\"\n", CODEC.get());
+    config.replacen("[server]\n", &key, 1)
+}
+
+/// Every test below runs twice: `native::NAME` on drover's own codec (with
+/// its hand-off to hyper) and `hyper::NAME` on hyper's (the kill switch).
+macro_rules! on_both_codecs {
+    ($($t:ident),* $(,)?) => {
+        mod native {
+            $( #[tokio::test] async fn $t() { super::CODEC.set("native"); super::$t().await } )*
+        }
+        mod hyper {
+            $( #[tokio::test] async fn $t() { super::CODEC.set("hyper"); super::$t().await } )*
+        }
+    };
+}
+
+on_both_codecs!(
+    malformed_request_framing_gets_400,
+    unknown_transfer_coding_is_refused,
+    transfer_encoding_on_http10_is_refused,
+    http09_request_is_not_served,
+    oversized_request_head_gets_431,
+    cl_and_te_request_is_reframed_as_chunked,
+    request_bodies_arrive_intact,
+    bare_lf_line_endings_are_accepted,
+    huge_chunk_extension_is_bounded,
+    pipelined_requests_are_answered_in_order,
+    expect_100_continue,
+    head_response_has_no_body_and_keeps_the_connection,
+    no_body_statuses_pass_through,
+    interim_1xx_response_before_the_final_one,
+    close_delimited_response_is_read_to_the_end,
+    cl_and_te_response_is_forwarded_as_chunked,
+    malformed_upstream_responses_get_502,
+    backend_closing_mid_body_is_not_a_complete_response,
+);
+
+// ---------------------------------------------------------------------------
 // Raw client side
 // ---------------------------------------------------------------------------
 
@@ -185,7 +234,7 @@ fn dechunk(b: &[u8]) -> Option<(Vec<u8>, usize)> {
 /// drover in front of one built-in backend that echoes the request.
 fn echo_proxy() -> (Backend, Drover) {
     let b = Backend::start("echo");
-    let d = Drover::start(&one_pool(&[b.addr], ""));
+    let d = Drover::start(&with_codec(one_pool(&[b.addr], "")));
     (b, d)
 }
 
@@ -218,10 +267,10 @@ fn raw_backend(response: &'static [u8]) -> SocketAddr {
 fn raw_proxy(response: &'static [u8]) -> Drover {
     let addr = raw_backend(response);
     // No passive ejection: the malformed backend stays the only member.
-    Drover::start(&one_pool(
+    Drover::start(&with_codec(one_pool(
         &[addr],
         "retries = 0\n[pools.app.passive]\nconsecutive_failures = 1000\n",
-    ))
+    )))
 }
 
 const H: &str = "Host: conf.test\r\n";
@@ -236,7 +285,6 @@ fn req(lines: &str) -> Vec<u8> {
 
 /// Request framing that RFC 9112 makes an error: drover answers 400 and
 /// never forwards the request.
-#[tokio::test]
 async fn malformed_request_framing_gets_400() {
     let (_b, d) = echo_proxy();
     let cases: &[(&str, &str)] = &[
@@ -304,7 +352,6 @@ async fn malformed_request_framing_gets_400() {
 /// A transfer coding other than a final chunked: 400 (RFC 9112 §6.1 allows
 /// 501 for a coding not understood; pinned choice: 400, as hyper does) —
 /// never forwarded with a guessed framing.
-#[tokio::test]
 async fn unknown_transfer_coding_is_refused() {
     let (_b, d) = echo_proxy();
     for te in ["xchunked", "gzip", "identity"] {
@@ -318,7 +365,6 @@ async fn unknown_transfer_coding_is_refused() {
 
 /// Transfer-Encoding on an HTTP/1.0 request: the framing is faulty (RFC 9112
 /// §6.1): refused.
-#[tokio::test]
 async fn transfer_encoding_on_http10_is_refused() {
     let (_b, d) = echo_proxy();
     let raw =
@@ -328,7 +374,6 @@ async fn transfer_encoding_on_http10_is_refused() {
 }
 
 /// HTTP/0.9 (a request line with no version) gets no HTTP/0.9 response: 400.
-#[tokio::test]
 async fn http09_request_is_not_served() {
     let (_b, d) = echo_proxy();
     let mut s = connect(d.proxy);
@@ -338,7 +383,6 @@ async fn http09_request_is_not_served() {
 }
 
 /// A request head over `server.max_header_bytes` (64 KiB by default): 431.
-#[tokio::test]
 async fn oversized_request_head_gets_431() {
     let (_b, d) = echo_proxy();
     let big = "a".repeat(70 * 1024);
@@ -360,7 +404,6 @@ async fn oversized_request_head_gets_431() {
 /// the request is forwarded as chunked with no Content-Length (RFC 9112 §6.3;
 /// pinned choice: forward, not refuse), and the connection is closed after
 /// the response, as §6.3 requires of a server that accepts it.
-#[tokio::test]
 async fn cl_and_te_request_is_reframed_as_chunked() {
     let (_b, d) = echo_proxy();
     let raw = req(
@@ -377,7 +420,6 @@ async fn cl_and_te_request_is_reframed_as_chunked() {
 
 /// A body is forwarded byte for byte whichever way the client framed it, and
 /// chunk extensions and trailers do not change it.
-#[tokio::test]
 async fn request_bodies_arrive_intact() {
     let (_b, d) = echo_proxy();
     let cases: &[(&str, &str)] = &[
@@ -428,7 +470,6 @@ async fn request_bodies_arrive_intact() {
 
 /// Bare LF as a line terminator (RFC 9112 §2.2 lets a recipient accept it):
 /// pinned choice is to accept it in the request line and header fields.
-#[tokio::test]
 async fn bare_lf_line_endings_are_accepted() {
     let (_b, d) = echo_proxy();
     let r = exchange(
@@ -444,7 +485,6 @@ async fn bare_lf_line_endings_are_accepted() {
 
 /// A chunk-size line with a huge extension does not make drover buffer it
 /// without bound: the request is refused with 400, and drover keeps serving.
-#[tokio::test]
 async fn huge_chunk_extension_is_bounded() {
     let (_b, d) = echo_proxy();
     let ext = "e".repeat(256 * 1024);
@@ -466,7 +506,6 @@ async fn huge_chunk_extension_is_bounded() {
 }
 
 /// Pipelined requests are answered in order on the same connection.
-#[tokio::test]
 async fn pipelined_requests_are_answered_in_order() {
     let (_b, d) = echo_proxy();
     let mut s = connect(d.proxy);
@@ -488,7 +527,6 @@ async fn pipelined_requests_are_answered_in_order() {
 
 /// `Expect: 100-continue`: the client gets `100 Continue` before it sends
 /// the body, then the final response.
-#[tokio::test]
 async fn expect_100_continue() {
     let (_b, d) = echo_proxy();
     let mut s = connect(d.proxy);
@@ -518,7 +556,6 @@ async fn expect_100_continue() {
 
 /// HEAD: the headers of the GET (Content-Length included) and no body; the
 /// connection stays usable.
-#[tokio::test]
 async fn head_response_has_no_body_and_keeps_the_connection() {
     let (_b, d) = echo_proxy();
     let mut s = connect(d.proxy);
@@ -542,7 +579,6 @@ async fn head_response_has_no_body_and_keeps_the_connection() {
 
 /// 204 and 304 from the backend reach the client without a body, and the
 /// client connection stays usable.
-#[tokio::test]
 async fn no_body_statuses_pass_through() {
     for (status, raw) in [
         (
@@ -571,7 +607,6 @@ async fn no_body_statuses_pass_through() {
 /// A 1xx interim response (103 Early Hints) before the final one: the client
 /// gets the final response with its body; the interim one is not forwarded
 /// (pinned: hyper's client consumes it).
-#[tokio::test]
 async fn interim_1xx_response_before_the_final_one() {
     let d = raw_proxy(
         b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n\
@@ -589,7 +624,6 @@ async fn interim_1xx_response_before_the_final_one() {
 
 /// A response with no length, delimited by the backend closing: the client
 /// gets all of it (re-framed chunked, or close-delimited).
-#[tokio::test]
 async fn close_delimited_response_is_read_to_the_end() {
     let d = raw_proxy(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nall of the body until close");
     let r = exchange(
@@ -604,7 +638,6 @@ async fn close_delimited_response_is_read_to_the_end() {
 /// A response with Content-Length and Transfer-Encoding: the chunked framing
 /// wins and Content-Length is not passed on (RFC 9112 §6.3; pinned choice:
 /// forward with TE, not 502).
-#[tokio::test]
 async fn cl_and_te_response_is_forwarded_as_chunked() {
     let d = raw_proxy(
         b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\
@@ -622,7 +655,6 @@ async fn cl_and_te_response_is_forwarded_as_chunked() {
 
 /// Malformed response heads from the backend: 502 for the client, and the
 /// client's connection stays usable for the next request.
-#[tokio::test]
 async fn malformed_upstream_responses_get_502() {
     let cases: &[(&str, &'static [u8])] = &[
         (
@@ -668,7 +700,6 @@ async fn malformed_upstream_responses_get_502() {
 
 /// The backend closes in the middle of a Content-Length body: the client
 /// must not see a complete response (the connection is closed short).
-#[tokio::test]
 async fn backend_closing_mid_body_is_not_a_complete_response() {
     let d = raw_proxy(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten b");
     let mut s = connect(d.proxy);

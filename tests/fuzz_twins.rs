@@ -118,6 +118,18 @@ proptest! {
     }
 
     #[test]
+    fn h1_codec_twin_structured(bytes in h1_bytes()) {
+        fuzz_api::h1_head(&bytes);
+        fuzz_api::h1_connection(&bytes);
+    }
+
+    #[test]
+    fn h1_codec_twin_raw_bytes(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+        fuzz_api::h1_head(&bytes);
+        fuzz_api::h1_connection(&bytes);
+    }
+
+    #[test]
     fn strip_prefix_twin(prefix in "/[a-z/]{0,6}", path in "/[a-z/]{0,10}(\\?[a-z=]{0,4})?") {
         fuzz_api::route_with_prefix(&prefix, &path);
     }
@@ -242,6 +254,54 @@ proptest! {
     }
 }
 
+/// What a client sends on one connection: a few requests (pipelined), each
+/// with framing fields near the native codec's edges, a body or a cut one.
+fn h1_bytes() -> impl Strategy<Value = Vec<u8>> {
+    let request = (
+        prop_oneof![
+            Just("GET".to_string()),
+            Just("POST".to_string()),
+            Just("HEAD".to_string()),
+            Just("G\x01T".to_string()),
+            "[A-Z]{1,7}"
+        ],
+        prop_oneof![
+            Just("/".to_string()),
+            Just("*".to_string()),
+            Just("http://a/".to_string()),
+            "/[ -~]{0,12}"
+        ],
+        prop_oneof![
+            Just("HTTP/1.1".to_string()),
+            Just("HTTP/1.0".to_string()),
+            Just("HTTP/2.0".to_string()),
+            Just("".to_string())
+        ],
+        prop::collection::vec(
+            prop_oneof![
+                header_line(),
+                "Content-Length: ([0-9]{1,3}|\\+5|-1|1, 1|99999999999999999999)",
+                Just("Connection: close".to_string()),
+                "X-[a-z]{1,4}:[ -~]{0,10}",
+            ],
+            0..5,
+        ),
+        "[a-z]{0,12}",
+        prop_oneof![Just("\r\n"), Just("\n")],
+    )
+        .prop_map(|(m, t, v, hs, body, eol)| {
+            let mut r = format!("{m} {t} {v}{eol}");
+            for h in hs {
+                r.push_str(&h);
+                r.push_str(eol);
+            }
+            r.push_str(eol);
+            r.push_str(&body);
+            r
+        });
+    prop::collection::vec(request, 1..4).prop_map(|rs| rs.concat().into_bytes())
+}
+
 /// The fuzz seeds themselves run through the entry points (every committed seed
 /// must pass; a crash the fuzzer found is added to the seeds once fixed).
 #[test]
@@ -275,6 +335,10 @@ fn fuzz_seed_corpus_passes() {
         }),
         ("sticky_cookie", &fuzz_api::sticky_cookie),
         ("route_rules", &fuzz_api::route_rules),
+        ("h1_codec", &|b: &[u8]| {
+            fuzz_api::h1_head(b);
+            fuzz_api::h1_connection(b);
+        }),
     ] {
         for entry in std::fs::read_dir(dir.join(target)).expect("seed corpus") {
             let path = entry.expect("dir entry").path();

@@ -106,6 +106,34 @@ fn proxy_error_metrics<'a>(out: &mut String, pools: impl Iterator<Item = &'a Poo
     );
 }
 
+/// `drover_http1_native_requests_total` and `drover_http1_handoffs_total{reason}`:
+/// requests the native HTTP/1 codec served, and connections it handed to hyper.
+fn http1_codec_metrics(out: &mut String) {
+    header(
+        out,
+        "drover_http1_native_requests_total",
+        "counter",
+        "Requests served by drover's own HTTP/1 codec (server.http1_codec = \"native\").",
+    );
+    let _ = writeln!(
+        out,
+        "drover_http1_native_requests_total {}",
+        crate::proxy::h1::native_requests()
+    );
+    header(
+        out,
+        "drover_http1_handoffs_total",
+        "counter",
+        "Client connections the native HTTP/1 codec handed to hyper, by reason (version, feature, malformed, too_large).",
+    );
+    for (reason, n) in crate::proxy::h1::handoffs() {
+        let _ = writeln!(
+            out,
+            "drover_http1_handoffs_total{{reason=\"{reason}\"}} {n}"
+        );
+    }
+}
+
 /// `drover_rate_limited_total{route}`: requests refused by each route's
 /// `rate_limit` (label: the route's `name`, else its index), since start.
 fn rate_limit_metrics(out: &mut String) {
@@ -136,6 +164,7 @@ pub fn render<'a>(
     health_metrics(&mut out, pools.clone());
     proxy_error_metrics(&mut out, pools);
     rate_limit_metrics(&mut out);
+    http1_codec_metrics(&mut out);
     process_metrics(&mut out);
     out
 }

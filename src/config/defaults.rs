@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use super::types::{
     AdminConfig, AutoscaleConfig, Balance, Config, DockerAddress, HashKey, HealthConfig,
-    HealthKind, InstancesConfig, LogConfig, OnShutdown, PassiveConfig, PoolConfig, ProtocolConfig,
-    ProviderKind, ResolverConfig, ServerConfig, StatusRanges, DEFAULT_TUNNEL_IDLE_TIMEOUT,
+    HealthKind, Http1Codec, InstancesConfig, LogConfig, OnShutdown, PassiveConfig, PoolConfig,
+    ProtocolConfig, ProviderKind, ResolverConfig, ServerConfig, StatusRanges,
+    DEFAULT_TUNNEL_IDLE_TIMEOUT,
 };
 
 /// Nothing but defaults: no routes, no pools, read from no file.
@@ -47,6 +48,7 @@ impl Default for ServerConfig {
             tls: None,
             https_redirect: false,
             max_connections_per_client: 0,
+            http1_codec: Http1Codec::default(),
         }
     }
 }

@@ -17,8 +17,8 @@ use super::policy_keys::{SameSite, SlowStart, StickyConfig};
 use super::pool::INITIAL_STATES;
 use super::sections::MIN_HEADER_BYTES;
 use super::types::{
-    AccessFormat, Balance, Config, DockerAddress, HealthKind, Metric, OnShutdown, PoolConfig,
-    Protocol, ProviderKind,
+    AccessFormat, Balance, Config, DockerAddress, HealthKind, Http1Codec, Metric, OnShutdown,
+    PoolConfig, Protocol, ProviderKind,
 };
 
 pub(crate) use super::keys_route::{HEADER_RULES, RATE_LIMIT, REDIRECT, ROUTE};
@@ -265,6 +265,12 @@ pub(crate) static SERVER: Section = Section {
             Ty::Uint(0),
             "Connections one client IP may hold at once; excess ones are closed at accept. 0 = no limit.",
             |c| json!(c.server.max_connections_per_client),
+        ),
+        keyd(
+            "http1_codec",
+            Ty::Choice(Http1Codec::names),
+            "HTTP/1 codec of the plain listeners: \"hyper\", or \"native\" (drover's own, opt-in; what it does not handle goes to hyper). Read at start.",
+            |c| json!(c.server.http1_codec.as_str()),
         ),
         key(
             "tls",

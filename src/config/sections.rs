@@ -12,7 +12,8 @@ use super::reader::{
     uint_min, Got, Tbl,
 };
 use super::types::{
-    AccessFormat, AccessTarget, AdminConfig, CertPair, LogConfig, ServerConfig, TlsConfig,
+    AccessFormat, AccessTarget, AdminConfig, CertPair, Http1Codec, LogConfig, ServerConfig,
+    TlsConfig,
 };
 use super::values::parse_addr;
 
@@ -113,6 +114,9 @@ pub(crate) fn server(
     }
     if let Some(g) = t.get(errs, "max_connections_per_client", uint::<usize>) {
         cfg.max_connections_per_client = g.v;
+    }
+    if let Some(g) = t.get(errs, "http1_codec", one_of(Http1Codec::TABLE)) {
+        cfg.http1_codec = g.v;
     }
     cfg
 }

@@ -71,6 +71,25 @@ pub struct ServerConfig {
     /// Connections one client IP may hold open at once; excess connections are
     /// closed as soon as they are accepted. Read at start. Default 0 = no limit.
     pub max_connections_per_client: usize,
+    /// The HTTP/1 codec of the plain listeners: drover's own (`native`, which
+    /// hands a connection it does not handle to hyper) or hyper's for all of
+    /// them (`hyper`, the kill switch). TLS listeners and HTTP/2 always use
+    /// hyper. Read at start. Default `hyper` (the native codec is opt-in
+    /// until it measures faster than hyper's: bench/RESULTS.md).
+    pub http1_codec: Http1Codec,
+}
+
+spelled_enum! {
+    /// `server.http1_codec`. Default `hyper` until the native codec measures
+    /// faster (bench/RESULTS.md).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+    pub enum Http1Codec {
+        /// drover's codec (`proxy::h1`), with the hand-off to hyper.
+        Native = "native",
+        /// hyper's server for every connection.
+        #[default]
+        Hyper = "hyper",
+    }
 }
 
 /// Default `server.tunnel_idle_timeout`: 1 h.

@@ -11,17 +11,21 @@
 //! - [`admin_request`]: the admin API's route table, path parameters and query;
 //! - [`grpc`]: `grpc-timeout` and the gRPC health check response decoder;
 //! - [`sticky_cookie`]: the sticky-session cookie parser;
+//! - [`h1_head`], [`h1_connection`]: the native HTTP/1 codec (request head
+//!   parser, response head writer, a whole client connection);
 //! - [`route_rules`]: redirect targets and header-rule templates expanded with
 //!   a hostile Host, path and query.
 
 mod checks;
 mod grpc;
+mod h1;
 mod head;
 mod route_rules;
 mod sticky;
 
 pub use checks::{admin_request, config, duration, percent_decode_strict};
 pub use grpc::grpc;
+pub use h1::{h1_connection, h1_head};
 pub use head::{request_head, route_with_prefix, traceparent};
 pub use route_rules::{expansions, route_rules};
 pub use sticky::sticky_cookie;

@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 
 use http::header::{HeaderMap, HeaderValue, EXPECT, HOST};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
-use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 
 use super::attempt::{attempt, Attempt};
 use super::body::{Completion, ProxyBody, RequestBody};
 use super::errors::{self, Cause, ProxyError};
 use super::grpc;
+use super::h1::ClientIn;
 use super::headers::{self, ForwardInfo, X_REQUEST_ID};
 use super::prepare::{local_done, Downstream};
 use super::route_rules::{self, Fill};
@@ -36,7 +36,7 @@ fn idempotent(m: &Method) -> bool {
 }
 
 /// Hash of the request's `hash_key` for `balance = "hash"`.
-fn hash_of(key: &HashKey, req: &Request<Incoming>, client: SocketAddr) -> Option<u64> {
+fn hash_of(key: &HashKey, req: &Request<ClientIn>, client: SocketAddr) -> Option<u64> {
     let h = crate::balance::hash_key_bytes;
     match key {
         HashKey::ClientIp => Some(match client.ip() {
@@ -165,7 +165,7 @@ impl Drop for Held<'_> {
 impl Forward {
     pub(super) fn new(
         pool: Arc<Pool>,
-        mut req: Request<Incoming>,
+        mut req: Request<ClientIn>,
         opts: RouteOpts<'_>,
         down: Downstream,
         request_id: HeaderValue,
@@ -193,7 +193,7 @@ impl Forward {
             .and_then(|s| super::sticky::from_request(req.headers(), &s.cookie));
         let is_upgrade = req.version() <= Version::HTTP_11 && headers::is_upgrade(req.headers());
         let on_upgrade = is_upgrade.then(|| hyper::upgrade::on(&mut req));
-        let body_empty = hyper::body::Body::is_end_stream(req.body());
+        let body_empty = http_body::Body::is_end_stream(req.body());
         let replayable = idempotent(req.method()) && body_empty && !is_upgrade;
         let (parts, body) = req.into_parts();
         let mut h = parts.headers;
@@ -239,14 +239,16 @@ impl Forward {
         let retry_listed =
             done.grpc && grpc::retry_allowed(parts.uri.path(), &cfg.protocol.grpc_retry_methods);
         let mut grpc_replay = None;
-        let body = if body_empty {
-            RequestBody::Empty
-        } else if retry_listed {
-            let (b, capture) = RequestBody::client_captured(body, body_read_timeout);
-            grpc_replay = Some(capture);
-            b
-        } else {
-            RequestBody::client(body, body_read_timeout)
+        let body = match body {
+            _ if body_empty => RequestBody::Empty,
+            // Read whole by the native codec (which hands gRPC to hyper).
+            ClientIn::Full(b) => RequestBody::Replay([b].into()),
+            body if retry_listed => {
+                let (b, capture) = RequestBody::client_captured(body, body_read_timeout);
+                grpc_replay = Some(capture);
+                b
+            }
+            body => RequestBody::client(body, body_read_timeout),
         };
         Forward {
             pool,
@@ -648,7 +650,7 @@ impl Forward {
     /// in-flight token goes with it (ended when the response ends).
     fn respond(
         &mut self,
-        mut resp: Response<Incoming>,
+        mut resp: Response<hyper::body::Incoming>,
         conn: Conn,
         member: &Member,
         token: Inflight,

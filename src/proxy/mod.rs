@@ -9,6 +9,7 @@ pub mod forward;
 pub mod framing;
 pub mod gcra;
 pub mod grpc;
+pub mod h1;
 pub mod headers;
 pub mod isolate;
 pub mod limits;

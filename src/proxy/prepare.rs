@@ -8,13 +8,13 @@ use std::time::{Instant, SystemTime};
 
 use http::header::{HeaderValue, HOST};
 use http::{Request, Response};
-use hyper::body::Incoming;
 
 use super::body::{Completion, ProxyBody};
 use super::errors::{self, local, Cause, ClientFault, ProxyError};
 use super::forward::Forward;
 use super::framing;
 use super::grpc;
+use super::h1::ClientIn;
 use super::headers::X_REQUEST_ID;
 use super::route_rules;
 use super::router::{RouteOpts, Router};
@@ -33,7 +33,7 @@ pub struct Downstream {
 }
 
 /// The host a request is for: `Host`, else the URI authority (HTTP/2).
-pub(super) fn request_host(req: &Request<Incoming>) -> Option<&str> {
+pub(super) fn request_host(req: &Request<ClientIn>) -> Option<&str> {
     req.headers()
         .get(HOST)
         .and_then(|h| h.to_str().ok())
@@ -51,7 +51,7 @@ pub(super) fn request_host(req: &Request<Incoming>) -> Option<&str> {
 /// ([`super::request_id::choose`]) so that it can also answer for a panic.
 pub fn handle(
     router: &Router,
-    req: Request<Incoming>,
+    req: Request<ClientIn>,
     down: Downstream,
     request_id: HeaderValue,
 ) -> impl Future<Output = Response<ProxyBody>> + Send + 'static {
@@ -76,7 +76,7 @@ enum Prepared {
 
 fn prepare(
     router: &Router,
-    req: Request<Incoming>,
+    req: Request<ClientIn>,
     down: Downstream,
     request_id: HeaderValue,
 ) -> Prepared {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use http::{Request, Version};
+use http::{Request, Response, Version};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -19,16 +19,18 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 
+use super::body::ProxyBody;
 use super::client_conns::ClientConns;
 pub use super::conn_activity::ConnActivity;
 use super::conn_activity::{ClientReads, Watched};
+use super::h1::{self, ClientIn};
 use super::isolate::{self, Isolated, RequestInfo, TestPanic};
 use super::limits::{self, ConnLimit, ConnSlot};
 pub use super::listen::{bind_all, bind_reuseport, listen_error};
 use super::prepare::{self, Downstream};
 use super::request_id;
 use super::router::Router;
-use crate::config::ServerConfig;
+use crate::config::{Http1Codec, ServerConfig};
 
 /// State every worker reads; the router is swapped whole on reload.
 pub struct Shared {
@@ -372,7 +374,6 @@ async fn accept_loop(
         let (builder, shared, shutdown) = (builder.clone(), shared.clone(), shutdown.clone());
         let accepted = Accepted {
             slot: slot.with_client(client_conn),
-            https_port,
             at: Instant::now(),
             idle: server.idle_timeout,
             head: server.header_read_timeout,
@@ -380,21 +381,28 @@ async fn accept_loop(
         let serving = limit.in_service();
         let handshake_timeout = server.header_read_timeout;
         let tls = tls.clone();
+        let native = (tls.is_none() && server.http1_codec == Http1Codec::Native).then_some(
+            h1::conn::Limits {
+                max_head: server.max_header_bytes.max(8192),
+                idle: server.idle_timeout,
+                head: server.header_read_timeout,
+            },
+        );
+        let down = Downstream {
+            client,
+            proto: if tls.is_none() { "http" } else { "https" },
+            https_port,
+        };
+        let cfg = ConnCfg { down, native };
         tokio::spawn(async move {
             // Counted until this task ends, even by a panic.
             let _serving = serving;
             match tls {
-                None => {
-                    serve_connection(stream, client, builder, shared, shutdown, accepted, "http")
-                        .await
-                }
+                None => serve_connection(stream, builder, shared, shutdown, accepted, cfg).await,
                 Some(acceptor) => {
                     match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
                         Ok(Ok(s)) => {
-                            serve_connection(
-                                s, client, builder, shared, shutdown, accepted, "https",
-                            )
-                            .await
+                            serve_connection(s, builder, shared, shutdown, accepted, cfg).await
                         }
                         Ok(Err(e)) => {
                             tracing::debug!(client = %client, error = %e, "TLS handshake failed")
@@ -413,8 +421,6 @@ struct Accepted {
     /// Held as long as the socket is open (moved into the stream, so an
     /// upgrade tunnel keeps it).
     slot: ConnSlot,
-    /// `server.https_redirect` on a plain listener: the TLS listener's port.
-    https_port: Option<u16>,
     at: Instant,
     /// `idle_timeout`: no request in progress for this long closes the connection.
     idle: Duration,
@@ -423,54 +429,117 @@ struct Accepted {
     head: Duration,
 }
 
+/// How a connection is served.
+#[derive(Clone, Copy)]
+struct ConnCfg {
+    down: Downstream,
+    /// The native HTTP/1 codec first (plain listeners with `server.http1_codec = "native"`).
+    native: Option<h1::conn::Limits>,
+}
+
+/// One request of a connection (either codec): its id, the panic guard, routing.
+fn dispatch(
+    shared: &Shared,
+    act: &Arc<ConnActivity>,
+    down: Downstream,
+    req: Request<ClientIn>,
+) -> Isolated<impl std::future::Future<Output = Response<ProxyBody>> + Send + 'static> {
+    act.begin();
+    let request_id = request_id::choose(req.headers());
+    let test = isolate::test_panic(req.headers());
+    let info = RequestInfo {
+        request_id: request_id.clone(),
+        client: down.client,
+        close: req.version() <= Version::HTTP_11,
+        activity: Some(act.clone()),
+        panic_on_poll: test == Some(TestPanic::Forward),
+    };
+    // A wrapper rather than an async block: no second slot for the
+    // future (hyper copies the whole future once per request).
+    let routed = isolate::guarded(|| {
+        if test == Some(TestPanic::Route) {
+            panic!("test panic ({}) while routing", isolate::TEST_PANIC_ENV);
+        }
+        prepare::handle(&shared.router.load(), req, down, request_id)
+    });
+    Isolated::new(routed, info)
+}
+
 async fn serve_connection<I>(
     stream: I,
-    client: SocketAddr,
     builder: Arc<auto::Builder<TokioExecutor>>,
     shared: Arc<Shared>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
     accepted: Accepted,
-    proto: &'static str,
+    cfg: ConnCfg,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let Accepted {
         slot,
-        https_port,
         at,
         idle,
         head,
     } = accepted;
     let activity = Arc::new(ConnActivity::new(at));
-    let down = Downstream {
-        client,
-        proto,
-        https_port,
+    let stream = Watched::new(stream, ClientReads::new(activity.clone(), slot));
+    let hy = HyperSide {
+        builder,
+        shared,
+        shutdown,
+        activity,
+        down: cfg.down,
+        idle,
+        head,
     };
+    let Some(limits) = cfg.native else {
+        return serve_hyper(stream, hy).await;
+    };
+    let ended = h1::conn::serve(
+        stream,
+        limits,
+        hy.activity.clone(),
+        hy.shutdown.clone(),
+        |req| dispatch(&hy.shared, &hy.activity, hy.down, req),
+    )
+    .await;
+    if let h1::conn::Ended::HandOff(stream) = ended {
+        serve_hyper(stream, hy).await;
+    }
+}
+
+/// What a connection on hyper's server needs.
+struct HyperSide {
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    shared: Arc<Shared>,
+    shutdown: watch::Receiver<bool>,
+    activity: Arc<ConnActivity>,
+    down: Downstream,
+    /// `idle_timeout`.
+    idle: Duration,
+    /// `header_read_timeout`.
+    head: Duration,
+}
+
+/// A connection on hyper's server (HTTP/1 with upgrades, or HTTP/2).
+async fn serve_hyper<I>(stream: I, side: HyperSide)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let HyperSide {
+        builder,
+        shared,
+        mut shutdown,
+        activity,
+        down,
+        idle,
+        head,
+    } = side;
+    let client = down.client;
     let act = activity.clone();
     let svc = service_fn(move |req: Request<Incoming>| {
-        let act = act.clone();
-        act.begin();
-        let request_id = request_id::choose(req.headers());
-        let test = isolate::test_panic(req.headers());
-        let info = RequestInfo {
-            request_id: request_id.clone(),
-            client,
-            close: req.version() <= Version::HTTP_11,
-            activity: Some(act),
-            panic_on_poll: test == Some(TestPanic::Forward),
-        };
-        // A wrapper rather than an async block: no second slot for the
-        // future (hyper copies the whole future once per request).
-        let routed = isolate::guarded(|| {
-            if test == Some(TestPanic::Route) {
-                panic!("test panic ({}) while routing", isolate::TEST_PANIC_ENV);
-            }
-            prepare::handle(&shared.router.load(), req, down, request_id)
-        });
-        Isolated::new(routed, info)
+        dispatch(&shared, &act, down, req.map(ClientIn::Hyper))
     });
-    let stream = Watched::new(stream, ClientReads::new(activity.clone(), slot));
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
     tokio::pin!(conn);
     let mut closing = false;
@@ -503,7 +572,7 @@ async fn serve_connection<I>(
 }
 
 /// Resolves once shutdown has been signalled (or the sender is gone).
-async fn stopped(rx: &mut watch::Receiver<bool>) {
+pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
     loop {
         if *rx.borrow_and_update() {
             return;

@@ -18,9 +18,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::task::AtomicWaker;
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
 
+use super::client_in::ClientIn;
 use crate::pool::ClientFault;
 
 /// Why reading the client's body failed.
@@ -30,6 +30,8 @@ pub enum BodyError {
     Client(hyper::Error),
     /// No body data arrived for this long (`server.body_read_timeout`).
     Stalled(Duration),
+    /// The client's connection ended before its body did (native codec).
+    Cut,
 }
 
 impl std::fmt::Display for BodyError {
@@ -40,6 +42,10 @@ impl std::fmt::Display for BodyError {
                 f,
                 "the client sent no request body data for {t:?} (server.body_read_timeout)"
             ),
+            BodyError::Cut => write!(
+                f,
+                "reading the request body from the client: the connection ended before the body"
+            ),
         }
     }
 }
@@ -48,7 +54,7 @@ impl std::error::Error for BodyError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             BodyError::Client(e) => Some(e),
-            BodyError::Stalled(_) => None,
+            BodyError::Stalled(_) | BodyError::Cut => None,
         }
     }
 }
@@ -59,6 +65,7 @@ impl BodyError {
     pub fn fault(&self) -> ClientFault {
         match self {
             BodyError::Stalled(_) => ClientFault::Stalled,
+            BodyError::Cut => ClientFault::Gone,
             BodyError::Client(e) => {
                 let mut src = std::error::Error::source(e);
                 while let Some(s) = src {
@@ -149,7 +156,7 @@ pin_project_lite::pin_project! {
     /// The client's body with its read timeout and progress.
     pub struct ClientBody {
         #[pin]
-        body: Incoming,
+        body: ClientIn,
         #[pin]
         timer: Sleep,
         waiting: bool,
@@ -216,7 +223,7 @@ impl ClientBody {
                 this.upload.frame(this.body.is_end_stream());
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(BodyError::Client(e)))),
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
             Poll::Ready(None) => {
                 if let Some(c) = this.capture.as_ref() {
                     c.lock().unwrap_or_else(|e| e.into_inner()).complete = true;
@@ -254,7 +261,7 @@ pub enum RequestBody {
 
 impl RequestBody {
     /// The client's body, read with at most `read_timeout` between two reads.
-    pub fn client(body: Incoming, read_timeout: Duration) -> RequestBody {
+    pub fn client(body: ClientIn, read_timeout: Duration) -> RequestBody {
         RequestBody::Stream(Box::pin(ClientBody {
             body,
             timer: tokio::time::sleep(read_timeout),
@@ -267,7 +274,7 @@ impl RequestBody {
 
     /// [`RequestBody::client`], keeping a copy of what is sent to send it again.
     pub fn client_captured(
-        body: Incoming,
+        body: ClientIn,
         read_timeout: Duration,
     ) -> (RequestBody, Arc<Mutex<Capture>>) {
         let capture = Arc::new(Mutex::new(Capture::default()));

@@ -8,6 +8,7 @@
 //! nothing of routes or pools beyond a member's address and its TLS client.
 
 pub mod body;
+pub mod client_in;
 pub mod http1;
 pub mod http2;
 pub mod tls;
