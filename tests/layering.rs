@@ -3,9 +3,9 @@
 //! `crate::MODULE` it names (in `use` lines and inline paths), and fails on an
 //! edge that goes sideways or up, naming the file.
 //!
-//! `DEBT` lists the edges that break the layering today and are to be removed
-//! (issue 16, point 1); the test also fails when one of them no longer exists,
-//! so the list only shrinks.
+//! `DEBT` lists edges allowed to break the layering (empty since issue 16,
+//! point 1); the test also fails when one of them no longer exists, so the
+//! list only shrinks.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
