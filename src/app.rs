@@ -10,8 +10,12 @@ use arc_swap::ArcSwap;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::admin::scale::ScaleControl;
-use crate::config::{self, Config, ConfigErrors, PoolConfig, ProviderKind, ResolverConfig};
+use crate::config::{
+    self, Config, ConfigErrors, InstancesConfig, PoolConfig, ProviderKind, ResolverConfig,
+};
 use crate::discovery::{Discovery, Watchers};
+use crate::instances::controller::Controllers;
+use crate::instances::Provider;
 use crate::proxy::router::Router;
 use crate::proxy::server::{listen_error, Shared, Workers};
 
@@ -63,7 +67,7 @@ pub struct App {
     /// Discovery tasks (docker labels, DNS), kept in step with the router's pools.
     discovery: Watchers,
     /// Instance controllers of managed pools, kept in step with the router's pools.
-    pub controllers: Arc<crate::instances::controller::Controllers>,
+    pub controllers: Arc<Controllers>,
     /// The proxy workers (taken at shutdown).
     workers: std::sync::Mutex<Option<Workers>>,
     /// Where the admin listener is bound (it changes only at a restart).
@@ -286,6 +290,24 @@ fn discovery_for(pool: &PoolConfig, resolver: &ResolverConfig) -> Option<Arc<dyn
     }
 }
 
+/// The provider of a pool's `[instances]`; `None` for members drover does not
+/// run (`docker_labels`, `dns`: discovery watches them).
+fn provider_for(name: &str, inst: InstancesConfig, owner: &str) -> Option<Arc<dyn Provider>> {
+    Some(match inst.provider {
+        ProviderKind::Process => {
+            Arc::new(crate::instances::process::ProcessProvider::new(name, inst))
+        }
+        ProviderKind::Docker => Arc::new(crate::docker::provider::DockerProvider::new(
+            name, inst, owner,
+        )),
+        ProviderKind::Swarm => Arc::new(crate::docker::swarm::SwarmProvider::new(
+            name,
+            inst.service.as_deref().unwrap_or_default(),
+        )),
+        ProviderKind::DockerLabels | ProviderKind::Dns => return None,
+    })
+}
+
 fn worker_count(cfg: &Config, opt: usize) -> usize {
     if opt > 0 {
         return opt;
@@ -343,7 +365,7 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         checked: AtomicBool::new(false),
         health,
         discovery,
-        controllers: Default::default(),
+        controllers: Arc::new(Controllers::new(provider_for)),
         workers: std::sync::Mutex::new(Some(proxy)),
         admin_addr,
         owner,

@@ -352,3 +352,35 @@ async fn a_failed_handshake_is_a_connect_failure_retried_on_another_member() {
         .clone();
     assert!(bad_member["failures"].as_u64().unwrap() >= 1, "{p}");
 }
+
+#[tokio::test]
+async fn a_reload_reads_the_certificates_again() {
+    let pki = pki();
+    let b = tls_backend("reread", &pki, false);
+    // ca_file names a file whose content changes between loads.
+    let dir = tempfile::tempdir().unwrap();
+    let trusted = dir.path().join("trusted.pem");
+    std::fs::copy(&pki.other_ca, &trusted).unwrap();
+    let d = Drover::start(&config(&[(
+        "p",
+        format!(
+            "backends = [\"https://localhost:{}\"]\nca_file = \"{}\"",
+            b.addr.port(),
+            path(&trusted)
+        ),
+    )]));
+    let (code, body) = get(&d, "/p/").await;
+    assert_eq!(code, 502, "{body}");
+    assert!(body.contains("unknown authority"), "{body}");
+    // The same config text, the file now holding the backend's CA.
+    std::fs::copy(&pki.ca, &trusted).unwrap();
+    let r = common::reload(&d).await;
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let (code, body) = get(&d, "/p/").await;
+    assert_eq!(code, 200, "{body}");
+    // And back: the new load is used, not a connection of the old one.
+    std::fs::copy(&pki.other_ca, &trusted).unwrap();
+    assert!(common::reload(&d).await.status().is_success());
+    let (code, body) = get(&d, "/p/").await;
+    assert_eq!(code, 502, "{body}");
+}

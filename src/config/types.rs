@@ -12,7 +12,7 @@ use std::time::Duration;
 
 pub use super::route_types::*;
 use super::spelled::spelled_enum;
-use crate::upstream::tls::UpstreamTls;
+use super::tls_client::UpstreamTls;
 
 /// The whole validated configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -309,8 +309,9 @@ pub struct PoolConfig {
     pub passive: Option<PassiveConfig>,
     pub instances: Option<InstancesConfig>,
     pub autoscale: Option<AutoscaleConfig>,
-    /// TLS to the members (`tls = true` or `https://` backends), built once
-    /// per config: certificates loaded, names parsed. Default `None` (plain).
+    /// TLS to the members (`tls = true` or `https://` backends), loaded once
+    /// per config: certificates read, rustls client config built, names
+    /// parsed. Default `None` (plain).
     pub tls: Option<Arc<UpstreamTls>>,
     /// Slow start, bounded-load hashing and sticky sessions (all off by default).
     pub policy: LoadPolicy,

@@ -1,7 +1,8 @@
 //! A pool's TLS keys: `tls`, `https://` backends, `tls_server_name`,
 //! `ca_file`, `client_cert`, `client_key`, `tls_insecure_skip_verify`.
 //! The certificates are loaded here, once per config (so `drover check`
-//! finds a bad PEM file too), into the [`UpstreamTls`] the pool uses.
+//! finds a bad PEM file too), into the [`UpstreamTls`] the pool uses
+//! (`tls_client.rs`).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
@@ -12,9 +13,9 @@ use toml::de::DeValue;
 use super::error::Errors;
 use super::reader::{boolean, nonempty_string, string, Tbl};
 use super::sections::existing_file;
+use super::tls_client::{parse_server_name, TlsSettings, UpstreamTls};
 use super::types::Config;
 use super::values::parse_addr;
-use crate::upstream::tls::{parse_server_name, TlsSettings, UpstreamTls};
 
 /// The TLS keys of a pool (`tls` first: the others need it).
 pub(crate) const TLS_KEYS: &[&str] = &[
@@ -156,7 +157,7 @@ pub(crate) fn upstream_tls(
     if errs.list.len() != before {
         return None;
     }
-    match UpstreamTls::build(settings) {
+    match UpstreamTls::load(settings) {
         Ok(built) => Some(Arc::new(built)),
         Err(e) => {
             t.error_at(errs, e.key, e.message);

@@ -1,6 +1,8 @@
 //! [`Controllers`]: the instance controller of every managed pool, kept in
 //! step with the router ([`crate::pool::tasks::PoolTasks`]), and the admin
-//! API's handle on them ([`super::scale::ScaleControl`]).
+//! API's handle on them ([`super::scale::ScaleControl`]). The providers are
+//! built by a [`ProviderFactory`] the application passes in (it knows the
+//! docker providers; this layer does not).
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -14,13 +16,26 @@ use crate::pool::Pool;
 /// A managed pool and its controller.
 type Managed = (Weak<Pool>, Arc<Controller>);
 
+/// Builds the provider of a pool's `[instances]` (pool name, its instances
+/// settings, drover's owner id); `None` for members drover does not run
+/// (`docker_labels`, `dns`: [`crate::discovery`] watches them).
+pub type ProviderFactory = fn(&str, InstancesConfig, &str) -> Option<Arc<dyn Provider>>;
+
 /// The controllers of every managed pool, kept in step with the router.
-#[derive(Default)]
 pub struct Controllers {
+    factory: ProviderFactory,
     set: PoolTasks<Arc<Controller>>,
 }
 
 impl Controllers {
+    /// No controller yet; `factory` builds each managed pool's provider.
+    pub fn new(factory: ProviderFactory) -> Controllers {
+        Controllers {
+            factory,
+            set: PoolTasks::default(),
+        }
+    }
+
     /// Starts controllers for new managed pools; stops the instances of pools
     /// that are gone. A pool keeps its controller as long as it stays in the
     /// router (identity: the pool alone).
@@ -30,7 +45,7 @@ impl Controllers {
             wanted,
             |name, pool, ()| {
                 let inst = pool.snapshot().config.instances.clone()?;
-                let provider = provider_for(name, inst, owner)?;
+                let provider = (self.factory)(name, inst, owner)?;
                 Some(spawn(pool, provider))
             },
             |_, ctl| {
@@ -79,23 +94,6 @@ impl Controllers {
         }
         futures_util::future::join_all(stops).await;
     }
-}
-
-/// The provider of a pool's `[instances]`; `None` for members drover does not
-/// run (`docker_labels`, `dns`: [`crate::discovery`] watches them).
-fn provider_for(name: &str, inst: InstancesConfig, owner: &str) -> Option<Arc<dyn Provider>> {
-    use crate::config::ProviderKind;
-    Some(match inst.provider {
-        ProviderKind::Process => Arc::new(super::process::ProcessProvider::new(name, inst)),
-        ProviderKind::Docker => Arc::new(crate::docker::provider::DockerProvider::new(
-            name, inst, owner,
-        )),
-        ProviderKind::Swarm => Arc::new(crate::docker::swarm::SwarmProvider::new(
-            name,
-            inst.service.as_deref().unwrap_or_default(),
-        )),
-        ProviderKind::DockerLabels | ProviderKind::Dns => return None,
-    })
 }
 
 impl super::scale::ScaleControl for Controllers {
