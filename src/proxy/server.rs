@@ -5,10 +5,7 @@
 //! (measured 12–16% more req/s than one multi-thread runtime on this kind of
 //! machine: `../shared/bench/README.md`).
 
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -451,14 +448,7 @@ async fn serve_connection<I>(
         https_port,
     };
     let act = activity.clone();
-    // Set by the first HTTP/2 request: the connection is then polled off tokio's
-    // coop budget (below), like the upstream h2 driver in `upstream::http2`.
-    let h2 = Arc::new(AtomicBool::new(false));
-    let is_h2 = h2.clone();
     let svc = service_fn(move |req: Request<Incoming>| {
-        if req.version() == Version::HTTP_2 {
-            is_h2.store(true, Ordering::Relaxed);
-        }
         let act = act.clone();
         act.begin();
         let request_id = request_id::choose(req.headers());
@@ -487,11 +477,7 @@ async fn serve_connection<I>(
     loop {
         let check = tokio::time::sleep(activity.next_check(idle, head));
         tokio::select! {
-            // An h2 connection multiplexes every stream's frames through this one task: with
-            // the budget it yields after ~128 socket and channel operations, to the back of a
-            // run queue that holds every stream's task. HTTP/1 keeps the budget (the request
-            // runs inside this task).
-            r = h2_unconstrained(conn.as_mut(), &h2) => {
+            r = conn.as_mut() => {
                 if let Err(e) = r {
                     tracing::debug!(client = %client, error = %e, "client connection error");
                 }
@@ -514,22 +500,6 @@ async fn serve_connection<I>(
             }
         }
     }
-}
-
-/// Polls `conn` off tokio's coop budget while `h2` is set (checked at each poll;
-/// see `serve_connection`).
-async fn h2_unconstrained<F>(mut conn: F, h2: &AtomicBool) -> F::Output
-where
-    F: Future + Unpin,
-{
-    std::future::poll_fn(|cx| {
-        if h2.load(Ordering::Relaxed) {
-            Pin::new(&mut tokio::task::unconstrained(&mut conn)).poll(cx)
-        } else {
-            Pin::new(&mut conn).poll(cx)
-        }
-    })
-    .await
 }
 
 /// Resolves once shutdown has been signalled (or the sender is gone).
