@@ -143,9 +143,7 @@ fn healthy(pool: &Pool, address: SocketAddr) {
 /// Events of `pool` of `kind`.
 fn events(pool: &str, kind: &str) -> Vec<String> {
     let all = crate::events::log().since(0, crate::events::CAPACITY);
-    let mine = all
-        .into_iter()
-        .filter(|e| e.pool == pool && e.kind.as_str() == kind);
+    let mine = all.into_iter().filter(|e| e.pool == pool && e.kind.as_str() == kind);
     mine.map(|e| e.reason).collect()
 }
 
