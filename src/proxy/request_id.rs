@@ -42,11 +42,18 @@ pub fn valid(id: &[u8]) -> bool {
 }
 
 /// The request's id: the client's first `X-Request-Id` if [`valid`], else a new one.
+///
+/// The value is marked sensitive: HTTP/2's HPACK then sends it as a never-indexed
+/// literal (RFC 7541 §6.2.3) instead of inserting a value unique to this request
+/// into the connection's dynamic table, where it would evict the entries that
+/// repeat (`via`, `x-forwarded-*`). HTTP/1 ignores the mark.
 pub fn choose(headers: &HeaderMap) -> HeaderValue {
-    match headers.get(&X_REQUEST_ID) {
+    let mut id = match headers.get(&X_REQUEST_ID) {
         Some(v) if valid(v.as_bytes()) => v.clone(),
         _ => generate(),
-    }
+    };
+    id.set_sensitive(true);
+    id
 }
 
 /// A new 32-hex-digit request id (see the module documentation).
@@ -96,6 +103,16 @@ fn write_hex(out: &mut [u8], mut v: u64) {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn chosen_ids_are_marked_never_indexed_for_hpack() {
+        assert!(choose(&HeaderMap::new()).is_sensitive(), "a generated id");
+        let mut h = HeaderMap::new();
+        h.insert(&X_REQUEST_ID, HeaderValue::from_static("client-1"));
+        let kept = choose(&h);
+        assert_eq!(kept, "client-1");
+        assert!(kept.is_sensitive(), "a kept client id");
+    }
 
     #[test]
     fn ids_are_unique_128_bit_hex() {

@@ -91,7 +91,10 @@ impl TraceParent {
         hex_to(&mut s[36..52], &self.parent_id);
         s[52] = b'-';
         hex_to(&mut s[53..55], &[self.flags]);
-        super::value_arena::header_value(|b| b.extend_from_slice(&s))
+        let mut v = super::value_arena::header_value(|b| b.extend_from_slice(&s));
+        // Unique per request: never indexed by HPACK (see `request_id::choose`).
+        v.set_sensitive(true);
+        v
     }
 
     /// The trace id as 32 lowercase hex digits.
@@ -225,6 +228,10 @@ mod tests {
         h.insert(&TRACEPARENT, HeaderValue::from_static(EXAMPLE));
         h.insert(&TRACESTATE, HeaderValue::from_static("congo=t61rcWkgMzE"));
         let tp = apply(&mut h);
+        assert!(
+            h.get(&TRACEPARENT).unwrap().is_sensitive(),
+            "never indexed by HPACK"
+        );
         assert_eq!(tp.trace_id_hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
         assert_ne!(tp.parent_id, parse(EXAMPLE.as_bytes()).unwrap().parent_id);
         assert_eq!(h.get(&TRACESTATE).unwrap(), "congo=t61rcWkgMzE");
