@@ -69,7 +69,7 @@ pub struct App {
     /// Instance controllers of managed pools, kept in step with the router's pools.
     pub controllers: Arc<Controllers>,
     /// The proxy workers (taken at shutdown).
-    workers: std::sync::Mutex<Option<Workers>>,
+    workers: parking_lot::Mutex<Option<Workers>>,
     /// Where the admin listener is bound (it changes only at a restart).
     admin_addr: SocketAddr,
     /// Owner of the containers this drover starts: top-level `name`, else the
@@ -157,7 +157,6 @@ impl App {
             let rebound = self
                 .workers
                 .lock()
-                .unwrap_or_else(|e| e.into_inner())
                 .as_ref()
                 .map(|w| w.rebind(&new.server.listen));
             match rebound {
@@ -366,7 +365,7 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         health,
         discovery,
         controllers: Arc::new(Controllers::new(provider_for)),
-        workers: std::sync::Mutex::new(Some(proxy)),
+        workers: parking_lot::Mutex::new(Some(proxy)),
         admin_addr,
         owner,
         _claim: claim,
@@ -412,7 +411,7 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
         Some(())
     });
-    let proxy = app.workers.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let proxy = app.workers.lock().take();
     let joined = tokio::task::spawn_blocking(move || {
         if let Some(p) = proxy {
             p.shutdown()

@@ -5,7 +5,8 @@
 //! their wire names (the admin API, the logs and README's list all use it).
 
 use std::collections::VecDeque;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
+use parking_lot::Mutex;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
@@ -162,7 +163,7 @@ impl EventLog {
     ) -> u64 {
         let reason = reason.into();
         tracing::info!(pool, kind = kind.as_str(), backend = backend.as_deref().unwrap_or(""), reason = %reason, "event");
-        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut g = self.inner.lock();
         g.0 += 1;
         let id = g.0;
         if g.1.len() == CAPACITY {
@@ -181,7 +182,7 @@ impl EventLog {
 
     /// Events with `id > since`, oldest first, at most `limit`.
     pub fn since(&self, since: u64, limit: usize) -> Vec<Event> {
-        let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let g = self.inner.lock();
         g.1.iter()
             .filter(|e| e.id > since)
             .take(limit)
@@ -191,7 +192,7 @@ impl EventLog {
 
     /// The id of the newest event (0 if none).
     pub fn last_id(&self) -> u64 {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).0
+        self.inner.lock().0
     }
 }
 

@@ -3,7 +3,8 @@
 //! served by `GET /api/v1/pools/{pool}/history` and `GET /api/v1/history`.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use parking_lot::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -64,7 +65,7 @@ impl History {
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_millis() as u64;
-        let mut g = self.pools.lock().unwrap_or_else(|e| e.into_inner());
+        let mut g = self.pools.lock();
         g.retain(|name, _| router.pools.contains_key(name));
         for (name, pool) in &router.pools {
             let series = g.entry(name.clone()).or_default();
@@ -115,13 +116,13 @@ impl History {
 
     /// The points of one pool, oldest first (`None` for an unknown pool).
     pub fn pool(&self, name: &str) -> Option<Vec<Point>> {
-        let g = self.pools.lock().unwrap_or_else(|e| e.into_inner());
+        let g = self.pools.lock();
         g.get(name).map(|s| s.points.iter().cloned().collect())
     }
 
     /// Every pool's points.
     pub fn all(&self) -> BTreeMap<String, Vec<Point>> {
-        let g = self.pools.lock().unwrap_or_else(|e| e.into_inner());
+        let g = self.pools.lock();
         g.iter()
             .map(|(k, s)| (k.clone(), s.points.iter().cloned().collect()))
             .collect()

@@ -1,7 +1,7 @@
 //! `weighted_round_robin`: smooth weighted round robin, as nginx does it,
 //! on effective weights (slow start).
 
-use std::sync::Mutex;
+use parking_lot::Mutex;
 
 use super::{MemberSet, SelectContext, Selector};
 
@@ -29,7 +29,7 @@ impl Selector for WeightedRoundRobin {
         ctx: &SelectContext,
         eligible: &dyn Fn(usize) -> bool,
     ) -> Option<usize> {
-        let mut cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cur = self.current.lock();
         if cur.len() != members.len() {
             cur.resize(members.len(), 0);
         }

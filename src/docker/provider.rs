@@ -5,7 +5,8 @@
 //! running containers it owns and removes its stopped leftovers.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use bollard::query_parameters::EventsOptionsBuilder;
@@ -84,7 +85,6 @@ impl DockerProvider {
             let logs = containers::last_logs(&docker, &id, LOG_LINES).await;
             running
                 .lock()
-                .unwrap_or_else(|e| e.into_inner())
                 .remove(&id);
             let why = if logs.is_empty() {
                 why
@@ -125,7 +125,6 @@ impl Provider for DockerProvider {
             };
             self.running
                 .lock()
-                .unwrap_or_else(|e| e.into_inner())
                 .insert(id.clone(), instance.clone());
             let exited = self.watch_exit(docker, id);
             Ok(Started { instance, exited })
@@ -142,7 +141,6 @@ impl Provider for DockerProvider {
             }
             self.running
                 .lock()
-                .unwrap_or_else(|e| e.into_inner())
                 .remove(&id);
         })
     }
@@ -170,7 +168,7 @@ impl Provider for DockerProvider {
     }
 
     fn list(&self) -> Vec<Instance> {
-        let r = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let r = self.running.lock();
         r.values().cloned().collect()
     }
 
@@ -214,7 +212,6 @@ impl Provider for DockerProvider {
                         };
                         self.running
                             .lock()
-                            .unwrap_or_else(|e| e.into_inner())
                             .insert(c.id.clone(), instance.clone());
                         let exited = self.watch_exit(docker.clone(), c.id);
                         out.push(Started { instance, exited });

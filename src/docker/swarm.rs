@@ -14,7 +14,8 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use bollard::query_parameters::{
@@ -144,7 +145,6 @@ impl SwarmProvider {
     fn track(&self, docker: Docker, task: TaskInfo) -> Started {
         self.running
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
             .insert(task.id.clone(), task.clone());
         let (tx, exited) = oneshot::channel();
         let running = self.running.clone();
@@ -163,7 +163,6 @@ impl SwarmProvider {
             };
             running
                 .lock()
-                .unwrap_or_else(|e| e.into_inner())
                 .remove(&id);
             let _ = tx.send(why);
         });
@@ -185,7 +184,6 @@ impl Provider for SwarmProvider {
             let known: Vec<String> = self
                 .running
                 .lock()
-                .unwrap_or_else(|e| e.into_inner())
                 .keys()
                 .cloned()
                 .collect();
@@ -227,7 +225,6 @@ impl Provider for SwarmProvider {
             let task = self
                 .running
                 .lock()
-                .unwrap_or_else(|e| e.into_inner())
                 .get(&id)
                 .cloned();
             if let Some(c) = task.and_then(|t| t.container) {
@@ -249,13 +246,12 @@ impl Provider for SwarmProvider {
             }
             self.running
                 .lock()
-                .unwrap_or_else(|e| e.into_inner())
                 .remove(&id);
         })
     }
 
     fn list(&self) -> Vec<Instance> {
-        let r = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let r = self.running.lock();
         r.values()
             .map(|t| Instance {
                 id: t.id.clone(),

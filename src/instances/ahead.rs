@@ -130,7 +130,6 @@ impl Controller {
         let mut x = self
             .explain
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
             .clone();
         x.warm = self.warm_view();
         x
@@ -138,7 +137,7 @@ impl Controller {
 
     /// The warm pool's counts.
     pub fn warm_view(&self) -> crate::autoscale::explain::WarmView {
-        let (ready, starting) = self.warm.lock().unwrap_or_else(|e| e.into_inner()).counts();
+        let (ready, starting) = self.warm.lock().counts();
         let pool = self.pool.upgrade();
         let auto = pool
             .as_ref()
@@ -163,7 +162,7 @@ impl Controller {
         self.close();
         let _no_start_under_way = self.starting.lock().await;
         let ids: Vec<String> = {
-            let mut w = self.warm.lock().unwrap_or_else(|e| e.into_inner());
+            let mut w = self.warm.lock();
             let ids = w.members().iter().map(|m| m.id.clone()).collect();
             *w = WarmPool::default();
             ids

@@ -18,7 +18,8 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
@@ -81,7 +82,6 @@ impl Controller {
         let before = pool.desired.swap(n, Ordering::Relaxed);
         self.policy
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
             .set_manual(n, now());
         events::record(
             &pool.name,
@@ -311,7 +311,7 @@ impl Executor {
         let start_guard = ctl.starting.lock().await;
         match self.warm.maintain(&env, wanted, freeze, may_start).await {
             Ok(took) => {
-                let mut st = ctl.start_time.lock().unwrap_or_else(|e| e.into_inner());
+                let mut st = ctl.start_time.lock();
                 for t in took {
                     st.record(t);
                 }
@@ -319,7 +319,7 @@ impl Executor {
             Err(why) => start_failed(&mut self.book, pool, &format!("warm pool: {why}"), now),
         }
         drop(start_guard);
-        let (ready_warm, _) = ctl.warm.lock().unwrap_or_else(|e| e.into_inner()).counts();
+        let (ready_warm, _) = ctl.warm.lock().counts();
         pool.metrics
             .warm
             .store(u64::from(ready_warm), Ordering::Relaxed);
@@ -391,8 +391,7 @@ impl Executor {
                 let mut st = self
                     .ctl
                     .start_time
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner());
+                    .lock();
                 st.record(took);
             }
             Action::Replace {
@@ -459,7 +458,7 @@ async fn resume_scale(ctl: &Controller, adopted: u32) {
     };
     let st = policy::State::resumed(running, &auto, now());
     let n = st.current;
-    *ctl.policy.lock().unwrap_or_else(|e| e.into_inner()) = st;
+    *ctl.policy.lock() = st;
     let before = pool.desired.swap(n, Ordering::Relaxed);
     events::record(
         &pool.name,
@@ -580,17 +579,16 @@ async fn run_autoscaler(ctl: Arc<Controller>) {
             let start_time = ctl
                 .start_time
                 .lock()
-                .unwrap_or_else(|e| e.into_inner())
                 .get();
             let (eff, inputs) = ahead.prepare(&pool.name, &auto, &window, start_time);
             let from = pool.desired.load(Ordering::Relaxed);
             let decision = {
-                let mut st = ctl.policy.lock().unwrap_or_else(|e| e.into_inner());
+                let mut st = ctl.policy.lock();
                 st.current = from;
                 policy::decide_with(&window, &inputs, &mut st, &eff, now())
             };
             ahead.record(
-                &mut ctl.explain.lock().unwrap_or_else(|e| e.into_inner()),
+                &mut ctl.explain.lock(),
                 &auto,
                 &window,
                 &inputs,

@@ -8,7 +8,8 @@
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
@@ -48,13 +49,13 @@ impl ProcessProvider {
     }
 
     fn pgid(&self, id: &str) -> Option<i32> {
-        let r = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let r = self.running.lock();
         r.get(id).map(|run| run.pgid)
     }
 
     /// The process ids of running instances (for CPU metrics), by instance id.
     pub fn pids(&self) -> Vec<(String, i32)> {
-        let r = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let r = self.running.lock();
         r.iter().map(|(id, run)| (id.clone(), run.pgid)).collect()
     }
 }
@@ -141,7 +142,6 @@ impl Provider for ProcessProvider {
             let stdin = child.stdin.take().ok_or("no stdin pipe")?;
             self.running
                 .lock()
-                .unwrap_or_else(|e| e.into_inner())
                 .insert(
                     id.clone(),
                     Running {
@@ -168,7 +168,6 @@ impl Provider for ProcessProvider {
                 let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
                 running
                     .lock()
-                    .unwrap_or_else(|e| e.into_inner())
                     .remove(&id);
                 let _ = tx.send(why);
             });
@@ -180,7 +179,7 @@ impl Provider for ProcessProvider {
         let id = id.to_string();
         Box::pin(async move {
             let pgid = {
-                let r = self.running.lock().unwrap_or_else(|e| e.into_inner());
+                let r = self.running.lock();
                 match r.get(&id) {
                     Some(run) => run.pgid,
                     None => return,
@@ -230,7 +229,7 @@ impl Provider for ProcessProvider {
     }
 
     fn list(&self) -> Vec<Instance> {
-        let r = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let r = self.running.lock();
         r.values().map(|run| run.instance.clone()).collect()
     }
 }

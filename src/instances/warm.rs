@@ -16,7 +16,8 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
@@ -266,8 +267,8 @@ pub(super) struct Env<'a> {
     pub config: Arc<PoolConfig>,
 }
 
-fn lock(m: &Mutex<WarmPool>) -> std::sync::MutexGuard<'_, WarmPool> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+fn lock(m: &Mutex<WarmPool>) -> parking_lot::MutexGuard<'_, WarmPool> {
+    m.lock()
 }
 
 impl Runner {
@@ -443,7 +444,7 @@ pub(super) fn demand_at_zero(
         .compare_exchange(0, 1, Ordering::Relaxed, Ordering::Relaxed)
         .is_ok()
     {
-        policy.lock().unwrap_or_else(|e| e.into_inner()).current = 1;
+        policy.lock().current = 1;
         pool.metrics.scale_up.fetch_add(1, Ordering::Relaxed);
         events::record(
             &pool.name,

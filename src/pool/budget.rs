@@ -3,7 +3,7 @@
 //! [`MIN_PER_SEC`] per second of the window are always allowed (so a quiet
 //! pool can still retry), so retries cannot amplify an outage.
 
-use std::sync::Mutex;
+use parking_lot::Mutex;
 use std::time::Instant;
 
 /// Length of the sliding window, in one-second buckets. Default 10.
@@ -85,7 +85,6 @@ impl RetryBudget {
         let sec = self.sec();
         self.window
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
             .request(sec);
     }
 
@@ -94,7 +93,6 @@ impl RetryBudget {
         let sec = self.sec();
         self.window
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
             .try_retry(sec)
     }
 }

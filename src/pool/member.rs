@@ -2,7 +2,8 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use parking_lot::Mutex;
 use std::time::{Instant, SystemTime};
 
 use super::ejection::Ejection;
@@ -171,7 +172,7 @@ impl MemberStats {
             detail,
             at: SystemTime::now(),
         };
-        *self.last_check.lock().unwrap_or_else(|e| e.into_inner()) = Some(rec);
+        *self.last_check.lock() = Some(rec);
     }
 
     /// Whether an active check of this member has finished (passed, failed or unknown).
@@ -189,7 +190,6 @@ impl MemberStats {
     pub fn last_check(&self) -> Option<LastCheck> {
         self.last_check
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
 

@@ -28,7 +28,8 @@ pub use queue::{QueueError, QueueSlot, WaitQueue};
 pub use sticky_hits::{sticky_id, StickyHits, STICKY_QUIET};
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use arc_swap::{ArcSwap, Guard};
@@ -301,7 +302,7 @@ impl Pool {
     /// Applies one command: builds the new snapshot and swaps it in; returns
     /// what changed (the event comes from it: [`Change::record`]).
     pub fn apply(&self, cmd: PoolCommand) -> Result<Change, PoolError> {
-        let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        let _w = self.write.lock();
         let cur = self.snapshot.load_full();
         let mut config = cur.config.clone();
         let mut members = cur.members.clone();

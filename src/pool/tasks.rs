@@ -17,7 +17,8 @@
 //! closed by the owner's `stop`.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
+use parking_lot::Mutex;
 
 use tokio::task::AbortHandle;
 
@@ -76,7 +77,7 @@ impl<V> PoolTasks<V> {
     ) {
         let wanted: HashMap<String, Want<P>> =
             wanted.into_iter().map(|w| (w.name.clone(), w)).collect();
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.map.lock();
         let gone: Vec<String> = map
             .iter()
             .filter(|(name, e)| {
@@ -108,13 +109,13 @@ impl<V> PoolTasks<V> {
 
     /// `f` of every entry (pool name, pool, value), in no particular order.
     pub fn collect<T>(&self, mut f: impl FnMut(&str, &Weak<Pool>, &V) -> T) -> Vec<T> {
-        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let map = self.map.lock();
         map.iter().map(|(n, e)| f(n, &e.pool, &e.value)).collect()
     }
 
     /// `f` of the entry of `pool`, if it has one.
     pub fn get<T>(&self, pool: &str, f: impl FnOnce(&V) -> T) -> Option<T> {
-        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let map = self.map.lock();
         map.get(pool).map(|e| f(&e.value))
     }
 }

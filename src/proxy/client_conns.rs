@@ -10,7 +10,9 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 /// Shards of the per-client counts. 16.
 pub const SHARDS: usize = 16;
@@ -49,8 +51,7 @@ impl ClientConns {
     pub fn try_open(self: &Arc<Self>, ip: IpAddr) -> Option<ClientConn> {
         let mut map = self
             .shard(&ip)?
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+            .lock();
         let n = map.entry(ip).or_insert(0);
         if *n >= self.max {
             return None;
@@ -66,7 +67,6 @@ impl ClientConns {
     pub fn open(&self, ip: IpAddr) -> usize {
         self.shard(&ip).map_or(0, |s| {
             s.lock()
-                .unwrap_or_else(PoisonError::into_inner)
                 .get(&ip)
                 .copied()
                 .unwrap_or(0)
@@ -79,7 +79,7 @@ impl Drop for ClientConn {
         let Some(shard) = self.owner.shard(&self.ip) else {
             return;
         };
-        let mut map = shard.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut map = shard.lock();
         if let Some(n) = map.get_mut(&self.ip) {
             *n = n.saturating_sub(1);
             if *n == 0 {

@@ -3,7 +3,8 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use http::header::{HeaderMap, HeaderValue, EXPECT, HOST};
@@ -630,7 +631,7 @@ impl Forward {
     fn grpc_replay(&self) -> Option<RequestBody> {
         let c = self.grpc_replay.as_ref()?;
         self.head.as_ref()?;
-        c.lock().unwrap_or_else(|e| e.into_inner()).replay()
+        c.lock().replay()
     }
 
     /// The upstream request for the next attempt. The head is kept when a

@@ -18,7 +18,9 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, OnceLock};
+
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use http::HeaderMap;
@@ -95,7 +97,6 @@ pub struct RouteLimiter {
 pub fn limited_counters() -> Vec<(String, u64)> {
     registry()
         .lock()
-        .unwrap_or_else(PoisonError::into_inner)
         .iter()
         .map(|(k, v)| (k.clone(), v.load(Ordering::Relaxed)))
         .collect()
@@ -111,7 +112,6 @@ fn registry() -> &'static Registry {
 fn counter(label: &str) -> Arc<AtomicU64> {
     registry()
         .lock()
-        .unwrap_or_else(PoisonError::into_inner)
         .entry(label.to_string())
         .or_default()
         .clone()
@@ -181,7 +181,7 @@ impl RouteLimiter {
                 let Some(shard) = shards.get(idx) else {
                     return Ok(());
                 };
-                let mut s = shard.lock().unwrap_or_else(PoisonError::into_inner);
+                let mut s = shard.lock();
                 self.check_shard(&mut s, h, *per_shard, now)
             }
         }
@@ -240,7 +240,7 @@ impl RouteLimiter {
             Store::Route(_) => 0,
             Store::Keyed { shards, .. } => shards
                 .iter()
-                .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).tats.len())
+                .map(|s| s.lock().tats.len())
                 .sum(),
         }
     }

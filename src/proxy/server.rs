@@ -56,7 +56,7 @@ pub struct Workers {
     /// Commands to each worker (listeners added or removed on reload).
     cmds: Vec<mpsc::UnboundedSender<WorkerCmd>>,
     /// Plain listeners in force: configured address -> bound address.
-    bound: std::sync::Mutex<Vec<(SocketAddr, SocketAddr)>>,
+    bound: parking_lot::Mutex<Vec<(SocketAddr, SocketAddr)>>,
     limit: ConnLimit,
 }
 
@@ -143,7 +143,7 @@ impl Workers {
             addrs,
             tls_addrs,
             cmds,
-            bound: std::sync::Mutex::new(bound),
+            bound: parking_lot::Mutex::new(bound),
             shutdown: tx,
             threads,
             limit,
@@ -155,7 +155,7 @@ impl Workers {
     /// accepting on the removed ones; unchanged listeners are not touched.
     /// Returns the newly bound addresses.
     pub fn rebind(&self, listen: &[SocketAddr]) -> anyhow::Result<Vec<SocketAddr>> {
-        let mut bound = self.bound.lock().unwrap_or_else(|e| e.into_inner());
+        let mut bound = self.bound.lock();
         let added: Vec<SocketAddr> = listen
             .iter()
             .copied()

@@ -11,7 +11,8 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use parking_lot::Mutex;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -216,7 +217,7 @@ impl ClientBody {
             Poll::Ready(Some(Ok(frame))) => {
                 *this.waiting = false;
                 if let Some(c) = this.capture.as_ref() {
-                    let mut c = c.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut c = c.lock();
                     c.frame(&frame);
                     c.complete = this.body.is_end_stream();
                 }
@@ -226,7 +227,7 @@ impl ClientBody {
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
             Poll::Ready(None) => {
                 if let Some(c) = this.capture.as_ref() {
-                    c.lock().unwrap_or_else(|e| e.into_inner()).complete = true;
+                    c.lock().complete = true;
                 }
                 this.upload.finish();
                 Poll::Ready(None)

@@ -44,7 +44,8 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, LazyLock, Weak};
+use parking_lot::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use hyper::client::conn::http2::{self, SendRequest};
@@ -118,7 +119,7 @@ struct Shard(Mutex<HashMap<Key, MemberConns>>);
 
 impl Shard {
     fn lock(&self) -> MutexGuard<'_, HashMap<Key, MemberConns>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.0.lock()
     }
 }
 
@@ -129,7 +130,7 @@ static SHARDS: LazyLock<Mutex<Vec<Weak<Shard>>>> = LazyLock::new(|| Mutex::new(V
 thread_local! {
     static SHARD: Arc<Shard> = {
         let s = Arc::new(Shard::default());
-        let mut all = SHARDS.lock().unwrap_or_else(|e| e.into_inner());
+        let mut all = SHARDS.lock();
         all.retain(|w| w.strong_count() > 0);
         all.push(Arc::downgrade(&s));
         s
@@ -145,7 +146,7 @@ fn shard() -> Arc<Shard> {
 
 /// Every live thread's shard.
 fn all_shards() -> Vec<Arc<Shard>> {
-    let all = SHARDS.lock().unwrap_or_else(|e| e.into_inner());
+    let all = SHARDS.lock();
     all.iter().filter_map(Weak::upgrade).collect()
 }
 
