@@ -4,9 +4,9 @@
 //! An event's kind is an [`EventKind`]; [`KINDS`] is the one table of kinds and
 //! their wire names (the admin API, the logs and README's list all use it).
 
+use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::sync::OnceLock;
-use parking_lot::Mutex;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};

@@ -2,9 +2,9 @@
 //! [`SAMPLE_INTERVAL`] into a ring of [`POINTS`] points per pool (15 minutes),
 //! served by `GET /api/v1/pools/{pool}/history` and `GET /api/v1/history`.
 
+use parking_lot::Mutex;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
-use parking_lot::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};

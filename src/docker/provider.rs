@@ -4,9 +4,9 @@
 //! noticed from the engine's events stream; a restarted drover adopts the
 //! running containers it owns and removes its stopped leftovers.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
-use parking_lot::Mutex;
 use std::time::Duration;
 
 use bollard::query_parameters::EventsOptionsBuilder;
@@ -83,9 +83,7 @@ impl DockerProvider {
                 }
             };
             let logs = containers::last_logs(&docker, &id, LOG_LINES).await;
-            running
-                .lock()
-                .remove(&id);
+            running.lock().remove(&id);
             let why = if logs.is_empty() {
                 why
             } else {
@@ -123,9 +121,7 @@ impl Provider for DockerProvider {
                 id: id.clone(),
                 address,
             };
-            self.running
-                .lock()
-                .insert(id.clone(), instance.clone());
+            self.running.lock().insert(id.clone(), instance.clone());
             let exited = self.watch_exit(docker, id);
             Ok(Started { instance, exited })
         })
@@ -139,9 +135,7 @@ impl Provider for DockerProvider {
                     tracing::warn!(pool = %self.pool, container = %short(&id), error = %e, "stopping container failed");
                 }
             }
-            self.running
-                .lock()
-                .remove(&id);
+            self.running.lock().remove(&id);
         })
     }
 
@@ -210,9 +204,7 @@ impl Provider for DockerProvider {
                             id: c.id.clone(),
                             address,
                         };
-                        self.running
-                            .lock()
-                            .insert(c.id.clone(), instance.clone());
+                        self.running.lock().insert(c.id.clone(), instance.clone());
                         let exited = self.watch_exit(docker.clone(), c.id);
                         out.push(Started { instance, exited });
                     }

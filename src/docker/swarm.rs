@@ -12,10 +12,10 @@
 //! container through the engine it talks to, so it must be a manager whose node
 //! runs the task, or the images must allow Swarm to reschedule — see README.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use parking_lot::Mutex;
 use std::time::Duration;
 
 use bollard::query_parameters::{
@@ -143,9 +143,7 @@ impl SwarmProvider {
     }
 
     fn track(&self, docker: Docker, task: TaskInfo) -> Started {
-        self.running
-            .lock()
-            .insert(task.id.clone(), task.clone());
+        self.running.lock().insert(task.id.clone(), task.clone());
         let (tx, exited) = oneshot::channel();
         let running = self.running.clone();
         let service = self.service.clone();
@@ -161,9 +159,7 @@ impl SwarmProvider {
                     Err(e) => break e,
                 }
             };
-            running
-                .lock()
-                .remove(&id);
+            running.lock().remove(&id);
             let _ = tx.send(why);
         });
         Started {
@@ -181,12 +177,7 @@ impl Provider for SwarmProvider {
         Box::pin(async move {
             let docker = self.docker().await?.clone();
             let _g = self.scaling.lock().await;
-            let known: Vec<String> = self
-                .running
-                .lock()
-                .keys()
-                .cloned()
-                .collect();
+            let known: Vec<String> = self.running.lock().keys().cloned().collect();
             // Take over a running task we do not track yet before adding one.
             let spare = self
                 .tasks(&docker)
@@ -222,11 +213,7 @@ impl Provider for SwarmProvider {
                 return;
             };
             let _g = self.scaling.lock().await;
-            let task = self
-                .running
-                .lock()
-                .get(&id)
-                .cloned();
+            let task = self.running.lock().get(&id).cloned();
             if let Some(c) = task.and_then(|t| t.container) {
                 // Not running any more: Swarm removes this slot when replicas drop.
                 let t = timeout.as_secs().min(i32::MAX as u64) as i32;
@@ -244,9 +231,7 @@ impl Provider for SwarmProvider {
             if let Err(e) = self.add_replicas(&docker, -1).await {
                 tracing::warn!(pool = %self.pool, error = %e, "lowering swarm replicas failed");
             }
-            self.running
-                .lock()
-                .remove(&id);
+            self.running.lock().remove(&id);
         })
     }
 

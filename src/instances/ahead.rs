@@ -127,10 +127,7 @@ impl Ahead {
 impl Controller {
     /// What the autoscaler saw and decided last, with the warm pool's counts.
     pub fn explain(&self) -> Explain {
-        let mut x = self
-            .explain
-            .lock()
-            .clone();
+        let mut x = self.explain.lock().clone();
         x.warm = self.warm_view();
         x
     }

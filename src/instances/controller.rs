@@ -15,11 +15,11 @@
 //! the drain of one instance, and the autoscaler task. Time is tokio's
 //! throughout, so tests drive it paused (`tests_controller.rs`).
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
-use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
@@ -80,9 +80,7 @@ impl Controller {
             }
         }
         let before = pool.desired.swap(n, Ordering::Relaxed);
-        self.policy
-            .lock()
-            .set_manual(n, now());
+        self.policy.lock().set_manual(n, now());
         events::record(
             &pool.name,
             events::EventKind::ScaleSet,
@@ -388,10 +386,7 @@ impl Executor {
                 );
             }
             Action::Ready { took, .. } => {
-                let mut st = self
-                    .ctl
-                    .start_time
-                    .lock();
+                let mut st = self.ctl.start_time.lock();
                 st.record(took);
             }
             Action::Replace {
@@ -576,10 +571,7 @@ async fn run_autoscaler(ctl: Arc<Controller>) {
             let mut window = sampler.window(&pool, auto.interval);
             let groups = ctl.provider.process_groups().into_iter().collect();
             window.cpu_percent = cpu.read(&groups, now());
-            let start_time = ctl
-                .start_time
-                .lock()
-                .get();
+            let start_time = ctl.start_time.lock().get();
             let (eff, inputs) = ahead.prepare(&pool.name, &auto, &window, start_time);
             let from = pool.desired.load(Ordering::Relaxed);
             let decision = {

@@ -5,11 +5,11 @@
 //! instance stops its whole group (SIGTERM, SIGKILL after `stop_timeout`);
 //! once its supervisor has exited, whatever is left in the group is killed.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::process::Stdio;
 use std::sync::Arc;
-use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
@@ -140,16 +140,14 @@ impl Provider for ProcessProvider {
                 log_lines(self.pool.clone(), id.clone(), "stderr", err);
             }
             let stdin = child.stdin.take().ok_or("no stdin pipe")?;
-            self.running
-                .lock()
-                .insert(
-                    id.clone(),
-                    Running {
-                        instance: instance.clone(),
-                        pgid: pid,
-                        _stdin: stdin,
-                    },
-                );
+            self.running.lock().insert(
+                id.clone(),
+                Running {
+                    instance: instance.clone(),
+                    pgid: pid,
+                    _stdin: stdin,
+                },
+            );
             let (tx, exited) = oneshot::channel();
             let running = self.running.clone();
             tokio::spawn(async move {
@@ -166,9 +164,7 @@ impl Provider for ProcessProvider {
                 // The supervisor is gone (its application with it): whatever is
                 // left in the group (processes the application started) goes too.
                 let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
-                running
-                    .lock()
-                    .remove(&id);
+                running.lock().remove(&id);
                 let _ = tx.send(why);
             });
             Ok(Started { instance, exited })

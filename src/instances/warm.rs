@@ -14,10 +14,10 @@
 //! [`WarmPool`] is that life cycle as a pure state machine: the controller
 //! feeds it what happened and carries out the [`Action`]s of [`WarmPool::plan`].
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
@@ -267,10 +267,6 @@ pub(super) struct Env<'a> {
     pub config: Arc<PoolConfig>,
 }
 
-fn lock(m: &Mutex<WarmPool>) -> parking_lot::MutexGuard<'_, WarmPool> {
-    m.lock()
-}
-
 impl Runner {
     pub(super) fn new() -> Runner {
         let (checked_tx, checked_rx) = mpsc::unbounded_channel();
@@ -307,14 +303,16 @@ impl Runner {
         let now = super::controller::now();
         let mut took = Vec::new();
         while let Ok((id, result)) = self.checked_rx.try_recv() {
-            let addr = lock(env.state)
+            let addr = env
+                .state
+                .lock()
                 .members()
                 .iter()
                 .find(|w| w.id == id)
                 .map(|w| w.address);
             match result {
                 Ok(()) => {
-                    if let Some(t) = lock(env.state).checked(&id, now) {
+                    if let Some(t) = env.state.lock().checked(&id, now) {
                         took.push(t);
                         events::record(
                             &env.pool.name,
@@ -325,7 +323,7 @@ impl Runner {
                     }
                 }
                 Err(why) => {
-                    if lock(env.state).remove(&id).is_some() {
+                    if env.state.lock().remove(&id).is_some() {
                         self.stop(env, id, addr, why);
                     }
                 }
@@ -342,7 +340,7 @@ impl Runner {
             .collect();
         for (id, why) in gone {
             self.exits.remove(&id);
-            if let Some(w) = lock(env.state).remove(&id) {
+            if let Some(w) = env.state.lock().remove(&id) {
                 events::record(
                     &env.pool.name,
                     events::EventKind::WarmFailed,
@@ -351,13 +349,16 @@ impl Runner {
                 );
             }
         }
-        let plan = lock(env.state).plan(wanted, freeze, env.start_timeout, now);
+        let plan = env
+            .state
+            .lock()
+            .plan(wanted, freeze, env.start_timeout, now);
         for action in plan {
             match action {
                 Action::Stop(id, why) => self.stop(env, id, None, why),
                 Action::Freeze(id) => {
                     let r = env.provider.freeze(&id).await;
-                    lock(env.state).frozen(&id, r.is_ok());
+                    env.state.lock().frozen(&id, r.is_ok());
                     if let Err(e) = r {
                         events::record(
                             &env.pool.name,
@@ -369,7 +370,9 @@ impl Runner {
                 }
                 Action::Start if may_start => {
                     let Started { instance, exited } = env.provider.start().await?;
-                    lock(env.state).started(instance.id.clone(), instance.address, now);
+                    env.state
+                        .lock()
+                        .started(instance.id.clone(), instance.address, now);
                     self.exits.insert(instance.id.clone(), exited);
                     events::record(
                         &env.pool.name,
@@ -397,7 +400,7 @@ impl Runner {
     /// none, or the one taken failed (it is stopped, with an event).
     pub(super) async fn take(&mut self, env: &Env<'_>) -> Option<Taken> {
         loop {
-            let w = lock(env.state).take()?;
+            let w = env.state.lock().take()?;
             let Some(exited) = self.exits.remove(&w.id) else {
                 continue;
             };

@@ -83,17 +83,13 @@ impl RetryBudget {
     /// Counts one downstream request.
     pub fn request(&self) {
         let sec = self.sec();
-        self.window
-            .lock()
-            .request(sec);
+        self.window.lock().request(sec);
     }
 
     /// Takes one retry if the budget allows it.
     pub fn try_retry(&self) -> bool {
         let sec = self.sec();
-        self.window
-            .lock()
-            .try_retry(sec)
+        self.window.lock().try_retry(sec)
     }
 }
 

@@ -1,9 +1,9 @@
 //! One member of a pool: its address, state and live counters.
 
+use parking_lot::Mutex;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
-use parking_lot::Mutex;
 use std::time::{Instant, SystemTime};
 
 use super::ejection::Ejection;
@@ -188,9 +188,7 @@ impl MemberStats {
 
     /// The latest health check, if any ran.
     pub fn last_check(&self) -> Option<LastCheck> {
-        self.last_check
-            .lock()
-            .clone()
+        self.last_check.lock().clone()
     }
 
     /// Non-zero per-status counters as `(code, count)`.

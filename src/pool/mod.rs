@@ -27,9 +27,9 @@ pub use metrics::{per_bucket, quantile, Histogram, PoolMetrics, BUCKETS};
 pub use queue::{QueueError, QueueSlot, WaitQueue};
 pub use sticky_hits::{sticky_id, StickyHits, STICKY_QUIET};
 
+use parking_lot::Mutex;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
-use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use arc_swap::{ArcSwap, Guard};

@@ -16,9 +16,9 @@
 //! dropped (so dropping the set or an entry ends the task), a controller is
 //! closed by the owner's `stop`.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
-use parking_lot::Mutex;
 
 use tokio::task::AbortHandle;
 

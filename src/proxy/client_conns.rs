@@ -49,9 +49,7 @@ impl ClientConns {
 
     /// Counts a new connection from `ip`; `None` when it already has `max` open.
     pub fn try_open(self: &Arc<Self>, ip: IpAddr) -> Option<ClientConn> {
-        let mut map = self
-            .shard(&ip)?
-            .lock();
+        let mut map = self.shard(&ip)?.lock();
         let n = map.entry(ip).or_insert(0);
         if *n >= self.max {
             return None;
@@ -65,12 +63,8 @@ impl ClientConns {
 
     /// Connections open now from `ip`.
     pub fn open(&self, ip: IpAddr) -> usize {
-        self.shard(&ip).map_or(0, |s| {
-            s.lock()
-                .get(&ip)
-                .copied()
-                .unwrap_or(0)
-        })
+        self.shard(&ip)
+            .map_or(0, |s| s.lock().get(&ip).copied().unwrap_or(0))
     }
 }
 
@@ -109,7 +103,7 @@ mod tests {
         drop(_three);
         drop(_two);
         assert_eq!(c.open(a), 0);
-        let entries: usize = c.shards.iter().map(|s| s.lock().unwrap().len()).sum();
+        let entries: usize = c.shards.iter().map(|s| s.lock().len()).sum();
         assert_eq!(entries, 1, "an IP without connections is forgotten");
     }
 }

@@ -1,10 +1,10 @@
 //! Forwarding one request: route, select a member, send, retry where safe,
 //! stream the response back.
 
+use parking_lot::Mutex;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use http::header::{HeaderMap, HeaderValue, EXPECT, HOST};

@@ -238,10 +238,7 @@ impl RouteLimiter {
     pub fn tracked(&self) -> usize {
         match &self.store {
             Store::Route(_) => 0,
-            Store::Keyed { shards, .. } => shards
-                .iter()
-                .map(|s| s.lock().tats.len())
-                .sum(),
+            Store::Keyed { shards, .. } => shards.iter().map(|s| s.lock().tats.len()).sum(),
         }
     }
 }

@@ -8,11 +8,11 @@
 //! — `request_timeout` counts from then — and whether the backend is still
 //! taking it.
 
+use parking_lot::Mutex;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use parking_lot::Mutex;
 use std::task::{Context, Poll};
 use std::time::Duration;
 

@@ -41,11 +41,11 @@
 //! Connections are kept per (member address, TLS client), so a TLS and a
 //! plain pool to the same address never share one.
 
+use parking_lot::{Mutex, MutexGuard};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, LazyLock, Weak};
-use parking_lot::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use hyper::client::conn::http2::{self, SendRequest};
