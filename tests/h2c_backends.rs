@@ -287,33 +287,16 @@ async fn http_health_checks_go_over_h2c() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_h2c_pool_starts_from_zero_for_a_held_request() {
-    let config = format!(
-        r#"
-[server]
-listen = ["127.0.0.1:0"]
-shutdown_timeout = "5s"
-[admin]
-listen = "127.0.0.1:0"
-[log]
-access = false
-[pools.app]
-protocol = "h2c"
-[pools.app.health]
-path = "/health"
-interval = "200ms"
-rise = 1
-[pools.app.instances]
-provider = "process"
-command = ["{BIN}", "backend", "--listen", "127.0.0.1:{{port}}"]
-start_timeout = "10s"
-stop_timeout = "2s"
-[pools.app.autoscale]
+    let config = common::managed::marked_pool(
+        "h2c-cold",
+        r#"protocol = "h2c""#,
+        "",
+        r#"[pools.app.autoscale]
 min = 0
 max = 1
 interval = "300ms"
 target_inflight = 5
-hold_timeout = "20s"
-"#
+hold_timeout = "20s""#,
     );
     let d = Drover::start(&config);
     let r = h2_client().get(d.url("/cold")).send().await.unwrap();
