@@ -83,15 +83,21 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
 fn strip_found(headers: &mut HeaderMap, upgrade: bool) -> u8 {
     let found = hop_fields(headers);
     if found & HOP_CONNECTION != 0 {
-        // Fields named by `Connection`. `keep-alive` is removed below anyway and
-        // `close` is an option, not a field: neither needs a name parsed.
+        // Fields named by `Connection`. `keep-alive` is removed below anyway;
+        // `close` is usually only an option, so its name is parsed only when a
+        // field of that name is there (a crafted `close:` field named by
+        // `Connection` is hop-by-hop like any other).
+        let close_field = headers.contains_key("close");
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .map(str::trim)
-            .filter(|t| !t.eq_ignore_ascii_case("keep-alive") && !t.eq_ignore_ascii_case("close"))
+            .filter(|t| {
+                !t.eq_ignore_ascii_case("keep-alive")
+                    && (close_field || !t.eq_ignore_ascii_case("close"))
+            })
             .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
             .collect();
         for name in named {
@@ -240,6 +246,24 @@ mod tests {
         strip_hop_by_hop(&mut h, false);
         let names: Vec<_> = h.keys().map(|k| k.as_str()).collect();
         assert_eq!(names, vec!["x-kept"]);
+    }
+
+    /// Found by the request_head fuzz target: a field named `close`, listed
+    /// in `Connection` next to the `close` option, was forwarded.
+    #[test]
+    fn a_field_named_close_listed_in_connection_is_removed() {
+        let mut h = map(&[
+            ("connection", "keep-alive, Foo, close"),
+            ("close", "te"),
+            ("foo", "1"),
+            ("x-kept", "yes"),
+        ]);
+        strip_hop_by_hop(&mut h, false);
+        let names: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, vec!["x-kept"]);
+        let mut h = map(&[("connection", "close"), ("x-kept", "yes")]);
+        strip_hop_by_hop(&mut h, false);
+        assert_eq!(h.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["x-kept"]);
     }
 
     #[test]
