@@ -130,6 +130,16 @@ proptest! {
     }
 
     #[test]
+    fn upstream_response_twin_structured(bytes in response_bytes()) {
+        fuzz_api::upstream_response(&bytes);
+    }
+
+    #[test]
+    fn upstream_response_twin_raw_bytes(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+        fuzz_api::upstream_response(&bytes);
+    }
+
+    #[test]
     fn strip_prefix_twin(prefix in "/[a-z/]{0,6}", path in "/[a-z/]{0,10}(\\?[a-z=]{0,4})?") {
         fuzz_api::route_with_prefix(&prefix, &path);
     }
@@ -302,6 +312,55 @@ fn h1_bytes() -> impl Strategy<Value = Vec<u8>> {
     prop::collection::vec(request, 1..4).prop_map(|rs| rs.concat().into_bytes())
 }
 
+/// A selector byte, then backend responses: a status line (interim or
+/// final, some malformed), framing fields, and a body chunked or not.
+fn response_bytes() -> impl Strategy<Value = Vec<u8>> {
+    let response = (
+        prop_oneof![
+            Just("HTTP/1.1 200 OK"),
+            Just("HTTP/1.1 103 Early Hints"),
+            Just("HTTP/1.0 200 OK"),
+            Just("HTTP/1.1 204 No Content"),
+            Just("HTTP/1.1 304 Not Modified"),
+            Just("HTTP/1.1 101 Switching Protocols"),
+            Just("HTTP/1.1 2000 OK"),
+        ],
+        prop::collection::vec(
+            prop_oneof![
+                "Content-Length: ([0-9]{1,3}|\\+5|-1|1, 1|3, 4|99999999999999999999)",
+                Just("Transfer-Encoding: chunked".to_string()),
+                Just("Transfer-Encoding: gzip".to_string()),
+                Just("Connection: close".to_string()),
+                "X-[a-z]{1,4}:[ -~]{0,10}",
+            ],
+            0..4,
+        ),
+        prop_oneof![
+            "[a-z]{0,12}",
+            Just("5\r\nhello\r\n0\r\n\r\n".to_string()),
+            Just("5;x=y\r\nhello\r\n0\r\nT: 1\r\n\r\n".to_string()),
+            Just("3\nabc\n0\n\n".to_string()),
+            "[0-9a-f]{1,4}\r\n[a-z]{0,8}\r\n",
+        ],
+        prop_oneof![Just("\r\n"), Just("\n")],
+    )
+        .prop_map(|(status, hs, body, eol)| {
+            let mut r = format!("{status}{eol}");
+            for h in hs {
+                r.push_str(&h);
+                r.push_str(eol);
+            }
+            r.push_str(eol);
+            r.push_str(&body);
+            r
+        });
+    (any::<u8>(), prop::collection::vec(response, 1..3)).prop_map(|(sel, rs)| {
+        let mut v = vec![sel];
+        v.extend_from_slice(rs.concat().as_bytes());
+        v
+    })
+}
+
 /// The fuzz seeds themselves run through the entry points (every committed seed
 /// must pass; a crash the fuzzer found is added to the seeds once fixed).
 #[test]
@@ -339,6 +398,7 @@ fn fuzz_seed_corpus_passes() {
             fuzz_api::h1_head(b);
             fuzz_api::h1_connection(b);
         }),
+        ("upstream_response", &fuzz_api::upstream_response),
     ] {
         for entry in std::fs::read_dir(dir.join(target)).expect("seed corpus") {
             let path = entry.expect("dir entry").path();

@@ -106,8 +106,9 @@ fn proxy_error_metrics<'a>(out: &mut String, pools: impl Iterator<Item = &'a Poo
     );
 }
 
-/// `drover_http1_native_requests_total` and `drover_http1_handoffs_total{reason}`:
-/// requests the native HTTP/1 codec served, and connections it handed to hyper.
+/// `drover_http1_native_requests_total`, `drover_http1_handoffs_total{reason}`
+/// and `drover_upstream_native_exchanges_total`: requests the native HTTP/1
+/// codec served, connections it handed to hyper, exchanges its client made.
 fn http1_codec_metrics(out: &mut String) {
     header(
         out,
@@ -132,6 +133,17 @@ fn http1_codec_metrics(out: &mut String) {
             "drover_http1_handoffs_total{{reason=\"{reason}\"}} {n}"
         );
     }
+    header(
+        out,
+        "drover_upstream_native_exchanges_total",
+        "counter",
+        "Exchanges with backends over drover's own HTTP/1.1 client (server.http1_codec = \"native\": requests without a body to plain members).",
+    );
+    let _ = writeln!(
+        out,
+        "drover_upstream_native_exchanges_total {}",
+        crate::upstream::native::exchanges()
+    );
 }
 
 /// `drover_rate_limited_total{route}`: requests refused by each route's

@@ -83,6 +83,7 @@ impl Default for PoolConfig {
             queue_timeout: Duration::from_secs(5),
             max_queue: 1024,
             upstream_idle_timeout: PoolConfig::DEFAULT_UPSTREAM_IDLE_TIMEOUT,
+            http1_client: Http1Codec::default(),
             protocol: ProtocolConfig::default(),
             health: None,
             passive: None,

@@ -127,6 +127,9 @@ pub(crate) fn load_with_env(
             errors: errs.into_sorted(),
         });
     }
+    for p in pools.values_mut() {
+        p.http1_client = server.http1_codec;
+    }
     for inst in pools.values_mut().filter_map(|p| p.instances.as_mut()) {
         inst.withheld_env = token_vars.clone();
     }

@@ -315,6 +315,10 @@ pub struct PoolConfig {
     pub tls: Option<Arc<UpstreamTls>>,
     /// Slow start, bounded-load hashing and sticky sessions (all off by default).
     pub policy: LoadPolicy,
+    /// The HTTP/1.1 client for plain members: `server.http1_codec`, copied
+    /// here at load (not a pool key). With `native`, requests without a body
+    /// go over drover's own client (`upstream::native`); default `hyper`.
+    pub http1_client: Http1Codec,
 }
 
 impl PoolConfig {

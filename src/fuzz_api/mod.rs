@@ -13,6 +13,8 @@
 //! - [`sticky_cookie`]: the sticky-session cookie parser;
 //! - [`h1_head`], [`h1_connection`]: the native HTTP/1 codec (request head
 //!   parser, response head writer, a whole client connection);
+//! - [`upstream_response`]: the native HTTP/1.1 client's response head parser
+//!   and body decoder (bytes from a backend);
 //! - [`route_rules`]: redirect targets and header-rule templates expanded with
 //!   a hostile Host, path and query.
 
@@ -22,6 +24,7 @@ mod h1;
 mod head;
 mod route_rules;
 mod sticky;
+mod upstream;
 
 pub use checks::{admin_request, config, duration, percent_decode_strict};
 pub use grpc::grpc;
@@ -29,6 +32,7 @@ pub use h1::{h1_connection, h1_head};
 pub use head::{request_head, route_with_prefix, traceparent};
 pub use route_rules::{expansions, route_rules};
 pub use sticky::sticky_cookie;
+pub use upstream::upstream_response;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 

@@ -20,16 +20,20 @@ use hyper::body::Incoming;
 
 use super::body::RequestBody;
 use super::errors::{Cause, ProxyError};
-use crate::config::{PoolConfig, Protocol};
+use crate::config::{Http1Codec, PoolConfig, Protocol};
 use crate::pool::Member;
 use crate::upstream::body::{client_fault, Upload};
 use crate::upstream::http1::{self, Conn};
 use crate::upstream::http2::{self, Checkout};
+use crate::upstream::native::{self, Exchanged};
+use crate::upstream::response::UpBody;
 use crate::upstream::tls::UpstreamTls;
 
 /// How one attempt ended.
 pub enum Attempt {
-    Response(Response<Incoming>, Conn),
+    /// The response head; the hyper connection it came on (a native
+    /// exchange's body holds its connection and gives it back itself).
+    Response(Response<UpBody>, Option<Conn>),
     /// Failed; the request comes back when it was not sent.
     Failed(ProxyError, Option<Request<RequestBody>>),
 }
@@ -75,7 +79,45 @@ pub async fn attempt(
         // Boxed: keeps the HTTP/1.1 path's future as small as it was.
         return Box::pin(attempt_h2(addr, request, cfg, request_timeout)).await;
     }
+    if cfg.http1_client == Http1Codec::Native && tls.is_none() && native_fits(&request) {
+        return attempt_native(addr, request, cfg, request_timeout).await;
+    }
     attempt_h1(addr, tls, request, cfg.connect_timeout, request_timeout).await
+}
+
+/// Whether the native client takes `request`: no body, no upgrade, not CONNECT.
+fn native_fits(request: &Request<RequestBody>) -> bool {
+    matches!(request.body(), RequestBody::Empty)
+        && request.method() != http::Method::CONNECT
+        && !request.headers().contains_key(http::header::UPGRADE)
+}
+
+/// [`attempt`] over the native HTTP/1.1 client ([`native::exchange`]): the
+/// request goes back to the caller when it did not reach the backend.
+async fn attempt_native(
+    addr: SocketAddr,
+    request: Request<RequestBody>,
+    cfg: &PoolConfig,
+    request_timeout: Duration,
+) -> Attempt {
+    let idle_for = cfg.upstream_idle_timeout;
+    let ct = cfg.connect_timeout;
+    match native::exchange(addr, &request, ct, request_timeout, idle_for).await {
+        Exchanged::TimedOut => timed_out(addr, request_timeout, "did not answer"),
+        Exchanged::Response(resp) => Attempt::Response(resp.map(UpBody::Native), None),
+        Exchanged::NoConnection(e) => {
+            let err = ProxyError::new(Cause::Connect, format!("backend {addr}: {e}"));
+            Attempt::Failed(err, Some(request))
+        }
+        Exchanged::Failed(e) if !e.sent => {
+            let err = ProxyError::new(Cause::Connect, format!("backend {addr}: {e}"));
+            Attempt::Failed(err, Some(request))
+        }
+        Exchanged::Failed(e) => Attempt::Failed(
+            ProxyError::new(Cause::Upstream, format!("backend {addr}: {e}")),
+            None,
+        ),
+    }
 }
 
 /// [`attempt`] over HTTP/1.1: a pooled connection, or a new one.
@@ -119,7 +161,7 @@ fn try_send(conn: &mut Conn, request: Request<RequestBody>) -> impl Future<Outpu
 /// request (hyper keeps it): [`attempt_h2`] rebuilds it when it can.
 fn outcome(r: Sent, conn: Conn, addr: SocketAddr) -> Attempt {
     match r {
-        Ok(resp) => Attempt::Response(resp, conn),
+        Ok(resp) => Attempt::Response(resp.map(UpBody::Hyper), Some(conn)),
         Err(mut e) => {
             let returned = e.take_message();
             if let Conn::H2(s) = &conn {

@@ -9,13 +9,13 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 
 use super::errors::{BodyState, Cause, ClientFault};
 use super::server::ConnActivity;
 use crate::access_log::AccessRecord;
 use crate::pool::{Inflight, Pool};
 use crate::upstream::http1::Pooled;
+use crate::upstream::response::UpBody;
 
 pub use crate::upstream::body::RequestBody;
 
@@ -167,7 +167,7 @@ pin_project_lite::pin_project! {
     enum Inner {
         Upstream {
             #[pin]
-            body: Incoming,
+            body: UpBody,
             // Returned to the pool when the body ends.
             conn: Option<Pooled>,
         },
@@ -177,7 +177,7 @@ pin_project_lite::pin_project! {
 
 impl ProxyBody {
     /// A body streamed from a backend; `conn` goes back to the pool at its end.
-    pub fn upstream(body: Incoming, conn: Option<Pooled>, mut done: Completion) -> ProxyBody {
+    pub fn upstream(body: UpBody, conn: Option<Pooled>, mut done: Completion) -> ProxyBody {
         done.body = BodyState::Streaming;
         let mut b = ProxyBody {
             inner: Inner::Upstream { body, conn },

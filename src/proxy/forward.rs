@@ -27,6 +27,7 @@ use crate::config::{Balance, HashKey, HeaderRules};
 use crate::pool::{Inflight, Member, Pool, PoolSnapshot, QueueError};
 use crate::upstream::body::Capture;
 use crate::upstream::http1::{self, Conn, Pooled};
+use crate::upstream::response::UpBody;
 
 /// Methods that may be sent twice (RFC 9110 §9.2.2).
 fn idempotent(m: &Method) -> bool {
@@ -651,8 +652,8 @@ impl Forward {
     /// in-flight token goes with it (ended when the response ends).
     fn respond(
         &mut self,
-        mut resp: Response<hyper::body::Incoming>,
-        conn: Conn,
+        mut resp: Response<UpBody>,
+        conn: Option<Conn>,
         member: &Member,
         token: Inflight,
     ) -> Response<ProxyBody> {
@@ -704,7 +705,7 @@ impl Forward {
                 return resp.map(|_| ProxyBody::empty());
             }
         }
-        let conn = Some(Pooled {
+        let conn = conn.map(|conn| Pooled {
             key: (
                 member.address,
                 http1::tls_id(self.snap.config.tls.as_deref()),

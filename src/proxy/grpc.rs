@@ -174,7 +174,7 @@ pub fn local(
 
 /// The trailers that end a gRPC response whose body the backend broke
 /// (reset, connection lost): UNAVAILABLE with the reason.
-pub fn broken_trailers(e: &hyper::Error) -> HeaderMap {
+pub fn broken_trailers(e: &impl std::fmt::Display) -> HeaderMap {
     let mut h = HeaderMap::new();
     h.insert(GRPC_STATUS, HeaderValue::from(code::UNAVAILABLE));
     let msg = encode_message(&format!("drover: the backend broke the response: {e}"));

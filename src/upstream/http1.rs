@@ -20,6 +20,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use super::body::RequestBody;
+use super::idle::IdleList;
 use super::tls::{self as upstream_tls, UpstreamTls, ALPN_HTTP1};
 
 /// Idle connections kept per backend and thread. Default 256.
@@ -65,52 +66,6 @@ impl Pooled {
             Conn::H1(sender) => put_idle(self.key, sender, self.idle_for),
             Conn::H2(stream) => drop(stream),
         }
-    }
-}
-
-/// The idle connections to one backend on one thread, oldest first, each
-/// with the instant it expires. Generic over the connection so its rules
-/// are tested without sockets.
-struct IdleList<T> {
-    entries: Vec<(T, Instant)>,
-}
-
-impl<T> Default for IdleList<T> {
-    fn default() -> Self {
-        IdleList {
-            entries: Vec::new(),
-        }
-    }
-}
-
-impl<T> IdleList<T> {
-    /// Adds a connection idle until `expires`; dropped (closed) when the list
-    /// already holds `max`.
-    fn push(&mut self, conn: T, expires: Instant, max: usize) {
-        if self.entries.len() < max {
-            self.entries.push((conn, expires));
-        }
-    }
-
-    /// The newest connection still `usable` and not expired at `now`; the
-    /// unusable and expired ones met on the way are dropped (closed).
-    fn pop_newest(&mut self, now: Instant, usable: impl Fn(&T) -> bool) -> Option<T> {
-        while let Some((c, expires)) = self.entries.pop() {
-            if now < expires && usable(&c) {
-                return Some(c);
-            }
-        }
-        None
-    }
-
-    /// Drops (closes) every connection expired at `now` or no longer `usable`.
-    fn sweep(&mut self, now: Instant, usable: impl Fn(&T) -> bool) {
-        self.entries
-            .retain(|(c, expires)| now < *expires && usable(c));
-    }
-
-    fn is_empty(&self) -> bool {
-        self.entries.is_empty()
     }
 }
 
@@ -195,6 +150,7 @@ pub async fn sweeper() {
     loop {
         tick.tick().await;
         sweep_idle(Instant::now());
+        super::native::sweep(Instant::now());
         super::http2::sweep(Instant::now());
     }
 }
@@ -317,59 +273,4 @@ pub async fn checkout(
     Box::pin(connect(addr, tls, timeout))
         .await
         .map(|s| (s, false))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const S: Duration = Duration::from_secs(1);
-
-    #[test]
-    fn the_newest_usable_unexpired_connection_is_taken() {
-        let t0 = Instant::now();
-        let mut l = IdleList::default();
-        for i in 0..4u32 {
-            l.push(i, t0 + S * (10 + i), 256);
-        }
-        // 3 is newest but not usable: dropped on the way to 2.
-        assert_eq!(l.pop_newest(t0, |&c| c != 3), Some(2));
-        assert_eq!(l.entries.len(), 2);
-        // At t0 + 10.5 s, 0 has expired, 1 has not.
-        assert_eq!(l.pop_newest(t0 + S * 10 + S / 2, |_| true), Some(1));
-        assert_eq!(l.pop_newest(t0 + S * 10 + S / 2, |_| true), None);
-        assert!(l.is_empty());
-    }
-
-    #[test]
-    fn a_sweep_closes_every_expired_connection_not_only_the_newest() {
-        let t0 = Instant::now();
-        let mut l = IdleList::default();
-        // A burst: 40 connections released over 2 s, idle for 5 s each.
-        for i in 0..40u32 {
-            l.push(i, t0 + S * i / 20 + S * 5, 256);
-        }
-        l.sweep(t0 + S * 4, |_| true);
-        assert_eq!(l.entries.len(), 40, "none expired yet");
-        // Just before 6 s: those released in the first second have expired.
-        let now = t0 + S * 6 - Duration::from_millis(1);
-        l.sweep(now, |_| true);
-        assert_eq!(l.entries.len(), 20);
-        assert!(l.entries.iter().all(|(c, _)| *c >= 20));
-        // Closed by the backend: swept whatever its age.
-        l.sweep(now, |&c| c % 2 == 0);
-        assert_eq!(l.entries.len(), 10);
-        l.sweep(t0 + S * 7, |_| true);
-        assert!(l.is_empty());
-    }
-
-    #[test]
-    fn the_list_holds_at_most_max() {
-        let t0 = Instant::now();
-        let mut l = IdleList::default();
-        for i in 0..5u32 {
-            l.push(i, t0 + S, 3);
-        }
-        assert_eq!(l.entries.iter().map(|e| e.0).collect::<Vec<_>>(), [0, 1, 2]);
-    }
 }

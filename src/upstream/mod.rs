@@ -1,7 +1,8 @@
 //! The upstream client: connecting to members, keep-alive HTTP/1.1
 //! connections ([`http1`], per worker thread), shared HTTP/2 connections
-//! ([`http2`]), TLS to backends ([`tls`]) and the request body sent upstream
-//! ([`body`]).
+//! ([`http2`]), drover's own HTTP/1.1 client for the common exchange
+//! ([`native`]), TLS to backends ([`tls`]), the request body sent upstream
+//! ([`body`]) and the response body from either client ([`response`]).
 //!
 //! A leaf below both of its users: the proxy forwards requests over it and
 //! the health checks probe members with it; neither uses the other. It knows
@@ -11,6 +12,9 @@ pub mod body;
 pub mod client_in;
 pub mod http1;
 pub mod http2;
+pub mod idle;
+pub mod native;
+pub mod response;
 pub mod tls;
 
 use http::HeaderName;

@@ -15,7 +15,7 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt;
 use http::header::CONNECTION;
 use http::{Method, Request, Response, Version};
@@ -82,7 +82,7 @@ where
         // 1. A whole head (and body) in `buf`.
         let parsed = loop {
             if !buf.is_empty() {
-                match parse::request(&buf, limits.max_head) {
+                match parse::request_from(&mut buf, limits.max_head) {
                     Head::Ready(p) => break p,
                     Head::HandOff(why) => return hand_off(io, buf, why),
                     Head::Partial => {}
@@ -112,8 +112,7 @@ where
                 _ = stopped(&mut shutdown), if !closing => closing = true,
             }
         };
-        // `head_len` is at most `buf.len()` (the head was parsed from it).
-        buf.advance(parsed.head_len);
+        // The head is off `buf` (its fields are slices of it).
         let (body, mut feed) = if parsed.body_len == 0 {
             // No split: splitting a buffer makes it shared (an allocation).
             (ClientIn::Full(Bytes::new()), None)
@@ -136,7 +135,7 @@ where
             headers,
             close,
             ..
-        } = *parsed;
+        } = parsed;
         let head_request = method == Method::HEAD;
         let mut req = Request::new(body);
         *req.method_mut() = method;

@@ -5,11 +5,8 @@
 //! `tests/conformance_http1.rs` stays hyper's unless the native path accepts
 //! the request exactly as hyper would.
 
-use bytes::Bytes;
-use http::header::{
-    HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, EXPECT, TRANSFER_ENCODING,
-    UPGRADE,
-};
+use bytes::{Bytes, BytesMut};
+use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Uri};
 
 use super::HandOff;
@@ -36,17 +33,29 @@ pub struct Parsed {
 
 /// What the bytes read so far hold.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // Returned once per request: boxing it would allocate.
 pub enum Head {
     /// Not a whole head yet (and still under the size limit).
     Partial,
-    Ready(Box<Parsed>),
+    Ready(Parsed),
     /// For hyper's path.
     HandOff(HandOff),
 }
 
 /// Parses the head at the start of `buf`; heads over `max_head` bytes are
-/// handed off (hyper answers 431).
+/// handed off (hyper answers 431). A copy of `buf` goes to [`request_from`].
 pub fn request(buf: &[u8], max_head: usize) -> Head {
+    request_from(&mut BytesMut::from(buf), max_head)
+}
+
+/// Where one field sits in the head: name at, name length, value at, value length.
+type Spot = (usize, usize, usize, usize);
+
+/// [`request`] on the connection's read buffer: a head the native path
+/// serves is taken off `buf`, and its target and field values are slices of
+/// it (no copy per field; the buffer is shared until the request is
+/// dropped). On `Partial` and `HandOff`, `buf` holds all it held.
+pub fn request_from(buf: &mut BytesMut, max_head: usize) -> Head {
     let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut fields);
     let head_len = match req.parse(buf) {
@@ -61,22 +70,51 @@ pub fn request(buf: &[u8], max_head: usize) -> Head {
     if head_len > max_head {
         return Head::HandOff(HandOff::TooLarge);
     }
-    match build(&req) {
-        Ok((method, uri, headers, body_len, close)) => Head::Ready(Box::new(Parsed {
-            method,
+    let checked = match check(&req) {
+        Ok(c) => c,
+        Err(why) => return Head::HandOff(why),
+    };
+    let base = buf.as_ptr() as usize;
+    let at = |s: &[u8]| (s.as_ptr() as usize - base, s.len());
+    let path = at(req.path.unwrap_or("").as_bytes());
+    let mut spots: [Spot; MAX_HEADERS] = [(0, 0, 0, 0); MAX_HEADERS];
+    let n = req.headers.len();
+    for (spot, f) in spots.iter_mut().zip(req.headers.iter()) {
+        let (name_at, name_len) = at(f.name.as_bytes());
+        let (value_at, value_len) = at(f.value);
+        *spot = (name_at, name_len, value_at, value_len);
+    }
+    let head = buf.split_to(head_len).freeze();
+    match build(&head, path, &spots[..n]) {
+        Ok((uri, headers)) => Head::Ready(Parsed {
+            method: checked.method,
             uri,
             headers,
             head_len,
-            body_len,
-            close,
-        })),
-        Err(why) => Head::HandOff(why),
+            body_len: checked.body_len,
+            close: checked.close,
+        }),
+        Err(why) => {
+            // Rare: the bytes go back for hyper's path.
+            let mut all = BytesMut::with_capacity(head.len() + buf.len());
+            all.extend_from_slice(&head);
+            all.extend_from_slice(buf);
+            *buf = all;
+            Head::HandOff(why)
+        }
     }
 }
 
-type Built = (Method, Uri, HeaderMap, u64, bool);
+/// What the head says beyond its fields.
+struct Checked {
+    method: Method,
+    body_len: u64,
+    close: bool,
+}
 
-fn build(req: &httparse::Request<'_, '_>) -> Result<Built, HandOff> {
+/// The rules of the native path, on the parsed head: HTTP/1.1, a method,
+/// origin form, and none of the fields that go to hyper.
+fn check(req: &httparse::Request<'_, '_>) -> Result<Checked, HandOff> {
     if req.version != Some(1) {
         return Err(HandOff::Version);
     }
@@ -85,30 +123,26 @@ fn build(req: &httparse::Request<'_, '_>) -> Result<Built, HandOff> {
     if method == Method::CONNECT {
         return Err(HandOff::Feature);
     }
-    let path = req.path.unwrap_or("");
-    if !path.starts_with('/') {
+    if !req.path.unwrap_or("").starts_with('/') {
         // Absolute form, `*`: hyper's.
         return Err(HandOff::Feature);
     }
-    let uri = Uri::from_maybe_shared(Bytes::copy_from_slice(path.as_bytes()))
-        .map_err(|_| HandOff::Malformed)?;
-    // Room for what forwarding adds (X-Forwarded-*, Via, X-Request-Id,
-    // traceparent, …): the map is not grown (rehashed) per request.
-    let mut headers = HeaderMap::with_capacity(req.headers.len() + FORWARD_ADDS);
     let mut body_len = None;
     let mut close = false;
     for f in req.headers.iter() {
-        let name = HeaderName::from_bytes(f.name.as_bytes()).map_err(|_| HandOff::Malformed)?;
-        let value = HeaderValue::from_bytes(f.value).map_err(|_| HandOff::Malformed)?;
-        if name == TRANSFER_ENCODING || name == EXPECT || name == UPGRADE {
+        let name = f.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"transfer-encoding")
+            || name.eq_ignore_ascii_case(b"expect")
+            || name.eq_ignore_ascii_case(b"upgrade")
+        {
             return Err(HandOff::Feature);
         }
-        if name == CONTENT_LENGTH {
+        if name.eq_ignore_ascii_case(b"content-length") {
             if body_len.is_some() {
                 return Err(HandOff::Malformed);
             }
             body_len = Some(content_length(f.value).ok_or(HandOff::Malformed)?);
-        } else if name == CONNECTION {
+        } else if name.eq_ignore_ascii_case(b"connection") {
             for token in f.value.split(|&b| b == b',') {
                 let token = token.trim_ascii();
                 if token.eq_ignore_ascii_case(b"close") {
@@ -117,12 +151,38 @@ fn build(req: &httparse::Request<'_, '_>) -> Result<Built, HandOff> {
                     return Err(HandOff::Feature);
                 }
             }
-        } else if name == CONTENT_TYPE && f.value.starts_with(b"application/grpc") {
+        } else if name.eq_ignore_ascii_case(b"content-type")
+            && f.value.starts_with(b"application/grpc")
+        {
             return Err(HandOff::Feature);
         }
+    }
+    Ok(Checked {
+        method,
+        body_len: body_len.unwrap_or(0),
+        close,
+    })
+}
+
+/// The target and the fields, cut from the frozen `head`.
+fn build(head: &Bytes, path: (usize, usize), spots: &[Spot]) -> Result<(Uri, HeaderMap), HandOff> {
+    let cut = |at: usize, len: usize| head.get(at..at + len).map(|s| head.slice_ref(s));
+    let target = cut(path.0, path.1).ok_or(HandOff::Malformed)?;
+    let uri = Uri::from_maybe_shared(target).map_err(|_| HandOff::Malformed)?;
+    // Room for what forwarding adds (X-Forwarded-*, Via, X-Request-Id,
+    // traceparent, …): the map is not grown (rehashed) per request.
+    let mut headers = HeaderMap::with_capacity(spots.len() + FORWARD_ADDS);
+    for &(name_at, name_len, value_at, value_len) in spots {
+        let name = head
+            .get(name_at..name_at + name_len)
+            .and_then(|n| HeaderName::from_bytes(n).ok())
+            .ok_or(HandOff::Malformed)?;
+        let value = cut(value_at, value_len)
+            .and_then(|v| HeaderValue::from_maybe_shared(v).ok())
+            .ok_or(HandOff::Malformed)?;
         headers.append(name, value);
     }
-    Ok((method, uri, headers, body_len.unwrap_or(0), close))
+    Ok((uri, headers))
 }
 
 /// A `Content-Length` value: 1 to 19 ASCII digits (no sign, no list).
@@ -139,7 +199,7 @@ mod tests {
 
     fn ready(raw: &[u8]) -> Parsed {
         match request(raw, 65536) {
-            Head::Ready(p) => *p,
+            Head::Ready(p) => p,
             other => panic!("{other:?} for {:?}", String::from_utf8_lossy(raw)),
         }
     }
