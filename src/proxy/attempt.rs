@@ -79,21 +79,33 @@ pub async fn attempt(
         // Boxed: keeps the HTTP/1.1 path's future as small as it was.
         return Box::pin(attempt_h2(addr, request, cfg, request_timeout)).await;
     }
-    if cfg.http1_client == Http1Codec::Native && tls.is_none() && native_fits(&request) {
+    if native_takes(cfg, request.method(), request.headers(), request.body()) {
         return attempt_native(addr, request, cfg, request_timeout).await;
     }
     attempt_h1(addr, tls, request, cfg.connect_timeout, request_timeout).await
 }
 
-/// Whether the native client takes `request`: no body, no upgrade, not CONNECT.
-fn native_fits(request: &Request<RequestBody>) -> bool {
-    matches!(request.body(), RequestBody::Empty)
-        && request.method() != http::Method::CONNECT
-        && !request.headers().contains_key(http::header::UPGRADE)
+/// Whether [`attempt`] sends this request over the native HTTP/1.1 client:
+/// `server.http1_codec = "native"`, a plain HTTP/1.1 pool, no body, no
+/// upgrade, not CONNECT. Such a request comes back from any failed attempt
+/// (`Attempt::Failed(_, Some(request))`), so nothing needs keeping for a retry.
+pub fn native_takes(
+    cfg: &PoolConfig,
+    method: &http::Method,
+    headers: &http::HeaderMap,
+    body: &RequestBody,
+) -> bool {
+    cfg.http1_client == Http1Codec::Native
+        && cfg.tls.is_none()
+        && !cfg.protocol.kind.always_h2()
+        && matches!(body, RequestBody::Empty)
+        && method != http::Method::CONNECT
+        && !headers.contains_key(http::header::UPGRADE)
 }
 
 /// [`attempt`] over the native HTTP/1.1 client ([`native::exchange`]): the
-/// request goes back to the caller when it did not reach the backend.
+/// request goes back to the caller however the attempt failed (the client
+/// only borrows it); whether it was sent is in the error's cause.
 async fn attempt_native(
     addr: SocketAddr,
     request: Request<RequestBody>,
@@ -102,22 +114,21 @@ async fn attempt_native(
 ) -> Attempt {
     let idle_for = cfg.upstream_idle_timeout;
     let ct = cfg.connect_timeout;
-    match native::exchange(addr, &request, ct, request_timeout, idle_for).await {
-        Exchanged::TimedOut => timed_out(addr, request_timeout, "did not answer"),
-        Exchanged::Response(resp) => Attempt::Response(resp.map(UpBody::Native), None),
-        Exchanged::NoConnection(e) => {
-            let err = ProxyError::new(Cause::Connect, format!("backend {addr}: {e}"));
-            Attempt::Failed(err, Some(request))
+    let (cause, why) = match native::exchange(addr, &request, ct, request_timeout, idle_for).await {
+        Exchanged::Response(resp) => {
+            // The request head has been written: its map serves another head.
+            crate::upstream::maps::give(request.into_parts().0.headers);
+            return Attempt::Response(resp.map(UpBody::Native), None);
         }
-        Exchanged::Failed(e) if !e.sent => {
-            let err = ProxyError::new(Cause::Connect, format!("backend {addr}: {e}"));
-            Attempt::Failed(err, Some(request))
-        }
-        Exchanged::Failed(e) => Attempt::Failed(
-            ProxyError::new(Cause::Upstream, format!("backend {addr}: {e}")),
-            None,
+        Exchanged::TimedOut => (
+            Cause::Timeout,
+            format!("backend {addr} did not answer within {request_timeout:?}"),
         ),
-    }
+        Exchanged::NoConnection(e) => (Cause::Connect, format!("backend {addr}: {e}")),
+        Exchanged::Failed(e) if !e.sent => (Cause::Connect, format!("backend {addr}: {e}")),
+        Exchanged::Failed(e) => (Cause::Upstream, format!("backend {addr}: {e}")),
+    };
+    Attempt::Failed(ProxyError::new(cause, why), Some(request))
 }
 
 /// [`attempt`] over HTTP/1.1: a pooled connection, or a new one.

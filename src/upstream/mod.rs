@@ -13,6 +13,8 @@ pub mod client_in;
 pub mod http1;
 pub mod http2;
 pub mod idle;
+pub mod maps;
+pub mod names;
 pub mod native;
 pub mod response;
 pub mod tls;

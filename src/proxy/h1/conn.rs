@@ -221,7 +221,9 @@ where
             exact,
             closing,
         );
-        let body = resp.into_body();
+        let (parts, body) = resp.into_parts();
+        // Written: the map serves another head.
+        crate::upstream::maps::give(parts.headers);
         let sent = send_body(&mut io, &mut out, body, framing).await;
         buf::give(out);
         if !sent {

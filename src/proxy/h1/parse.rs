@@ -6,10 +6,11 @@
 //! the request exactly as hyper would.
 
 use bytes::{Bytes, BytesMut};
-use http::header::{HeaderName, HeaderValue};
+use http::header::HeaderValue;
 use http::{HeaderMap, Method, Uri};
 
 use super::HandOff;
+use crate::upstream::native::head::offset;
 
 /// Most fields in a request head: 100 (hyper's limit as well).
 pub const MAX_HEADERS: usize = 100;
@@ -74,15 +75,20 @@ pub fn request_from(buf: &mut BytesMut, max_head: usize) -> Head {
         Ok(c) => c,
         Err(why) => return Head::HandOff(why),
     };
-    let base = buf.as_ptr() as usize;
-    let at = |s: &[u8]| (s.as_ptr() as usize - base, s.len());
-    let path = at(req.path.unwrap_or("").as_bytes());
+    let at = |part: &[u8]| offset(buf, part).ok_or(HandOff::Malformed);
+    let path = match at(req.path.unwrap_or("").as_bytes()) {
+        Ok(p) => p,
+        Err(why) => return Head::HandOff(why),
+    };
     let mut spots: [Spot; MAX_HEADERS] = [(0, 0, 0, 0); MAX_HEADERS];
     let n = req.headers.len();
     for (spot, f) in spots.iter_mut().zip(req.headers.iter()) {
-        let (name_at, name_len) = at(f.name.as_bytes());
-        let (value_at, value_len) = at(f.value);
-        *spot = (name_at, name_len, value_at, value_len);
+        match (at(f.name.as_bytes()), at(f.value)) {
+            (Ok((name_at, name_len)), Ok((value_at, value_len))) => {
+                *spot = (name_at, name_len, value_at, value_len)
+            }
+            _ => return Head::HandOff(HandOff::Malformed),
+        }
     }
     let head = buf.split_to(head_len).freeze();
     match build(&head, path, &spots[..n]) {
@@ -171,11 +177,11 @@ fn build(head: &Bytes, path: (usize, usize), spots: &[Spot]) -> Result<(Uri, Hea
     let uri = Uri::from_maybe_shared(target).map_err(|_| HandOff::Malformed)?;
     // Room for what forwarding adds (X-Forwarded-*, Via, X-Request-Id,
     // traceparent, …): the map is not grown (rehashed) per request.
-    let mut headers = HeaderMap::with_capacity(spots.len() + FORWARD_ADDS);
+    let mut headers = crate::upstream::maps::take(spots.len() + FORWARD_ADDS);
     for &(name_at, name_len, value_at, value_len) in spots {
         let name = head
             .get(name_at..name_at + name_len)
-            .and_then(|n| HeaderName::from_bytes(n).ok())
+            .and_then(|n| crate::upstream::names::parse(n).ok())
             .ok_or(HandOff::Malformed)?;
         let value = cut(value_at, value_len)
             .and_then(|v| HeaderValue::from_maybe_shared(v).ok())

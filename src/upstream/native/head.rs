@@ -11,7 +11,7 @@
 //! names that are not standard are allocated, as in hyper.
 
 use bytes::{Bytes, BytesMut};
-use http::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, Method, StatusCode, Version};
 
 /// Most fields in a response head: 100 (hyper's limit as well).
@@ -76,13 +76,14 @@ pub struct Response {
 
 /// What the bytes read so far hold.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // Once per response: boxing would allocate.
 pub enum Parsed {
     /// Not a whole head yet.
     Partial,
     /// A 1xx interim head, taken off the buffer: skip it and read on.
     Interim,
     /// The final head, taken off the buffer (the body follows in it).
-    Final(Box<Response>),
+    Final(Response),
 }
 
 /// Parses the response head at the start of `buf`; a whole head is taken
@@ -116,20 +117,23 @@ pub fn response(buf: &mut BytesMut, head_request: bool) -> Result<Parsed, HeadEr
     // Where each field sits in the head (name at, name length, value at,
     // value length), so that the values can be cut from it once it is
     // frozen (the parse borrows `buf`).
-    let base = buf.as_ptr() as usize;
     let mut spots = [(0usize, 0usize, 0usize, 0usize); MAX_HEADERS];
     let n = resp.headers.len();
     for (spot, f) in spots.iter_mut().zip(resp.headers.iter()) {
-        let name_at = f.name.as_ptr() as usize - base;
-        let value_at = f.value.as_ptr() as usize - base;
-        *spot = (name_at, f.name.len(), value_at, f.value.len());
+        let (Some((name_at, name_len)), Some((value_at, value_len))) =
+            (offset(buf, f.name.as_bytes()), offset(buf, f.value))
+        else {
+            return Err(HeadError::Parse("field outside the head"));
+        };
+        *spot = (name_at, name_len, value_at, value_len);
     }
+    // httparse gives a reason that is not UTF-8 as a static "": not in `buf`.
     let reason = resp
         .reason
         .filter(|r| Some(*r) != status.canonical_reason())
-        .map(|r| (r.as_ptr() as usize - base, r.len()));
+        .and_then(|r| offset(buf, r.as_bytes()));
     let head = buf.split_to(len).freeze();
-    let mut headers = HeaderMap::with_capacity(n + 4);
+    let mut headers = crate::upstream::maps::take(n + 4);
     let mut length: Option<u64> = None;
     let mut chunked = false;
     let mut te = false;
@@ -138,7 +142,8 @@ pub fn response(buf: &mut BytesMut, head_request: bool) -> Result<Parsed, HeadEr
         let name = head
             .get(name_at..name_at + name_len)
             .ok_or(HeadError::Parse("field name"))?;
-        let name = HeaderName::from_bytes(name).map_err(|_| HeadError::Parse("field name"))?;
+        let name =
+            crate::upstream::names::parse(name).map_err(|_| HeadError::Parse("field name"))?;
         let value = head
             .get(at..at + vlen)
             .map(|v| head.slice_ref(v))
@@ -184,14 +189,20 @@ pub fn response(buf: &mut BytesMut, head_request: bool) -> Result<Parsed, HeadEr
         && !close
         && framing != Framing::Close
         && !(te && length.is_some());
-    Ok(Parsed::Final(Box::new(Response {
+    Ok(Parsed::Final(Response {
         status,
         version,
         headers,
         reason,
         framing,
         reusable,
-    })))
+    }))
+}
+
+/// Where `part` sits in `whole` (start, length), if it is a slice of it.
+pub fn offset(whole: &[u8], part: &[u8]) -> Option<(usize, usize)> {
+    let at = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
+    (at.checked_add(part.len())? <= whole.len()).then_some((at, part.len()))
 }
 
 fn describe(e: httparse::Error) -> &'static str {
@@ -258,7 +269,7 @@ mod tests {
 
     fn fin(raw: &[u8]) -> Response {
         match parse(raw, false) {
-            Ok(Parsed::Final(r)) => *r,
+            Ok(Parsed::Final(r)) => r,
             other => panic!("{other:?}"),
         }
     }
@@ -312,6 +323,10 @@ mod tests {
         assert!(!r.reusable);
         let r = fin(b"HTTP/1.1 200 OK\r\nContent-Length: 4, 4\r\ncontent-length: 4\r\n\r\n");
         assert_eq!(r.framing, Framing::Length(4));
+        // Found by the upstream_response fuzz target: a reason that is not
+        // UTF-8 (httparse gives it as a static "").
+        let r = fin(b"HTTP/1.0 200 \xb8K\r\n\r\nuntil the end");
+        assert!(r.reason.is_none());
         let r = fin(b"HTTP/1.1 404 Gone Fishing\r\nContent-Length: 0\r\n\r\n");
         assert_eq!(r.reason.as_deref(), Some(&b"Gone Fishing"[..]));
         assert_eq!(r.framing, Framing::Empty);

@@ -168,7 +168,7 @@ impl Conn {
             if !self.buf.is_empty() {
                 answered = true;
                 match head::response(&mut self.buf, head_request) {
-                    Ok(head::Parsed::Final(r)) => return Ok(*r),
+                    Ok(head::Parsed::Final(r)) => return Ok(r),
                     Ok(head::Parsed::Interim) => continue,
                     Ok(head::Parsed::Partial) => {}
                     Err(e) => return Err(Error::new(ErrorKind::Head(e), true, true)),
