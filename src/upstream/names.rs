@@ -14,9 +14,11 @@ const SLOTS: usize = 256;
 /// Names longer than this are not cached: 64 bytes.
 const MAX_LEN: usize = 64;
 
+/// A cached name: its bytes as they came, and the parsed name.
+type Slot = Option<(Box<[u8]>, HeaderName)>;
+
 thread_local! {
-    static CACHE: RefCell<Vec<Option<(Box<[u8]>, HeaderName)>>> =
-        RefCell::new(vec![None; SLOTS]);
+    static CACHE: RefCell<Vec<Slot>> = RefCell::new(vec![None; SLOTS]);
 }
 
 fn slot(raw: &[u8]) -> usize {
