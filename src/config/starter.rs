@@ -33,7 +33,7 @@ listen = ["127.0.0.1:8080"]            # one or more addresses, plain HTTP/1.1 a
 # https_redirect = false               # true: plain listeners answer 308 to https:// on the TLS port
 # max_connections_per_client = 0       # connections one client IP may hold open; excess ones are
                                        # closed at accept. 0 = no limit
-# http1_codec = "hyper"                # HTTP/1 codec of the plain listeners: "hyper", or "native"
+# http1_codec = "native"               # HTTP/1 codec (plain listeners, bodiless requests upstream): "native", or "hyper"
                                        # (drover's own; hands what it does not handle to hyper)
 
 # [server.tls]                         # optional TLS listener, ALPN h2 + http/1.1

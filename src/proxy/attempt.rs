@@ -32,8 +32,10 @@ use crate::upstream::tls::UpstreamTls;
 /// How one attempt ended.
 pub enum Attempt {
     /// The response head; the hyper connection it came on (a native
-    /// exchange's body holds its connection and gives it back itself).
-    Response(Response<UpBody>, Option<Conn>),
+    /// exchange's body holds its connection and gives it back itself); the
+    /// request, when the client only borrowed it (native): kept for a
+    /// retry on the response's status, else its header map is recycled.
+    Response(Response<UpBody>, Option<Conn>, Option<Request<RequestBody>>),
     /// Failed; the request comes back when it was not sent.
     Failed(ProxyError, Option<Request<RequestBody>>),
 }
@@ -116,9 +118,7 @@ async fn attempt_native(
     let ct = cfg.connect_timeout;
     let (cause, why) = match native::exchange(addr, &request, ct, request_timeout, idle_for).await {
         Exchanged::Response(resp) => {
-            // The request head has been written: its map serves another head.
-            crate::upstream::maps::give(request.into_parts().0.headers);
-            return Attempt::Response(resp.map(UpBody::Native), None);
+            return Attempt::Response(resp.map(UpBody::Native), None, Some(request))
         }
         Exchanged::TimedOut => (
             Cause::Timeout,
@@ -172,7 +172,7 @@ fn try_send(conn: &mut Conn, request: Request<RequestBody>) -> impl Future<Outpu
 /// request (hyper keeps it): [`attempt_h2`] rebuilds it when it can.
 fn outcome(r: Sent, conn: Conn, addr: SocketAddr) -> Attempt {
     match r {
-        Ok(resp) => Attempt::Response(resp.map(UpBody::Hyper), Some(conn)),
+        Ok(resp) => Attempt::Response(resp.map(UpBody::Hyper), Some(conn), None),
         Err(mut e) => {
             let returned = e.take_message();
             if let Conn::H2(s) = &conn {

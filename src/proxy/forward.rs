@@ -558,7 +558,13 @@ impl Forward {
                 h.insert(grpc::GRPC_TIMEOUT, grpc::format_timeout(timeout));
             }
             match attempt(member, request, &snap.config, timeout).await {
-                Attempt::Response(mut resp, conn) => {
+                Attempt::Response(mut resp, conn, sent) => {
+                    // A request the client only borrowed: its head serves a
+                    // retry, or (answered) its map serves another request.
+                    if let Some(req) = sent {
+                        let (head, _) = Head::from_request(req);
+                        self.head = Some(head);
+                    }
                     let code = resp.status().as_u16();
                     member.stats.count_status(code);
                     // A response that does not blame the member at its head is
@@ -584,6 +590,9 @@ impl Forward {
                         continue;
                     }
                     member.stats.load.observe(t0.elapsed());
+                    if let Some(head) = self.head.take() {
+                        crate::upstream::maps::give(head.headers);
+                    }
                     if let Some(c) = super::sticky::on_chosen(&snap, self.sticky, idx) {
                         resp.headers_mut().append(http::header::SET_COOKIE, c);
                     }

@@ -10,12 +10,16 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http_body::{Frame, SizeHint};
 
 use super::decode::{Decoder, Step};
 use super::head;
 use super::{put_idle, Conn, Error, ErrorKind, Key, READ_MAX, READ_START};
+
+/// A body read asking for more room than this (16 KiB) marks the buffer as
+/// grown: an idle connection does not keep it.
+const KEEP_BUF: usize = 16 * 1024;
 
 /// A response body streamed from a native connection.
 pub struct Body {
@@ -60,10 +64,16 @@ impl Body {
     /// The body is over: the connection goes back to the pool if it can
     /// carry another exchange (nothing beyond the body was read).
     fn release(&mut self) {
-        if let Some(conn) = self.conn.take() {
+        if let Some(mut conn) = self.conn.take() {
             if let (Some((key, idle_for)), true, false) =
                 (self.back_to, conn.buf.is_empty(), self.eof)
             {
+                if conn.grown {
+                    // Grown for a large body: an idle connection keeps no more
+                    // than a small buffer (RSS with many idle connections).
+                    conn.buf = BytesMut::new();
+                    conn.grown = false;
+                }
                 put_idle(key, conn, idle_for);
             }
         }
@@ -113,6 +123,7 @@ impl http_body::Body for Body {
                 .map_or(READ_START, |n| n.clamp(1024, READ_MAX as u64) as usize);
             if conn.buf.capacity() - conn.buf.len() < want.min(READ_START) {
                 conn.buf.reserve(want);
+                conn.grown |= want > KEEP_BUF;
             }
             loop {
                 if let Err(e) = ready!(conn.io.poll_read_ready(cx)) {

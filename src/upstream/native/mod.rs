@@ -51,6 +51,8 @@ pub struct Conn {
     buf: BytesMut,
     /// The request head being written (kept: its capacity is reused).
     out: Vec<u8>,
+    /// `buf` was grown for a large body (dropped when the connection goes idle).
+    grown: bool,
 }
 
 /// What went wrong in an exchange, and how far it had got.
@@ -132,6 +134,7 @@ impl Conn {
             io,
             buf: BytesMut::new(),
             out: Vec::new(),
+            grown: false,
         }
     }
 
