@@ -7,8 +7,9 @@
 #
 # For each of four configs (plain route; + one `request_headers` set rule with
 # a placeholder; + a `rate_limit` keyed by client IP that never refuses; the plain
-# route on drover's own HTTP/1 codec, `server.http1_codec = "native"`, against
-# hyper's server of the first, the default) — CONFIGS="plain ..." picks some:
+# route on hyper's server and client, `server.http1_codec = "hyper"` (`hyper_codec`),
+# against drover's own codec of the first, the default; `native_codec` names the
+# native codec explicitly) — CONFIGS="plain ..." picks some:
 # drover --threads 1 runs under `valgrind --tool=callgrind`, `wrk -t1 -c50` on
 # `/bytes/100` warms it for WARM seconds, the counters are zeroed
 # (`callgrind_control -z`), wrk loads it for LOAD seconds, the counters are
@@ -75,7 +76,7 @@ TOML
   echo "$name $reqs requests, $(( ir / reqs )) instructions/request, $(awk -v a="$allocs" -v r="$reqs" 'BEGIN { printf "%.2f", a / r }') allocations/request"
 }
 
-configs=${CONFIGS:-"plain header_rule rate_limit native_codec"}
+configs=${CONFIGS:-"plain header_rule rate_limit hyper_codec"}
 for r in $(seq 1 "$reps"); do
   for c in $configs; do
     case $c in
@@ -83,6 +84,7 @@ for r in $(seq 1 "$reps"); do
       header_rule) run_one header_rule 'request_headers = { set = { X-Client = "${client_ip}" } }' ;;
       rate_limit) run_one rate_limit 'rate_limit = { requests = 1000000000, per = "1s", key = "client_ip" }' ;;
       native_codec) run_one native_codec "" 'http1_codec = "native"' ;;
+      hyper_codec) run_one hyper_codec "" 'http1_codec = "hyper"' ;;
       *) echo "unknown config $c" >&2; exit 2 ;;
     esac
   done
