@@ -5,12 +5,14 @@
 //! `tests/conformance_http1.rs` stays hyper's unless the native path accepts
 //! the request exactly as hyper would.
 
+use std::mem::MaybeUninit;
+
 use bytes::{Bytes, BytesMut};
 use http::header::HeaderValue;
 use http::{HeaderMap, Method, Uri};
 
 use super::HandOff;
-use crate::upstream::native::head::offset;
+use crate::upstream::native::head::{offset, Spot, Spots};
 
 /// Most fields in a request head: 100 (hyper's limit as well).
 pub const MAX_HEADERS: usize = 100;
@@ -49,17 +51,15 @@ pub fn request(buf: &[u8], max_head: usize) -> Head {
     request_from(&mut BytesMut::from(buf), max_head)
 }
 
-/// Where one field sits in the head: name at, name length, value at, value length.
-type Spot = (usize, usize, usize, usize);
-
 /// [`request`] on the connection's read buffer: a head the native path
 /// serves is taken off `buf`, and its target and field values are slices of
 /// it (no copy per field; the buffer is shared until the request is
 /// dropped). On `Partial` and `HandOff`, `buf` holds all it held.
 pub fn request_from(buf: &mut BytesMut, max_head: usize) -> Head {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut fields);
-    let head_len = match req.parse(buf) {
+    // Not zeroed: 3.2 KiB per head (callgrind: 9% of a proxied request's instructions).
+    let mut fields = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let head_len = match req.parse_with_uninit_headers(buf, &mut fields) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) if buf.len() >= max_head => {
             return Head::HandOff(HandOff::TooLarge)
@@ -80,18 +80,17 @@ pub fn request_from(buf: &mut BytesMut, max_head: usize) -> Head {
         Ok(p) => p,
         Err(why) => return Head::HandOff(why),
     };
-    let mut spots: [Spot; MAX_HEADERS] = [(0, 0, 0, 0); MAX_HEADERS];
-    let n = req.headers.len();
-    for (spot, f) in spots.iter_mut().zip(req.headers.iter()) {
+    let mut spots = Spots::take();
+    for f in req.headers.iter() {
         match (at(f.name.as_bytes()), at(f.value)) {
             (Ok((name_at, name_len)), Ok((value_at, value_len))) => {
-                *spot = (name_at, name_len, value_at, value_len)
+                spots.push((name_at, name_len, value_at, value_len))
             }
             _ => return Head::HandOff(HandOff::Malformed),
         }
     }
     let head = buf.split_to(head_len).freeze();
-    match build(&head, path, &spots[..n]) {
+    match build(&head, path, &spots) {
         Ok((uri, headers)) => Head::Ready(Parsed {
             method: checked.method,
             uri,

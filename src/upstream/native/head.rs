@@ -10,6 +10,9 @@
 //! Field values are slices of the bytes read (no copy per field); only the
 //! names that are not standard are allocated, as in hyper.
 
+use std::cell::RefCell;
+use std::mem::MaybeUninit;
+
 use bytes::{Bytes, BytesMut};
 use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, Method, StatusCode, Version};
@@ -89,9 +92,11 @@ pub enum Parsed {
 /// Parses the response head at the start of `buf`; a whole head is taken
 /// off `buf`. `head_request`: the request was `HEAD` (no body follows).
 pub fn response(buf: &mut BytesMut, head_request: bool) -> Result<Parsed, HeadError> {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut fields);
-    let len = match resp.parse(buf) {
+    // Not zeroed: 3.2 KiB per head (callgrind: 9% of a proxied request's instructions).
+    let mut fields = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    let config = httparse::ParserConfig::default();
+    let len = match config.parse_response_with_uninit_headers(&mut resp, buf, &mut fields) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => return Err(HeadError::TooLarge),
         Ok(httparse::Status::Partial) => return Ok(Parsed::Partial),
@@ -114,19 +119,16 @@ pub fn response(buf: &mut BytesMut, head_request: bool) -> Result<Parsed, HeadEr
         Some(1) => Version::HTTP_11,
         _ => Version::HTTP_10,
     };
-    // Where each field sits in the head (name at, name length, value at,
-    // value length), so that the values can be cut from it once it is
-    // frozen (the parse borrows `buf`).
-    let mut spots = [(0usize, 0usize, 0usize, 0usize); MAX_HEADERS];
-    let n = resp.headers.len();
-    for (spot, f) in spots.iter_mut().zip(resp.headers.iter()) {
+    let mut spots = Spots::take();
+    for f in resp.headers.iter() {
         let (Some((name_at, name_len)), Some((value_at, value_len))) =
             (offset(buf, f.name.as_bytes()), offset(buf, f.value))
         else {
             return Err(HeadError::Parse("field outside the head"));
         };
-        *spot = (name_at, name_len, value_at, value_len);
+        spots.push((name_at, name_len, value_at, value_len));
     }
+    let n = spots.len();
     // httparse gives a reason that is not UTF-8 as a static "": not in `buf`.
     let reason = resp
         .reason
@@ -138,7 +140,7 @@ pub fn response(buf: &mut BytesMut, head_request: bool) -> Result<Parsed, HeadEr
     let mut chunked = false;
     let mut te = false;
     let mut close = false;
-    for &(name_at, name_len, at, vlen) in spots.iter().take(n) {
+    for &(name_at, name_len, at, vlen) in spots.iter() {
         let name = head
             .get(name_at..name_at + name_len)
             .ok_or(HeadError::Parse("field name"))?;
@@ -197,6 +199,46 @@ pub fn response(buf: &mut BytesMut, head_request: bool) -> Result<Parsed, HeadEr
         framing,
         reusable,
     }))
+}
+
+/// Where one field sits in a head: name at, name length, value at, value length.
+pub type Spot = (usize, usize, usize, usize);
+
+thread_local! {
+    static SPOTS: RefCell<Vec<Spot>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Where the fields of the head being parsed sit, so that their values can
+/// be cut from it once it is frozen (the parse borrows the buffer). This
+/// thread's list, emptied, given back when dropped: no array to zero per head.
+pub struct Spots(Vec<Spot>);
+
+impl Spots {
+    pub fn take() -> Spots {
+        let mut v = SPOTS.try_with(|s| s.take()).unwrap_or_default();
+        v.clear();
+        Spots(v)
+    }
+}
+
+impl Drop for Spots {
+    fn drop(&mut self) {
+        let v = std::mem::take(&mut self.0);
+        let _ = SPOTS.try_with(|s| s.replace(v));
+    }
+}
+
+impl std::ops::Deref for Spots {
+    type Target = Vec<Spot>;
+    fn deref(&self) -> &Vec<Spot> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Spots {
+    fn deref_mut(&mut self) -> &mut Vec<Spot> {
+        &mut self.0
+    }
 }
 
 /// Where `part` sits in `whole` (start, length), if it is a slice of it.
