@@ -30,6 +30,7 @@ use crate::upstream::response::UpBody;
 use crate::upstream::tls::UpstreamTls;
 
 /// How one attempt ended.
+#[allow(clippy::large_enum_variant)] // Once per attempt: boxing would allocate.
 pub enum Attempt {
     /// The response head; the hyper connection it came on (a native
     /// exchange's body holds its connection and gives it back itself); the
