@@ -269,7 +269,7 @@ pub(crate) static SERVER: Section = Section {
         keyd(
             "http1_codec",
             Ty::Choice(Http1Codec::names),
-            "HTTP/1 codec of the plain listeners: \"hyper\", or \"native\" (drover's own, opt-in; what it does not handle goes to hyper). Read at start.",
+            "HTTP/1 codec: \"native\" (drover's own, on plain listeners and for bodiless requests to plain HTTP/1.1 members; what it does not handle goes to hyper) or \"hyper\" (the kill switch). Listeners read at start.",
             |c| json!(c.server.http1_codec.as_str()),
         ),
         key(
