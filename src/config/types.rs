@@ -76,8 +76,8 @@ pub struct ServerConfig {
     /// what it does not handle to hyper) or hyper's for all of them
     /// (`hyper`, the kill switch). TLS listeners and HTTP/2 always use
     /// hyper. The listener side is read at start, the upstream side at each
-    /// load. Default `native` (12% fewer instructions and 2 allocations per
-    /// proxied request instead of 8: bench/RESULTS.md).
+    /// load. Default `native` (31% fewer instructions and 0.06 allocations per
+    /// proxied request instead of 8.7: bench/RESULTS.md).
     pub http1_codec: Http1Codec,
 }
 
@@ -317,8 +317,8 @@ pub struct PoolConfig {
     /// Slow start, bounded-load hashing and sticky sessions (all off by default).
     pub policy: LoadPolicy,
     /// The HTTP/1.1 client for plain members: `server.http1_codec`, copied
-    /// here at load (not a pool key). With `native`, requests without a body
-    /// go over drover's own client (`upstream::native`); default `hyper`.
+    /// here at load (not a pool key). With `native` (the default), requests
+    /// without a body go over drover's own client (`upstream::native`).
     pub http1_client: Http1Codec,
 }
 

@@ -12,6 +12,7 @@ use http::header::HeaderValue;
 use http::{HeaderMap, Method, Uri};
 
 use super::HandOff;
+pub use crate::upstream::native::head::content_length;
 use crate::upstream::native::head::{offset, Spot, Spots};
 
 /// Most fields in a request head: 100 (hyper's limit as well).
@@ -188,14 +189,6 @@ fn build(head: &Bytes, path: (usize, usize), spots: &[Spot]) -> Result<(Uri, Hea
         headers.append(name, value);
     }
     Ok((uri, headers))
-}
-
-/// A `Content-Length` value: 1 to 19 ASCII digits (no sign, no list).
-pub fn content_length(v: &[u8]) -> Option<u64> {
-    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(v).ok()?.parse().ok()
 }
 
 #[cfg(test)]

@@ -259,11 +259,20 @@ fn describe(e: httparse::Error) -> &'static str {
     }
 }
 
+/// A `Content-Length` value: 1 to 19 ASCII digits (no sign, no list, no
+/// spaces; 19 nines fit a `u64`). The native server's requests use it as is.
+pub fn content_length(v: &[u8]) -> Option<u64> {
+    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(v.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
+}
+
 /// A `Content-Length` value, also as a list of equal values (`5, 5`).
 fn list_length(v: &[u8]) -> Option<u64> {
     let mut out = None;
     for part in v.split(|&b| b == b',') {
-        let n = crate::upstream::native::digits(part.trim_ascii())?;
+        let n = content_length(part.trim_ascii())?;
         if out.is_some_and(|o| o != n) {
             return None;
         }

@@ -109,14 +109,6 @@ impl Error {
     }
 }
 
-/// `1` to `19` ASCII digits as a number (no sign, no spaces).
-pub fn digits(v: &[u8]) -> Option<u64> {
-    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    Some(v.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
-}
-
 /// Exchanges started on the native client (`drover_upstream_native_exchanges_total`).
 static EXCHANGES: AtomicU64 = AtomicU64::new(0);
 
