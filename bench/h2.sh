@@ -14,6 +14,8 @@
 #              haproxy 127.0.0.1:18191 (nbthread 2; bind proto h2, server proto h2, http-reuse always)
 #              nginx   127.0.0.1:18190 (grpc_pass: nginx's only HTTP/2 upstream, keepalive 512)
 #              drover  127.0.0.1:18192 (pool protocol = "h2c"; target/release/drover)
+#              drover_b 127.0.0.1:18193 (the same config on DROVER_BIN_B: an A/B of two
+#                      builds in one alternated run)
 #   check    : before the load, every peer must answer every body with 200, the right
 #              length and, for grpc, the grpc-status 0 trailer (nghttp -v); else the run stops
 #   load     : h2load -t1 -c C -m M -D DUR per cell; req/s from h2load, p50/p99 from its
@@ -21,7 +23,7 @@
 #              log and h2load's byte count). Streams cut at the end of -D are not counted.
 #
 # Knobs (env): DUR=10 REPS=3 CONNS="16 64" STREAMS=10 BODIES="small 64k grpc"
-#   PEERS="direct haproxy nginx drover" DROVER_BIN=target/release/drover
+#   PEERS="direct haproxy nginx drover" DROVER_BIN=target/release/drover DROVER_BIN_B=
 #   APPEND=1 (append the table to bench/RESULTS.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,10 +34,12 @@ STREAMS=${STREAMS:-10}
 BODIES=${BODIES:-"small 64k grpc"}
 PEERS=${PEERS:-"direct haproxy nginx drover"}
 DROVER_BIN=${DROVER_BIN:-$PWD/target/release/drover}
+DROVER_BIN_B=${DROVER_BIN_B:-}
 for c in nginx haproxy h2load nghttp; do
   command -v $c >/dev/null || { echo "bench/h2.sh: $c missing (apt-get install nginx haproxy nghttp2-client)"; exit 1; }
 done
 [[ " $PEERS " != *" drover "* || -x $DROVER_BIN ]] || { echo "bench/h2.sh: build drover first: cargo build --release"; exit 1; }
+[[ " $PEERS " != *" drover_b "* || -x $DROVER_BIN_B ]] || { echo "bench/h2.sh: peer drover_b needs DROVER_BIN_B (an executable)"; exit 1; }
 
 run=$(mktemp -d -t h2-bench.XXXXXX)
 pids=()
@@ -135,15 +139,17 @@ access = false
 protocol = "h2c"
 backends = ["127.0.0.1:18181", "127.0.0.1:18182"]
 EOF
+sed 's/127.0.0.1:18192/127.0.0.1:18193/' "$run/drover.toml" >"$run/drover_b.toml"
 
 start backend nginx -c "$run/backend.conf" -e "$run/backend.err"
 wait_port 18181
-declare -A port=([direct]=18181 [nginx]=18190 [haproxy]=18191 [drover]=18192)
+declare -A port=([direct]=18181 [nginx]=18190 [haproxy]=18191 [drover]=18192 [drover_b]=18193)
 for p in $PEERS; do
   case $p in
     nginx) start nginx nginx -c "$run/nginx.conf" -e "$run/nginx.err" ;;
     haproxy) start haproxy haproxy -f "$run/haproxy.cfg" ;;
     drover) start drover "$DROVER_BIN" -q --log-format json run -c "$run/drover.toml" ;;
+    drover_b) start drover_b "$DROVER_BIN_B" -q --log-format json run -c "$run/drover_b.toml" ;;
     direct) ;;
     *) echo "unknown peer $p"; exit 1 ;;
   esac
@@ -244,7 +250,7 @@ table=$(
     printf '%-6s %-5s %-8s %12s %12s\n' body conns vs 'req/s ratio' 'p99 ratio'
     for body in $BODIES; do
       for c in $CONNS; do
-        for p in haproxy nginx; do
+        for p in haproxy nginx drover_b; do
           [[ " $PEERS " == *" $p "* ]] || continue
           ratio() { # ratio FIELD: median of drover / median of $p
             local a b

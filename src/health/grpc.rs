@@ -21,8 +21,8 @@ use super::local;
 use super::probe::{ProbeResult, PROBE_USER_AGENT};
 use crate::config::HealthConfig;
 use crate::upstream::http1::ConnectError;
-use crate::upstream::http2;
 use crate::upstream::tls::UpstreamTls;
+use crate::upstream::{h2_client, http2};
 use crate::upstream::{GRPC_MESSAGE, GRPC_STATUS};
 
 /// The method path of the check.
@@ -144,7 +144,7 @@ fn request(addr: SocketAddr, cfg: &HealthConfig, tls: bool) -> Request<Full<Byte
 /// One gRPC health check of `addr`, over TLS when `tls` (the caller bounds
 /// it by `cfg.timeout`).
 pub async fn check(addr: SocketAddr, cfg: &HealthConfig, tls: Option<&UpstreamTls>) -> ProbeResult {
-    let connected = http2::connect_h2::<Full<Bytes>>(addr, tls, cfg.timeout).await;
+    let connected = http2::connect_h2(addr, tls, cfg.timeout).await;
     let mut sender = match connected {
         Ok(s) => s,
         Err(e) => {
@@ -152,9 +152,9 @@ pub async fn check(addr: SocketAddr, cfg: &HealthConfig, tls: Option<&UpstreamTl
             return ProbeResult::failed(local, e.to_string());
         }
     };
-    let resp = match sender.send_request(request(addr, cfg, tls.is_some())).await {
+    let resp = match h2_client::send(&mut sender, request(addr, cfg, tls.is_some())).await {
         Ok(r) => r,
-        Err(e) => return super::probe::request_failed(&e),
+        Err(failed) => return super::probe::request_failed(&failed.error),
     };
     if resp.status() != http::StatusCode::OK {
         return ProbeResult::fail(format!(

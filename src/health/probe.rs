@@ -12,6 +12,7 @@ use super::counter::Verdict;
 use super::local;
 use crate::config::{HealthConfig, HealthKind, Protocol};
 use crate::upstream::body::RequestBody;
+use crate::upstream::h2_client;
 use crate::upstream::http1::{self, ConnectError};
 use crate::upstream::http2::{self, Opened};
 use crate::upstream::tls::{UpstreamTls, ALPN_AUTO, ALPN_H2};
@@ -174,10 +175,13 @@ async fn http2(
         Err(e) => return ProbeResult::fail(e),
     };
     match http2::connect(addr, tls, alpn, cfg.timeout).await {
-        Ok(Opened::H2(mut sender)) => {
+        Ok(Opened::H2(mut conn)) => {
             req.headers_mut().remove(CONNECTION);
             http2::to_h2(&mut req, addr, tls.is_some());
-            judge(sender.send_request(req).await, cfg)
+            match h2_client::send(&mut conn.sender, req).await {
+                Ok(resp) => judge_status(resp.status(), cfg),
+                Err(failed) => request_failed(&failed.error),
+            }
         }
         Ok(Opened::Http1(mut sender)) => judge(sender.send_request(req).await, cfg),
         Err(e) => {
@@ -188,7 +192,7 @@ async fn http2(
 }
 
 /// A failed probe request: the member's fault unless ours, with the TLS cause.
-pub(super) fn request_failed(e: &hyper::Error) -> ProbeResult {
+pub(super) fn request_failed(e: &(dyn std::error::Error + 'static)) -> ProbeResult {
     let why = match crate::upstream::tls::tls_cause(e) {
         Some(tls) => format!("request failed: {e} (TLS: {tls})"),
         None => format!("request failed: {e}"),
@@ -202,15 +206,18 @@ fn judge(
     cfg: &HealthConfig,
 ) -> ProbeResult {
     match r {
-        Ok(resp) => {
-            let code = resp.status().as_u16();
-            if cfg.expect_status.contains(code) {
-                ProbeResult::pass(format!("status {code}"))
-            } else {
-                ProbeResult::fail(format!("status {code} (expected {})", ranges(cfg)))
-            }
-        }
+        Ok(resp) => judge_status(resp.status(), cfg),
         Err(e) => request_failed(&e),
+    }
+}
+
+/// The verdict on a probe's response status.
+fn judge_status(status: http::StatusCode, cfg: &HealthConfig) -> ProbeResult {
+    let code = status.as_u16();
+    if cfg.expect_status.contains(code) {
+        ProbeResult::pass(format!("status {code}"))
+    } else {
+        ProbeResult::fail(format!("status {code} (expected {})", ranges(cfg)))
     }
 }
 

@@ -23,6 +23,7 @@ use super::errors::{Cause, ProxyError};
 use crate::config::{Http1Codec, PoolConfig, Protocol};
 use crate::pool::Member;
 use crate::upstream::body::{client_fault, Upload};
+use crate::upstream::h2_client;
 use crate::upstream::http1::{self, Conn};
 use crate::upstream::http2::{self, Checkout};
 use crate::upstream::native::{self, Exchanged};
@@ -43,7 +44,7 @@ pub enum Attempt {
 
 /// The cause of a failed exchange with `addr`: the client's when reading its
 /// body failed, else the connection's (`sent` = the request went out).
-pub fn classify(e: &hyper::Error, sent: bool, addr: SocketAddr) -> ProxyError {
+pub fn classify(e: &(dyn std::error::Error + 'static), sent: bool, addr: SocketAddr) -> ProxyError {
     let why = || match crate::upstream::tls::tls_cause(e) {
         Some(tls) => format!("backend {addr}: {e} (TLS: {tls})"),
         None => format!("backend {addr}: {e}"),
@@ -147,7 +148,7 @@ async fn attempt_h1(
             return Attempt::Failed(err, Some(request));
         }
     };
-    match send(Conn::H1(sender), request, request_timeout, addr).await {
+    match send(sender, request, request_timeout, addr).await {
         // A pooled connection closed under us before the request went out:
         // try a fresh connection to the same member (not a retry). Boxed:
         // rare, and it would double this future's size.
@@ -160,35 +161,12 @@ async fn attempt_h1(
 
 type Sent = Result<Response<Incoming>, hyper::client::conn::TrySendError<Request<RequestBody>>>;
 
-/// Hands `request` to the connection; the future does not borrow it.
-fn try_send(conn: &mut Conn, request: Request<RequestBody>) -> impl Future<Output = Sent> {
-    match conn {
-        Conn::H1(s) => Either::Left(s.try_send_request(request)),
-        Conn::H2(s) => Either::Right(s.sender.try_send_request(request)),
-    }
-}
-
-/// The outcome of `try_send_request`. An HTTP/2 stream the backend refused
-/// unprocessed (GOAWAY, REFUSED_STREAM) is a `connect` failure without the
-/// request (hyper keeps it): [`attempt_h2`] rebuilds it when it can.
-fn outcome(r: Sent, conn: Conn, addr: SocketAddr) -> Attempt {
+/// The outcome of hyper's `try_send_request` on an HTTP/1.1 connection.
+fn outcome(r: Sent, sender: http1::Sender, addr: SocketAddr) -> Attempt {
     match r {
-        Ok(resp) => Attempt::Response(resp.map(UpBody::Hyper), Some(conn), None),
+        Ok(resp) => Attempt::Response(resp.map(UpBody::Hyper), Some(Conn::H1(sender)), None),
         Err(mut e) => {
             let returned = e.take_message();
-            if let Conn::H2(s) = &conn {
-                if returned.is_some() {
-                    // The connection closed (or is closing) before the request went out.
-                    s.mark_dead();
-                } else if http2::unprocessed(e.error()) {
-                    s.mark_dead();
-                    let why = format!(
-                        "backend {addr} refused the stream unprocessed: {}",
-                        e.error()
-                    );
-                    return Attempt::Failed(ProxyError::new(Cause::Connect, why), None);
-                }
-            }
             let err = classify(e.error(), returned.is_none(), addr);
             Attempt::Failed(err, returned)
         }
@@ -198,57 +176,101 @@ fn outcome(r: Sent, conn: Conn, addr: SocketAddr) -> Attempt {
 /// Sends `request` on `sender` and waits for the response head, up to
 /// `timeout` after the request is sent. Not an `async fn`: the request is
 /// handed over at once, so the future does not also keep a slot for it; a
-/// request with a body takes the boxed [`send_upload`] path.
+/// request with a body takes the boxed [`upload_then`] path.
 fn send(
-    mut sender: Conn,
+    mut sender: http1::Sender,
     request: Request<RequestBody>,
     timeout: Duration,
     addr: SocketAddr,
 ) -> impl Future<Output = Attempt> {
-    if let Some(upload) = request.body().upload() {
-        return Either::Right(Box::pin(send_upload(
-            sender, request, upload, timeout, addr,
-        )));
+    let upload = request.body().upload();
+    let response = sender.try_send_request(request);
+    if let Some(upload) = upload {
+        return Either::Right(Box::pin(async move {
+            match upload_then(response, upload, timeout, addr).await {
+                Ok(r) => outcome(r, sender, addr),
+                Err(timed_out) => timed_out,
+            }
+        }));
     }
     // `map`, not `async move { response.await }`: awaiting a captured future
     // would give it a second slot in the state machine.
-    let response = tokio::time::timeout(timeout, try_send(&mut sender, request));
+    let response = tokio::time::timeout(timeout, response);
     Either::Left(response.map(move |r| match r {
         Err(_) => timed_out(addr, timeout, "did not answer"),
         Ok(r) => outcome(r, sender, addr),
     }))
 }
 
-/// [`send`] for a request with a body: `timeout` starts once the body has been
-/// sent; until then the backend fails only by taking none of it for `timeout`
-/// while the client has more (a client that stalls is the body's read timeout).
-async fn send_upload(
-    mut sender: Conn,
-    request: Request<RequestBody>,
+/// Waits for `response` to an exchange whose request has a body: `timeout`
+/// starts once the body has been sent; until then the backend fails only by
+/// taking none of it for `timeout` while the client has more (a client that
+/// stalls is the body's read timeout). `Err` is the timed-out attempt.
+async fn upload_then<F: Future>(
+    response: F,
     upload: Arc<Upload>,
     timeout: Duration,
     addr: SocketAddr,
-) -> Attempt {
-    let response = try_send(&mut sender, request);
+) -> Result<F::Output, Attempt> {
     tokio::pin!(response);
     let mut seen = upload.progress().0;
     loop {
         tokio::select! {
             biased;
-            r = &mut response => return outcome(r, sender, addr),
+            r = &mut response => return Ok(r),
             _ = upload.sent() => break,
             _ = tokio::time::sleep(timeout) => {
                 let (frames, waiting_on_client) = upload.progress();
                 if frames == seen && !waiting_on_client {
-                    return timed_out(addr, timeout, "took none of the request body");
+                    return Err(timed_out(addr, timeout, "took none of the request body"));
                 }
                 seen = frames;
             }
         }
     }
     match tokio::time::timeout(timeout, response).await {
-        Err(_) => timed_out(addr, timeout, "did not answer"),
-        Ok(r) => outcome(r, sender, addr),
+        Err(_) => Err(timed_out(addr, timeout, "did not answer")),
+        Ok(r) => Ok(r),
+    }
+}
+
+/// Sends `request` as a stream on `stream`'s HTTP/2 connection and waits for
+/// the response head, as [`send`]. A stream the backend refused unprocessed
+/// (GOAWAY, REFUSED_STREAM), or a connection that closed before the stream
+/// opened, marks the connection dead and is a `connect` failure: the first
+/// without the request ([`attempt_h2`] rebuilds it when it can), the second
+/// with it.
+async fn send_h2(
+    mut stream: http2::Stream,
+    request: Request<RequestBody>,
+    timeout: Duration,
+    addr: SocketAddr,
+) -> Attempt {
+    let upload = request.body().upload();
+    let exchange = h2_client::send(&mut stream.sender, request);
+    let r = match upload {
+        Some(upload) => match upload_then(exchange, upload, timeout, addr).await {
+            Ok(r) => r,
+            Err(timed_out) => return timed_out,
+        },
+        None => match tokio::time::timeout(timeout, exchange).await {
+            Ok(r) => r,
+            Err(_) => return timed_out(addr, timeout, "did not answer"),
+        },
+    };
+    match r {
+        Ok(resp) => Attempt::Response(resp.map(UpBody::H2), Some(Conn::H2(stream)), None),
+        Err(f) => {
+            if f.request.is_some() {
+                // The connection closed (or is closing) before the stream opened.
+                stream.mark_dead();
+            } else if f.error.unprocessed() {
+                stream.mark_dead();
+                let why = format!("backend {addr} refused the stream unprocessed: {}", f.error);
+                return Attempt::Failed(ProxyError::new(Cause::Connect, why), None);
+            }
+            Attempt::Failed(classify(&f.error, f.sent, addr), f.request)
+        }
     }
 }
 
@@ -261,7 +283,7 @@ async fn send_fresh(
     request_timeout: Duration,
 ) -> Attempt {
     match http1::connect(addr, tls, connect_timeout).await {
-        Ok(s) => send(Conn::H1(s), request, request_timeout, addr).await,
+        Ok(s) => send(s, request, request_timeout, addr).await,
         Err(ce) => Attempt::Failed(
             ProxyError::new(Cause::Connect, format!("backend {addr}: {ce}")),
             Some(request),
@@ -346,7 +368,7 @@ async fn attempt_h2(
             Ok(Checkout::Http1(opened)) => {
                 http2::to_h1(&mut request);
                 return match opened {
-                    Some(s) => send(Conn::H1(s), request, request_timeout, addr).await,
+                    Some(s) => send(s, request, request_timeout, addr).await,
                     None => {
                         let ct = cfg.connect_timeout;
                         Box::pin(attempt_h1(addr, tls, request, ct, request_timeout)).await
@@ -359,7 +381,7 @@ async fn attempt_h2(
             }
         };
         http2::to_h2(&mut request, addr, tls.is_some());
-        match send(Conn::H2(stream), request, request_timeout, addr).await {
+        match send_h2(stream, request, request_timeout, addr).await {
             Attempt::Failed(e, returned) if e.cause == Cause::Connect => {
                 let again = returned.or_else(|| unsent.as_ref().map(Unsent::request));
                 match again {

@@ -21,7 +21,10 @@
 //! gets at most `ceil(limit / max_streams_per_connection)` connections per
 //! worker thread (a worker opens one only for requests it has in flight).
 //!
-//! GOAWAY from the backend (RFC 9113 §6.8): hyper lets the streams the
+//! Streams are sent with [`super::h2_client`] (the `h2` crate directly, from
+//! the request's own task).
+//!
+//! GOAWAY from the backend (RFC 9113 §6.8): `h2` lets the streams the
 //! backend accepted finish; a stream it refused (above its last stream id,
 //! or reset with REFUSED_STREAM, §8.7) was not processed: the connection is
 //! marked dead and the request goes to a fresh connection ([`unprocessed`],
@@ -48,30 +51,32 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, LazyLock, Weak};
 use std::time::{Duration, Instant};
 
-use hyper::client::conn::http2::{self, SendRequest};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::sync::watch;
 
-use super::body::RequestBody;
+use super::h2_client::{self, Sender};
 use super::http1::{self as upstream, ConnectError, Key, Wire};
 use super::tls::{UpstreamTls, ALPN_AUTO, ALPN_H2};
-
-/// An HTTP/2 connection's request sender.
-pub type H2Sender = SendRequest<RequestBody>;
 
 /// What every holder of a connection shares: its streams in flight, and
 /// whether it may take new ones.
 #[derive(Debug, Default)]
 struct ConnState {
     streams: AtomicU32,
-    /// Refused a stream (GOAWAY) or ended: takes no new stream.
+    /// Refused a stream (GOAWAY), retired, or ended (set by its driver task):
+    /// takes no new stream.
     dead: AtomicBool,
+}
+
+/// A new HTTP/2 connection: its sender and the state its holders share.
+pub struct H2Conn {
+    pub sender: Sender,
+    state: Arc<ConnState>,
 }
 
 /// One request's stream slot on an HTTP/2 connection; the slot is given back
 /// when this is dropped (the response ended, failed, or was dropped).
 pub struct Stream {
-    pub sender: H2Sender,
+    pub sender: Sender,
     conn: Arc<ConnState>,
 }
 
@@ -89,7 +94,7 @@ impl Drop for Stream {
 }
 
 struct Conn {
-    sender: H2Sender,
+    sender: Sender,
     state: Arc<ConnState>,
     /// When a stream was last taken (for `upstream_idle_timeout`).
     last_used: Instant,
@@ -98,7 +103,7 @@ struct Conn {
 
 impl Conn {
     fn usable(&self) -> bool {
-        !self.state.dead.load(Ordering::Relaxed) && !self.sender.is_closed()
+        !self.state.dead.load(Ordering::Relaxed)
     }
 }
 
@@ -274,7 +279,7 @@ impl Opening {
     /// Publishes the outcome; a new connection comes with the first stream on it.
     fn finish(
         self,
-        opened: Result<Opened<RequestBody>, ConnectError>,
+        opened: Result<Opened, ConnectError>,
         idle_for: Duration,
     ) -> Result<Checkout, ConnectError> {
         let mut map = self.shard.lock();
@@ -286,11 +291,8 @@ impl Opening {
                 self.pending.send_replace(Some(Ok(())));
                 Ok(Checkout::Http1(Some(sender)))
             }
-            Ok(Opened::H2(sender)) => {
-                let state = Arc::new(ConnState {
-                    streams: AtomicU32::new(1),
-                    dead: AtomicBool::new(false),
-                });
+            Ok(Opened::H2(H2Conn { sender, state })) => {
+                state.streams.fetch_add(1, Ordering::Relaxed);
                 m.conns.push(Conn {
                     sender: sender.clone(),
                     state: state.clone(),
@@ -334,8 +336,8 @@ impl Drop for Opening {
 }
 
 /// A new connection: HTTP/2, or HTTP/1.1 when an `auto` member selected it.
-pub enum Opened<B> {
-    H2(SendRequest<B>),
+pub enum Opened {
+    H2(H2Conn),
     Http1(upstream::Sender),
 }
 
@@ -343,24 +345,19 @@ pub enum Opened<B> {
 /// each): h2c (prior knowledge) without `tls`; over `tls`, offering `alpn`,
 /// HTTP/2 when the backend selects `h2`, HTTP/1.1 when it selects something
 /// else and `alpn` offered `http/1.1`, else a connect failure saying what the
-/// backend selected. Generic over the request body (probes send their own).
-pub async fn connect<B>(
+/// backend selected.
+pub async fn connect(
     addr: SocketAddr,
     tls: Option<&UpstreamTls>,
     alpn: &[&[u8]],
     timeout: Duration,
-) -> Result<Opened<B>, ConnectError>
-where
-    B: http_body::Body + Send + Unpin + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+) -> Result<Opened, ConnectError> {
     let wire = upstream::open(addr, tls, alpn, timeout).await?;
     let picked = wire.alpn().map(<[u8]>::to_vec);
     match wire {
-        Wire::Plain(s) => handshake(TokioIo::new(s), addr).await.map(Opened::H2),
+        Wire::Plain(s) => handshake(s, addr).await.map(Opened::H2),
         Wire::Tls(s) if picked.as_deref() == Some(b"h2") => {
-            handshake(TokioIo::new(s), addr).await.map(Opened::H2)
+            handshake(s, addr).await.map(Opened::H2)
         }
         Wire::Tls(s) if alpn.contains(&b"http/1.1".as_slice()) => {
             upstream::http1_on(Wire::Tls(s), addr)
@@ -386,60 +383,30 @@ pub fn not_h2(picked: Option<&[u8]>) -> String {
 }
 
 /// An HTTP/2 connection to `addr` (h2c, or TLS with ALPN `h2`), as [`connect`].
-pub async fn connect_h2<B>(
+pub async fn connect_h2(
     addr: SocketAddr,
     tls: Option<&UpstreamTls>,
     timeout: Duration,
-) -> Result<SendRequest<B>, ConnectError>
-where
-    B: http_body::Body + Send + Unpin + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+) -> Result<Sender, ConnectError> {
     match connect(addr, tls, ALPN_H2, timeout).await? {
-        Opened::H2(s) => Ok(s),
+        Opened::H2(c) => Ok(c.sender),
         Opened::Http1(_) => Err(ConnectError::NoH2(not_h2(Some(b"http/1.1")))),
     }
 }
 
-/// How much of one response the backend may send before drover has passed it
-/// on (the stream's flow-control window, RFC 9113 §6.9). 256 KiB: a response up
-/// to that size comes without a WINDOW_UPDATE round trip, and a slow client holds
-/// at most that much of its response in drover. (The adaptive window used before
-/// started at 64 KiB − 1, one byte short of a 64 KiB response.)
-pub const STREAM_WINDOW: u32 = 256 * 1024;
-/// The connection's flow-control window: 16 MiB, so that 64 streams whose
-/// clients read slowly still leave the connection room for the others.
-pub const CONNECTION_WINDOW: u32 = 16 * 1024 * 1024;
-
 /// The HTTP/2 handshake on a connected transport (plain TCP, or TLS that
-/// negotiated `h2`), and its driver task.
-pub async fn handshake<IO, B>(io: IO, addr: SocketAddr) -> Result<SendRequest<B>, ConnectError>
+/// negotiated `h2`); the connection is marked dead when its driver ends.
+async fn handshake<IO>(io: IO, addr: SocketAddr) -> Result<H2Conn, ConnectError>
 where
-    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-    B: http_body::Body + Send + Unpin + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (sender, conn) = http2::Builder::new(TokioExecutor::new())
-        .timer(TokioTimer::new())
-        .initial_stream_window_size(STREAM_WINDOW)
-        .initial_connection_window_size(CONNECTION_WINDOW)
-        .handshake(io)
-        .await
-        .map_err(ConnectError::Handshake)?;
-    // Unconstrained by tokio's cooperative budget: the driver of one connection
-    // carries up to `max_streams_per_connection` requests' frames, and with the
-    // budget it yielded after ~128 socket operations to the back of a run queue
-    // holding every request's task: at c=64 (h2load -m 10) a member's requests
-    // ran at the pace of one connection poll per scheduler round (bench/RESULTS.md,
-    // h2 section). What one poll can read is bounded by the flow-control windows.
-    tokio::spawn(tokio::task::unconstrained(async move {
-        if let Err(e) = conn.await {
-            tracing::debug!(backend = %addr, error = %e, "upstream h2 connection ended");
-        }
-    }));
-    Ok(sender)
+    let state = Arc::new(ConnState::default());
+    let on_close = state.clone();
+    let sender = h2_client::handshake(io, addr, move || {
+        on_close.dead.store(true, Ordering::Relaxed);
+    })
+    .await?;
+    Ok(H2Conn { sender, state })
 }
 
 /// Turns an HTTP/1.1-shaped upstream request (origin-form target, `Host`)
@@ -510,22 +477,6 @@ pub fn to_h1<B>(req: &mut http::Request<B>) {
         .cloned()
         .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
     *req.uri_mut() = http::Uri::from(pq);
-}
-
-/// Whether a failed HTTP/2 request was certainly not processed by the
-/// backend: refused by GOAWAY (its stream id above the last one the backend
-/// accepted, RFC 9113 §6.8) or reset with REFUSED_STREAM (§8.7).
-pub fn unprocessed(e: &hyper::Error) -> bool {
-    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
-    while let Some(s) = src {
-        if let Some(h2e) = s.downcast_ref::<h2::Error>() {
-            let reason = h2e.reason();
-            return reason == Some(h2::Reason::REFUSED_STREAM)
-                || (h2e.is_go_away() && h2e.is_remote() && reason == Some(h2::Reason::NO_ERROR));
-        }
-        src = s.source();
-    }
-    false
 }
 
 /// The member at `addr` is draining or gone: its connections (in every

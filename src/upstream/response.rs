@@ -1,5 +1,6 @@
-//! A backend's response body, from either client: hyper's (HTTP/2, TLS,
-//! request bodies, upgrades) or the native HTTP/1.1 one ([`super::native`]).
+//! A backend's response body, from one of the clients: hyper's HTTP/1.1 one
+//! (TLS, request bodies, upgrades), the native HTTP/1.1 one
+//! ([`super::native`]), or the HTTP/2 one ([`super::h2_client`]).
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -8,12 +9,13 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
-use super::native;
+use super::{h2_client, native};
 
 /// The body of a backend's response.
 pub enum UpBody {
     Hyper(Incoming),
     Native(native::body::Body),
+    H2(h2_client::RespBody),
 }
 
 /// Why reading a backend's response body failed.
@@ -21,6 +23,7 @@ pub enum UpBody {
 pub enum UpError {
     Hyper(hyper::Error),
     Native(native::Error),
+    H2(h2::Error),
 }
 
 impl std::fmt::Display for UpError {
@@ -28,6 +31,7 @@ impl std::fmt::Display for UpError {
         match self {
             UpError::Hyper(e) => e.fmt(f),
             UpError::Native(e) => e.fmt(f),
+            UpError::H2(e) => e.fmt(f),
         }
     }
 }
@@ -37,6 +41,7 @@ impl std::error::Error for UpError {
         match self {
             UpError::Hyper(e) => Some(e),
             UpError::Native(e) => Some(e),
+            UpError::H2(e) => Some(e),
         }
     }
 }
@@ -56,6 +61,9 @@ impl Body for UpBody {
             UpBody::Native(b) => Pin::new(b)
                 .poll_frame(cx)
                 .map(|f| f.map(|r| r.map_err(UpError::Native))),
+            UpBody::H2(b) => Pin::new(b)
+                .poll_frame(cx)
+                .map(|f| f.map(|r| r.map_err(UpError::H2))),
         }
     }
 
@@ -63,6 +71,7 @@ impl Body for UpBody {
         match self {
             UpBody::Hyper(b) => b.is_end_stream(),
             UpBody::Native(b) => b.is_end_stream(),
+            UpBody::H2(b) => b.is_end_stream(),
         }
     }
 
@@ -70,6 +79,7 @@ impl Body for UpBody {
         match self {
             UpBody::Hyper(b) => b.size_hint(),
             UpBody::Native(b) => b.size_hint(),
+            UpBody::H2(b) => b.size_hint(),
         }
     }
 }
