@@ -350,6 +350,7 @@ where
 
 /// A response body from an HTTP/2 backend: data as it arrives (its
 /// flow-control capacity given back as it is passed on), then the trailers.
+#[derive(Debug)]
 pub struct RespBody {
     recv: RecvStream,
     data_done: bool,
@@ -420,3 +421,6 @@ impl Body for RespBody {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
