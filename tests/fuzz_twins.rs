@@ -135,6 +135,16 @@ proptest! {
     }
 
     #[test]
+    fn upstream_h2_twin_structured(bytes in h2_backend_bytes()) {
+        fuzz_api::upstream_h2(&bytes);
+    }
+
+    #[test]
+    fn upstream_h2_twin_raw_bytes(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+        fuzz_api::upstream_h2(&bytes);
+    }
+
+    #[test]
     fn upstream_response_twin_raw_bytes(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
         fuzz_api::upstream_response(&bytes);
     }
@@ -314,6 +324,71 @@ fn h1_bytes() -> impl Strategy<Value = Vec<u8>> {
 
 /// A selector byte, then backend responses: a status line (interim or
 /// final, some malformed), framing fields, and a body chunked or not.
+/// One HTTP/2 frame: 9-byte header (length, type, flags, stream id), payload.
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = payload.len() as u32;
+    let mut f = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
+    f.extend_from_slice(&stream.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// What an h2 backend sends back to stream 1 (after a selector byte for
+/// the request): its SETTINGS, then frames of every kind with plausible
+/// and odd values (HPACK blocks from the static table and literals).
+fn h2_backend_bytes() -> impl Strategy<Value = Vec<u8>> {
+    let block = prop_oneof![
+        Just(vec![0x88]),                         // :status 200
+        Just(vec![0x89]),                         // :status 204
+        Just(vec![0x8b]),                         // :status 304
+        Just(vec![0x88, 0x5c, 0x01, b'5']),       // 200, content-length: 5
+        Just(vec![0x88, 0x5c, 0x02, b'-', b'1']), // content-length: -1
+        Just(vec![
+            0x40, 0x0b, b'g', b'r', b'p', b'c', b'-', b's', b't', b'a', b't', b'u', b's', 0x01,
+            b'0'
+        ]),
+        Just(vec![0x08, 0x03, b'1', b'0', b'3']), // :status 103 (literal)
+        prop::collection::vec(any::<u8>(), 0..12),
+    ];
+    let frame = prop_oneof![
+        (block, 0u8..16).prop_map(|(b, f)| h2_frame(1, f | 4, 1, &b)),
+        ("[a-z]{0,12}", any::<bool>()).prop_map(|(d, end)| h2_frame(
+            0,
+            u8::from(end),
+            1,
+            d.as_bytes()
+        )),
+        (0u32..14).prop_map(|r| h2_frame(3, 0, 1, &r.to_be_bytes())),
+        (0u32..3, 0u32..14).prop_map(|(last, r)| {
+            let mut p = last.to_be_bytes().to_vec();
+            p.extend_from_slice(&r.to_be_bytes());
+            h2_frame(7, 0, 0, &p)
+        }),
+        (0u32..2, 0u32..70_000).prop_map(|(s, n)| h2_frame(8, 0, s, &n.to_be_bytes())),
+        (1u16..7, any::<u32>()).prop_map(|(id, v)| {
+            let mut p = id.to_be_bytes().to_vec();
+            p.extend_from_slice(&v.to_be_bytes());
+            h2_frame(4, 0, 0, &p)
+        }),
+        Just(h2_frame(4, 1, 0, &[])),
+        Just(h2_frame(6, 0, 0, &[0; 8])),
+    ];
+    (
+        any::<u8>(),
+        prop::collection::vec(frame, 0..6),
+        prop::collection::vec(any::<u8>(), 0..4),
+    )
+        .prop_map(|(selector, frames, tail)| {
+            let mut out = vec![selector % 8];
+            out.extend(h2_frame(4, 0, 0, &[]));
+            for f in frames {
+                out.extend(f);
+            }
+            out.extend(tail);
+            out
+        })
+}
+
 fn response_bytes() -> impl Strategy<Value = Vec<u8>> {
     let response = (
         prop_oneof![
@@ -399,6 +474,7 @@ fn fuzz_seed_corpus_passes() {
             fuzz_api::h1_connection(b);
         }),
         ("upstream_response", &fuzz_api::upstream_response),
+        ("upstream_h2", &fuzz_api::upstream_h2),
     ] {
         for entry in std::fs::read_dir(dir.join(target)).expect("seed corpus") {
             let path = entry.expect("dir entry").path();

@@ -15,6 +15,8 @@
 //!   parser, response head writer, a whole client connection);
 //! - [`upstream_response`]: the native HTTP/1.1 client's response head parser
 //!   and body decoder (bytes from a backend);
+//! - [`upstream_h2`]: the HTTP/2 client (`h2_client`) under any frames a
+//!   backend sends back to one request;
 //! - [`route_rules`]: redirect targets and header-rule templates expanded with
 //!   a hostile Host, path and query.
 
@@ -25,6 +27,7 @@ mod head;
 mod route_rules;
 mod sticky;
 mod upstream;
+mod upstream_h2;
 
 pub use checks::{admin_request, config, duration, percent_decode_strict};
 pub use grpc::grpc;
@@ -33,6 +36,7 @@ pub use head::{request_head, route_with_prefix, traceparent};
 pub use route_rules::{expansions, route_rules};
 pub use sticky::sticky_cookie;
 pub use upstream::upstream_response;
+pub use upstream_h2::upstream_h2;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 

@@ -350,6 +350,12 @@ where
 
 /// A response body from an HTTP/2 backend: data as it arrives (its
 /// flow-control capacity given back as it is passed on), then the trailers.
+///
+/// A reset ends it with an error, NO_ERROR too: `h2` keeps the end of a
+/// response that came whole (END_STREAM) before the reset, which is the only
+/// place RFC 9113 §8.1 gives NO_ERROR (the server needs no more of the
+/// request), so a reset seen here cut the response short. (hyper's client
+/// passed such a response on as complete.)
 #[derive(Debug)]
 pub struct RespBody {
     recv: RecvStream,
@@ -374,12 +380,6 @@ impl RespBody {
     }
 }
 
-/// A reset with NO_ERROR after a complete answer ends the body, not an error
-/// (RFC 9113 §8.1: the server answered early and needs no more request).
-fn ended(e: h2::Error) -> Option<Result<Frame<Bytes>, h2::Error>> {
-    (e.reason() != Some(h2::Reason::NO_ERROR)).then_some(Err(e))
-}
-
 impl Body for RespBody {
     type Data = Bytes;
     type Error = h2::Error;
@@ -397,13 +397,13 @@ impl Body for RespBody {
                     }
                     return Poll::Ready(Some(Ok(Frame::data(data))));
                 }
-                Some(Err(e)) => return Poll::Ready(ended(e)),
+                Some(Err(e)) => return Poll::Ready(Some(Err(e))),
                 None => self.data_done = true,
             }
         }
         match ready!(self.recv.poll_trailers(cx)) {
             Ok(t) => Poll::Ready(t.map(|t| Ok(Frame::trailers(t)))),
-            Err(e) => Poll::Ready(ended(e)),
+            Err(e) => Poll::Ready(Some(Err(e))),
         }
     }
 

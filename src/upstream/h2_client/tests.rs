@@ -109,15 +109,13 @@ async fn the_body_keeps_going_after_an_early_answer() {
     assert_eq!(all, b"abcdefghi");
 }
 
-/// A reset with NO_ERROR after the answer's data (RFC 9113 §8.1: the
-/// server needs no more of the request) ends the response body cleanly and
-/// stops sending the request body.
-#[tokio::test]
-async fn a_no_error_reset_after_the_answer_is_not_a_failure() {
+/// A server that resets the stream once its answer is read; whether the
+/// answer ended (END_STREAM) before the reset. The request body is still open.
+async fn reset_after_answer(whole: bool) -> (Result<Bytes, h2::Error>, mpsc::Sender<Chunk>) {
     let (read_tx, read_rx) = oneshot::channel::<()>();
-    let (mut sender, _) = with_server(|_req, mut respond| async move {
+    let (mut sender, _) = with_server(move |_req, mut respond| async move {
         let mut tx = respond.send_response(Response::new(()), false).unwrap();
-        tx.send_data(Bytes::from_static(b"done"), false).unwrap();
+        tx.send_data(Bytes::from_static(b"done"), whole).unwrap();
         // Reset once the data is out (a reset drops frames still queued).
         let _ = read_rx.await;
         respond.send_reset(h2::Reason::NO_ERROR);
@@ -133,13 +131,27 @@ async fn a_no_error_reset_after_the_answer_is_not_a_failure() {
     let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
     assert_eq!(&first[..], b"done");
     read_tx.send(()).unwrap();
-    let rest = tokio::time::timeout(WAIT, body.collect())
-        .await
-        .unwrap()
-        .expect("a NO_ERROR reset ends the body without an error");
-    assert!(rest.to_bytes().is_empty());
+    let rest = tokio::time::timeout(WAIT, body.collect()).await.unwrap();
+    (rest.map(|c| c.to_bytes()), tx)
+}
+
+/// A reset with NO_ERROR after a complete answer (RFC 9113 §8.1: the server
+/// needs no more of the request) is not a failure; it stops the request body.
+#[tokio::test]
+async fn a_no_error_reset_after_a_whole_answer_is_not_a_failure() {
+    let (rest, tx) = reset_after_answer(true).await;
+    assert!(rest.expect("a whole answer").is_empty());
     // The pipe saw the reset and dropped the request body (its channel closes).
     tokio::time::timeout(WAIT, tx.closed()).await.unwrap();
+}
+
+/// The same reset before the answer's END_STREAM cut the answer short: an
+/// error, not a shorter body passed on as complete.
+#[tokio::test]
+async fn a_no_error_reset_before_the_end_of_the_answer_is_a_failure() {
+    let (rest, _tx) = reset_after_answer(false).await;
+    let e = rest.expect_err("a cut answer");
+    assert_eq!(e.reason(), Some(h2::Reason::NO_ERROR));
 }
 
 /// The client's body fails before the head: the exchange fails with the
