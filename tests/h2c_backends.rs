@@ -381,3 +381,62 @@ retries = 0
     assert_eq!(body["headers"]["te"], "trailers");
     assert_eq!(body["body_bytes"], 5);
 }
+
+/// An h2c backend that answers every request 503 (the `h2` crate's server);
+/// its address and how many requests it answered.
+async fn failing_h2c() -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let seen = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = l.accept().await {
+            let count = count.clone();
+            tokio::spawn(async move {
+                let Ok(mut conn) = h2::server::handshake(sock).await else {
+                    return;
+                };
+                while let Some(Ok((_req, mut respond))) = conn.accept().await {
+                    count.fetch_add(1, Ordering::Relaxed);
+                    let resp = http::Response::builder().status(503).body(()).unwrap();
+                    let _ = respond.send_response(resp, true);
+                }
+            });
+        }
+    });
+    (addr, seen)
+}
+
+/// A 503 from an h2c member is retried on the other member with the same
+/// request head (the h2 attempt gives back the copy it keeps for a resend,
+/// so the retry has it though nothing else kept one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_503_from_an_h2c_member_is_retried_on_the_other_with_the_same_head() {
+    let (bad, seen) = failing_h2c().await;
+    let good = Backend::start("h2c-good");
+    let d = Drover::start(&one_pool(
+        &[bad, good.addr],
+        "protocol = \"h2c\"\nbalance = \"round_robin\"\nretries = 1",
+    ));
+    let c = client();
+    for i in 0..20 {
+        let r = c
+            .get(d.url(&format!("/echo/{i}?q=1")))
+            .header("x-test", format!("v{i}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "request {i}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["name"], "h2c-good", "{body}");
+        assert_eq!(body["path"], format!("/echo/{i}"), "{body}");
+        assert_eq!(body["headers"]["x-test"], format!("v{i}"), "{body}");
+    }
+    let failed = seen.load(std::sync::atomic::Ordering::Relaxed);
+    // Passive health may take the failing member out after a few 503s.
+    assert!(
+        failed >= 1,
+        "the failing member took none of the first tries"
+    );
+}

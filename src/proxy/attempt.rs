@@ -35,7 +35,7 @@ use crate::upstream::tls::UpstreamTls;
 pub enum Attempt {
     /// The response head; the hyper connection it came on (a native
     /// exchange's body holds its connection and gives it back itself); the
-    /// request, when the client only borrowed it (native): kept for a
+    /// request, when the attempt gives it back ([`gives_back`]): kept for a
     /// retry on the response's status, else its header map is recycled.
     Response(Response<UpBody>, Option<Conn>, Option<Request<RequestBody>>),
     /// Failed; the request comes back when it was not sent.
@@ -87,6 +87,22 @@ pub async fn attempt(
         return attempt_native(addr, request, cfg, request_timeout).await;
     }
     attempt_h1(addr, tls, request, cfg.connect_timeout, request_timeout).await
+}
+
+/// Whether [`attempt`] gives this request back from every outcome (in the
+/// response or the failure), so that the caller keeps no copy for a retry:
+/// the native HTTP/1.1 client only borrows it ([`native_takes`]); an HTTP/2
+/// attempt keeps a copy of a body-less request's head anyway, to send it again
+/// when the backend refuses its stream ([`attempt_h2`]). (Not said of `auto`
+/// pools: a member known to speak HTTP/1.1 takes hyper's HTTP/1.1 client.)
+pub fn gives_back(
+    cfg: &PoolConfig,
+    method: &http::Method,
+    headers: &http::HeaderMap,
+    body: &RequestBody,
+) -> bool {
+    let h2 = cfg.protocol.kind.always_h2() && matches!(body, RequestBody::Empty);
+    h2 || native_takes(cfg, method, headers, body)
 }
 
 /// Whether [`attempt`] sends this request over the native HTTP/1.1 client:
@@ -315,11 +331,21 @@ impl Unsent {
     }
 
     fn request(&self) -> Request<RequestBody> {
+        Unsent {
+            method: self.method.clone(),
+            uri: self.uri.clone(),
+            version: self.version,
+            headers: self.headers.clone(),
+        }
+        .into_request()
+    }
+
+    fn into_request(self) -> Request<RequestBody> {
         let mut r = Request::new(RequestBody::Empty);
-        *r.method_mut() = self.method.clone();
-        *r.uri_mut() = self.uri.clone();
+        *r.method_mut() = self.method;
+        *r.uri_mut() = self.uri;
         *r.version_mut() = self.version;
-        *r.headers_mut() = self.headers.clone();
+        *r.headers_mut() = self.headers;
         r
     }
 }
@@ -334,6 +360,9 @@ impl Unsent {
 ///
 /// In an `auto` pool over TLS, a member that selects HTTP/1.1 by ALPN gets
 /// the request over HTTP/1.1 (on the connection just opened, or a pooled one).
+///
+/// A request without a body comes back from every outcome (rebuilt from the
+/// copy kept for a resend): see [`gives_back`].
 async fn attempt_h2(
     addr: SocketAddr,
     mut request: Request<RequestBody>,
@@ -342,7 +371,7 @@ async fn attempt_h2(
 ) -> Attempt {
     let tls = cfg.tls.as_deref();
     let auto = cfg.protocol.kind == Protocol::Auto;
-    let unsent = Unsent::of(&request);
+    let mut unsent = Unsent::of(&request);
     let lost = |e: ProxyError| {
         ProxyError::new(
             Cause::Upstream,
@@ -367,13 +396,14 @@ async fn attempt_h2(
             Ok(Checkout::H2(s, _reused)) => s,
             Ok(Checkout::Http1(opened)) => {
                 http2::to_h1(&mut request);
-                return match opened {
+                let a = match opened {
                     Some(s) => send(s, request, request_timeout, addr).await,
                     None => {
                         let ct = cfg.connect_timeout;
                         Box::pin(attempt_h1(addr, tls, request, ct, request_timeout)).await
                     }
                 };
+                return give_back(a, unsent);
             }
             Err(e) => {
                 let err = ProxyError::new(Cause::Connect, format!("backend {addr}: {e}"));
@@ -383,7 +413,11 @@ async fn attempt_h2(
         http2::to_h2(&mut request, addr, tls.is_some());
         match send_h2(stream, request, request_timeout, addr).await {
             Attempt::Failed(e, returned) if e.cause == Cause::Connect => {
-                let again = returned.or_else(|| unsent.as_ref().map(Unsent::request));
+                let again = match returned {
+                    Some(r) => Some(r),
+                    None if resends >= H2_RESENDS => unsent.take().map(Unsent::into_request),
+                    None => unsent.as_ref().map(Unsent::request),
+                };
                 match again {
                     None => return Attempt::Failed(lost(e), None),
                     Some(r) if resends >= H2_RESENDS => return Attempt::Failed(e, Some(r)),
@@ -393,7 +427,19 @@ async fn attempt_h2(
                     }
                 }
             }
-            a => return a,
+            a => return give_back(a, unsent),
         }
+    }
+}
+
+/// `a` with the request rebuilt from `unsent` where the attempt consumed it:
+/// a request without a body comes back from every outcome ([`gives_back`]).
+fn give_back(a: Attempt, unsent: Option<Unsent>) -> Attempt {
+    match a {
+        Attempt::Failed(e, None) => Attempt::Failed(e, unsent.map(Unsent::into_request)),
+        Attempt::Response(resp, conn, None) => {
+            Attempt::Response(resp, conn, unsent.map(Unsent::into_request))
+        }
+        a => a,
     }
 }

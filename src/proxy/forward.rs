@@ -649,9 +649,9 @@ impl Forward {
     fn next_request(&mut self) -> Request<RequestBody> {
         let body = self.body.take().expect("body present between attempts");
         let may_replay = self.replayable || self.grpc_replay.is_some();
-        // The native client gives the request back from a failed attempt.
+        // The attempt gives the request back (native client, h2 without a body).
         let given_back = self.head.as_ref().is_some_and(|h| {
-            super::attempt::native_takes(&self.snap.config, &h.method, &h.headers, &body)
+            super::attempt::gives_back(&self.snap.config, &h.method, &h.headers, &body)
         });
         let head = if may_replay && self.retries < self.max_retries() && !given_back {
             self.head.clone().expect("head present")

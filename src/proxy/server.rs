@@ -537,8 +537,12 @@ where
     } = side;
     let client = down.client;
     let act = activity.clone();
+    // Boxed: hyper moves a request's future several times (into its stream
+    // wrapper, into a spawned task for each HTTP/2 stream), and the future is
+    // ~4 KiB; one allocation costs less than those copies. (The native
+    // HTTP/1.1 codec polls it in place, unboxed.)
     let svc = service_fn(move |req: Request<Incoming>| {
-        dispatch(&shared, &act, down, req.map(ClientIn::Hyper))
+        Box::pin(dispatch(&shared, &act, down, req.map(ClientIn::Hyper)))
     });
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
     tokio::pin!(conn);
