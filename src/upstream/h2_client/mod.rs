@@ -155,8 +155,20 @@ where
 
 /// Removes what HTTP/2 forbids in a request head (RFC 9113 §8.2.2): the
 /// connection-specific fields, the fields `Connection` names, and `te` unless
-/// it is `trailers`.
+/// it is `trailers`. One pass over the names first: a proxied request has
+/// had its hop-by-hop fields removed already, so there is mostly nothing to do.
 pub fn strip_connection_fields(h: &mut HeaderMap) {
+    let forbidden = |(n, v): (&HeaderName, &http::HeaderValue)| {
+        n == CONNECTION
+            || (n == TE && v != "trailers")
+            || n == TRANSFER_ENCODING
+            || n == UPGRADE
+            || n.as_str() == "keep-alive"
+            || n.as_str() == "proxy-connection"
+    };
+    if !h.iter().any(forbidden) {
+        return;
+    }
     if let Some(listed) = h.remove(CONNECTION) {
         if let Ok(names) = listed.to_str() {
             for name in names.split(',') {
@@ -171,8 +183,14 @@ pub fn strip_connection_fields(h: &mut HeaderMap) {
     }
     h.remove(TRANSFER_ENCODING);
     h.remove(UPGRADE);
-    if h.get(TE).is_some_and(|te| te != "trailers") {
+    // Every `te` line counts: one that is not `trailers` removes them all,
+    // then `trailers` goes back alone if a line said so.
+    if h.get_all(TE).iter().any(|te| te != "trailers") {
+        let trailers = h.get_all(TE).iter().any(|te| te == "trailers");
         h.remove(TE);
+        if trailers {
+            h.insert(TE, http::HeaderValue::from_static("trailers"));
+        }
     }
 }
 

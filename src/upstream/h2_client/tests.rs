@@ -264,3 +264,59 @@ fn te_trailers_is_kept() {
     assert_eq!(h.len(), 1);
     assert_eq!(h[TE], "trailers");
 }
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn field() -> impl Strategy<Value = (String, String)> {
+        (
+            prop_oneof![
+                Just("connection".to_string()),
+                Just("te".to_string()),
+                Just("transfer-encoding".to_string()),
+                Just("upgrade".to_string()),
+                Just("keep-alive".to_string()),
+                Just("proxy-connection".to_string()),
+                "x-[a-c]{1,2}",
+            ],
+            prop_oneof![
+                Just("trailers".to_string()),
+                Just("x-a, x-b".to_string()),
+                Just("close".to_string()),
+                "[a-z ,-]{0,8}",
+            ],
+        )
+    }
+
+    proptest! {
+        /// Nothing HTTP/2 forbids is left (te only as `trailers`); every other
+        /// field stays unless `Connection` named it.
+        #[test]
+        fn only_what_http2_forbids_is_removed(fields in prop::collection::vec(field(), 0..8)) {
+            let mut h = HeaderMap::new();
+            for (n, v) in &fields {
+                h.append(HeaderName::from_bytes(n.as_bytes()).unwrap(), v.parse().unwrap());
+            }
+            let named: Vec<String> = h
+                .get_all(CONNECTION)
+                .iter()
+                .take(1)
+                .flat_map(|v| v.to_str().unwrap_or("").split(',').map(|s| s.trim().to_string()).collect::<Vec<_>>())
+                .collect();
+            let before = h.clone();
+            strip_connection_fields(&mut h);
+            for n in ["connection", "transfer-encoding", "upgrade", "keep-alive", "proxy-connection"] {
+                prop_assert!(h.get(n).is_none(), "{} left", n);
+            }
+            prop_assert!(h.get_all(TE).iter().all(|v| v == "trailers"));
+            for (n, v) in &before {
+                let special = ["connection", "te", "transfer-encoding", "upgrade", "keep-alive", "proxy-connection"]
+                    .contains(&n.as_str());
+                if !special && !named.iter().any(|m| m.eq_ignore_ascii_case(n.as_str())) {
+                    prop_assert!(h.get_all(n).iter().any(|x| x == v), "{} lost", n);
+                }
+            }
+        }
+    }
+}
