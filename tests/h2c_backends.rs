@@ -440,3 +440,42 @@ async fn a_503_from_an_h2c_member_is_retried_on_the_other_with_the_same_head() {
         "the failing member took none of the first tries"
     );
 }
+
+/// An h2c member that answers `content-length: 10`, sends 4 bytes, then resets
+/// the stream with NO_ERROR: the client's response fails (the connection is
+/// cut), never a shorter body passed on as complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_cut_by_a_no_error_reset_fails_at_the_client() {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let Ok(mut conn) = h2::server::handshake(sock).await else {
+                    return;
+                };
+                while let Some(Ok((_req, mut respond))) = conn.accept().await {
+                    tokio::spawn(async move {
+                        let resp = http::Response::builder()
+                            .header("content-length", "10")
+                            .body(())
+                            .unwrap();
+                        let mut tx = respond.send_response(resp, false).unwrap();
+                        tx.send_data(bytes::Bytes::from_static(b"half"), false)
+                            .unwrap();
+                        // Let the data go out first (a reset drops queued frames).
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        respond.send_reset(h2::Reason::NO_ERROR);
+                    });
+                }
+            });
+        }
+    });
+    let d = Drover::start(&one_pool(&[addr], "protocol = \"h2c\"\nretries = 0"));
+    for c in [client(), h2_client()] {
+        let r = c.get(d.url("/cut")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let body = r.bytes().await;
+        assert!(body.is_err(), "a cut response read as complete: {body:?}");
+    }
+}

@@ -23,7 +23,7 @@ pub enum UpBody {
 pub enum UpError {
     Hyper(hyper::Error),
     Native(native::Error),
-    H2(h2::Error),
+    H2(h2_client::RespError),
 }
 
 impl std::fmt::Display for UpError {

@@ -373,7 +373,10 @@ where
 /// response that came whole (END_STREAM) before the reset, which is the only
 /// place RFC 9113 §8.1 gives NO_ERROR (the server needs no more of the
 /// request), so a reset seen here cut the response short. (hyper's client
-/// passed such a response on as complete.)
+/// passed such a response on as complete.) That reset is [`RespError::Cut`],
+/// which carries no `h2` reason: hyper's server resets the client's stream
+/// with the reason it finds in a body error, and NO_ERROR there would tell
+/// an HTTP/2 client that the shorter response was whole.
 #[derive(Debug)]
 pub struct RespBody {
     recv: RecvStream,
@@ -398,14 +401,55 @@ impl RespBody {
     }
 }
 
+/// Why an HTTP/2 response body failed.
+#[derive(Debug)]
+pub enum RespError {
+    /// The stream or the connection failed (a reset, GOAWAY, I/O).
+    H2(h2::Error),
+    /// The backend ended the stream with NO_ERROR (a reset, or GOAWAY and
+    /// close) before the response's end.
+    Cut,
+}
+
+impl std::fmt::Display for RespError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RespError::H2(e) => write!(f, "http2 error: {e}"),
+            RespError::Cut => f.write_str(
+                "the backend ended the stream (NO_ERROR) before the end of its response",
+            ),
+        }
+    }
+}
+
+impl StdError for RespError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self {
+            RespError::H2(e) => Some(e),
+            RespError::Cut => None,
+        }
+    }
+}
+
+impl From<h2::Error> for RespError {
+    fn from(e: h2::Error) -> Self {
+        // A reset or a GOAWAY: either way the response did not come whole.
+        if e.reason() == Some(h2::Reason::NO_ERROR) {
+            RespError::Cut
+        } else {
+            RespError::H2(e)
+        }
+    }
+}
+
 impl Body for RespBody {
     type Data = Bytes;
-    type Error = h2::Error;
+    type Error = RespError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, h2::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, RespError>>> {
         if !self.data_done {
             match ready!(self.recv.poll_data(cx)) {
                 Some(Ok(data)) => {
@@ -415,13 +459,13 @@ impl Body for RespBody {
                     }
                     return Poll::Ready(Some(Ok(Frame::data(data))));
                 }
-                Some(Err(e)) => return Poll::Ready(Some(Err(e))),
+                Some(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
                 None => self.data_done = true,
             }
         }
         match ready!(self.recv.poll_trailers(cx)) {
             Ok(t) => Poll::Ready(t.map(|t| Ok(Frame::trailers(t)))),
-            Err(e) => Poll::Ready(Some(Err(e))),
+            Err(e) => Poll::Ready(Some(Err(e.into()))),
         }
     }
 
