@@ -18,7 +18,9 @@
 #                      builds in one alternated run)
 #   check    : before the load, every peer must answer every body with 200, the right
 #              length and, for grpc, the grpc-status 0 trailer (nghttp -v); else the run stops
-#   load     : h2load -t1 -c C -m M -D DUR per cell; req/s from h2load, p50/p99 from its
+#   load     : h2load -t1 -c C -m M -D DUR per cell; req/s from h2load, us/req = the peer's CPU
+#              time (all its processes, user + system; from the end of h2load's 1 s warm-up)
+#              over the requests done in the -D window; p50/p99 from its
 #              per-request log; "bad" = responses not 2xx or of the wrong size (from the
 #              log and h2load's byte count). Streams cut at the end of -D are not counted.
 #
@@ -48,11 +50,21 @@ cleanup() {
   rm -rf "$run"
 }
 trap cleanup EXIT
+declare -A group # peer name -> process group id (the setsid'd process)
 start() { # start NAME CMD...: in its own process group
   local name=$1
   shift
   setsid "$@" >"$run/$name.out" 2>&1 &
   pids+=("$!")
+  group[$name]=$!
+}
+# CPU ticks (user + system, 1/100 s) used so far by every process of a group we started.
+ticks() { # ticks PGID
+  local t=0 p
+  for p in $(ps -o pid= -g "$1" 2>/dev/null); do
+    t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$t"
 }
 wait_port() {
   for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done
@@ -190,7 +202,19 @@ cell() {
   rm -f "$log"
   local out
   target "$p" "$body"
+  # The peer's CPU ticks once h2load's 1 s warm-up is over (sampled aside).
+  rm -f "$run/t0"
+  [[ -n ${group[$p]:-} ]] && (sleep 1 && ticks "${group[$p]}" >"$run/t0") &
   out=$(h2load -t1 -c "$c" -m "$STREAMS" -D "$DUR" --warm-up-time=1 --log-file="$log" "${req[@]}" 2>&1)
+  wait
+  # The peer's CPU per request (µs) over the measured -D window.
+  local us=nan
+  if [[ -s $run/t0 ]]; then
+    local done_n t0
+    t0=$(cat "$run/t0")
+    done_n=$(sed -n 's/^requests: .* \([0-9]*\) done.*/\1/p' <<<"$out")
+    us=$(awk -v t=$(($(ticks "${group[$p]}") - t0)) -v n="${done_n:-0}" 'BEGIN { if (n > 0) printf "%.1f", t * 10000 / n; else print "nan" }')
+  fi
   local rps succeeded data
   rps=$(sed -n 's/^finished in .*, \([0-9.]*\) req\/s.*/\1/p' <<<"$out")
   succeeded=$(sed -n 's/^requests: .* \([0-9]*\) succeeded.*/\1/p' <<<"$out")
@@ -209,7 +233,7 @@ cell() {
   if ((non2xx + short > 0)); then
     echo "  $p /$body c=$c: $non2xx not 2xx ($(awk '$2 > 0 {print $2}' "$log" | sort | uniq -c | tr -s ' \n' ' ')), $short short of ${size[$body]} bytes" >&2
   fi
-  echo "${rps:-0} $p50 $p99 $((non2xx + short))"
+  echo "${rps:-0} $p50 $p99 $((non2xx + short)) $us"
 }
 
 declare -A results
@@ -231,7 +255,7 @@ done
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 table=$(
   echo "h2c, h2load -t1 -m $STREAMS -D ${DUR}s, median of $REPS rounds (peers alternated); p50/p99 in ms"
-  printf '%-6s %-5s %-8s %10s %8s %8s %7s\n' body conns peer req/s p50 p99 bad
+  printf '%-6s %-5s %-8s %10s %8s %8s %7s %8s\n' body conns peer req/s p50 p99 bad us/req
   for body in $BODIES; do
     for c in $CONNS; do
       for p in $PEERS; do
@@ -240,14 +264,16 @@ table=$(
         p50=$(awk '{print $2}' <<<"$rows" | median)
         p99=$(awk '{print $3}' <<<"$rows" | median)
         err=$(awk '{s+=$4} END {print s}' <<<"$rows")
-        printf '%-6s %-5s %-8s %10.0f %8s %8s %7s\n' "$body" "$c" "$p" "$rps" "$p50" "$p99" "$err"
+        us=$(awk '{print $5}' <<<"$rows" | median)
+        printf '%-6s %-5s %-8s %10.0f %8s %8s %7s %8s\n' "$body" "$c" "$p" "$rps" "$p50" "$p99" "$err" "${us:-nan}"
       done
     done
   done
-  # drover over each other proxy: req/s ratio (goal >= 1.1) and p99 ratio (goal <= 1).
+  # drover over each other proxy: req/s ratio (goal >= 1.1), p99 ratio (goal <= 1) and
+  # CPU per request ratio.
   if [[ " $PEERS " == *" drover "* ]]; then
     echo
-    printf '%-6s %-5s %-8s %12s %12s\n' body conns vs 'req/s ratio' 'p99 ratio'
+    printf '%-6s %-5s %-8s %12s %12s %12s\n' body conns vs 'req/s ratio' 'p99 ratio' 'us/req ratio'
     for body in $BODIES; do
       for c in $CONNS; do
         for p in haproxy nginx drover_b; do
@@ -258,7 +284,7 @@ table=$(
             b=$(tr ';' '\n' <<<"${results["$body $c $p"]}" | sed '/^$/d' | awk -v f="$1" '{print $f}' | median)
             awk -v a="$a" -v b="$b" 'BEGIN { if (b + 0 > 0) printf "%.2f", a / b; else print "n/a" }'
           }
-          printf '%-6s %-5s %-8s %12s %12s\n' "$body" "$c" "$p" "$(ratio 1)" "$(ratio 3)"
+          printf '%-6s %-5s %-8s %12s %12s %12s\n' "$body" "$c" "$p" "$(ratio 1)" "$(ratio 3)" "$(ratio 5)"
         done
       done
     done
