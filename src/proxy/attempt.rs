@@ -313,6 +313,7 @@ pub const H2_RESENDS: u32 = 3;
 
 /// The request line and headers of a request without a body, kept to send
 /// it again when an HTTP/2 backend refuses its stream.
+#[derive(Clone)]
 struct Unsent {
     method: http::Method,
     uri: http::Uri,
@@ -331,13 +332,7 @@ impl Unsent {
     }
 
     fn request(&self) -> Request<RequestBody> {
-        Unsent {
-            method: self.method.clone(),
-            uri: self.uri.clone(),
-            version: self.version,
-            headers: self.headers.clone(),
-        }
-        .into_request()
+        self.clone().into_request()
     }
 
     fn into_request(self) -> Request<RequestBody> {
@@ -371,7 +366,7 @@ async fn attempt_h2(
 ) -> Attempt {
     let tls = cfg.tls.as_deref();
     let auto = cfg.protocol.kind == Protocol::Auto;
-    let mut unsent = Unsent::of(&request);
+    let unsent = Unsent::of(&request);
     let lost = |e: ProxyError| {
         ProxyError::new(
             Cause::Upstream,
@@ -413,11 +408,7 @@ async fn attempt_h2(
         http2::to_h2(&mut request, addr, tls.is_some());
         match send_h2(stream, request, request_timeout, addr).await {
             Attempt::Failed(e, returned) if e.cause == Cause::Connect => {
-                let again = match returned {
-                    Some(r) => Some(r),
-                    None if resends >= H2_RESENDS => unsent.take().map(Unsent::into_request),
-                    None => unsent.as_ref().map(Unsent::request),
-                };
+                let again = returned.or_else(|| unsent.as_ref().map(Unsent::request));
                 match again {
                     None => return Attempt::Failed(lost(e), None),
                     Some(r) if resends >= H2_RESENDS => return Attempt::Failed(e, Some(r)),

@@ -214,8 +214,9 @@ where
     let eos = body.is_end_stream();
     let (mut response, tx) = match sender.send_request(Request::from_parts(head, ()), eos) {
         Ok(opened) => opened,
-        // A head the codec refuses; nothing went out, but sending it again
-        // would fail the same way.
+        // Nothing went out: a head the codec refuses (it would fail the same
+        // way again), or the connection's GOAWAY ([`Error::unprocessed`] says
+        // so, and the caller sends it again elsewhere).
         Err(e) => {
             return Err(Failed {
                 error: Error::H2(e),
@@ -307,16 +308,13 @@ where
                 return Poll::Ready(Err(Error::H2(e)));
             }
             if let Some((chunk, last)) = self.held.take() {
-                if self.tx.capacity() == 0 {
+                while self.tx.capacity() == 0 {
                     match self.tx.poll_capacity(cx) {
                         Poll::Pending => {
                             self.held = Some((chunk, last));
                             return Poll::Pending;
                         }
-                        Poll::Ready(Some(Ok(_))) => {
-                            self.held = Some((chunk, last));
-                            continue;
-                        }
+                        Poll::Ready(Some(Ok(_))) => {}
                         Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(Error::H2(e))),
                         Poll::Ready(None) => {
                             return Poll::Ready(Err(Error::H2(h2::Reason::STREAM_CLOSED.into())))

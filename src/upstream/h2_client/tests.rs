@@ -60,6 +60,11 @@ where
         }
         let _ = served.await;
     });
+    connect(addr).await
+}
+
+/// The client side: its sender, and whether it saw the connection end.
+async fn connect(addr: std::net::SocketAddr) -> (Sender, Arc<AtomicBool>) {
     let ended = Arc::new(AtomicBool::new(false));
     let flag = ended.clone();
     let sock = TcpStream::connect(addr).await.unwrap();
@@ -67,6 +72,18 @@ where
         .await
         .unwrap();
     (sender, ended)
+}
+
+/// A POST whose body has sent `abc` and goes on: the feed for the rest of
+/// the body, and the response (its head).
+async fn upload_under_way(sender: &mut Sender) -> (mpsc::Sender<Chunk>, Response<RespBody>) {
+    let (tx, body) = channel_body();
+    tx.send(data("abc")).await.unwrap();
+    let resp = tokio::time::timeout(WAIT, send(sender, post(body)))
+        .await
+        .unwrap()
+        .unwrap();
+    (tx, resp)
 }
 
 fn post<B>(body: B) -> Request<B> {
@@ -93,12 +110,7 @@ async fn the_body_keeps_going_after_an_early_answer() {
         let _ = got_tx.send(all);
     })
     .await;
-    let (tx, body) = channel_body();
-    tx.send(data("abc")).await.unwrap();
-    let resp = tokio::time::timeout(WAIT, send(&mut sender, post(body)))
-        .await
-        .unwrap()
-        .unwrap();
+    let (tx, resp) = upload_under_way(&mut sender).await;
     assert_eq!(resp.status(), 200);
     let answer = resp.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(&answer[..], b"early");
@@ -121,12 +133,7 @@ async fn reset_after_answer(whole: bool) -> (Result<Bytes, RespError>, mpsc::Sen
         respond.send_reset(h2::Reason::NO_ERROR);
     })
     .await;
-    let (tx, body) = channel_body();
-    tx.send(data("abc")).await.unwrap();
-    let resp = tokio::time::timeout(WAIT, send(&mut sender, post(body)))
-        .await
-        .unwrap()
-        .unwrap();
+    let (tx, resp) = upload_under_way(&mut sender).await;
     let mut body = resp.into_body();
     let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
     assert_eq!(&first[..], b"done");
@@ -236,12 +243,7 @@ async fn a_closed_connection_gives_the_request_back() {
         let conn = h2::server::handshake(sock).await.unwrap();
         drop(conn);
     });
-    let ended = Arc::new(AtomicBool::new(false));
-    let flag = ended.clone();
-    let sock = TcpStream::connect(addr).await.unwrap();
-    let mut sender = handshake(sock, addr, move || flag.store(true, Ordering::Relaxed))
-        .await
-        .unwrap();
+    let (mut sender, ended) = connect(addr).await;
     for _ in 0..250 {
         if ended.load(Ordering::Relaxed) {
             break;
