@@ -14,7 +14,7 @@ start=$SECONDS
 budget=${FUZZ_BUDGET:-300}
 per_max=${FUZZ_SECONDS:-40}
 target_dir=${FUZZ_TARGET_DIR:-target}
-targets=(request_head config duration admin_request sticky_cookie route_rules h1_codec upstream_response upstream_h2)
+targets=(request_head config duration admin_request sticky_cookie route_rules h1_codec upstream_response upstream_h2 hpack h2_server)
 # One build configuration for build and run (a different one rebuilds everything):
 # no sanitizer (drover forbids unsafe code), debug assertions and overflow checks on.
 flags=(-s none -a --target-dir "$target_dir")

@@ -15,6 +15,7 @@ pub mod docker;
 pub mod events;
 #[doc(hidden)]
 pub mod fuzz_api;
+pub mod h2wire;
 pub mod health;
 pub mod instances;
 pub mod notify;

@@ -145,6 +145,16 @@ proptest! {
     }
 
     #[test]
+    fn h2_server_twin_structured(bytes in h2_client_bytes()) {
+        fuzz_api::h2_server(&bytes);
+    }
+
+    #[test]
+    fn h2_server_twin_raw_bytes(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+        fuzz_api::h2_server(&bytes);
+    }
+
+    #[test]
     fn upstream_response_twin_raw_bytes(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
         fuzz_api::upstream_response(&bytes);
     }
@@ -389,6 +399,73 @@ fn h2_backend_bytes() -> impl Strategy<Value = Vec<u8>> {
         })
 }
 
+/// What a client sends on one HTTP/2 connection (after a selector byte:
+/// preface or not, where the bytes are split): requests on streams 1 to 7
+/// (HPACK blocks from the static table and literals, good and broken), their
+/// bodies, trailers, CONTINUATION, and every other kind of frame with
+/// plausible and odd values.
+fn h2_client_bytes() -> impl Strategy<Value = Vec<u8>> {
+    let block = prop_oneof![
+        Just(vec![0x82, 0x86, 0x84, 0x41, 0x01, b'a']), // GET http / a
+        Just(vec![0x83, 0x86, 0x84]),                   // POST http /
+        Just(vec![0x83, 0x86, 0x84, 0x5c, 0x01, b'3']), // content-length: 3
+        Just(vec![0x82, 0x86, 0x44, 0x03, b'/', b'a', b'b']),
+        Just(vec![0x82, 0x84]), // no :scheme
+        Just(vec![
+            0x40, 0x0b, b'g', b'r', b'p', b'c', b'-', b's', b't', b'a', b't', b'u', b's', 0x01,
+            b'0'
+        ]),
+        Just(vec![0x40, 0x02, b't', b'e', 0x04, b'g', b'z', b'i', b'p']),
+        prop::collection::vec(any::<u8>(), 0..12),
+    ];
+    let stream = prop_oneof![Just(1u32), Just(3), Just(5), Just(7), 0u32..9];
+    let frame = prop_oneof![
+        (block.clone(), 0u8..64, stream.clone()).prop_map(|(b, f, s)| h2_frame(1, f | 4, s, &b)),
+        (block.clone(), stream.clone()).prop_map(|(b, s)| h2_frame(1, 0, s, &b)),
+        (block, any::<bool>(), stream.clone()).prop_map(|(b, e, s)| h2_frame(
+            9,
+            u8::from(e) * 4,
+            s,
+            &b
+        )),
+        ("[a-z]{0,12}", 0u8..16, stream.clone()).prop_map(|(d, f, s)| h2_frame(
+            0,
+            f,
+            s,
+            d.as_bytes()
+        )),
+        (0u32..14, stream.clone()).prop_map(|(r, s)| h2_frame(3, 0, s, &r.to_be_bytes())),
+        (0u32..3, 0u32..14).prop_map(|(last, r)| {
+            let mut p = last.to_be_bytes().to_vec();
+            p.extend_from_slice(&r.to_be_bytes());
+            h2_frame(7, 0, 0, &p)
+        }),
+        (stream.clone(), 0u32..70_000).prop_map(|(s, n)| h2_frame(8, 0, s % 4, &n.to_be_bytes())),
+        (1u16..9, any::<u32>()).prop_map(|(id, v)| {
+            let mut p = id.to_be_bytes().to_vec();
+            p.extend_from_slice(&v.to_be_bytes());
+            h2_frame(4, 0, 0, &p)
+        }),
+        Just(h2_frame(4, 1, 0, &[])),
+        Just(h2_frame(6, 0, 0, &[0; 8])),
+        stream.prop_map(|s| h2_frame(2, 0, s, &[0, 0, 0, 1, 16])),
+        Just(h2_frame(0xfa, 0, 0, b"x")),
+    ];
+    (
+        any::<u8>(),
+        prop::collection::vec(frame, 0..8),
+        prop::collection::vec(any::<u8>(), 0..4),
+    )
+        .prop_map(|(selector, frames, tail)| {
+            let mut out = vec![selector & !1];
+            for f in frames {
+                out.extend(f);
+            }
+            out.extend(tail);
+            out
+        })
+}
+
 fn response_bytes() -> impl Strategy<Value = Vec<u8>> {
     let response = (
         prop_oneof![
@@ -475,6 +552,8 @@ fn fuzz_seed_corpus_passes() {
         }),
         ("upstream_response", &fuzz_api::upstream_response),
         ("upstream_h2", &fuzz_api::upstream_h2),
+        ("hpack", &fuzz_api::hpack::hpack),
+        ("h2_server", &fuzz_api::h2_server),
     ] {
         for entry in std::fs::read_dir(dir.join(target)).expect("seed corpus") {
             let path = entry.expect("dir entry").path();
@@ -483,4 +562,70 @@ fn fuzz_seed_corpus_passes() {
         }
     }
     assert!(n >= 100, "only {n} seeds");
+}
+
+/// Input of the `hpack` target: a table-size byte, a list-limit byte, then
+/// length-prefixed field blocks as an encoder with a dynamic table and Huffman
+/// makes them (random fields and resizes), some with one byte flipped.
+fn hpack_bytes() -> impl Strategy<Value = Vec<u8>> {
+    use drover::h2wire::hpack::IndexingEncoder;
+    let name = prop_oneof![
+        prop::sample::select(vec![
+            ":method",
+            ":path",
+            ":status",
+            "accept-encoding",
+            "cookie"
+        ])
+        .prop_map(String::from),
+        "[a-z-]{1,12}",
+    ];
+    let field = (name, "[ -~]{0,24}", any::<bool>());
+    let block = (
+        proptest::option::of(0usize..=8160),
+        prop::collection::vec(field, 0..6),
+        proptest::option::of((any::<usize>(), 1..=255u8)),
+    );
+    (any::<u8>(), any::<u8>(), prop::collection::vec(block, 1..5)).prop_map(
+        |(size, limit, blocks)| {
+            let max = usize::from(size) * 32;
+            let mut enc = IndexingEncoder::new(max);
+            let mut out = vec![size, limit];
+            for (resize, fields, flip) in blocks {
+                if let Some(r) = resize {
+                    enc.resize(r.min(max));
+                }
+                let fields: Vec<(&[u8], &[u8], bool)> = fields
+                    .iter()
+                    .map(|(n, v, ni)| (n.as_bytes(), v.as_bytes(), *ni))
+                    .collect();
+                let mut b = Vec::new();
+                enc.encode(&fields, &mut b);
+                if let Some((at, x)) = flip {
+                    let at = at % b.len().max(1);
+                    if let Some(byte) = b.get_mut(at) {
+                        *byte ^= x;
+                    }
+                }
+                b.truncate(255);
+                out.push(b.len() as u8);
+                out.extend_from_slice(&b);
+            }
+            out
+        },
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn hpack_twin_structured(bytes in hpack_bytes()) {
+        fuzz_api::hpack::hpack(&bytes);
+    }
+
+    #[test]
+    fn hpack_twin_raw_bytes(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+        fuzz_api::hpack::hpack(&bytes);
+    }
 }

@@ -15,7 +15,7 @@ use std::path::Path;
 /// application but nothing uses them.
 const LAYERS: &[(&str, &[&str])] = &[
     ("config", &["config"]),
-    ("foundation", &["rate_limit", "notify"]),
+    ("foundation", &["rate_limit", "notify", "h2wire"]),
     ("access log", &["access_log"]),
     ("events", &["events"]),
     ("balancing", &["balance"]),

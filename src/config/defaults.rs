@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use super::types::{
     AdminConfig, AutoscaleConfig, Balance, Config, DockerAddress, HashKey, HealthConfig,
-    HealthKind, Http1Codec, InstancesConfig, LogConfig, OnShutdown, PassiveConfig, PoolConfig,
-    ProtocolConfig, ProviderKind, ResolverConfig, ServerConfig, StatusRanges,
+    HealthKind, Http1Codec, Http2Codec, InstancesConfig, LogConfig, OnShutdown, PassiveConfig,
+    PoolConfig, ProtocolConfig, ProviderKind, ResolverConfig, ServerConfig, StatusRanges,
     DEFAULT_TUNNEL_IDLE_TIMEOUT,
 };
 
@@ -49,6 +49,7 @@ impl Default for ServerConfig {
             https_redirect: false,
             max_connections_per_client: 0,
             http1_codec: Http1Codec::default(),
+            http2_codec: Http2Codec::default(),
         }
     }
 }

@@ -17,8 +17,8 @@ use super::policy_keys::{SameSite, SlowStart, StickyConfig};
 use super::pool::INITIAL_STATES;
 use super::sections::MIN_HEADER_BYTES;
 use super::types::{
-    AccessFormat, Balance, Config, DockerAddress, HealthKind, Http1Codec, Metric, OnShutdown,
-    PoolConfig, Protocol, ProviderKind,
+    AccessFormat, Balance, Config, DockerAddress, HealthKind, Http1Codec, Http2Codec, Metric,
+    OnShutdown, PoolConfig, Protocol, ProviderKind,
 };
 
 pub(crate) use super::keys_route::{HEADER_RULES, RATE_LIMIT, REDIRECT, ROUTE};
@@ -271,6 +271,12 @@ pub(crate) static SERVER: Section = Section {
             Ty::Choice(Http1Codec::names),
             "HTTP/1 codec: \"native\" (drover's own, on plain listeners and for bodiless requests to plain HTTP/1.1 members; what it does not handle goes to hyper) or \"hyper\" (the kill switch). Listeners read at start.",
             |c| json!(c.server.http1_codec.as_str()),
+        ),
+        keyd(
+            "http2_codec",
+            Ty::Choice(Http2Codec::names),
+            "HTTP/2 server for client connections (h2c prior knowledge on plain listeners, ALPN h2 on TLS): \"native\" (drover's own) or \"hyper\" (the kill switch). Read at start.",
+            |c| json!(c.server.http2_codec.as_str()),
         ),
         key(
             "tls",

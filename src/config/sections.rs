@@ -12,8 +12,8 @@ use super::reader::{
     uint_min, Got, Tbl,
 };
 use super::types::{
-    AccessFormat, AccessTarget, AdminConfig, CertPair, Http1Codec, LogConfig, ServerConfig,
-    TlsConfig,
+    AccessFormat, AccessTarget, AdminConfig, CertPair, Http1Codec, Http2Codec, LogConfig,
+    ServerConfig, TlsConfig,
 };
 use super::values::parse_addr;
 
@@ -117,6 +117,9 @@ pub(crate) fn server(
     }
     if let Some(g) = t.get(errs, "http1_codec", one_of(Http1Codec::TABLE)) {
         cfg.http1_codec = g.v;
+    }
+    if let Some(g) = t.get(errs, "http2_codec", one_of(Http2Codec::TABLE)) {
+        cfg.http2_codec = g.v;
     }
     cfg
 }

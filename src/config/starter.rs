@@ -35,6 +35,7 @@ listen = ["127.0.0.1:8080"]            # one or more addresses, plain HTTP/1.1 a
                                        # closed at accept. 0 = no limit
 # http1_codec = "native"               # HTTP/1 codec (plain listeners, bodiless requests upstream): "native", or "hyper"
                                        # (drover's own; hands what it does not handle to hyper)
+# http2_codec = "native"               # HTTP/2 server for clients (h2c, TLS ALPN h2): "native", or "hyper"
 
 # [server.tls]                         # optional TLS listener, ALPN h2 + http/1.1
 # listen = ["0.0.0.0:8443"]

@@ -79,6 +79,23 @@ pub struct ServerConfig {
     /// load. Default `native` (31% fewer instructions and 0.06 allocations per
     /// proxied request instead of 8.7: bench/RESULTS.md).
     pub http1_codec: Http1Codec,
+    /// The HTTP/2 server for client connections (prior-knowledge h2c on
+    /// plain listeners, ALPN `h2` on TLS ones): drover's own (`native`,
+    /// `proxy::h2`) or hyper's (`hyper`, the kill switch). Read at start.
+    /// Default `native`.
+    pub http2_codec: Http2Codec,
+}
+
+spelled_enum! {
+    /// `server.http2_codec`. Default `native`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+    pub enum Http2Codec {
+        /// drover's HTTP/2 server (`proxy::h2`).
+        #[default]
+        Native = "native",
+        /// hyper's HTTP/2 server (the `h2` crate).
+        Hyper = "hyper",
+    }
 }
 
 spelled_enum! {

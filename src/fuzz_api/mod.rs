@@ -17,13 +17,18 @@
 //!   and body decoder (bytes from a backend);
 //! - [`upstream_h2`]: the HTTP/2 client (`h2_client`) under any frames a
 //!   backend sends back to one request;
+//! - [`hpack`]: the HPACK decoder and encoders (`h2wire::hpack`);
+//! - [`h2_server`]: drover's own HTTP/2 server (`proxy::h2`) under any
+//!   frames a client sends on one connection;
 //! - [`route_rules`]: redirect targets and header-rule templates expanded with
 //!   a hostile Host, path and query.
 
 mod checks;
 mod grpc;
 mod h1;
+mod h2_server;
 mod head;
+pub mod hpack;
 mod route_rules;
 mod sticky;
 mod upstream;
@@ -32,6 +37,7 @@ mod upstream_h2;
 pub use checks::{admin_request, config, duration, percent_decode_strict};
 pub use grpc::grpc;
 pub use h1::{h1_connection, h1_head};
+pub use h2_server::h2_server;
 pub use head::{request_head, route_with_prefix, traceparent};
 pub use route_rules::{expansions, route_rules};
 pub use sticky::sticky_cookie;

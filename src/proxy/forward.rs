@@ -243,8 +243,13 @@ impl Forward {
         let mut grpc_replay = None;
         let body = match body {
             _ if body_empty => RequestBody::Empty,
-            // Read whole by the native codec (which hands gRPC to hyper).
-            ClientIn::Full(b) => RequestBody::Replay([b].into()),
+            // Read whole with its head (native HTTP/1 or HTTP/2 server).
+            ClientIn::Full(b) => {
+                if retry_listed {
+                    grpc_replay = Some(Arc::new(Mutex::new(Capture::whole(b.clone()))));
+                }
+                RequestBody::Replay([b].into())
+            }
             body if retry_listed => {
                 let (b, capture) = RequestBody::client_captured(body, body_read_timeout);
                 grpc_replay = Some(capture);

@@ -10,6 +10,7 @@ pub mod framing;
 pub mod gcra;
 pub mod grpc;
 pub mod h1;
+pub mod h2;
 pub mod headers;
 pub mod isolate;
 pub mod limits;

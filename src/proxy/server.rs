@@ -30,7 +30,7 @@ pub use super::listen::{bind_all, bind_reuseport, listen_error};
 use super::prepare::{self, Downstream};
 use super::request_id;
 use super::router::Router;
-use crate::config::{Http1Codec, ServerConfig};
+use crate::config::{Http1Codec, Http2Codec, ServerConfig};
 
 /// State every worker reads; the router is swapped whole on reload.
 pub struct Shared {
@@ -393,16 +393,24 @@ async fn accept_loop(
             proto: if tls.is_none() { "http" } else { "https" },
             https_port,
         };
-        let cfg = ConnCfg { down, native };
+        let h2 = (server.http2_codec == Http2Codec::Native).then_some(super::h2::Limits {
+            max_head: server.max_header_bytes.max(8192),
+            idle: server.idle_timeout,
+            head: server.header_read_timeout,
+        });
+        let cfg = ConnCfg { down, native, h2 };
         tokio::spawn(async move {
             // Counted until this task ends, even by a panic.
             let _serving = serving;
             match tls {
-                None => serve_connection(stream, builder, shared, shutdown, accepted, cfg).await,
+                None => {
+                    serve_connection(stream, builder, shared, shutdown, accepted, cfg, false).await
+                }
                 Some(acceptor) => {
                     match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
                         Ok(Ok(s)) => {
-                            serve_connection(s, builder, shared, shutdown, accepted, cfg).await
+                            let h2 = s.get_ref().1.alpn_protocol() == Some(b"h2");
+                            serve_connection(s, builder, shared, shutdown, accepted, cfg, h2).await
                         }
                         Ok(Err(e)) => {
                             tracing::debug!(client = %client, error = %e, "TLS handshake failed")
@@ -435,6 +443,9 @@ struct ConnCfg {
     down: Downstream,
     /// The native HTTP/1 codec first (plain listeners with `server.http1_codec = "native"`).
     native: Option<h1::conn::Limits>,
+    /// drover's HTTP/2 server (`server.http2_codec = "native"`): for
+    /// prior-knowledge h2c found by the native HTTP/1 codec, and ALPN `h2`.
+    h2: Option<super::h2::Limits>,
 }
 
 /// One request of a connection (either codec): its id, the panic guard, routing.
@@ -472,6 +483,7 @@ async fn serve_connection<I>(
     shutdown: watch::Receiver<bool>,
     accepted: Accepted,
     cfg: ConnCfg,
+    alpn_h2: bool,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -492,6 +504,9 @@ async fn serve_connection<I>(
         idle,
         head,
     };
+    if let (true, Some(h2)) = (alpn_h2, cfg.h2) {
+        return serve_h2(stream, bytes::BytesMut::new(), h2, hy).await;
+    }
     let Some(limits) = cfg.native else {
         return serve_hyper(stream, hy).await;
     };
@@ -504,8 +519,30 @@ async fn serve_connection<I>(
     )
     .await;
     if let h1::conn::Ended::HandOff(stream) = ended {
-        serve_hyper(stream, hy).await;
+        match cfg.h2 {
+            Some(h2) if stream.is_h2_preface() => {
+                let (read, io) = stream.into_parts();
+                serve_h2(io, bytes::BytesMut::from(&read[..]), h2, hy).await;
+            }
+            _ => serve_hyper(stream, hy).await,
+        }
     }
+}
+
+/// A connection on drover's HTTP/2 server; `read`: what was read of it already.
+async fn serve_h2<I>(io: I, read: bytes::BytesMut, limits: super::h2::Limits, hy: HyperSide)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    super::h2::serve(
+        io,
+        read,
+        limits,
+        hy.activity.clone(),
+        hy.shutdown.clone(),
+        |req| dispatch(&hy.shared, &hy.activity, hy.down, req),
+    )
+    .await;
 }
 
 /// What a connection on hyper's server needs.

@@ -183,6 +183,14 @@ pub struct Capture {
 }
 
 impl Capture {
+    /// The copy of a body that came whole with its head.
+    pub fn whole(body: Bytes) -> Capture {
+        let mut c = Capture::default();
+        c.frame(&Frame::data(body));
+        c.complete = true;
+        c
+    }
+
     fn frame(&mut self, frame: &Frame<Bytes>) {
         if self.overflow {
             return;

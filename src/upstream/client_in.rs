@@ -105,6 +105,8 @@ pub enum ClientIn {
     Full(Bytes),
     /// Streamed by the native codec from the client connection.
     Stream(NativeBody),
+    /// Streamed by drover's own HTTP/2 server from the client's stream.
+    H2(super::client_in_h2::H2In),
 }
 
 impl Body for ClientIn {
@@ -120,6 +122,7 @@ impl Body for ClientIn {
             ClientIn::Full(b) if b.is_empty() => Poll::Ready(None),
             ClientIn::Full(b) => Poll::Ready(Some(Ok(Frame::data(std::mem::take(b))))),
             ClientIn::Stream(b) => Pin::new(b).poll_frame(cx),
+            ClientIn::H2(b) => Pin::new(b).poll_frame(cx),
         }
     }
 
@@ -128,6 +131,7 @@ impl Body for ClientIn {
             ClientIn::Hyper(b) => b.is_end_stream(),
             ClientIn::Full(b) => b.is_empty(),
             ClientIn::Stream(b) => b.is_end_stream(),
+            ClientIn::H2(b) => b.is_end_stream(),
         }
     }
 
@@ -136,6 +140,7 @@ impl Body for ClientIn {
             ClientIn::Hyper(b) => b.size_hint(),
             ClientIn::Full(b) => SizeHint::with_exact(b.len() as u64),
             ClientIn::Stream(b) => b.size_hint(),
+            ClientIn::H2(b) => b.size_hint(),
         }
     }
 }

@@ -84,8 +84,6 @@ pub enum ConnectError {
     /// The TLS handshake failed or timed out: why (the verification error).
     Tls(String),
     Handshake(hyper::Error),
-    /// The HTTP/2 handshake failed.
-    H2(h2::Error),
     /// A TLS connection that should speak HTTP/2 did not negotiate it: why.
     NoH2(String),
 }
@@ -100,7 +98,6 @@ impl std::fmt::Display for ConnectError {
             ConnectError::Io(e) => write!(f, "connect failed: {e}"),
             ConnectError::Tls(why) => write!(f, "TLS handshake failed: {why}"),
             ConnectError::Handshake(e) => write!(f, "handshake failed: {e}"),
-            ConnectError::H2(e) => write!(f, "HTTP/2 handshake failed: {e}"),
             ConnectError::NoH2(why) => write!(f, "no HTTP/2 over TLS: {why}"),
         }
     }

@@ -21,10 +21,10 @@
 //! gets at most `ceil(limit / max_streams_per_connection)` connections per
 //! worker thread (a worker opens one only for requests it has in flight).
 //!
-//! Streams are sent with [`super::h2_client`] (the `h2` crate directly, from
-//! the request's own task).
+//! Streams are sent with [`super::h2_client`] (drover's own HTTP/2 client:
+//! a driver task per connection, the exchange in the request's own task).
 //!
-//! GOAWAY from the backend (RFC 9113 §6.8): `h2` lets the streams the
+//! GOAWAY from the backend (RFC 9113 §6.8): the client lets the streams the
 //! backend accepted finish; a stream it refused (above its last stream id,
 //! or reset with REFUSED_STREAM, §8.7) was not processed: the connection is
 //! marked dead and the request goes to a fresh connection ([`unprocessed`],

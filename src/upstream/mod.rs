@@ -10,6 +10,7 @@
 
 pub mod body;
 pub mod client_in;
+pub mod client_in_h2;
 pub mod h2_client;
 pub mod http1;
 pub mod http2;

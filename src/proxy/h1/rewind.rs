@@ -19,6 +19,17 @@ impl<S> Rewind<S> {
     pub fn new(pre: Bytes, inner: S) -> Rewind<S> {
         Rewind { pre, inner }
     }
+
+    /// The bytes not replayed yet, and the stream.
+    pub fn into_parts(self) -> (Bytes, S) {
+        (self.pre, self.inner)
+    }
+
+    /// Whether what was read starts with HTTP/2's connection preface.
+    pub fn is_h2_preface(&self) -> bool {
+        let n = self.pre.len().min(crate::h2wire::frame::PREFACE.len());
+        n >= 3 && self.pre.get(..n) == crate::h2wire::frame::PREFACE.get(..n)
+    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Rewind<S> {

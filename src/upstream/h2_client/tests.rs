@@ -1,11 +1,19 @@
-//! The HTTP/2 client against the `h2` crate's server on real sockets: bodies
-//! sent while and after the head comes back, early answers, resets, a body
-//! that fails, a connection that closes before the stream opens.
+//! The HTTP/2 client against the `h2` crate's server (a conformant peer) on
+//! real sockets: bodies sent while and after the head comes back, early
+//! answers, resets, a body that fails, a connection that closes before the
+//! stream opens, flow control with small windows both ways, many streams on
+//! one connection, cancellation. Hostile peers: `tests_raw.rs`.
 
 use super::*;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::Frame;
 
 use http_body_util::{BodyExt, Empty, StreamBody};
 use tokio::net::{TcpListener, TcpStream};

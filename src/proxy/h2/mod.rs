@@ -1,0 +1,85 @@
+//! drover's own HTTP/2 server for client connections (prior-knowledge h2c
+//! on plain listeners, ALPN `h2` on TLS ones), on [`crate::h2wire`]: one task
+//! per connection, no task per stream (see [`conn`]). `server.http2_codec =
+//! "hyper"` serves HTTP/2 with hyper's server (the `h2` crate) instead.
+//!
+//! What it offers a client: SETTINGS_MAX_CONCURRENT_STREAMS 200, a 1 MiB
+//! stream window and a 2 MiB connection window for request bodies,
+//! SETTINGS_MAX_HEADER_LIST_SIZE = `server.max_header_bytes`, frames of at
+//! most 16 KiB; no server push, no extended CONNECT.
+
+pub mod conn;
+pub mod request;
+pub mod response;
+
+use std::convert::Infallible;
+use std::future::{poll_fn, Future};
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use http::{Request, Response};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::proxy::body::ProxyBody;
+use crate::proxy::conn_activity::ConnActivity;
+use crate::proxy::server::stopped;
+use crate::upstream::client_in::ClientIn;
+
+/// A connection's limits (from `[server]`).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// `max_header_bytes`: the largest request head (decoded field list size).
+    pub max_head: usize,
+    /// `idle_timeout`: no stream open for this long sends GOAWAY.
+    pub idle: Duration,
+    /// `header_read_timeout`: no request this long after accept closes.
+    pub head: Duration,
+}
+
+/// Serves an HTTP/2 connection whose first bytes (`read`: the preface, or
+/// part of it, and maybe more) were read already. `dispatch` turns a request
+/// into its response, as on the other paths.
+pub async fn serve<S, F, Fut>(
+    io: S,
+    read: BytesMut,
+    limits: Limits,
+    activity: Arc<ConnActivity>,
+    mut shutdown: watch::Receiver<bool>,
+    dispatch: F,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: FnMut(Request<ClientIn>) -> Fut,
+    Fut: Future<Output = Result<Response<ProxyBody>, Infallible>>,
+{
+    let mut conn = conn::Conn::new(io, read, limits, dispatch);
+    let next = |a: &ConnActivity| Instant::now() + a.next_check(limits.idle, limits.head);
+    let mut check = pin!(tokio::time::sleep_until(next(&activity)));
+    let mut stop = pin!(stopped(&mut shutdown));
+    let mut stopping = false;
+    poll_fn(|cx| {
+        if !stopping && stop.as_mut().poll(cx).is_ready() {
+            stopping = true;
+            conn.close_gracefully();
+        }
+        while check.as_mut().poll(cx).is_ready() {
+            if activity.head_time_left(limits.head) == Some(Duration::ZERO) {
+                tracing::debug!("no HTTP/2 request within header_read_timeout; closing");
+                return Poll::Ready(());
+            }
+            if conn.quiet() && activity.idle_for() >= limits.idle {
+                conn.close_gracefully();
+            }
+            check.as_mut().reset(next(&activity));
+        }
+        conn.poll_serve(cx)
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests;

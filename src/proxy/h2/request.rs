@@ -1,0 +1,241 @@
+//! A client's HTTP/2 request head (RFC 9113 §8.3.1) from its decoded field
+//! block: pseudo-fields first, each once; names lowercase; no
+//! connection-specific fields; `te` only as `trailers`; values a
+//! `HeaderValue` can hold. A head that breaks a rule is malformed (a stream
+//! error, PROTOCOL_ERROR, §8.1.1). Values are copied once into one buffer per
+//! head and sliced from it (one allocation for all of them).
+
+use bytes::{Bytes, BytesMut};
+use http::header::{CONTENT_LENGTH, EXPECT};
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
+
+use crate::h2wire::hpack::{Decoder, HpackError};
+use crate::upstream::{maps, names};
+
+/// A request head as it came, checked.
+#[derive(Debug)]
+pub struct Head {
+    pub method: Method,
+    pub uri: Uri,
+    pub headers: HeaderMap,
+    /// `content-length`, when given.
+    pub content_length: Option<u64>,
+    /// `expect: 100-continue`.
+    pub expects_continue: bool,
+}
+
+/// What a field block gave.
+#[derive(Debug)]
+pub enum Decoded<T> {
+    Ok(T),
+    /// Malformed (RST_STREAM with PROTOCOL_ERROR): why.
+    Malformed(&'static str),
+    /// Larger than the list size we allow (answered 431).
+    TooLarge,
+}
+
+#[derive(Default)]
+struct Pseudo {
+    method: Option<(usize, usize)>,
+    scheme: Option<(usize, usize)>,
+    authority: Option<(usize, usize)>,
+    path: Option<(usize, usize)>,
+}
+
+/// Gathers fields: names parsed, values appended to one buffer.
+struct Gather {
+    vals: BytesMut,
+    fields: Vec<(HeaderName, usize, usize, bool)>,
+    pseudo: Pseudo,
+    bad: Option<&'static str>,
+    regular_seen: bool,
+    trailers: bool,
+}
+
+fn connection_specific(name: &[u8]) -> bool {
+    matches!(
+        name,
+        b"connection" | b"keep-alive" | b"proxy-connection" | b"transfer-encoding" | b"upgrade"
+    )
+}
+
+impl Gather {
+    fn new(trailers: bool) -> Gather {
+        Gather {
+            vals: BytesMut::with_capacity(256),
+            fields: Vec::with_capacity(16),
+            pseudo: Pseudo::default(),
+            bad: None,
+            regular_seen: false,
+            trailers,
+        }
+    }
+
+    fn keep(&mut self, v: &[u8]) -> (usize, usize) {
+        let at = self.vals.len();
+        self.vals.extend_from_slice(v);
+        (at, self.vals.len())
+    }
+
+    fn field(&mut self, name: &[u8], value: &[u8], never_indexed: bool) {
+        if self.bad.is_some() {
+            return;
+        }
+        if let Some(p) = name.strip_prefix(b":") {
+            if self.regular_seen || self.trailers {
+                self.bad = Some("pseudo-header field after a regular field, or in trailers");
+                return;
+            }
+            let r = self.keep(value);
+            let slot = match p {
+                b"method" => &mut self.pseudo.method,
+                b"scheme" => &mut self.pseudo.scheme,
+                b"authority" => &mut self.pseudo.authority,
+                b"path" => &mut self.pseudo.path,
+                _ => {
+                    self.bad = Some("unknown pseudo-header field");
+                    return;
+                }
+            };
+            if slot.replace(r).is_some() {
+                self.bad = Some("repeated pseudo-header field");
+            }
+            return;
+        }
+        self.regular_seen = true;
+        if name.iter().any(u8::is_ascii_uppercase) {
+            self.bad = Some("uppercase field name");
+            return;
+        }
+        if connection_specific(name) || (name == b"te" && value != b"trailers") {
+            self.bad = Some("connection-specific field");
+            return;
+        }
+        let Ok(n) = names::parse(name) else {
+            self.bad = Some("invalid field name");
+            return;
+        };
+        let (s, e) = self.keep(value);
+        self.fields.push((n, s, e, never_indexed));
+    }
+
+    /// The fields as a map (values sliced from one frozen buffer).
+    fn into_map(self) -> Result<(HeaderMap, Bytes, Pseudo), &'static str> {
+        if let Some(why) = self.bad {
+            return Err(why);
+        }
+        let vals = self.vals.freeze();
+        let mut map = maps::take(self.fields.len());
+        for (name, s, e, sensitive) in self.fields {
+            let mut v = HeaderValue::from_maybe_shared(vals.slice(s..e))
+                .map_err(|_| "invalid field value")?;
+            v.set_sensitive(sensitive);
+            map.append(name, v);
+        }
+        Ok((map, vals, self.pseudo))
+    }
+}
+
+fn decode_into(
+    dec: &mut Decoder,
+    block: &[u8],
+    max_list: usize,
+    g: &mut Gather,
+) -> Result<bool, HpackError> {
+    match dec.decode(block, max_list, |n, v, s| g.field(n, v, s)) {
+        Ok(()) => Ok(true),
+        Err(e) if e.list_too_large() => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Decodes a request head. `Err` is a connection error (COMPRESSION_ERROR).
+pub fn decode(
+    dec: &mut Decoder,
+    block: &[u8],
+    max_list: usize,
+) -> Result<Decoded<Head>, HpackError> {
+    let mut g = Gather::new(false);
+    if !decode_into(dec, block, max_list, &mut g)? {
+        return Ok(Decoded::TooLarge);
+    }
+    Ok(match build(g) {
+        Ok(h) => Decoded::Ok(h),
+        Err(why) => Decoded::Malformed(why),
+    })
+}
+
+/// Decodes trailers (no pseudo-fields).
+pub fn decode_trailers(
+    dec: &mut Decoder,
+    block: &[u8],
+    max_list: usize,
+) -> Result<Decoded<HeaderMap>, HpackError> {
+    let mut g = Gather::new(true);
+    if !decode_into(dec, block, max_list, &mut g)? {
+        return Ok(Decoded::TooLarge);
+    }
+    Ok(match g.into_map() {
+        Ok((map, _, _)) => Decoded::Ok(map),
+        Err(why) => Decoded::Malformed(why),
+    })
+}
+
+fn build(g: Gather) -> Result<Head, &'static str> {
+    let (headers, vals, p) = g.into_map()?;
+    let part = |r: Option<(usize, usize)>| r.map(|(s, e)| vals.slice(s..e));
+    let method = part(p.method).ok_or("no :method")?;
+    let method = Method::from_bytes(&method).map_err(|_| "invalid :method")?;
+    let authority = part(p.authority)
+        .map(|a| Authority::from_maybe_shared(a).map_err(|_| "invalid :authority"))
+        .transpose()?;
+    let mut parts = http::uri::Parts::default();
+    if method == Method::CONNECT {
+        // §8.5: :authority only (extended CONNECT is not offered).
+        if p.scheme.is_some() || p.path.is_some() {
+            return Err("CONNECT with :scheme or :path");
+        }
+        parts.authority = Some(authority.ok_or("CONNECT without :authority")?);
+    } else {
+        let scheme = part(p.scheme).ok_or("no :scheme")?;
+        let path = part(p.path).ok_or("no :path")?;
+        if path.is_empty() {
+            return Err("empty :path");
+        }
+        let scheme = match &scheme[..] {
+            b"http" => Scheme::HTTP,
+            b"https" => Scheme::HTTPS,
+            other => Scheme::try_from(other).map_err(|_| "invalid :scheme")?,
+        };
+        parts.path_and_query =
+            Some(PathAndQuery::from_maybe_shared(path).map_err(|_| "invalid :path")?);
+        // A URI cannot hold a scheme without an authority: without
+        // :authority the target is the path alone (as the `h2` crate made it;
+        // routing then reads `host`).
+        if let Some(a) = authority {
+            parts.authority = Some(a);
+            parts.scheme = Some(scheme);
+        }
+    }
+    let uri = Uri::from_parts(parts).map_err(|_| "invalid request target")?;
+    let mut content_length = None;
+    for v in headers.get_all(CONTENT_LENGTH) {
+        let n = crate::upstream::native::head::content_length(v.as_bytes())
+            .ok_or("invalid content-length")?;
+        if content_length.is_some_and(|m| m != n) {
+            return Err("conflicting content-length");
+        }
+        content_length = Some(n);
+    }
+    let expects_continue = headers
+        .get(EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    Ok(Head {
+        method,
+        uri,
+        headers,
+        content_length,
+        expects_continue,
+    })
+}
