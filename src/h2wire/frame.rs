@@ -159,11 +159,14 @@ impl Head {
 
     /// Appends the 9 bytes (the length is cut to 24 bits, the id to 31).
     pub fn write(self, dst: &mut BytesMut) {
-        let len = (self.len & MAX_FRAME_LIMIT).to_be_bytes();
-        dst.put_slice(&len[1..]);
-        dst.put_u8(self.kind);
-        dst.put_u8(self.flags);
-        dst.put_u32(self.stream & MAX_WINDOW);
+        dst.put_slice(&self.to_bytes());
+    }
+
+    /// The 9 bytes (the length cut to 24 bits, the id to 31).
+    pub fn to_bytes(self) -> [u8; HEAD_LEN] {
+        let [_, l0, l1, l2] = (self.len & MAX_FRAME_LIMIT).to_be_bytes();
+        let [s0, s1, s2, s3] = (self.stream & MAX_WINDOW).to_be_bytes();
+        [l0, l1, l2, self.kind, self.flags, s0, s1, s2, s3]
     }
 
     fn has(self, f: u8) -> bool {
@@ -632,14 +635,13 @@ pub fn finish_headers(
     let block_len = dst.len().saturating_sub(at + HEAD_LEN);
     let end = if end_stream { flag::END_STREAM } else { 0 };
     if block_len <= max {
-        let mut h = BytesMut::with_capacity(HEAD_LEN);
-        Head {
+        let h = Head {
             len: block_len as u32,
             kind: kind::HEADERS,
             flags: end | flag::END_HEADERS,
             stream,
         }
-        .write(&mut h);
+        .to_bytes();
         if let Some(slot) = dst.get_mut(at..at + HEAD_LEN) {
             slot.copy_from_slice(&h);
         }

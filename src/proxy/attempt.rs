@@ -57,12 +57,13 @@ pub fn classify(e: &(dyn std::error::Error + 'static), sent: bool, addr: SocketA
 }
 
 fn timed_out(addr: SocketAddr, timeout: Duration, what: &str) -> Attempt {
-    Attempt::Failed(
-        ProxyError::new(
-            Cause::Timeout,
-            format!("backend {addr} {what} within {timeout:?}"),
-        ),
-        None,
+    Attempt::Failed(timeout_error(addr, timeout, what), None)
+}
+
+fn timeout_error(addr: SocketAddr, timeout: Duration, what: &str) -> ProxyError {
+    ProxyError::new(
+        Cause::Timeout,
+        format!("backend {addr} {what} within {timeout:?}"),
     )
 }
 
@@ -263,7 +264,9 @@ async fn send_h2(
     addr: SocketAddr,
 ) -> Attempt {
     let upload = request.body().upload();
-    let exchange = h2_client::send(&mut stream.sender, request);
+    // A request without a body comes back here once its head went out.
+    let mut kept = None;
+    let exchange = h2_client::send_keeping(&mut stream.sender, request, &mut kept);
     let r = match upload {
         Some(upload) => match upload_then(exchange, upload, timeout, addr).await {
             Ok(r) => r,
@@ -271,11 +274,14 @@ async fn send_h2(
         },
         None => match tokio::time::timeout(timeout, exchange).await {
             Ok(r) => r,
-            Err(_) => return timed_out(addr, timeout, "did not answer"),
+            Err(_) => {
+                let e = timeout_error(addr, timeout, "did not answer");
+                return Attempt::Failed(e, kept);
+            }
         },
     };
     match r {
-        Ok(resp) => Attempt::Response(resp.map(UpBody::H2), Some(Conn::H2(stream)), None),
+        Ok(resp) => Attempt::Response(resp.map(UpBody::H2), Some(Conn::H2(stream)), kept),
         Err(f) => {
             if f.request.is_some() {
                 // The connection closed (or is closing) before the stream opened.
@@ -283,9 +289,9 @@ async fn send_h2(
             } else if f.error.unprocessed() {
                 stream.mark_dead();
                 let why = format!("backend {addr} refused the stream unprocessed: {}", f.error);
-                return Attempt::Failed(ProxyError::new(Cause::Connect, why), None);
+                return Attempt::Failed(ProxyError::new(Cause::Connect, why), kept);
             }
-            Attempt::Failed(classify(&f.error, f.sent, addr), f.request)
+            Attempt::Failed(classify(&f.error, f.sent, addr), f.request.or(kept))
         }
     }
 }
@@ -311,9 +317,9 @@ async fn send_fresh(
 /// same member (each time on another connection). 3.
 pub const H2_RESENDS: u32 = 3;
 
-/// The request line and headers of a request without a body, kept to send
-/// it again when an HTTP/2 backend refuses its stream.
-#[derive(Clone)]
+/// The request line and headers of a request without a body, kept to give
+/// it back after hyper's HTTP/1.1 client (an `auto` member that chose
+/// HTTP/1.1) consumed it.
 struct Unsent {
     method: http::Method,
     uri: http::Uri,
@@ -329,10 +335,6 @@ impl Unsent {
             version: r.version(),
             headers: r.headers().clone(),
         })
-    }
-
-    fn request(&self) -> Request<RequestBody> {
-        self.clone().into_request()
     }
 
     fn into_request(self) -> Request<RequestBody> {
@@ -356,8 +358,9 @@ impl Unsent {
 /// In an `auto` pool over TLS, a member that selects HTTP/1.1 by ALPN gets
 /// the request over HTTP/1.1 (on the connection just opened, or a pooled one).
 ///
-/// A request without a body comes back from every outcome (rebuilt from the
-/// copy kept for a resend): see [`gives_back`].
+/// A request without a body comes back from every outcome (the HTTP/2
+/// client gives it back; after hyper's HTTP/1.1 client, rebuilt from a
+/// copy): see [`gives_back`].
 async fn attempt_h2(
     addr: SocketAddr,
     mut request: Request<RequestBody>,
@@ -366,7 +369,6 @@ async fn attempt_h2(
 ) -> Attempt {
     let tls = cfg.tls.as_deref();
     let auto = cfg.protocol.kind == Protocol::Auto;
-    let unsent = Unsent::of(&request);
     let lost = |e: ProxyError| {
         ProxyError::new(
             Cause::Upstream,
@@ -390,6 +392,8 @@ async fn attempt_h2(
         let stream = match checkout {
             Ok(Checkout::H2(s, _reused)) => s,
             Ok(Checkout::Http1(opened)) => {
+                // hyper's HTTP/1.1 client consumes the request: a copy to give back.
+                let unsent = Unsent::of(&request);
                 http2::to_h1(&mut request);
                 let a = match opened {
                     Some(s) => send(s, request, request_timeout, addr).await,
@@ -407,18 +411,15 @@ async fn attempt_h2(
         };
         http2::to_h2(&mut request, addr, tls.is_some());
         match send_h2(stream, request, request_timeout, addr).await {
-            Attempt::Failed(e, returned) if e.cause == Cause::Connect => {
-                let again = returned.or_else(|| unsent.as_ref().map(Unsent::request));
-                match again {
-                    None => return Attempt::Failed(lost(e), None),
-                    Some(r) if resends >= H2_RESENDS => return Attempt::Failed(e, Some(r)),
-                    Some(r) => {
-                        resends += 1;
-                        request = r;
-                    }
+            Attempt::Failed(e, returned) if e.cause == Cause::Connect => match returned {
+                None => return Attempt::Failed(lost(e), None),
+                Some(r) if resends >= H2_RESENDS => return Attempt::Failed(e, Some(r)),
+                Some(r) => {
+                    resends += 1;
+                    request = r;
                 }
-            }
-            a => return give_back(a, unsent),
+            },
+            a => return a,
         }
     }
 }

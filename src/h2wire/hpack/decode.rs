@@ -1,7 +1,7 @@
 //! The decoder (RFC 7541 §3, §6): field blocks from a peer, every byte hostile.
 
 use super::huffman;
-use super::table::{DynTable, Entry, ENTRY_OVERHEAD};
+use super::table::{DynTable, Name, ENTRY_OVERHEAD};
 use super::HpackError;
 
 /// The most continuation bytes of an integer (§5.1): 5 carry 35 bits, more
@@ -117,16 +117,20 @@ impl Decoder {
                 None
             };
             let value = cur.string(&mut self.scratch)?;
-            let name: &[u8] = match name {
-                Some(s) => s.bytes(&self.scratch),
-                None => self.table.get(index).ok_or(HpackError::BadIndex(index))?.0,
-            };
             let value = value.bytes(&self.scratch);
-            deliver(name, value, never_indexed);
+            match &name {
+                Some(s) => deliver(s.bytes(&self.scratch), value, never_indexed),
+                None => {
+                    let (n, _) = self.table.get(index).ok_or(HpackError::BadIndex(index))?;
+                    deliver(n, value, never_indexed)
+                }
+            }
             if indexing {
-                // Copied first: the name may be an entry this insertion evicts (§4.4).
-                let entry = Entry::new(name, value);
-                self.table.push(entry);
+                let name = match &name {
+                    Some(s) => Name::Literal(s.bytes(&self.scratch)),
+                    None => Name::Index(index),
+                };
+                self.table.push(name, value);
             }
         }
         if too_large {

@@ -4,7 +4,7 @@
 use bytes::{BufMut, BytesMut};
 
 use super::huffman;
-use super::table::{static_lookup, DynTable, Entry, STATIC_LEN};
+use super::table::{static_lookup, DynTable, Name, STATIC_LEN};
 
 /// Writes `value` as an integer with a `prefix`-bit prefix (§5.1), `flags`
 /// holding the bits above the prefix in the first byte; `prefix` in 1..=8.
@@ -145,7 +145,7 @@ impl IndexingEncoder {
             }
             put_string(dst, value);
             if indexing {
-                self.table.push(Entry::new(name, value));
+                self.table.push(Name::Literal(name), value);
             }
         }
     }

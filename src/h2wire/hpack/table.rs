@@ -149,43 +149,43 @@ pub(super) fn static_lookup(name: &[u8], value: &[u8]) -> Option<(usize, Option<
     Some((first, full))
 }
 
-/// One dynamic-table entry: name and value in one allocation.
-#[derive(Debug, Clone)]
-pub(super) struct Entry {
-    bytes: Box<[u8]>,
+/// One dynamic-table entry: where its name and value are in the table's arena.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    at: usize,
     name_len: usize,
+    value_len: usize,
 }
 
 impl Entry {
-    /// Copies `name` and `value` into a new entry.
-    pub(super) fn new(name: &[u8], value: &[u8]) -> Entry {
-        let mut bytes = Vec::with_capacity(name.len().saturating_add(value.len()));
-        bytes.extend_from_slice(name);
-        bytes.extend_from_slice(value);
-        Entry {
-            bytes: bytes.into_boxed_slice(),
-            name_len: name.len(),
-        }
-    }
-
-    /// `(name, value)`.
-    pub(super) fn field(&self) -> (&[u8], &[u8]) {
-        self.bytes
-            .split_at_checked(self.name_len)
-            .unwrap_or((&self.bytes, &[]))
-    }
-
     /// Size as counted against the table (§4.1): name + value + 32 bytes.
-    pub(super) fn size(&self) -> usize {
-        self.bytes.len().saturating_add(ENTRY_OVERHEAD)
+    fn size(&self) -> usize {
+        self.name_len + self.value_len + ENTRY_OVERHEAD
     }
 }
 
+/// The name of an entry being added: its bytes, or the index of a field
+/// whose name it takes (static or dynamic, §6.2.1).
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Name<'a> {
+    Literal(&'a [u8]),
+    Index(u64),
+}
+
+/// Dead arena bytes (of evicted entries) at which the live ones are moved to
+/// the front: the table's maximum size, at least this (1 KiB). Each move
+/// copies at most as many bytes as were added since the last one.
+const MIN_COMPACT: usize = 1024;
+
 /// The dynamic table (§2.3.2): newest entry at the front, `size` the sum of
-/// the entries' sizes (§4.1), never above `max` (bytes).
+/// the entries' sizes (§4.1), never above `max` (bytes). Names and values
+/// live in one arena, appended in insertion order: evicting the oldest
+/// entries leaves a dead prefix, dropped now and then by moving the live
+/// suffix down, so a warm table allocates nothing.
 #[derive(Debug, Clone, Default)]
 pub(super) struct DynTable {
     entries: VecDeque<Entry>,
+    arena: Vec<u8>,
     size: usize,
     max: usize,
 }
@@ -195,9 +195,17 @@ impl DynTable {
     pub(super) fn new(max: usize) -> DynTable {
         DynTable {
             entries: VecDeque::new(),
+            arena: Vec::new(),
             size: 0,
             max,
         }
+    }
+
+    fn field(&self, e: &Entry) -> (&[u8], &[u8]) {
+        let name = self.arena.get(e.at..e.at + e.name_len).unwrap_or_default();
+        let end = e.at + e.name_len + e.value_len;
+        let value = self.arena.get(e.at + e.name_len..end).unwrap_or_default();
+        (name, value)
     }
 
     /// Current size in bytes (§4.1).
@@ -218,7 +226,7 @@ impl DynTable {
 
     /// The entries, newest first (for the tests and the indexing encoder).
     pub(super) fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.entries.iter().map(Entry::field)
+        self.entries.iter().map(|e| self.field(e))
     }
 
     /// The field at `index` in the combined index space (§2.3.3): static
@@ -230,7 +238,7 @@ impl DynTable {
             None => self
                 .entries
                 .get(i.checked_sub(STATIC_LEN)?)
-                .map(Entry::field),
+                .map(|e| self.field(e)),
         }
     }
 
@@ -238,20 +246,51 @@ impl DynTable {
     pub(super) fn set_max(&mut self, max: usize) {
         self.max = max;
         self.evict_to(max);
+        self.compact();
     }
 
     /// Adds an entry (§4.4): older entries are evicted to make room; an entry
-    /// larger than the maximum empties the table and is not added.
-    pub(super) fn push(&mut self, entry: Entry) {
+    /// larger than the maximum empties the table and is not added. `None`
+    /// when `name` is an index past the tables (nothing changes then).
+    pub(super) fn push(&mut self, name: Name<'_>, value: &[u8]) -> Option<()> {
+        // Copied first: the name may be an entry this insertion evicts.
+        let at = self.arena.len();
+        match name {
+            Name::Literal(n) => self.arena.extend_from_slice(n),
+            Name::Index(index) => {
+                let i = usize::try_from(index).ok()?.checked_sub(1)?;
+                match STATIC.get(i) {
+                    Some(&(n, _)) => self.arena.extend_from_slice(n),
+                    None => {
+                        let e = *self.entries.get(i.checked_sub(STATIC_LEN)?)?;
+                        let name = e.at..e.at + e.name_len;
+                        if name.end > at {
+                            return None;
+                        }
+                        self.arena.extend_from_within(name);
+                    }
+                }
+            }
+        }
+        let name_len = self.arena.len() - at;
+        self.arena.extend_from_slice(value);
+        let entry = Entry {
+            at,
+            name_len,
+            value_len: value.len(),
+        };
         let size = entry.size();
         if size > self.max {
             self.entries.clear();
+            self.arena.clear();
             self.size = 0;
-            return;
+            return Some(());
         }
         self.evict_to(self.max - size);
         self.size += size;
         self.entries.push_front(entry);
+        self.compact();
+        Some(())
     }
 
     /// Evicts the oldest entries until the size is at most `limit`.
@@ -264,6 +303,23 @@ impl DynTable {
                     break;
                 }
             }
+        }
+    }
+
+    /// Moves the live bytes to the front of the arena once the dead prefix
+    /// is large enough.
+    fn compact(&mut self) {
+        if self.entries.is_empty() {
+            self.arena.clear();
+            return;
+        }
+        let live_from = self.entries.back().map_or(0, |e| e.at);
+        if live_from < self.max.max(MIN_COMPACT) {
+            return;
+        }
+        self.arena.drain(..live_from);
+        for e in self.entries.iter_mut() {
+            e.at -= live_from;
         }
     }
 }

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes, BytesMut};
-use futures_util::future::{abortable, join, ready, AbortHandle, Abortable, Join, Ready};
+use futures_util::future::{abortable, AbortHandle, Abortable};
 use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
 use http::{HeaderMap, Method, Request, Response, Version};
@@ -51,7 +51,23 @@ const RESET_BUDGET: i64 = 100;
 const IDLE_FRAME_BUDGET: i64 = 10_000;
 
 /// A request's future, tagged with its stream and cancellable.
-type Dispatch<Fut> = Abortable<Join<Ready<u32>, Fut>>;
+type Dispatch<Fut> = Abortable<Tagged<Fut>>;
+
+/// A request's future, boxed where it is made (it is large: moving it into
+/// the `FuturesUnordered` unboxed copied it several times), with its stream.
+struct Tagged<Fut> {
+    id: u32,
+    fut: Pin<Box<Fut>>,
+}
+
+impl<Fut: Future> Future for Tagged<Fut> {
+    type Output = (u32, Fut::Output);
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        this.fut.as_mut().poll(cx).map(|out| (this.id, out))
+    }
+}
 
 enum In {
     /// Not dispatched yet: DATA so far, and whether the stream ended.
@@ -753,7 +769,8 @@ where
             *req.uri_mut() = head.uri;
             *req.version_mut() = Version::HTTP_2;
             *req.headers_mut() = head.headers;
-            let (fut, handle) = abortable(join(ready(id), (self.dispatch)(req)));
+            let fut = Box::pin((self.dispatch)(req));
+            let (fut, handle) = abortable(Tagged { id, fut });
             s.out = Out::Waiting(handle);
             self.running.push(fut);
         }

@@ -50,6 +50,9 @@ pub(super) fn encode_fields(dst: &mut BytesMut, headers: &HeaderMap) {
     }
 }
 
+/// The buffer for a head's copied values: 512 bytes (more for a larger value).
+const COPIES_SIZE: usize = 512;
+
 /// Fields forbidden in HTTP/2 (RFC 9113 §8.2.2); `te` is checked apart.
 fn connection_specific(name: &[u8]) -> bool {
     matches!(
@@ -73,6 +76,10 @@ pub(super) struct Fields<'b> {
     pub length: Option<u64>,
     /// The first fault: the block is malformed (a stream PROTOCOL_ERROR).
     pub bad: Option<&'static str>,
+    /// Values that are not slices of the block (Huffman-coded, or from the
+    /// HPACK table), copied into one buffer and split off it: one allocation
+    /// per head, not one per value.
+    copies: BytesMut,
 }
 
 impl<'b> Fields<'b> {
@@ -86,7 +93,21 @@ impl<'b> Fields<'b> {
             regular: false,
             length: None,
             bad: None,
+            copies: BytesMut::new(),
         }
+    }
+
+    /// `value` as shared bytes: a slice of the block when it is one, else a
+    /// copy split off [`Self::copies`].
+    fn share(&mut self, value: &[u8]) -> Bytes {
+        if let Some((at, len)) = offset(self.block, value) {
+            return self.block.slice(at..at + len);
+        }
+        if self.copies.capacity() - self.copies.len() < value.len() {
+            self.copies = BytesMut::with_capacity(value.len().max(COPIES_SIZE));
+        }
+        self.copies.extend_from_slice(value);
+        self.copies.split().freeze()
     }
 
     /// One decoded field.
@@ -130,10 +151,7 @@ impl<'b> Fields<'b> {
             return Err("connection-specific field");
         }
         let name = names::parse(name).map_err(|_| "invalid field name")?;
-        let bytes = match offset(self.block, value) {
-            Some((at, len)) => self.block.slice(at..at + len),
-            None => Bytes::copy_from_slice(value),
-        };
+        let bytes = self.share(value);
         let mut value = HeaderValue::from_maybe_shared(bytes).map_err(|_| "invalid field value")?;
         if never_indexed {
             value.set_sensitive(true);

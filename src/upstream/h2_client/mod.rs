@@ -44,7 +44,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 pub use body::RespBody;
 pub use error::{Error, Failed, H2Error, Kind, RespError};
-pub use send::{send, Pipe, Sender};
+pub use send::{send, send_keeping, Pipe, Sender};
 
 use super::http1::ConnectError;
 

@@ -97,6 +97,22 @@ where
     B: Body<Data = Bytes> + Unpin + Send + 'static,
     B::Error: Into<Box<dyn StdError + Send + Sync>>,
 {
+    send_keeping(sender, req, &mut None).await
+}
+
+/// [`send`], putting a request without a body in `kept` once its head went
+/// out: whatever the outcome (a response, a failure, the caller's timeout
+/// dropping this future), the caller has it back (to send it again, retry
+/// it, or reuse its map) and keeps no copy of it.
+pub async fn send_keeping<B>(
+    sender: &mut Sender,
+    req: Request<B>,
+    kept: &mut Option<Request<B>>,
+) -> Result<Response<RespBody>, Failed<B>>
+where
+    B: Body<Data = Bytes> + Unpin + Send + 'static,
+    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+{
     let (mut parts, body) = req.into_parts();
     strip_connection_fields(&mut parts.headers);
     let eos = body.is_end_stream();
@@ -111,11 +127,16 @@ where
         }
     };
     let recv = Handle::new(sender.shared.clone(), id, Side::Recv);
-    let mut pipe = (!eos).then(|| Pipe {
-        handle: Handle::new(sender.shared.clone(), id, Side::Send),
-        body,
-        held: None,
-    });
+    let mut pipe = if eos {
+        *kept = Some(Request::from_parts(parts, body));
+        None
+    } else {
+        Some(Pipe {
+            handle: Handle::new(sender.shared.clone(), id, Side::Send),
+            body,
+            held: None,
+        })
+    };
     let head = poll_fn(|cx| {
         if let Some(p) = &mut pipe {
             match p.poll_send(cx) {
