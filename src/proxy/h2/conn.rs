@@ -140,6 +140,8 @@ pub(super) struct Conn<S, F, Fut: Future> {
     closing: bool,
     resets: i64,
     idle_frames: i64,
+    /// The connection is over: what is left in `out` is written, then it closes.
+    finishing: bool,
 }
 
 impl<S, F, Fut> Conn<S, F, Fut>
@@ -180,7 +182,14 @@ where
             closing: false,
             resets: RESET_BUDGET,
             idle_frames: IDLE_FRAME_BUDGET,
+            finishing: false,
         }
+    }
+
+    /// Whether the connection is over and only writes what it has left
+    /// (the caller bounds how long that may take).
+    pub(super) fn finishing(&self) -> bool {
+        self.finishing
     }
 
     /// Whether no stream is open.
@@ -198,15 +207,23 @@ where
 
     /// Serves until the connection ends.
     pub(super) fn poll_serve(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        match self.poll_inner(cx) {
+        if !self.finishing {
+            match self.poll_inner(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(End::Gone) => {}
+                Poll::Ready(End::Error(reason, why)) => {
+                    tracing::debug!(%reason, why, "closing a client HTTP/2 connection");
+                    frame::write_goaway(&mut self.out, self.last_stream, reason, why.as_bytes());
+                    self.abandon();
+                }
+            }
+            self.finishing = true;
+        }
+        // What was answered (and the GOAWAY) goes out whole before the close.
+        match self.poll_flush_out(cx) {
             Poll::Pending => Poll::Pending,
-            Poll::Ready(End::Gone) => Poll::Ready(()),
-            Poll::Ready(End::Error(reason, why)) => {
-                tracing::debug!(%reason, why, "closing a client HTTP/2 connection");
-                frame::write_goaway(&mut self.out, self.last_stream, reason, why.as_bytes());
-                self.abandon();
-                // Best effort: what the socket takes now.
-                let _ = self.poll_flush_out(cx);
+            Poll::Ready(_) => {
+                let _ = Pin::new(&mut self.io).poll_shutdown(cx);
                 Poll::Ready(())
             }
         }
@@ -261,6 +278,7 @@ where
             match self.poll_flush_out(cx) {
                 Poll::Ready(Err(())) => {
                     self.abandon();
+                    self.out.clear();
                     return Poll::Ready(End::Gone);
                 }
                 Poll::Ready(Ok(())) if blocked => again = true,

@@ -41,6 +41,10 @@ pub struct Limits {
     pub head: Duration,
 }
 
+/// How long a connection that is over may take to write what it has left
+/// (the answers already made, the GOAWAY): 5 s.
+const LAST_WRITES: Duration = Duration::from_secs(5);
+
 /// Serves an HTTP/2 connection whose first bytes (`read`: the preface, or
 /// part of it, and maybe more) were read already. `dispatch` turns a request
 /// into its response, as on the other paths.
@@ -61,7 +65,16 @@ pub async fn serve<S, F, Fut>(
     let mut check = pin!(tokio::time::sleep_until(next(&activity)));
     let mut stop = pin!(stopped(&mut shutdown));
     let mut stopping = false;
+    let mut last_writes = None;
     poll_fn(|cx| {
+        if conn.finishing() {
+            // The connection is over: its last bytes get a bounded time.
+            let left = last_writes.get_or_insert_with(|| Box::pin(tokio::time::sleep(LAST_WRITES)));
+            if left.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(());
+            }
+            return conn.poll_serve(cx);
+        }
         if !stopping && stop.as_mut().poll(cx).is_ready() {
             stopping = true;
             conn.close_gracefully();
