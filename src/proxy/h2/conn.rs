@@ -26,7 +26,6 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::request::{self, Decoded};
 use super::{response, Limits};
 use crate::h2wire::frame::{self, Frame, FrameError, Head, Reason, Settings};
-use crate::h2wire::hpack::Decoder;
 use crate::h2wire::stream_map::StreamMap;
 use crate::proxy::body::ProxyBody;
 use crate::upstream::client_in::ClientIn;
@@ -125,7 +124,7 @@ pub(super) struct Conn<S, F, Fut: Future> {
     streams: StreamMap<Stream>,
     /// Streams opened in this read, to dispatch once it has been processed.
     fresh: Vec<(u32, request::Head)>,
-    dec: Decoder,
+    dec: request::HeadDecoder,
     peer: Settings,
     preface_seen: bool,
     settings_seen: bool,
@@ -170,7 +169,7 @@ where
             running: FuturesUnordered::new(),
             streams: StreamMap::default(),
             fresh: Vec::new(),
-            dec: Decoder::new(4096),
+            dec: request::HeadDecoder::new(crate::h2wire::hpack::DEFAULT_TABLE_SIZE),
             peer: Settings::default(),
             preface_seen: false,
             settings_seen: false,
@@ -580,7 +579,7 @@ where
         let max = self.limits.max_head;
         if let Some(s) = self.streams.get_mut(&id) {
             // Trailers.
-            let trailers = request::decode_trailers(&mut self.dec, block, max).map_err(|_| {
+            let trailers = self.dec.decode_trailers(block, max).map_err(|_| {
                 FrameError::Connection(Reason::COMPRESSION_ERROR, "bad field block")
             })?;
             if !s.recv_open || !end_stream {
@@ -613,7 +612,9 @@ where
             ));
         }
         self.last_stream = id;
-        let head = request::decode(&mut self.dec, block, max)
+        let head = self
+            .dec
+            .decode(block, max)
             .map_err(|_| FrameError::Connection(Reason::COMPRESSION_ERROR, "bad field block"))?;
         if self.closing {
             frame::write_rst(&mut self.out, id, Reason::REFUSED_STREAM);

@@ -43,10 +43,87 @@ struct Pseudo {
     path: Option<(usize, usize)>,
 }
 
-/// Gathers fields: names parsed, values appended to one buffer.
-struct Gather {
+/// A connection's decoder of request heads: the HPACK state, and the
+/// buffers a head's values and fields are gathered in (reused: a head's
+/// values are split off one buffer, allocated once per 16 KiB of heads).
+pub struct HeadDecoder {
+    hpack: Decoder,
     vals: BytesMut,
     fields: Vec<(HeaderName, usize, usize, bool)>,
+}
+
+/// Room for values the buffer is renewed below: 1 KiB (renewed at 16 KiB).
+const VALS_LOW: usize = 1024;
+const VALS_SIZE: usize = 16 * 1024;
+
+impl HeadDecoder {
+    /// A decoder with an HPACK table of `table_size` bytes.
+    pub fn new(table_size: usize) -> HeadDecoder {
+        HeadDecoder {
+            hpack: Decoder::new(table_size),
+            vals: BytesMut::new(),
+            fields: Vec::new(),
+        }
+    }
+
+    /// The HPACK decoder, and a gatherer on the reused buffers.
+    fn parts(&mut self, trailers: bool) -> (&mut Decoder, Gather<'_>) {
+        if self.vals.capacity() - self.vals.len() < VALS_LOW {
+            self.vals = BytesMut::with_capacity(VALS_SIZE);
+        }
+        self.fields.clear();
+        let g = Gather {
+            vals: &mut self.vals,
+            fields: &mut self.fields,
+            pseudo: Pseudo::default(),
+            bad: None,
+            regular_seen: false,
+            trailers,
+        };
+        (&mut self.hpack, g)
+    }
+
+    /// Decodes a request head. `Err` is a connection error (COMPRESSION_ERROR).
+    pub fn decode(&mut self, block: &[u8], max_list: usize) -> Result<Decoded<Head>, HpackError> {
+        let (hpack, mut g) = self.parts(false);
+        match decode_into(hpack, block, max_list, &mut g) {
+            Ok(true) => Ok(match build(g) {
+                Ok(h) => Decoded::Ok(h),
+                Err(why) => Decoded::Malformed(why),
+            }),
+            Ok(false) => {
+                g.vals.clear();
+                Ok(Decoded::TooLarge)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Decodes trailers (no pseudo-fields).
+    pub fn decode_trailers(
+        &mut self,
+        block: &[u8],
+        max_list: usize,
+    ) -> Result<Decoded<HeaderMap>, HpackError> {
+        let (hpack, mut g) = self.parts(true);
+        match decode_into(hpack, block, max_list, &mut g) {
+            Ok(true) => Ok(match g.into_map() {
+                Ok((map, _, _)) => Decoded::Ok(map),
+                Err(why) => Decoded::Malformed(why),
+            }),
+            Ok(false) => {
+                g.vals.clear();
+                Ok(Decoded::TooLarge)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Gathers fields: names parsed, values appended to one buffer.
+struct Gather<'a> {
+    vals: &'a mut BytesMut,
+    fields: &'a mut Vec<(HeaderName, usize, usize, bool)>,
     pseudo: Pseudo,
     bad: Option<&'static str>,
     regular_seen: bool,
@@ -60,18 +137,7 @@ fn connection_specific(name: &[u8]) -> bool {
     )
 }
 
-impl Gather {
-    fn new(trailers: bool) -> Gather {
-        Gather {
-            vals: BytesMut::with_capacity(256),
-            fields: Vec::with_capacity(16),
-            pseudo: Pseudo::default(),
-            bad: None,
-            regular_seen: false,
-            trailers,
-        }
-    }
-
+impl Gather<'_> {
     fn keep(&mut self, v: &[u8]) -> (usize, usize) {
         let at = self.vals.len();
         self.vals.extend_from_slice(v);
@@ -122,12 +188,12 @@ impl Gather {
 
     /// The fields as a map (values sliced from one frozen buffer).
     fn into_map(self) -> Result<(HeaderMap, Bytes, Pseudo), &'static str> {
+        let vals = self.vals.split().freeze();
         if let Some(why) = self.bad {
             return Err(why);
         }
-        let vals = self.vals.freeze();
         let mut map = maps::take(self.fields.len());
-        for (name, s, e, sensitive) in self.fields {
+        for (name, s, e, sensitive) in self.fields.drain(..) {
             let mut v = HeaderValue::from_maybe_shared(vals.slice(s..e))
                 .map_err(|_| "invalid field value")?;
             v.set_sensitive(sensitive);
@@ -141,7 +207,7 @@ fn decode_into(
     dec: &mut Decoder,
     block: &[u8],
     max_list: usize,
-    g: &mut Gather,
+    g: &mut Gather<'_>,
 ) -> Result<bool, HpackError> {
     match dec.decode(block, max_list, |n, v, s| g.field(n, v, s)) {
         Ok(()) => Ok(true),
@@ -150,39 +216,7 @@ fn decode_into(
     }
 }
 
-/// Decodes a request head. `Err` is a connection error (COMPRESSION_ERROR).
-pub fn decode(
-    dec: &mut Decoder,
-    block: &[u8],
-    max_list: usize,
-) -> Result<Decoded<Head>, HpackError> {
-    let mut g = Gather::new(false);
-    if !decode_into(dec, block, max_list, &mut g)? {
-        return Ok(Decoded::TooLarge);
-    }
-    Ok(match build(g) {
-        Ok(h) => Decoded::Ok(h),
-        Err(why) => Decoded::Malformed(why),
-    })
-}
-
-/// Decodes trailers (no pseudo-fields).
-pub fn decode_trailers(
-    dec: &mut Decoder,
-    block: &[u8],
-    max_list: usize,
-) -> Result<Decoded<HeaderMap>, HpackError> {
-    let mut g = Gather::new(true);
-    if !decode_into(dec, block, max_list, &mut g)? {
-        return Ok(Decoded::TooLarge);
-    }
-    Ok(match g.into_map() {
-        Ok((map, _, _)) => Decoded::Ok(map),
-        Err(why) => Decoded::Malformed(why),
-    })
-}
-
-fn build(g: Gather) -> Result<Head, &'static str> {
+fn build(g: Gather<'_>) -> Result<Head, &'static str> {
     let (headers, vals, p) = g.into_map()?;
     let part = |r: Option<(usize, usize)>| r.map(|(s, e)| vals.slice(s..e));
     let method = part(p.method).ok_or("no :method")?;

@@ -4,8 +4,8 @@
 use bytes::BytesMut;
 use proptest::prelude::*;
 
-use super::request::{decode, decode_trailers, Decoded, Head};
-use crate::h2wire::hpack::{encode_field, Decoder, IndexingEncoder, DEFAULT_TABLE_SIZE};
+use super::request::{Decoded, Head, HeadDecoder};
+use crate::h2wire::hpack::{encode_field, IndexingEncoder, DEFAULT_TABLE_SIZE};
 
 fn block(fields: &[(&str, &str)]) -> BytesMut {
     let mut b = BytesMut::new();
@@ -16,8 +16,8 @@ fn block(fields: &[(&str, &str)]) -> BytesMut {
 }
 
 fn head(fields: &[(&str, &str)]) -> Decoded<Head> {
-    let mut dec = Decoder::new(DEFAULT_TABLE_SIZE);
-    decode(&mut dec, &block(fields), 16 * 1024).expect("hpack")
+    let mut dec = HeadDecoder::new(DEFAULT_TABLE_SIZE);
+    dec.decode(&block(fields), 16 * 1024).expect("hpack")
 }
 
 fn malformed(fields: &[(&str, &str)]) -> &'static str {
@@ -166,13 +166,13 @@ fn a_list_over_the_limit_is_too_large_and_the_table_stays_in_step() {
     enc.encode(&fields, &mut first);
     let mut second = Vec::new();
     enc.encode(&fields, &mut second);
-    let mut dec = Decoder::new(DEFAULT_TABLE_SIZE);
+    let mut dec = HeadDecoder::new(DEFAULT_TABLE_SIZE);
     assert!(matches!(
-        decode(&mut dec, &first, 200).unwrap(),
+        dec.decode(&first, 200).unwrap(),
         Decoded::TooLarge
     ));
     // The second block indexes what the first inserted.
-    let Decoded::Ok(h) = decode(&mut dec, &second, 16 * 1024).unwrap() else {
+    let Decoded::Ok(h) = dec.decode(&second, 16 * 1024).unwrap() else {
         panic!("not ok")
     };
     assert_eq!(h.headers["x-big"].len(), 300);
@@ -180,26 +180,26 @@ fn a_list_over_the_limit_is_too_large_and_the_table_stays_in_step() {
 
 #[test]
 fn trailers_take_no_pseudo_fields() {
-    let mut dec = Decoder::new(DEFAULT_TABLE_SIZE);
+    let mut dec = HeadDecoder::new(DEFAULT_TABLE_SIZE);
     let ok = block(&[("grpc-status", "0"), ("grpc-message", "fine")]);
-    let Decoded::Ok(t) = decode_trailers(&mut dec, &ok, 4096).unwrap() else {
+    let Decoded::Ok(t) = dec.decode_trailers(&ok, 4096).unwrap() else {
         panic!("not ok")
     };
     assert_eq!(t["grpc-status"], "0");
     let bad = block(&[(":status", "200")]);
     assert!(matches!(
-        decode_trailers(&mut dec, &bad, 4096).unwrap(),
+        dec.decode_trailers(&bad, 4096).unwrap(),
         Decoded::Malformed(_)
     ));
 }
 
 #[test]
 fn broken_hpack_is_a_connection_error() {
-    let mut dec = Decoder::new(DEFAULT_TABLE_SIZE);
+    let mut dec = HeadDecoder::new(DEFAULT_TABLE_SIZE);
     // Indexed field 70: past the static table, the dynamic one is empty.
-    assert!(decode(&mut dec, &[0xC6], 4096).is_err());
+    assert!(dec.decode(&[0xC6], 4096).is_err());
     // A literal whose length runs past the block.
-    assert!(decode(&mut dec, &[0x00, 0x05, b'a'], 4096).is_err());
+    assert!(dec.decode(&[0x00, 0x05, b'a'], 4096).is_err());
 }
 
 proptest! {
@@ -207,8 +207,8 @@ proptest! {
     /// a method and lowercase, non-connection-specific fields.
     #[test]
     fn any_block_gets_an_answer(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
-        let mut dec = Decoder::new(DEFAULT_TABLE_SIZE);
-        if let Ok(Decoded::Ok(h)) = decode(&mut dec, &bytes, 4096) {
+        let mut dec = HeadDecoder::new(DEFAULT_TABLE_SIZE);
+        if let Ok(Decoded::Ok(h)) = dec.decode(&bytes, 4096) {
             for (n, _) in &h.headers {
                 prop_assert!(!matches!(n.as_str(), "connection" | "transfer-encoding" | "upgrade"));
             }
@@ -234,5 +234,27 @@ proptest! {
         }
         let total: usize = h.headers.len();
         prop_assert_eq!(total, fields.len());
+    }
+}
+
+#[test]
+fn heads_decoded_in_a_row_keep_their_own_values() {
+    // Values of many heads share the decoder's buffers: each keeps its own.
+    let mut dec = HeadDecoder::new(DEFAULT_TABLE_SIZE);
+    let mut heads = Vec::new();
+    for i in 0..300 {
+        let v = format!("value-{i}-{}", "x".repeat(i % 97));
+        let mut f = GET.to_vec();
+        f.push(("x-n", &v));
+        let Decoded::Ok(h) = dec.decode(&block(&f), 16 * 1024).unwrap() else {
+            panic!("not ok")
+        };
+        heads.push((v, h));
+        // A malformed one between: its values go nowhere.
+        let _ = dec.decode(&block(&[(":method", "GET"), ("X-Bad", "1")]), 16 * 1024);
+    }
+    for (v, h) in &heads {
+        assert_eq!(h.headers["x-n"], v.as_str());
+        assert_eq!(h.uri.path(), "/a");
     }
 }
