@@ -252,30 +252,24 @@ pub fn encode(src: &[u8], dst: &mut Vec<u8>) {
 /// the output. No allocation beyond `dst`'s growth.
 pub fn decode(src: &[u8], dst: &mut Vec<u8>) -> Result<(), HpackError> {
     let steps = &machine().steps;
-    // At most 8 / 5 bytes per byte of input (the shortest code is 5 bits):
-    // the room is made once, each step writes its symbol and moves on only
-    // when it emitted one (no branch, no capacity check per symbol).
-    let start = dst.len();
-    dst.resize(start + src.len() * 8 / 5 + 1, 0);
-    let out = &mut dst[start..];
-    let mut at = 0;
+    // At most 8 / 5 bytes per byte of input (the shortest code is 5 bits).
+    dst.reserve(src.len() + src.len() / 2 + 1);
     let mut state: u8 = 0;
-    let mut flags = ACCEPT;
-    let mut failed = 0;
+    let mut accept = true;
     for &b in src {
         for nibble in [b >> 4, b & 0x0f] {
             let step = steps[usize::from(state)][usize::from(nibble & 0x0f)];
-            if let Some(slot) = out.get_mut(at) {
-                *slot = step.sym;
+            if step.flags & FAIL != 0 {
+                return Err(HpackError::BadHuffman);
             }
-            at += usize::from(step.flags & EMIT);
-            failed |= step.flags & FAIL;
+            if step.flags & EMIT != 0 {
+                dst.push(step.sym);
+            }
             state = step.next;
-            flags = step.flags;
+            accept = step.flags & ACCEPT != 0;
         }
     }
-    dst.truncate(start + at);
-    if failed == 0 && flags & ACCEPT != 0 {
+    if accept {
         Ok(())
     } else {
         Err(HpackError::BadHuffman)
