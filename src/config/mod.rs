@@ -12,6 +12,7 @@ mod error;
 pub mod hosts;
 mod keys;
 mod keys_route;
+mod keys_server;
 mod load;
 mod policy_keys;
 mod pool;
