@@ -10,6 +10,19 @@ use super::limits::ConnSlot;
 use super::watched::Watch;
 pub use super::watched::Watched;
 
+/// A client connection's limits (from `[server]`), for either codec.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// `max_header_bytes`: the largest request head (for HTTP/2, the decoded
+    /// field list size).
+    pub max_head: usize,
+    /// `idle_timeout`: no request (HTTP/2: no stream open) this long closes
+    /// the connection (HTTP/2: GOAWAY first).
+    pub idle: Duration,
+    /// `header_read_timeout`.
+    pub head: Duration,
+}
+
 /// Activity of one client connection.
 #[derive(Debug)]
 pub struct ConnActivity {

@@ -22,7 +22,7 @@ use tokio_rustls::TlsAcceptor;
 use super::body::ProxyBody;
 use super::client_conns::ClientConns;
 pub use super::conn_activity::ConnActivity;
-use super::conn_activity::{ClientReads, Watched};
+use super::conn_activity::{ClientReads, Limits, Watched};
 use super::h1::{self, ClientIn};
 use super::isolate::{self, Isolated, RequestInfo, TestPanic};
 use super::limits::{self, ConnLimit, ConnSlot};
@@ -381,23 +381,18 @@ async fn accept_loop(
         let serving = limit.in_service();
         let handshake_timeout = server.header_read_timeout;
         let tls = tls.clone();
-        let native = (tls.is_none() && server.http1_codec == Http1Codec::Native).then_some(
-            h1::conn::Limits {
-                max_head: server.max_header_bytes.max(8192),
-                idle: server.idle_timeout,
-                head: server.header_read_timeout,
-            },
-        );
+        let limits = Limits {
+            max_head: server.max_header_bytes.max(8192),
+            idle: server.idle_timeout,
+            head: server.header_read_timeout,
+        };
+        let native = (tls.is_none() && server.http1_codec == Http1Codec::Native).then_some(limits);
         let down = Downstream {
             client,
             proto: if tls.is_none() { "http" } else { "https" },
             https_port,
         };
-        let h2 = (server.http2_codec == Http2Codec::Native).then_some(super::h2::Limits {
-            max_head: server.max_header_bytes.max(8192),
-            idle: server.idle_timeout,
-            head: server.header_read_timeout,
-        });
+        let h2 = (server.http2_codec == Http2Codec::Native).then_some(limits);
         let cfg = ConnCfg { down, native, h2 };
         tokio::spawn(async move {
             // Counted until this task ends, even by a panic.
@@ -442,10 +437,10 @@ struct Accepted {
 struct ConnCfg {
     down: Downstream,
     /// The native HTTP/1 codec first (plain listeners with `server.http1_codec = "native"`).
-    native: Option<h1::conn::Limits>,
+    native: Option<Limits>,
     /// drover's HTTP/2 server (`server.http2_codec = "native"`): for
     /// prior-knowledge h2c found by the native HTTP/1 codec, and ALPN `h2`.
-    h2: Option<super::h2::Limits>,
+    h2: Option<Limits>,
 }
 
 /// One request of a connection (either codec): its id, the panic guard, routing.
@@ -522,7 +517,7 @@ async fn serve_connection<I>(
         match cfg.h2 {
             Some(h2) if stream.is_h2_preface() => {
                 let (read, io) = stream.into_parts();
-                serve_h2(io, bytes::BytesMut::from(&read[..]), h2, hy).await;
+                serve_h2(io, bytes::BytesMut::from(read), h2, hy).await;
             }
             _ => serve_hyper(stream, hy).await,
         }
@@ -530,7 +525,7 @@ async fn serve_connection<I>(
 }
 
 /// A connection on drover's HTTP/2 server; `read`: what was read of it already.
-async fn serve_h2<I>(io: I, read: bytes::BytesMut, limits: super::h2::Limits, hy: HyperSide)
+async fn serve_h2<I>(io: I, read: bytes::BytesMut, limits: Limits, hy: HyperSide)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {

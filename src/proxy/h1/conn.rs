@@ -38,16 +38,7 @@ const WRITE_BATCH: usize = 32 * 1024;
 /// A body chunk at least this large is written from its own buffer, not copied: 16 KiB.
 const NO_COPY: usize = 16 * 1024;
 
-/// A connection's limits (from `[server]`).
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// `max_header_bytes`.
-    pub max_head: usize,
-    /// `idle_timeout`.
-    pub idle: Duration,
-    /// `header_read_timeout`.
-    pub head: Duration,
-}
+pub use crate::proxy::conn_activity::Limits;
 
 /// How the native path left a connection.
 pub enum Ended<S> {

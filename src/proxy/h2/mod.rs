@@ -30,16 +30,7 @@ use crate::proxy::conn_activity::ConnActivity;
 use crate::proxy::server::stopped;
 use crate::upstream::client_in::ClientIn;
 
-/// A connection's limits (from `[server]`).
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// `max_header_bytes`: the largest request head (decoded field list size).
-    pub max_head: usize,
-    /// `idle_timeout`: no stream open for this long sends GOAWAY.
-    pub idle: Duration,
-    /// `header_read_timeout`: no request this long after accept closes.
-    pub head: Duration,
-}
+pub use crate::proxy::conn_activity::Limits;
 
 /// How long a connection that is over may take to write what it has left
 /// (the answers already made, the GOAWAY): 5 s.
