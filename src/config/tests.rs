@@ -768,3 +768,17 @@ fn access_log_targets_and_formats() {
         "got integer 3",
     );
 }
+
+#[test]
+fn http2_codec_is_read_and_a_bad_one_is_placed() {
+    assert_eq!(load(MINIMAL).server.http2_codec, Http2Codec::Native);
+    let c = load(&format!("[server]\nhttp2_codec = \"hyper\"\n{MINIMAL}"));
+    assert_eq!(c.server.http2_codec, Http2Codec::Hyper);
+    let errs = errors(&format!("[server]\nhttp2_codec = \"h2\"\n{MINIMAL}"));
+    let e = errs
+        .iter()
+        .find(|e| e.key == "server.http2_codec")
+        .expect("an error at server.http2_codec");
+    assert_eq!(e.message, "unknown \"h2\"; expected one of native, hyper");
+    assert_eq!((e.line, e.column), (Some(2), Some(15)));
+}
