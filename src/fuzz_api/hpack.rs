@@ -18,7 +18,9 @@ type Fields = Vec<(Vec<u8>, Vec<u8>, bool)>;
 /// `IndexingEncoder` (one kept across blocks, with its decoder) decodes back
 /// equal; a string the Huffman decoder accepts re-encodes to the same bytes
 /// (the code is a prefix code with at most 7 bits of one-padding), and every
-/// value round-trips through the Huffman coder.
+/// value round-trips through the Huffman coder; a decoder that remembers its
+/// Huffman strings (`Decoder::remember_strings`) decodes every block to the
+/// same fields and outcome as one that does not.
 pub fn hpack(bytes: &[u8]) {
     let [size_sel, list_sel, rest @ ..] = bytes else {
         return;
@@ -31,6 +33,10 @@ pub fn hpack(bytes: &[u8]) {
     let mut decoder = Decoder::new(max_table);
     let mut encoder = IndexingEncoder::new(max_table);
     let mut mirror = Decoder::new(max_table);
+    // The same blocks through a decoder that remembers its Huffman strings:
+    // the same fields and the same outcome, block after block.
+    let mut remembering = Decoder::new(max_table);
+    remembering.remember_strings();
     let mut rest = rest;
     while let Some((&len, tail)) = rest.split_first() {
         let (block, tail) = tail
@@ -42,6 +48,15 @@ pub fn hpack(bytes: &[u8]) {
         let result = decoder.decode(block, max_list, |n, v, ni| {
             fields.push((n.to_vec(), v.to_vec(), ni))
         });
+        let mut again = Fields::new();
+        let result_again = remembering.decode(block, max_list, |n, v, ni| {
+            again.push((n.to_vec(), v.to_vec(), ni))
+        });
+        assert_eq!(
+            result_again, result,
+            "remembered strings change the outcome"
+        );
+        assert_eq!(again, fields, "remembered strings change the fields");
         assert!(decoder.table_size() <= decoder.table_max_size());
         assert!(decoder.table_max_size() <= max_table);
         let delivered: usize = fields.iter().map(|(n, v, _)| n.len() + v.len() + 32).sum();

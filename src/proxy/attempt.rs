@@ -268,7 +268,9 @@ async fn send_h2(
     let mut kept = None;
     let exchange = h2_client::send_keeping(&mut stream.sender, request, &mut kept);
     let r = match upload {
-        Some(upload) => match upload_then(exchange, upload, timeout, addr).await {
+        // Boxed: a streamed upload is the rarer case, and its state would
+        // double the size of every HTTP/2 attempt's future.
+        Some(upload) => match Box::pin(upload_then(exchange, upload, timeout, addr)).await {
             Ok(r) => r,
             Err(timed_out) => return timed_out,
         },
@@ -380,15 +382,15 @@ async fn attempt_h2(
     };
     let mut resends = 0;
     loop {
-        let checkout = http2::checkout(
-            addr,
-            tls,
-            auto,
-            cfg.protocol.max_streams_per_connection,
-            cfg.connect_timeout,
-            cfg.upstream_idle_timeout,
-        )
-        .await;
+        let max = cfg.protocol.max_streams_per_connection;
+        // A connection with room: no await, no connecting state in this future.
+        let checkout = match http2::checkout_ready(addr, tls, max) {
+            Some(c) => Ok(c),
+            None => {
+                let (ct, idle) = (cfg.connect_timeout, cfg.upstream_idle_timeout);
+                Box::pin(http2::checkout(addr, tls, auto, max, ct, idle)).await
+            }
+        };
         let stream = match checkout {
             Ok(Checkout::H2(s, _reused)) => s,
             Ok(Checkout::Http1(opened)) => {

@@ -594,14 +594,16 @@ impl Forward {
                         self.body = Some(RequestBody::Empty);
                         continue;
                     }
-                    member.stats.load.observe(t0.elapsed());
+                    // One clock read for both latencies (member, response head).
+                    let now = Instant::now();
+                    member.stats.load.observe(now.saturating_duration_since(t0));
                     if let Some(head) = self.head.take() {
                         crate::upstream::maps::give(head.headers);
                     }
                     if let Some(c) = super::sticky::on_chosen(&snap, self.sticky, idx) {
                         resp.headers_mut().append(http::header::SET_COOKIE, c);
                     }
-                    return self.respond(resp, conn, member, token);
+                    return self.respond(resp, conn, member, token, now);
                 }
                 Attempt::Failed(err, returned) => {
                     drop(token);
@@ -674,6 +676,7 @@ impl Forward {
         conn: Option<Conn>,
         member: &Member,
         token: Inflight,
+        now: Instant,
     ) -> Response<ProxyBody> {
         let status = resp.status();
         self.done.inflight = Some(token);
@@ -686,7 +689,7 @@ impl Forward {
         self.pool
             .metrics
             .response
-            .observe(self.done.started.elapsed());
+            .observe(now.saturating_duration_since(self.done.started));
         let switching = status == StatusCode::SWITCHING_PROTOCOLS;
         let version = resp.version();
         headers::clean_response(resp.headers_mut(), switching && self.on_upgrade.is_some());

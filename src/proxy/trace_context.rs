@@ -11,8 +11,18 @@
 //!   `traceparent`).
 //!
 //! The parser reads client bytes: no indexing past what it checked.
+//!
+//! Ids are drawn from a per-thread `SmallRng` (xoshiro256++) seeded from the
+//! OS through `rand`'s `ThreadRng`: trace and span ids need to be unique and
+//! unguessable enough to not collide, not secret (they travel in clear in
+//! headers and logs), and ChaCha cost ~1% of a proxied request's
+//! instructions (bench/RESULTS.md, 2026-12-01).
+
+use std::cell::RefCell;
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 
 pub static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 pub static TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
@@ -113,10 +123,16 @@ fn hex_to(out: &mut [u8], bytes: &[u8]) {
     }
 }
 
+thread_local! {
+    static IDS: RefCell<SmallRng> = RefCell::new(SmallRng::from_rng(&mut rand::rng()));
+}
+
 /// A random id that is not all zeros.
 fn nonzero<const N: usize>() -> [u8; N] {
     loop {
-        let id: [u8; N] = rand::random();
+        let id: [u8; N] = IDS
+            .try_with(|r| r.borrow_mut().random())
+            .unwrap_or_else(|_| rand::random());
         if id != [0; N] {
             return id;
         }

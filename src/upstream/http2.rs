@@ -170,9 +170,13 @@ enum Step {
     Http1,
     Wait(watch::Receiver<Option<Result<(), String>>>),
     Open(Arc<Pending>),
+    /// No connection has room, and the caller did not offer to open or wait.
+    Busy,
 }
 
-fn look(shard: &Shard, key: Key, max: u32, now: Instant) -> Step {
+/// `may_open`: whether the caller opens a connection (or waits for the one
+/// being opened) when none has room; `Step::Busy` otherwise.
+fn look(shard: &Shard, key: Key, max: u32, now: Instant, may_open: bool) -> Step {
     let mut map = shard.lock();
     let m = map.entry(key).or_default();
     if m.http1 {
@@ -191,6 +195,9 @@ fn look(shard: &Shard, key: Key, max: u32, now: Instant) -> Step {
             sender: c.sender.clone(),
             conn: c.state.clone(),
         });
+    }
+    if !may_open {
+        return Step::Busy;
     }
     match &m.connecting {
         Some(p) => Step::Wait(p.subscribe()),
@@ -237,7 +244,7 @@ pub async fn checkout(
     // Kept: the opener publishes to this shard even if the future moved threads.
     let shard = shard();
     loop {
-        match look(&shard, key, max, Instant::now()) {
+        match look(&shard, key, max, Instant::now(), true) {
             Step::Got(s) => return Ok(Checkout::H2(s, true)),
             Step::Http1 => return Ok(Checkout::Http1(None)),
             Step::Wait(mut rx) => {
@@ -247,6 +254,11 @@ pub async fn checkout(
                 if let Ok(Some(Err(why))) = outcome {
                     return Err(ConnectError::Io(std::io::Error::other(why)));
                 }
+            }
+            // Not answered when opening is allowed; an error rather than a loop.
+            Step::Busy => {
+                let why = "no connection with room and none opened";
+                return Err(ConnectError::Io(std::io::Error::other(why)));
             }
             Step::Open(pending) => {
                 let opening = Opening {
@@ -263,6 +275,20 @@ pub async fn checkout(
                 return opening.finish(opened, idle_for);
             }
         }
+    }
+}
+
+/// The fast path of [`checkout`], for the common case: a stream slot on a
+/// connection that has room, or the knowledge that an `auto` member speaks
+/// HTTP/1.1; `None` when [`checkout`] must wait for a connection or open
+/// one. Not async: a request that gets its stream here never builds (nor
+/// carries in its future) the connecting state machine, which is ~2 KiB.
+pub fn checkout_ready(addr: SocketAddr, tls: Option<&UpstreamTls>, max: u32) -> Option<Checkout> {
+    let key = (addr, upstream::tls_id(tls));
+    match look(&shard(), key, max, Instant::now(), false) {
+        Step::Got(s) => Some(Checkout::H2(s, true)),
+        Step::Http1 => Some(Checkout::Http1(None)),
+        Step::Wait(_) | Step::Open(_) | Step::Busy => None,
     }
 }
 

@@ -10,10 +10,18 @@ use std::cell::RefCell;
 
 use http::HeaderMap;
 
-/// Maps kept per thread: 64.
-const KEEP: usize = 64;
+/// Maps kept per thread: 512. Every request in flight holds two (its head,
+/// its response's), and completions come in bursts: with 64 kept, a thread
+/// carrying 160 HTTP/2 streams made a new map for almost every request
+/// (bench/RESULTS.md, 2026-12-01). At most ~1 MiB per thread.
+const KEEP: usize = 512;
 /// A map that grew beyond this many fields (a huge head) is not kept: 128.
 const KEEP_MAX: usize = 128;
+
+/// Fields forwarding may add to a request head (`x-forwarded-*`, `via`,
+/// `x-request-id`, `traceparent`, ...): room reserved up front by the
+/// servers that build request heads: 8.
+pub const FORWARD_ADDS: usize = 8;
 
 thread_local! {
     static MAPS: RefCell<Vec<HeaderMap>> = const { RefCell::new(Vec::new()) };

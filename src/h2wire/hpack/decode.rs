@@ -1,6 +1,7 @@
 //! The decoder (RFC 7541 §3, §6): field blocks from a peer, every byte hostile.
 
 use super::huffman;
+use super::recent::Recent;
 use super::table::{DynTable, Name, ENTRY_OVERHEAD};
 use super::HpackError;
 
@@ -18,6 +19,8 @@ pub struct Decoder {
     max_allowed: usize,
     /// Huffman-decoded strings of the current field (reused, never shrunk).
     scratch: Vec<u8>,
+    /// Strings recently decoded, when [`Decoder::remember_strings`] was called.
+    recent: Option<Recent>,
 }
 
 impl Decoder {
@@ -29,7 +32,16 @@ impl Decoder {
             table: DynTable::new(max_table_size),
             max_allowed: max_table_size,
             scratch: Vec::new(),
+            recent: None,
         }
+    }
+
+    /// Keeps the last Huffman strings decoded (a few KiB, see
+    /// [`super::recent`]) and answers repeats from them: for a peer that
+    /// sends the same values as Huffman literals again and again (a
+    /// backend's response fields). Off by default.
+    pub fn remember_strings(&mut self) {
+        self.recent.get_or_insert_with(Recent::default);
     }
 
     /// Current size of the dynamic table in bytes (name + value + 32 per entry).
@@ -112,11 +124,11 @@ impl Decoder {
             let index = cur.int(if indexing { 6 } else { 4 })?;
             self.scratch.clear();
             let name = if index == 0 {
-                Some(cur.string(&mut self.scratch)?)
+                Some(cur.string(&mut self.scratch, self.recent.as_mut())?)
             } else {
                 None
             };
-            let value = cur.string(&mut self.scratch)?;
+            let value = cur.string(&mut self.scratch, self.recent.as_mut())?;
             let value = value.bytes(&self.scratch);
             match &name {
                 Some(s) => deliver(s.bytes(&self.scratch), value, never_indexed),
@@ -194,8 +206,13 @@ impl<'a> Cursor<'a> {
     }
 
     /// A string literal (§5.2): H bit, 7-bit-prefix length, the bytes;
-    /// Huffman-coded ones are decoded onto the end of `scratch`.
-    fn string(&mut self, scratch: &mut Vec<u8>) -> Result<Str<'a>, HpackError> {
+    /// Huffman-coded ones are decoded onto the end of `scratch` (through
+    /// `recent` when given).
+    fn string(
+        &mut self,
+        scratch: &mut Vec<u8>,
+        recent: Option<&mut Recent>,
+    ) -> Result<Str<'a>, HpackError> {
         let huffman = self.rest.first().ok_or(HpackError::Truncated)? & 0x80 != 0;
         let len = self.int(7)?;
         let len = usize::try_from(len).map_err(|_| HpackError::Truncated)?;
@@ -206,7 +223,10 @@ impl<'a> Cursor<'a> {
         self.rest = rest;
         if huffman {
             let start = scratch.len();
-            huffman::decode(s, scratch)?;
+            match recent {
+                Some(r) => r.decode(s, scratch)?,
+                None => huffman::decode(s, scratch)?,
+            }
             Ok(Str::Huffman(start, scratch.len()))
         } else {
             Ok(Str::Raw(s))

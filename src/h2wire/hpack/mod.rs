@@ -18,6 +18,7 @@
 mod decode;
 mod encode;
 pub mod huffman;
+mod recent;
 mod table;
 #[cfg(test)]
 mod tests;

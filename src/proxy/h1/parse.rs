@@ -18,9 +18,6 @@ use crate::upstream::native::head::{offset, Spot, Spots};
 /// Most fields in a request head: 100 (hyper's limit as well).
 pub const MAX_HEADERS: usize = 100;
 
-/// Fields forwarding may add to a request head (room reserved up front): 8.
-const FORWARD_ADDS: usize = 8;
-
 /// A request head the native path serves.
 #[derive(Debug)]
 pub struct Parsed {
@@ -177,7 +174,8 @@ fn build(head: &Bytes, path: (usize, usize), spots: &[Spot]) -> Result<(Uri, Hea
     let uri = Uri::from_maybe_shared(target).map_err(|_| HandOff::Malformed)?;
     // Room for what forwarding adds (X-Forwarded-*, Via, X-Request-Id,
     // traceparent, …): the map is not grown (rehashed) per request.
-    let mut headers = crate::upstream::maps::take(spots.len() + FORWARD_ADDS);
+    let mut headers =
+        crate::upstream::maps::take(spots.len() + crate::upstream::maps::FORWARD_ADDS);
     for &(name_at, name_len, value_at, value_len) in spots {
         let name = head
             .get(name_at..name_at + name_len)

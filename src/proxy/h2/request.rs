@@ -192,7 +192,7 @@ impl Gather<'_> {
         if let Some(why) = self.bad {
             return Err(why);
         }
-        let mut map = maps::take(self.fields.len());
+        let mut map = maps::take(self.fields.len() + maps::FORWARD_ADDS);
         for (name, s, e, sensitive) in self.fields.drain(..) {
             let mut v = HeaderValue::from_maybe_shared(vals.slice(s..e))
                 .map_err(|_| "invalid field value")?;

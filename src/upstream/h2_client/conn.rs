@@ -47,7 +47,7 @@ pub(super) struct Slot {
     /// A final head came (taken or not): a later HEADERS is the trailers.
     pub got_head: bool,
     /// DATA received and not yet passed on (slices of the read buffer).
-    pub data: VecDeque<Bytes>,
+    pub data: Chunks,
     /// Bytes in `data`.
     pub queued: u64,
     pub trailers: Option<HeaderMap>,
@@ -137,6 +137,10 @@ impl Conn {
             ],
         );
         frame::write_window_update(&mut out, 0, CONNECTION_WINDOW - DEFAULT_WINDOW);
+        // A backend resends its response fields as the same Huffman
+        // literals: decoded once per slot (h2wire::hpack::recent).
+        let mut decoder = Decoder::new(DEFAULT_TABLE_SIZE);
+        decoder.remember_strings();
         Conn {
             streams: StreamMap::default(),
             active: 0,
@@ -147,7 +151,7 @@ impl Conn {
             recv_window: i64::from(CONNECTION_WINDOW),
             unreleased: 0,
             out,
-            decoder: Decoder::new(DEFAULT_TABLE_SIZE),
+            decoder,
             partial: None,
             goaway: None,
             closed: None,
@@ -203,7 +207,7 @@ impl Conn {
                 head_request,
                 head: None,
                 got_head: false,
-                data: VecDeque::new(),
+                data: Chunks::default(),
                 queued: 0,
                 trailers: None,
                 recv_end: false,
@@ -417,6 +421,37 @@ impl Conn {
         if !self.out.is_empty() {
             self.wake_driver();
         }
+    }
+}
+
+/// The DATA of a response not yet taken, in order. Most responses are one
+/// chunk: it is held inline, a queue is allocated only from the second.
+#[derive(Debug, Default)]
+pub struct Chunks {
+    first: Option<Bytes>,
+    rest: VecDeque<Bytes>,
+}
+
+impl Chunks {
+    pub fn push_back(&mut self, b: Bytes) {
+        if self.first.is_none() && self.rest.is_empty() {
+            self.first = Some(b);
+        } else {
+            self.rest.push_back(b);
+        }
+    }
+
+    pub fn pop_front(&mut self) -> Option<Bytes> {
+        self.first.take().or_else(|| self.rest.pop_front())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.first.is_none() && self.rest.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.first = None;
+        self.rest.clear();
     }
 }
 
