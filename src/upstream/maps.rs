@@ -10,13 +10,15 @@ use std::cell::RefCell;
 
 use http::HeaderMap;
 
-/// Maps kept per thread: 512. Every request in flight holds two (its head,
+/// Maps kept per thread: 256. Every request in flight holds two (its head,
 /// its response's), and completions come in bursts: with 64 kept, a thread
-/// carrying 160 HTTP/2 streams made a new map for almost every request
-/// (bench/RESULTS.md, 2026-12-01). At most ~1 MiB per thread.
-const KEEP: usize = 512;
-/// A map that grew beyond this many fields (a huge head) is not kept: 128.
-const KEEP_MAX: usize = 128;
+/// carrying 80 HTTP/2 streams made a new map for almost every request
+/// (bench/RESULTS.md, 2026-12-01). The list only grows to what the peak load
+/// had in flight; at most 256 maps of at most [`KEEP_MAX`] fields, ~1.7 MiB
+/// per thread in the worst case (~0.6 MiB with 16-field heads).
+const KEEP: usize = 256;
+/// A map that grew beyond this many fields (a huge head) is not kept: 64.
+const KEEP_MAX: usize = 64;
 
 /// Fields forwarding may add to a request head (`x-forwarded-*`, `via`,
 /// `x-request-id`, `traceparent`, ...): room reserved up front by the

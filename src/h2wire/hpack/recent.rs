@@ -4,18 +4,19 @@
 //! decoding them again cost about a tenth of a proxied request's
 //! instructions (bench/RESULTS.md, 2026-12-01).
 //!
-//! Direct-mapped: [`SLOTS`] slots, a string's slot chosen by a hash of its
-//! coded bytes; a slot holds the last string that landed on it. A hit is the
-//! coded bytes compared whole and the decoded bytes copied, so the result is
-//! exactly what decoding gives. Bounded memory: only strings of at most
-//! [`MAX_CODED`] coded bytes are kept, so a cache holds at most
+//! Fully associative: [`SLOTS`] entries, looked up by a 64-bit tag of the
+//! coded bytes (length, first and last 8 bytes) and then compared whole, so
+//! a hit gives exactly what decoding gives; a miss replaces the entries in
+//! turn (round robin). A direct-mapped first cut lost a third of its hits to
+//! collisions among a response's 8 strings. Bounded memory: only strings of
+//! at most [`MAX_CODED`] coded bytes are kept, so a cache holds at most
 //! `SLOTS * (MAX_CODED + MAX_CODED * 8 / 5)` bytes (~2.6 KiB), allocated as
 //! strings arrive.
 
 use super::huffman;
 use super::HpackError;
 
-/// Slots of the cache: 16.
+/// Entries of the cache: 16 (a response from nginx has 8 Huffman strings).
 pub const SLOTS: usize = 16;
 /// The longest coded string kept: 64 bytes (dates, types, lengths, tags and
 /// server names fit; longer values are decoded every time).
@@ -23,6 +24,7 @@ pub const MAX_CODED: usize = 64;
 
 #[derive(Debug, Default, Clone)]
 struct Slot {
+    tag: u64,
     coded: Vec<u8>,
     decoded: Vec<u8>,
 }
@@ -31,41 +33,44 @@ struct Slot {
 #[derive(Debug, Default, Clone)]
 pub struct Recent {
     slots: Vec<Slot>,
+    /// The entry the next miss replaces.
+    next: usize,
 }
 
 impl Recent {
     /// Decodes the Huffman string `coded` onto the end of `dst`, from the
-    /// cache when the same coded bytes were decoded last on their slot.
+    /// cache when the same coded bytes are in it.
     pub fn decode(&mut self, coded: &[u8], dst: &mut Vec<u8>) -> Result<(), HpackError> {
-        if coded.len() > MAX_CODED {
+        if coded.len() > MAX_CODED || coded.is_empty() {
             return huffman::decode(coded, dst);
         }
-        if self.slots.is_empty() {
-            self.slots.resize_with(SLOTS, Slot::default);
-        }
-        let at = slot_of(coded);
-        let Some(slot) = self.slots.get_mut(at) else {
-            return huffman::decode(coded, dst);
-        };
-        if !slot.coded.is_empty() && slot.coded == coded {
-            dst.extend_from_slice(&slot.decoded);
+        let tag = tag_of(coded);
+        if let Some(hit) = self.slots.iter().find(|s| s.tag == tag && s.coded == coded) {
+            dst.extend_from_slice(&hit.decoded);
             return Ok(());
         }
         let start = dst.len();
         huffman::decode(coded, dst)?;
-        slot.coded.clear();
-        slot.coded.extend_from_slice(coded);
-        slot.decoded.clear();
-        slot.decoded
-            .extend_from_slice(dst.get(start..).unwrap_or_default());
+        if self.slots.len() < SLOTS {
+            self.slots.push(Slot::default());
+        }
+        let at = self.next % self.slots.len().max(1);
+        self.next = (at + 1) % SLOTS;
+        if let Some(slot) = self.slots.get_mut(at) {
+            slot.tag = tag;
+            slot.coded.clear();
+            slot.coded.extend_from_slice(coded);
+            slot.decoded.clear();
+            slot.decoded
+                .extend_from_slice(dst.get(start..).unwrap_or_default());
+        }
         Ok(())
     }
 }
 
-/// The slot of a coded string: its length and its first and last 8 bytes
-/// (the parts that differ between field values of one backend: dates differ
-/// in their last bytes), mixed by one multiplication.
-fn slot_of(coded: &[u8]) -> usize {
+/// The tag of a coded string: its length and its first and last 8 bytes
+/// (dates of one backend differ in their last bytes), mixed.
+fn tag_of(coded: &[u8]) -> u64 {
     let n = coded.len();
     let word = |b: &[u8]| match <[u8; 8]>::try_from(b) {
         Ok(w) => u64::from_le_bytes(w),
@@ -73,8 +78,7 @@ fn slot_of(coded: &[u8]) -> usize {
     };
     let head = word(coded.get(..n.min(8)).unwrap_or_default());
     let tail = word(coded.get(n.saturating_sub(8)..).unwrap_or_default());
-    let h = (head ^ tail.rotate_left(29) ^ n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    (h >> 56) as usize % SLOTS
+    head ^ tail.rotate_left(29) ^ (n as u64).rotate_right(8)
 }
 
 #[cfg(test)]
@@ -104,6 +108,35 @@ mod tests {
                 assert_eq!(&dst[..6], b"prefix");
             }
         }
+    }
+
+    #[test]
+    fn a_response_worth_of_strings_all_hit_after_the_first_round() {
+        let fields: Vec<Vec<u8>> = [
+            &b"nginx/1.22.1"[..],
+            b"Tue, 01 Dec 2026 07:05:12 GMT",
+            b"Tue, 01 Dec 2026 05:50:01 GMT",
+            b"application/octet-stream",
+            b"100",
+            b"\"674a1c2b-64\"",
+            b"bytes",
+            b"text/html",
+            b"2 drover",
+        ]
+        .iter()
+        .map(|v| coded(v))
+        .collect();
+        let mut r = Recent::default();
+        for f in &fields {
+            r.decode(f, &mut Vec::new()).unwrap();
+        }
+        let filled = r.next;
+        for _ in 0..5 {
+            for f in &fields {
+                r.decode(f, &mut Vec::new()).unwrap();
+            }
+        }
+        assert_eq!(r.next, filled, "a miss replaced an entry");
     }
 
     #[test]

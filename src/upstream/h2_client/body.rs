@@ -107,6 +107,10 @@ impl Body for RespBody {
         let Some(h) = &self.recv else {
             return true;
         };
+        // Bytes still due by content-length: not at its end, without the lock.
+        if self.left.is_some_and(|n| n > 0) {
+            return false;
+        }
         let conn = h.lock();
         conn.streams
             .get(&h.id)
