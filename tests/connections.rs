@@ -346,3 +346,63 @@ fn a_port_held_by_another_reuseport_server_is_refused() {
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
 }
+
+// ---- connections spread over the workers ----
+
+/// `drover_worker_connections` per worker, from `/metrics`.
+async fn worker_connections(d: &Drover) -> Vec<usize> {
+    let text = common::get_text(&d.admin_url("/metrics")).await;
+    text.lines()
+        .filter(|l| l.starts_with("drover_worker_connections{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect()
+}
+
+/// The kernel hashes each connection to one worker's `SO_REUSEPORT` socket,
+/// so a few long-lived ones may all land on one worker; the accepting worker
+/// hands a connection to the least loaded one when it carries one more.
+/// Thirty connections opened one after another on three workers end up
+/// within 1 of each other (by chance alone, about one time in 37), every
+/// one of them is served, and closing them brings every count back to 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_are_spread_over_the_workers() {
+    let b = Backend::start("b");
+    let d = Drover::start(&with_server_keys(&one_pool(&[b.addr], ""), "threads = 3"));
+    let mut held = Vec::new();
+    for i in 0..30 {
+        held.push(TcpStream::connect(d.proxy).unwrap());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let counts = worker_connections(&d).await;
+            if counts.iter().sum::<usize>() == i + 1 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "connection {i} not counted: {counts:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    let counts = worker_connections(&d).await;
+    assert_eq!(counts.len(), 3, "one gauge per worker: {counts:?}");
+    let (max, min) = (counts.iter().max().unwrap(), counts.iter().min().unwrap());
+    assert!(max - min <= 1, "connections not spread: {counts:?}");
+
+    // Whichever worker took it, each connection is served.
+    for s in &mut held {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut buf = [0u8; 4096];
+        let n = s.read(&mut buf).unwrap();
+        let head = String::from_utf8_lossy(&buf[..n]);
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    }
+    drop(held);
+    common::wait_until("every worker's count back to 0", 10, async || {
+        worker_connections(&d).await.iter().all(|&n| n == 0)
+    })
+    .await;
+    let metrics = common::get_text(&d.admin_url("/metrics")).await;
+    assert!(metrics.contains("# TYPE drover_worker_moves_total counter"));
+}

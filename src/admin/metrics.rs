@@ -146,6 +146,31 @@ fn http1_codec_metrics(out: &mut String) {
     );
 }
 
+/// `drover_worker_connections{worker}` and `drover_worker_moves_total`: the
+/// client connections each worker serves, and those handed from the
+/// accepting worker to a less loaded one ([`crate::proxy::spread`]).
+fn worker_metrics(out: &mut String) {
+    let Some(spread) = crate::proxy::spread::Spread::current() else {
+        return;
+    };
+    header(
+        out,
+        "drover_worker_connections",
+        "gauge",
+        "Client connections each worker thread serves now.",
+    );
+    for (i, n) in spread.connections().iter().enumerate() {
+        let _ = writeln!(out, "drover_worker_connections{{worker=\"{i}\"}} {n}");
+    }
+    header(
+        out,
+        "drover_worker_moves_total",
+        "counter",
+        "Client connections handed from the worker that accepted them to a less loaded one.",
+    );
+    let _ = writeln!(out, "drover_worker_moves_total {}", spread.moved());
+}
+
 /// `drover_rate_limited_total{route}`: requests refused by each route's
 /// `rate_limit` (label: the route's `name`, else its index), since start.
 fn rate_limit_metrics(out: &mut String) {
@@ -177,6 +202,7 @@ pub fn render<'a>(
     proxy_error_metrics(&mut out, pools);
     rate_limit_metrics(&mut out);
     http1_codec_metrics(&mut out);
+    worker_metrics(&mut out);
     process_metrics(&mut out);
     out
 }

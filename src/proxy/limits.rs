@@ -125,12 +125,21 @@ pub struct ConnSlot {
     open: Arc<std::sync::atomic::AtomicUsize>,
     /// Its count under `server.max_connections_per_client`, when that is on.
     client: Option<super::client_conns::ClientConn>,
+    /// Its count against the worker serving it ([`super::spread`]).
+    worker: Option<super::spread::Serving>,
 }
 
 impl ConnSlot {
     /// Holds `c` (the connection's count for its client IP) as long as this slot.
     pub fn with_client(mut self, c: Option<super::client_conns::ClientConn>) -> ConnSlot {
         self.client = c;
+        self
+    }
+
+    /// Holds `w` (the connection's count against its worker) as long as this
+    /// slot, in place of any it held.
+    pub fn with_worker(mut self, w: super::spread::Serving) -> ConnSlot {
+        self.worker = Some(w);
         self
     }
 }
@@ -223,6 +232,7 @@ impl ConnLimit {
             _permit: permit,
             open: self.open.clone(),
             client: None,
+            worker: None,
         }
     }
 }

@@ -21,6 +21,7 @@ pub mod request_id;
 pub mod route_rules;
 pub mod router;
 pub mod server;
+pub mod spread;
 pub mod sticky;
 pub mod tls;
 pub mod trace_context;

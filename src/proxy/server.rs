@@ -15,7 +15,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 
@@ -30,6 +30,7 @@ pub use super::listen::{bind_all, bind_reuseport, listen_error};
 use super::prepare::{self, Downstream};
 use super::request_id;
 use super::router::Router;
+use super::spread::Spread;
 use crate::config::{Http1Codec, Http2Codec, ServerConfig};
 
 /// State every worker reads; the router is swapped whole on reload.
@@ -43,6 +44,8 @@ enum WorkerCmd {
     Listen(std::net::TcpListener),
     /// Stop accepting on the listener bound to this address (open connections finish).
     Unlisten(SocketAddr),
+    /// Serve this connection, accepted by another worker ([`super::spread`]).
+    Adopt(Box<NewConn<std::net::TcpStream>>),
 }
 
 /// A running set of proxy workers.
@@ -107,10 +110,17 @@ impl Workers {
             .then(|| ClientConns::new(server.max_connections_per_client));
         let (tx, rx) = watch::channel(false);
         let mut threads = Vec::new();
-        let mut cmds = Vec::new();
+        let (cmds, mut cmd_rxs): (Vec<_>, Vec<_>) =
+            listeners.iter().map(|_| mpsc::unbounded_channel()).unzip();
+        let peers = Arc::new(cmds.clone());
+        let spread = Spread::new(listeners.len());
         for (i, ls) in listeners.into_iter().enumerate() {
-            let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
-            cmds.push(cmd_tx);
+            let cmd_rx = cmd_rxs.remove(0);
+            let place = Placement {
+                me: i,
+                spread: spread.clone(),
+                peers: peers.clone(),
+            };
             let shared = shared.clone();
             let rx = rx.clone();
             let server = server.clone();
@@ -128,6 +138,7 @@ impl Workers {
                             limit,
                             https_port,
                             per_client,
+                            place,
                         };
                         worker(ls, plain, acceptor, cmd_rx, init)
                     })?,
@@ -208,6 +219,81 @@ struct WorkerInit {
     https_port: Option<u16>,
     /// `server.max_connections_per_client`, when set.
     per_client: Option<Arc<ClientConns>>,
+    place: Placement,
+}
+
+/// A worker's place among the others: where it hands connections over.
+#[derive(Clone)]
+struct Placement {
+    /// This worker's index.
+    me: usize,
+    spread: Arc<Spread>,
+    /// Every worker's commands, by index.
+    peers: Arc<Vec<mpsc::UnboundedSender<WorkerCmd>>>,
+}
+
+/// A client connection accepted and holding its slot, not yet served.
+struct NewConn<S> {
+    stream: S,
+    client: SocketAddr,
+    slot: ConnSlot,
+    /// When it was accepted.
+    at: Instant,
+    /// The TLS listener's acceptor, for a connection accepted there.
+    tls: Option<TlsAcceptor>,
+    /// `server.https_redirect` (plain listeners): the TLS port.
+    https_port: Option<u16>,
+}
+
+impl<S> NewConn<S> {
+    /// The same connection over `f(stream)`; the error drops it (closed).
+    fn map_stream<T>(self, f: impl FnOnce(S) -> std::io::Result<T>) -> Option<NewConn<T>> {
+        match f(self.stream) {
+            Ok(stream) => Some(NewConn {
+                stream,
+                client: self.client,
+                slot: self.slot,
+                at: self.at,
+                tls: self.tls,
+                https_port: self.https_port,
+            }),
+            Err(e) => {
+                tracing::debug!(client = %self.client, error = %e, "cannot move a connection between workers; closed");
+                None
+            }
+        }
+    }
+}
+
+impl NewConn<TcpStream> {
+    /// Where this connection is served: here (returned), or handed to the
+    /// worker [`super::spread::pick`] chose (`None`).
+    fn place(self, place: &Placement) -> Option<NewConn<TcpStream>> {
+        let (to, serving) = place.spread.place(place.me);
+        let mut conn = NewConn {
+            slot: self.slot.with_worker(serving),
+            ..self
+        };
+        if to == place.me {
+            return Some(conn);
+        }
+        if let Some(peer) = place.peers.get(to) {
+            let moving = conn.map_stream(TcpStream::into_std)?;
+            match peer.send(WorkerCmd::Adopt(Box::new(moving))) {
+                Ok(()) => return None,
+                // That worker is stopping: served here after all.
+                Err(mpsc::error::SendError(WorkerCmd::Adopt(c))) => {
+                    conn = (*c).map_stream(TcpStream::from_std)?;
+                }
+                Err(_) => return None,
+            }
+        }
+        place.spread.unmoved();
+        Some(NewConn {
+            slot: conn.slot.with_worker(place.spread.serve(place.me)),
+            ..conn
+        })
+    }
 }
 
 /// What an accept loop needs (cloned per listener).
@@ -220,6 +306,7 @@ struct AcceptCtx {
     limit: ConnLimit,
     https_port: Option<u16>,
     per_client: Option<Arc<ClientConns>>,
+    place: Placement,
 }
 
 /// One worker thread: the first `plain` listeners serve HTTP, the rest TLS.
@@ -237,6 +324,7 @@ fn worker(
         limit,
         https_port,
         per_client,
+        place,
     } = init;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -264,6 +352,7 @@ fn worker(
             limit: limit.clone(),
             https_port,
             per_client,
+            place,
         };
         let mut accepts = Vec::new();
         // Per-listener stop switches, by bound address (plain listeners only).
@@ -287,6 +376,11 @@ fn worker(
                 _ = stopped(&mut shutdown) => break,
                 cmd = cmds.recv() => match cmd {
                     Some(WorkerCmd::Listen(l)) => accepts.push(spawn_accept(l, None, &mut stops)),
+                    Some(WorkerCmd::Adopt(c)) => {
+                        if let Some(c) = (*c).map_stream(TcpStream::from_std) {
+                            serve_new(c, &ctx);
+                        }
+                    }
                     Some(WorkerCmd::Unlisten(addr)) => {
                         for (_, tx) in stops.iter().filter(|(a, _)| *a == addr) {
                             let _ = tx.send(true);
@@ -319,17 +413,10 @@ async fn accept_loop(
     ctx: AcceptCtx,
     mut unlisten: watch::Receiver<bool>,
 ) {
-    let AcceptCtx {
-        builder,
-        shared,
-        mut shutdown,
-        server,
-        limit,
-        https_port,
-        per_client,
-    } = ctx;
+    let mut shutdown = ctx.shutdown.clone();
+    let limit = &ctx.limit;
     // The redirect to https is for the plain listeners only.
-    let https_port = https_port.filter(|_| tls.is_none());
+    let https_port = ctx.https_port.filter(|_| tls.is_none());
     let listener = match TcpListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => {
@@ -349,7 +436,7 @@ async fn accept_loop(
                 }
             },
         };
-        let client_conn = match &per_client {
+        let client_conn = match &ctx.per_client {
             Some(pc) => match pc.try_open(client.ip()) {
                 Some(c) => Some(c),
                 None => {
@@ -370,52 +457,77 @@ async fn accept_loop(
             _ = stopped(&mut unlisten) => return,
             slot = limit.acquire() => slot,
         };
-        let _ = stream.set_nodelay(true);
-        let (builder, shared, shutdown) = (builder.clone(), shared.clone(), shutdown.clone());
-        let accepted = Accepted {
+        let conn = NewConn {
+            stream,
+            client,
             slot: slot.with_client(client_conn),
             at: Instant::now(),
-            idle: server.idle_timeout,
-            head: server.header_read_timeout,
-        };
-        let serving = limit.in_service();
-        let handshake_timeout = server.header_read_timeout;
-        let tls = tls.clone();
-        let limits = Limits {
-            max_head: server.max_header_bytes.max(8192),
-            idle: server.idle_timeout,
-            head: server.header_read_timeout,
-        };
-        let native = (tls.is_none() && server.http1_codec == Http1Codec::Native).then_some(limits);
-        let down = Downstream {
-            client,
-            proto: if tls.is_none() { "http" } else { "https" },
+            tls: tls.clone(),
             https_port,
         };
-        let h2 = (server.http2_codec == Http2Codec::Native).then_some(limits);
-        let cfg = ConnCfg { down, native, h2 };
-        tokio::spawn(async move {
-            // Counted until this task ends, even by a panic.
-            let _serving = serving;
-            match tls {
-                None => {
-                    serve_connection(stream, builder, shared, shutdown, accepted, cfg, false).await
-                }
-                Some(acceptor) => {
-                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-                        Ok(Ok(s)) => {
-                            let h2 = s.get_ref().1.alpn_protocol() == Some(b"h2");
-                            serve_connection(s, builder, shared, shutdown, accepted, cfg, h2).await
-                        }
-                        Ok(Err(e)) => {
-                            tracing::debug!(client = %client, error = %e, "TLS handshake failed")
-                        }
-                        Err(_) => tracing::debug!(client = %client, "TLS handshake timed out"),
+        if let Some(conn) = conn.place(&ctx.place) {
+            serve_new(conn, &ctx);
+        }
+    }
+}
+
+/// Serves a connection on this worker, in its own task.
+fn serve_new(conn: NewConn<TcpStream>, ctx: &AcceptCtx) {
+    let NewConn {
+        stream,
+        client,
+        slot,
+        at,
+        tls,
+        https_port,
+    } = conn;
+    let server = &ctx.server;
+    let _ = stream.set_nodelay(true);
+    let (builder, shared, shutdown) = (
+        ctx.builder.clone(),
+        ctx.shared.clone(),
+        ctx.shutdown.clone(),
+    );
+    let accepted = Accepted {
+        slot,
+        at,
+        idle: server.idle_timeout,
+        head: server.header_read_timeout,
+    };
+    let serving = ctx.limit.in_service();
+    let handshake_timeout = server.header_read_timeout;
+    let limits = Limits {
+        max_head: server.max_header_bytes.max(8192),
+        idle: server.idle_timeout,
+        head: server.header_read_timeout,
+    };
+    let native = (tls.is_none() && server.http1_codec == Http1Codec::Native).then_some(limits);
+    let down = Downstream {
+        client,
+        proto: if tls.is_none() { "http" } else { "https" },
+        https_port,
+    };
+    let h2 = (server.http2_codec == Http2Codec::Native).then_some(limits);
+    let cfg = ConnCfg { down, native, h2 };
+    tokio::spawn(async move {
+        // Counted until this task ends, even by a panic.
+        let _serving = serving;
+        match tls {
+            None => serve_connection(stream, builder, shared, shutdown, accepted, cfg, false).await,
+            Some(acceptor) => {
+                match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(s)) => {
+                        let h2 = s.get_ref().1.alpn_protocol() == Some(b"h2");
+                        serve_connection(s, builder, shared, shutdown, accepted, cfg, h2).await
                     }
+                    Ok(Err(e)) => {
+                        tracing::debug!(client = %client, error = %e, "TLS handshake failed")
+                    }
+                    Err(_) => tracing::debug!(client = %client, "TLS handshake timed out"),
                 }
             }
-        });
-    }
+        }
+    });
 }
 
 /// One accepted client connection: its slot under `max_connections` and its deadlines.
