@@ -118,7 +118,12 @@ http {
   access_log off;
   client_body_temp_path $run/tmp; proxy_temp_path $run/tmp; fastcgi_temp_path $run/tmp;
   uwsgi_temp_path $run/tmp; scgi_temp_path $run/tmp;
-  upstream be { server 127.0.0.1:18181; server 127.0.0.1:18182; keepalive 512; }
+  # nginx closes a client connection after keepalive_requests (default 1000) requests, and
+  # h2load does not reconnect: every nginx cell was 0 req/s or all-bad until this was raised.
+  keepalive_requests 1000000;
+  # max_fails=0: one "upstream sent frame for unknown stream" (nginx's grpc module on the
+  # backend's early-answered gRPC stream) must not take a backend out for 10 s.
+  upstream be { server 127.0.0.1:18181 max_fails=0; server 127.0.0.1:18182 max_fails=0; keepalive 512; keepalive_requests 1000000; }
   server { listen 127.0.0.1:18190 http2; location / { grpc_pass grpc://be; } }
 }
 EOF
