@@ -180,15 +180,18 @@ fn ip_value(ip: IpAddr) -> HeaderValue {
     super::value_arena::header_value(|b| write_ip(b, ip))
 }
 
-/// Appends `item` to a comma-separated list header, folding repeated fields into one.
+/// Appends `item` to a comma-separated list header, folding repeated fields
+/// into one. One lookup of `name` (the entry) whether it is there or not.
 fn append_list(headers: &mut HeaderMap, name: &HeaderName, item: HeaderValue) {
-    let mut existing = headers.get_all(name).iter().peekable();
-    if existing.peek().is_none() {
-        headers.insert(name, item);
-        return;
-    }
+    let mut existing = match headers.entry(name) {
+        header::Entry::Vacant(v) => {
+            v.insert(item);
+            return;
+        }
+        header::Entry::Occupied(o) => o,
+    };
     let mut joined = String::new();
-    for v in existing {
+    for v in existing.iter() {
         if let Ok(s) = v.to_str() {
             if !joined.is_empty() {
                 joined.push_str(", ");
@@ -201,7 +204,7 @@ fn append_list(headers: &mut HeaderMap, name: &HeaderName, item: HeaderValue) {
     }
     joined.push_str(item.to_str().unwrap_or(""));
     if let Ok(v) = HeaderValue::from_str(&joined) {
-        headers.insert(name, v);
+        existing.insert(v);
     }
 }
 
