@@ -378,6 +378,18 @@ fn stateless_encoding() {
         hex("1008 7061 7373 776f 7264 0673 6563 7265 74")
     );
     assert_eq!(enc(":method", "GET", true), hex("1203 4745 54"));
+    // Lengths past the 7-bit prefix: 127 + continuation bytes (§5.1).
+    let long_name = "x".repeat(200);
+    let long_value = "v".repeat(20_000);
+    let b = enc(&long_name, &long_value, false);
+    let mut want = hex("00 7f49");
+    want.extend_from_slice(long_name.as_bytes());
+    want.extend_from_slice(&hex("7fa1 9b01"));
+    want.extend_from_slice(long_value.as_bytes());
+    assert_eq!(b, want);
+    // A static name (index 15 past the 4-bit prefix: 0f 00) with a long value.
+    let b = enc("accept-charset", &long_value, false);
+    assert_eq!(b.get(..5), Some(&hex("0f00 7fa1 9b")[..]));
     assert_eq!(enc("www-authenticate", "x", false), hex("0f2e 0178"));
     let status = |s: u16| {
         let mut b = BytesMut::new();
