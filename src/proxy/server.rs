@@ -110,12 +110,11 @@ impl Workers {
             .then(|| ClientConns::new(server.max_connections_per_client));
         let (tx, rx) = watch::channel(false);
         let mut threads = Vec::new();
-        let (cmds, mut cmd_rxs): (Vec<_>, Vec<_>) =
+        let (cmds, cmd_rxs): (Vec<_>, Vec<_>) =
             listeners.iter().map(|_| mpsc::unbounded_channel()).unzip();
         let peers = Arc::new(cmds.clone());
         let spread = Spread::new(listeners.len());
-        for (i, ls) in listeners.into_iter().enumerate() {
-            let cmd_rx = cmd_rxs.remove(0);
+        for ((i, ls), cmd_rx) in listeners.into_iter().enumerate().zip(cmd_rxs) {
             let place = Placement {
                 me: i,
                 spread: spread.clone(),
@@ -280,7 +279,10 @@ impl NewConn<TcpStream> {
         if let Some(peer) = place.peers.get(to) {
             let moving = conn.map_stream(TcpStream::into_std)?;
             match peer.send(WorkerCmd::Adopt(Box::new(moving))) {
-                Ok(()) => return None,
+                Ok(()) => {
+                    place.spread.count_move();
+                    return None;
+                }
                 // That worker is stopping: served here after all.
                 Err(mpsc::error::SendError(WorkerCmd::Adopt(c))) => {
                     conn = (*c).map_stream(TcpStream::from_std)?;
@@ -288,7 +290,6 @@ impl NewConn<TcpStream> {
                 Err(_) => return None,
             }
         }
-        place.spread.unmoved();
         Some(NewConn {
             slot: conn.slot.with_worker(place.spread.serve(place.me)),
             ..conn

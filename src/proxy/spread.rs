@@ -87,11 +87,7 @@ impl Spread {
     /// Where a connection accepted by worker `me` is served ([`pick`] on the
     /// counts as they are now), and its count there.
     pub fn place(self: &Arc<Spread>, me: usize) -> (usize, Serving) {
-        let now: Vec<usize> = self.connections();
-        let to = pick(&now, me);
-        if to != me {
-            self.moved.fetch_add(1, Ordering::Relaxed);
-        }
+        let to = pick(&self.connections(), me);
         (to, self.serve(to))
     }
 
@@ -119,10 +115,9 @@ impl Spread {
         self.moved.load(Ordering::Relaxed)
     }
 
-    /// A connection was placed elsewhere but served here after all (the
-    /// other worker had stopped): not a move.
-    pub fn unmoved(&self) {
-        self.moved.fetch_sub(1, Ordering::Relaxed);
+    /// Counts a connection handed to another worker.
+    pub fn count_move(&self) {
+        self.moved.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -159,6 +154,8 @@ mod tests {
         assert_eq!((to, s.connections()), (1, vec![2, 1]));
         let (to, d) = s.place(1);
         assert_eq!((to, s.connections()), (1, vec![2, 2]));
+        assert_eq!(s.moved(), 0, "placing is not moving");
+        s.count_move();
         assert_eq!(s.moved(), 1);
         drop((a, b, c, d));
         assert_eq!(s.connections(), vec![0, 0]);
